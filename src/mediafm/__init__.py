@@ -1,0 +1,3 @@
+"""mediafm: contextual shot-level embeddings for long-form video (an open MediaFM)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,5 @@
+import sys
+
+from mediafm.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,70 @@
+"""`mediafm` entry point.
+
+Each subcommand lives in `mediafm.cli.<module>` and defines `add_arguments(parser)` and
+`run(args) -> int`. Modules are imported only for the subcommand that runs, so `mediafm --help`
+stays fast and a broken optional dependency cannot break unrelated commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from mediafm import __version__
+from mediafm.errors import MediafmError
+
+# name -> (module, one-line help). Order is the order shown in --help.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("demo", "synthesise a small catalog and run the whole pipeline end to end"),
+    "shots": ("shots", "detect the shots of one video and print them"),
+    "ingest": ("ingest", "decode titles, detect shots, attach subtitles, write the catalog store"),
+    "encoders": ("encoders", "list the installed encoders with dims and licences"),
+    "encode": ("encode", "(re)compute per-shot video/audio/text embeddings and fused vectors"),
+    "pretrain": ("pretrain", "pretrain the contextual model by masked shot modeling"),
+    "embed": ("embed", "write contextual shot embeddings into the store"),
+    "synth": ("synth", "render a synthetic narrative catalog with labels"),
+    "probe": ("probe", "linear probe of frozen embeddings on a labelled task"),
+    "eval": ("evaluate", "run the comparison grid of embeddings x tasks"),
+    "index": ("index", "build or update the vector index over the store"),
+    "search": ("search", "find shots by shot, clip or text"),
+    "serve": ("serve", "serve the JSON API and the web explorer"),
+}
+
+
+def _build_parser(command: str | None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mediafm", description="Contextual shot embeddings for long-form video.")
+    parser.add_argument("--version", action="version", version=f"mediafm {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == command:
+            importlib.import_module(f"mediafm.cli.{module}").add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if a in COMMANDS), None)
+    parser = _build_parser(command)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if not args.command:
+        parser.print_help()
+        return 2
+    module = importlib.import_module(f"mediafm.cli.{COMMANDS[args.command][0]}")
+    try:
+        return int(module.run(args) or 0)
+    except MediafmError as exc:
+        print(f"mediafm {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"mediafm {args.command}: interrupted (finished work is kept; re-run to resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,270 @@
+"""The catalog store layout and its reader/writer.
+
+    STORE/
+      store.json                     format marker and version
+      titles/<title_id>.parquet      one row per title; written LAST, so its presence means "done"
+      shots/<title_id>.parquet       one row per shot (see SHOT_COLUMNS)
+      failures/<key>.parquet         one row per failed source file (removed when it later succeeds)
+      media/<title_id>/frames.npy    uint8 [n_shots, K, S, S, 3] sampled frames (RGB, centre-cropped)
+      media/<title_id>/audio.npy     int16 [n_samples] mono at AUDIO_RATE (absent without audio)
+      features/<title_id>.parquet    per-shot encoder outputs + fused vector (see encoders)
+      meta/<title_id>.npy            float32 [D_text] embedding of the title metadata ([GLOBAL])
+      contextual/<model_id>/...      per-shot contextual embeddings from a pretrained model
+
+Every table is a folder of per-title Parquet files: pandas/pyarrow read the folder
+(`pd.read_parquet("STORE/shots")`), DuckDB reads `STORE/shots/*.parquet`. Per-title files make
+each write atomic and independent, so runs resume and Ray workers write shards without locks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mediafm.errors import StoreError
+from mediafm.store.arrays import from_fixed_list, to_fixed_list
+from mediafm.store.atomic import write_json_atomic, write_npy_atomic, write_parquet_atomic
+
+STORE_FORMAT = "mediafm-store"
+STORE_VERSION = 1
+AUDIO_RATE = 16_000
+
+TITLE_COLUMNS = [
+    "title_id", "path", "source_key", "duration_s", "has_video", "has_audio", "width", "height",
+    "rotation", "n_frames", "n_shots", "detector", "subtitle_source", "meta_json", "warnings_json",
+    "ingested_at",
+]
+SHOT_COLUMNS = ["title_id", "shot_index", "start_frame", "end_frame", "start_s", "end_s", "text", "text_source"]
+FAILURE_COLUMNS = ["source_key", "path", "stage", "error_type", "message", "failed_at"]
+
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def source_key(path: str | Path) -> str:
+    """Identity of a source file for resume: absolute path + size + mtime (cheap, no hashing)."""
+    p = Path(path).resolve()
+    st = p.stat()
+    raw = f"{p}|{st.st_size}|{st.st_mtime_ns}"
+    return hashlib.sha1(raw.encode()).hexdigest()[:16]
+
+
+def title_id_for(path: str | Path) -> str:
+    """A file-system-safe id from the file stem (labels CSVs name titles by stem)."""
+    stem = Path(path).stem
+    safe = _SAFE.sub("_", stem).strip("._") or "title"
+    return safe[:120]
+
+
+class Store:
+    """A catalog store folder. Cheap to construct; tables are read lazily."""
+
+    def __init__(self, root: str | Path, create: bool = False):
+        self.root = Path(root)
+        marker = self.root / "store.json"
+        if create:
+            self.root.mkdir(parents=True, exist_ok=True)
+            if not marker.exists():
+                write_json_atomic({"format": STORE_FORMAT, "version": STORE_VERSION}, marker)
+        elif not marker.exists():
+            raise StoreError(self.root, "not a mediafm store (no store.json); run `mediafm ingest` first")
+        else:
+            info = json.loads(marker.read_text())
+            if info.get("format") != STORE_FORMAT:
+                raise StoreError(marker, "unknown store format")
+
+    # ---------------------------------------------------------------- paths
+    def _table_dir(self, table: str) -> Path:
+        return self.root / table
+
+    def _table_file(self, table: str, title_id: str) -> Path:
+        return self.root / table / f"{title_id}.parquet"
+
+    def media_dir(self, title_id: str) -> Path:
+        return self.root / "media" / title_id
+
+    # ---------------------------------------------------------------- tables
+    def _read_table(self, table: str, columns: list[str] | None = None) -> pd.DataFrame:
+        d = self._table_dir(table)
+        files = sorted(f for f in d.glob("*.parquet")) if d.exists() else []
+        if not files:
+            return pd.DataFrame(columns=columns or [])
+        return pa.concat_tables([pq.read_table(f, columns=columns) for f in files]).to_pandas()
+
+    def titles(self) -> pd.DataFrame:
+        df = self._read_table("titles")
+        return df.sort_values("title_id").reset_index(drop=True) if len(df) else pd.DataFrame(columns=TITLE_COLUMNS)
+
+    def title_ids(self) -> list[str]:
+        d = self._table_dir("titles")
+        return sorted(f.stem for f in d.glob("*.parquet")) if d.exists() else []
+
+    def title(self, title_id: str) -> dict:
+        f = self._table_file("titles", title_id)
+        if not f.exists():
+            raise StoreError(self.root, f"no title {title_id!r} in the store")
+        return pq.read_table(f).to_pylist()[0]
+
+    def has_title(self, title_id: str) -> bool:
+        return self._table_file("titles", title_id).exists()
+
+    def done_keys(self) -> set[str]:
+        df = self._read_table("titles", columns=["source_key"])
+        return set(df["source_key"]) if len(df) else set()
+
+    def shots(self, title_id: str | None = None) -> pd.DataFrame:
+        if title_id is None:
+            df = self._read_table("shots")
+            return df.sort_values(["title_id", "shot_index"]).reset_index(drop=True) if len(df) else pd.DataFrame(columns=SHOT_COLUMNS)
+        f = self._table_file("shots", title_id)
+        if not f.exists():
+            raise StoreError(self.root, f"no shots for title {title_id!r}")
+        return pq.read_table(f).to_pandas()
+
+    def failures(self) -> pd.DataFrame:
+        df = self._read_table("failures")
+        return df if len(df) else pd.DataFrame(columns=FAILURE_COLUMNS)
+
+    # ---------------------------------------------------------------- writes
+    def write_title(self, record: dict, shots: pd.DataFrame, frames: np.ndarray | None,
+                    audio: np.ndarray | None) -> None:
+        """Write one ingested title: media, shots, then the title row last (the commit point)."""
+        tid = record["title_id"]
+        missing = set(SHOT_COLUMNS) - set(shots.columns)
+        if missing:
+            raise StoreError(self.root, f"shots table for {tid} lacks columns {sorted(missing)}")
+        if frames is not None:
+            write_npy_atomic(frames, self.media_dir(tid) / "frames.npy")
+        if audio is not None:
+            write_npy_atomic(audio.astype(np.int16, copy=False), self.media_dir(tid) / "audio.npy")
+        write_parquet_atomic(pa.Table.from_pandas(shots[SHOT_COLUMNS], preserve_index=False),
+                             self._table_file("shots", tid))
+        row = {c: record.get(c) for c in TITLE_COLUMNS}
+        row["ingested_at"] = row["ingested_at"] or time.time()
+        write_parquet_atomic(pa.Table.from_pylist([row]), self._table_file("titles", tid))
+        self.clear_failure(record["source_key"])
+
+    def record_failure(self, key: str, path: str | Path, stage: str, exc: BaseException) -> None:
+        problem = getattr(exc, "problem", None) or str(exc) or type(exc).__name__
+        row = {"source_key": key, "path": str(path), "stage": stage, "error_type": type(exc).__name__,
+               "message": problem, "failed_at": time.time()}
+        write_parquet_atomic(pa.Table.from_pylist([row]), self._table_file("failures", key))
+
+    def clear_failure(self, key: str) -> None:
+        self._table_file("failures", key).unlink(missing_ok=True)
+
+    # ---------------------------------------------------------------- media arrays
+    def frames(self, title_id: str) -> np.ndarray | None:
+        f = self.media_dir(title_id) / "frames.npy"
+        return np.load(f, mmap_mode="r") if f.exists() else None
+
+    def audio(self, title_id: str) -> np.ndarray | None:
+        """int16 mono samples at AUDIO_RATE, memory-mapped; None for titles without audio."""
+        f = self.media_dir(title_id) / "audio.npy"
+        return np.load(f, mmap_mode="r") if f.exists() else None
+
+    # ---------------------------------------------------------------- features
+    def write_features(self, title_id: str, columns: dict[str, np.ndarray | list], encoders: dict) -> None:
+        """Per-shot features. 2-D float arrays become fixed-size lists; `encoders` goes to metadata.
+
+        `encoders` maps modality -> {"name":..., "version":..., "dim":...}; readers refuse to mix sets.
+        """
+        n = len(self.shots(title_id))
+        arrays = {"title_id": pa.array([title_id] * n), "shot_index": pa.array(np.arange(n, dtype=np.int32))}
+        for name, value in columns.items():
+            if isinstance(value, np.ndarray) and value.ndim == 2:
+                arrays[name] = to_fixed_list(value)
+            else:
+                arrays[name] = pa.array(value)
+            if len(arrays[name]) != n:
+                raise StoreError(self.root, f"feature {name!r} for {title_id} has {len(arrays[name])} rows, title has {n} shots")
+        table = pa.table(arrays).replace_schema_metadata({"mediafm.encoders": json.dumps(encoders, sort_keys=True)})
+        write_parquet_atomic(table, self._table_file("features", title_id))
+
+    def has_features(self, title_id: str) -> bool:
+        return self._table_file("features", title_id).exists()
+
+    def feature_encoders(self, title_id: str) -> dict:
+        meta = pq.read_schema(self._table_file("features", title_id)).metadata or {}
+        return json.loads(meta.get(b"mediafm.encoders", b"{}"))
+
+    def features(self, title_id: str, column: str = "fused") -> np.ndarray:
+        f = self._table_file("features", title_id)
+        if not f.exists():
+            raise StoreError(self.root, f"no features for title {title_id!r}; run `mediafm encode`")
+        col = pq.read_table(f, columns=[column]).column(column)
+        if pa.types.is_fixed_size_list(col.type):
+            return from_fixed_list(col)
+        return col.to_numpy(zero_copy_only=False)
+
+    def feature_table(self, title_id: str, columns: Iterable[str] | None = None) -> pa.Table:
+        return pq.read_table(self._table_file("features", title_id), columns=list(columns) if columns else None)
+
+    def check_encoders(self, title_ids: Iterable[str] | None = None) -> dict:
+        """The one encoder set used across titles; StoreError if titles were encoded differently."""
+        seen: dict[str, str] = {}
+        first: dict | None = None
+        for tid in title_ids if title_ids is not None else self.title_ids():
+            if not self.has_features(tid):
+                continue
+            enc = self.feature_encoders(tid)
+            if first is None:
+                first, seen["first"] = enc, tid
+            elif enc != first:
+                raise StoreError(self.root, f"titles {seen['first']} and {tid} were encoded with different encoders "
+                                 f"({first} vs {enc}); re-run `mediafm encode` to make them consistent")
+        return first or {}
+
+    def write_meta_embedding(self, title_id: str, vector: np.ndarray | None) -> None:
+        f = self.root / "meta" / f"{title_id}.npy"
+        if vector is None:
+            f.unlink(missing_ok=True)
+        else:
+            write_npy_atomic(np.asarray(vector, dtype=np.float32), f)
+
+    def meta_embedding(self, title_id: str) -> np.ndarray | None:
+        f = self.root / "meta" / f"{title_id}.npy"
+        return np.load(f) if f.exists() else None
+
+    # ---------------------------------------------------------------- contextual embeddings
+    def contextual_dir(self, model_id: str) -> Path:
+        return self.root / "contextual" / model_id
+
+    def model_ids(self) -> list[str]:
+        d = self.root / "contextual"
+        return sorted(p.name for p in d.iterdir() if (p / "model.json").exists()) if d.exists() else []
+
+    def write_contextual(self, model_id: str, title_id: str, shots: np.ndarray, cls: np.ndarray, model_info: dict) -> None:
+        d = self.contextual_dir(model_id)
+        if not (d / "model.json").exists():
+            write_json_atomic(model_info, d / "model.json")
+        write_npy_atomic(np.asarray(cls, dtype=np.float32), d / "cls" / f"{title_id}.npy")
+        table = pa.table({"title_id": pa.array([title_id] * len(shots)),
+                          "shot_index": pa.array(np.arange(len(shots), dtype=np.int32)),
+                          "embedding": to_fixed_list(shots)})
+        write_parquet_atomic(table, d / "shots" / f"{title_id}.parquet")
+
+    def contextual(self, title_id: str, model_id: str | None = None) -> np.ndarray:
+        model_id = model_id or self._only_model()
+        f = self.contextual_dir(model_id) / "shots" / f"{title_id}.parquet"
+        if not f.exists():
+            raise StoreError(self.root, f"no contextual embeddings for {title_id!r} from model {model_id!r}; run `mediafm embed`")
+        return from_fixed_list(pq.read_table(f, columns=["embedding"]).column("embedding"))
+
+    def cls_embedding(self, title_id: str, model_id: str | None = None) -> np.ndarray:
+        model_id = model_id or self._only_model()
+        return np.load(self.contextual_dir(model_id) / "cls" / f"{title_id}.npy")
+
+    def _only_model(self) -> str:
+        ids = self.model_ids()
+        if len(ids) != 1:
+            raise StoreError(self.root, f"store holds {len(ids)} models' embeddings {ids}; name one with --model")
+        return ids[0]
