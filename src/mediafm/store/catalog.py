@@ -152,6 +152,13 @@ class Store:
         write_parquet_atomic(pa.Table.from_pylist([row]), self._table_file("titles", tid))
         self.clear_failure(record["source_key"])
 
+    def write_shots(self, title_id: str, shots: pd.DataFrame) -> None:
+        """Rewrite a title's shots table (e.g. to add ASR text); the row count must not change."""
+        if len(shots) != len(self.shots(title_id)):
+            raise StoreError(self.root, f"rewriting shots of {title_id} must keep the number of shots")
+        write_parquet_atomic(pa.Table.from_pandas(shots[SHOT_COLUMNS], preserve_index=False),
+                             self._table_file("shots", title_id))
+
     def record_failure(self, key: str, path: str | Path, stage: str, exc: BaseException) -> None:
         problem = getattr(exc, "problem", None) or str(exc) or type(exc).__name__
         row = {"source_key": key, "path": str(path), "stage": stage, "error_type": type(exc).__name__,
