@@ -1,0 +1,335 @@
+"""Video decoding with PyAV: stream info and a streaming frame iterator with exact times.
+
+Time: `Frame.pts_s = (pts - first_pts) * time_base`, computed with the stream's Fraction time
+base, so variable-frame-rate video gets its real times (never `index / fps`). Time 0 is the first
+decoded video frame, which is also time 0 for audio and subtitles (see audio.py).
+
+Robustness: every PyAV/FFmpeg error is turned into `MediaDecodeError` naming the file. A corrupt
+packet or frame mid-stream is skipped and reported through `on_warning` (decoding continues).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from mediafm.errors import MediaDecodeError, MissingStreamError
+from mediafm.types import VideoInfo
+
+WarningSink = Callable[[str], None]
+
+# Text subtitle codecs we can read cues from (bitmap subtitles such as dvd_subtitle are skipped).
+TEXT_SUBTITLE_CODECS = frozenset({"mov_text", "subrip", "srt", "webvtt", "ass", "ssa", "text"})
+
+# A decoded title ending this much earlier than its container claims is reported as truncated.
+_TRUNCATION_SLACK_S = 1.0
+
+
+def check_readable(path: str | Path) -> Path:
+    """Fail early, with a clear reason, on paths FFmpeg would report cryptically."""
+    p = Path(path)
+    if not p.exists():
+        raise MediaDecodeError(p, "file does not exist")
+    if p.is_dir():
+        raise MediaDecodeError(p, "is a directory, not a media file")
+    if not os.access(p, os.R_OK):
+        raise MediaDecodeError(p, "permission denied (file is not readable)")
+    if p.stat().st_size == 0:
+        raise MediaDecodeError(p, "file is empty (0 bytes)")
+    return p
+
+
+def open_container(path: str | Path) -> av.container.InputContainer:
+    """Open a media file for reading; every failure becomes MediaDecodeError naming the file."""
+    p = check_readable(path)
+    try:
+        return av.open(str(p), mode="r", metadata_errors="replace")
+    except av.error.PermissionError as e:
+        raise MediaDecodeError(p, "permission denied (file is not readable)") from e
+    except av.error.InvalidDataError as e:
+        raise MediaDecodeError(p, f"not a readable media file or truncated ({_reason(e)})") from e
+    except (av.FFmpegError, OSError, UnicodeDecodeError) as e:
+        raise MediaDecodeError(p, f"cannot open as media ({_reason(e)})") from e
+
+
+def _reason(e: BaseException) -> str:
+    """FFmpeg's own message without PyAV's errno/filename decoration."""
+    msg = getattr(e, "strerror", None) or str(e)
+    return str(msg).strip() or type(e).__name__
+
+
+def _rotation_cw(frame: av.VideoFrame | None, stream: av.video.stream.VideoStream) -> int:
+    """Clockwise display rotation in {0, 90, 180, 270}.
+
+    FFmpeg turns a container's display matrix (or an old `rotate` tag) into frame side data;
+    PyAV's `frame.rotation` reads it as counter-clockwise degrees. The tag is the fallback.
+    """
+    ccw = 0
+    if frame is not None:
+        try:
+            ccw = int(frame.rotation or 0)
+        except (AttributeError, ValueError, TypeError):
+            ccw = 0
+    if ccw == 0:
+        tag = stream.metadata.get("rotate")
+        try:
+            return int(round(float(tag) / 90.0)) * 90 % 360 if tag else 0
+        except ValueError:
+            return 0
+    return int(round(-ccw / 90.0)) * 90 % 360
+
+
+def _first_video_frame(container, stream) -> av.VideoFrame | None:
+    """Decode the first frame of `stream` (probe uses it for rotation and the exact start)."""
+    try:
+        for packet in container.demux(stream):
+            try:
+                for frame in packet.decode():
+                    return frame
+            except av.FFmpegError:
+                continue  # a bad first packet is not fatal for probing
+    except av.FFmpegError:
+        return None
+    return None
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """Read a file's stream information.
+
+    Args:
+        path: a video or audio file in any container FFmpeg reads.
+
+    Returns:
+        VideoInfo with duration, stream kinds, displayed size (after rotation), clockwise
+        rotation, nominal frame rate, time base, codecs and the indices of text subtitle streams.
+
+    Raises:
+        MediaDecodeError: missing/unreadable/empty/non-media/truncated file, or no audio or video
+        stream at all (MissingStreamError).
+    """
+    p = check_readable(path)
+    with open_container(p) as container:
+        video = container.streams.video[0] if container.streams.video else None
+        audio = container.streams.audio[0] if container.streams.audio else None
+        subs = tuple(
+            s.index for s in container.streams.subtitles if s.codec_context.name in TEXT_SUBTITLE_CODECS
+        )
+        if video is None and audio is None:
+            raise MissingStreamError(p, "no audio or video stream")
+        duration = _duration_s(container, video, audio)
+        if video is None:
+            return VideoInfo(
+                duration_s=duration, has_video=False, has_audio=True,
+                audio_codec=audio.codec_context.name, subtitle_streams=subs,
+            )
+        first = _first_video_frame(container, video)
+        if first is None:
+            raise MediaDecodeError(p, "video stream has no decodable frames (corrupt or truncated)")
+        rotation = _rotation_cw(first, video)
+        w, h = first.width, first.height
+        if rotation in (90, 270):
+            w, h = h, w
+        return VideoInfo(
+            duration_s=duration,
+            has_video=True,
+            has_audio=audio is not None,
+            width=w,
+            height=h,
+            rotation=rotation,
+            avg_rate=video.average_rate,
+            time_base=video.time_base,
+            video_codec=video.codec_context.name,
+            audio_codec=audio.codec_context.name if audio is not None else "",
+            subtitle_streams=subs,
+        )
+
+
+def _duration_s(container, video, audio) -> float:
+    """Duration in seconds: the main stream's own duration, else the container's."""
+    for s in (video, audio):
+        if s is not None and s.duration is not None and s.time_base is not None:
+            return float(s.duration * s.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return 0.0
+
+
+@dataclass
+class Frame:
+    """One decoded video frame. Pixels are converted only on request (fast, in C via swscale).
+
+    `index` counts decoded frames in presentation order from 0; `pts_s` is seconds from the first
+    frame, from PTS. `rotation` is the clockwise display rotation applied by `rgb`/`square`.
+    """
+
+    index: int
+    pts_s: float
+    av_frame: av.VideoFrame = field(repr=False)
+    rotation: int = 0
+    size: tuple[int, int] | None = None  # default (width, height) for `image`
+
+    @property
+    def width(self) -> int:
+        """Displayed width (after rotation)."""
+        return self.av_frame.height if self.rotation in (90, 270) else self.av_frame.width
+
+    @property
+    def height(self) -> int:
+        return self.av_frame.width if self.rotation in (90, 270) else self.av_frame.height
+
+    @property
+    def image(self) -> np.ndarray:
+        """RGB uint8 HxWx3 at the iterator's `size` (or native size)."""
+        return self.rgb(*self.size) if self.size else self.rgb()
+
+    def rgb(self, width: int | None = None, height: int | None = None) -> np.ndarray:
+        """RGB uint8 [H, W, 3] of the displayed picture, squashed to width x height if given.
+
+        Width and height are in displayed orientation (after rotation).
+        """
+        w = width or self.width
+        h = height or self.height
+        if self.rotation in (90, 270):
+            w, h = h, w  # scale in coded orientation, then rotate
+        arr = self.av_frame.to_ndarray(width=w, height=h, format="rgb24")
+        return _rotate(arr, self.rotation)
+
+    def square(self, side: int) -> np.ndarray:
+        """RGB uint8 [side, side, 3]: short side scaled to `side`, then centre-cropped."""
+        w, h = self.width, self.height
+        scale = side / min(w, h)
+        sw, sh = max(side, round(w * scale)), max(side, round(h * scale))
+        img = self.rgb(sw, sh)
+        y0, x0 = (sh - side) // 2, (sw - side) // 2
+        return np.ascontiguousarray(img[y0 : y0 + side, x0 : x0 + side])
+
+
+def _rotate(arr: np.ndarray, rotation_cw: int) -> np.ndarray:
+    if rotation_cw == 0:
+        return arr
+    # np.rot90 with positive k turns counter-clockwise; we need clockwise.
+    return np.ascontiguousarray(np.rot90(arr, k=-(rotation_cw // 90)))
+
+
+@dataclass
+class DecodeStats:
+    """Counters filled while iterating (pass one in to read them afterwards)."""
+
+    frames: int = 0
+    skipped_packets: int = 0
+    corrupt_frames: int = 0
+    missing_pts: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+def iter_frames(
+    path: str | Path,
+    size: tuple[int, int] | None = None,
+    *,
+    on_warning: WarningSink | None = None,
+    stats: DecodeStats | None = None,
+) -> Iterator[Frame]:
+    """Decode the first video stream, one frame at a time (never holds the title).
+
+    Args:
+        path: the video file.
+        size: default (width, height) for `Frame.image`; `rgb()`/`square()` take their own sizes.
+        on_warning: called with a one-line message for every skipped corrupt packet/frame.
+        stats: optional DecodeStats filled with counters as frames are decoded.
+
+    Yields:
+        Frame in presentation order with exact `pts_s` (seconds from the first frame).
+
+    Raises:
+        MediaDecodeError: unreadable file; MissingStreamError: no video stream.
+    """
+    p = check_readable(path)
+    stats = stats if stats is not None else DecodeStats()
+
+    def warn(msg: str) -> None:
+        stats.warnings.append(msg)
+        if on_warning is not None:
+            on_warning(f"{p.name}: {msg}")
+
+    with open_container(p) as container:
+        if not container.streams.video:
+            raise MissingStreamError(p, "no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"  # frame + slice threads; output order is unchanged
+        tb: Fraction = stream.time_base or Fraction(1, 90000)
+        # Step used only for frames without a PTS: the nominal frame duration in time-base units.
+        rate = stream.average_rate or stream.guessed_rate or Fraction(25)
+        step = max(1, round(1 / (rate * tb)))
+        rotation: int | None = None
+        first_pts: int | None = None
+        last_pts: int | None = None
+        index = 0
+        packets = container.demux(stream)
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                break
+            except av.FFmpegError as e:
+                # The demuxer itself failed (damaged container): what came so far is kept.
+                stats.skipped_packets += 1
+                warn(f"demuxing stopped after frame {index}: {_reason(e)}")
+                break
+            if packet.is_corrupt:
+                stats.skipped_packets += 1
+                warn(f"corrupt packet at pts {packet.pts} skipped")
+                continue
+            try:
+                frames = packet.decode()
+            except av.FFmpegError as e:
+                stats.skipped_packets += 1
+                warn(f"undecodable packet at pts {packet.pts} skipped ({_reason(e)})")
+                continue
+            for frame in frames:
+                if frame.is_corrupt:
+                    stats.corrupt_frames += 1
+                    warn(f"corrupt frame at pts {frame.pts} skipped")
+                    continue
+                pts = frame.pts
+                if pts is None:
+                    # No timestamp: continue the time line at the nominal rate.
+                    stats.missing_pts += 1
+                    pts = (last_pts + step) if last_pts is not None else 0
+                if last_pts is not None and pts <= last_pts:
+                    # Non-increasing PTS would break shot times; keep the order, nudge forward.
+                    stats.missing_pts += 1
+                    pts = last_pts + 1
+                if first_pts is None:
+                    first_pts = pts
+                    rotation = _rotation_cw(frame, stream)
+                last_pts = pts
+                yield Frame(index, float((pts - first_pts) * tb), frame, rotation or 0, size)
+                index += 1
+                stats.frames = index
+        if index == 0:
+            raise MediaDecodeError(p, "video stream has no decodable frames (corrupt or truncated)")
+        if stream.duration is not None and last_pts is not None and first_pts is not None:
+            declared = float(stream.duration * tb)
+            got = float((last_pts - first_pts) * tb)
+            if declared - got > max(_TRUNCATION_SLACK_S, 0.1 * declared) and math.isfinite(declared):
+                warn(f"video ends at {got:.2f}s but the container declares {declared:.2f}s (truncated?)")
+
+
+def first_video_pts_s(path: str | Path) -> float | None:
+    """Container time (s) of the first video frame, or None without video; audio aligns to it."""
+    with open_container(path) as container:
+        if not container.streams.video:
+            return None
+        stream = container.streams.video[0]
+        frame = _first_video_frame(container, stream)
+        if frame is None or frame.pts is None:
+            st = stream.start_time
+            return float(st * stream.time_base) if st is not None else 0.0
+        return float(frame.pts * stream.time_base)
