@@ -10,7 +10,6 @@ packet or frame mid-stream is skipped and reported through `on_warning` (decodin
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -30,6 +29,8 @@ TEXT_SUBTITLE_CODECS = frozenset({"mov_text", "subrip", "srt", "webvtt", "ass", 
 
 # A decoded title ending this much earlier than its container claims is reported as truncated.
 _TRUNCATION_SLACK_S = 1.0
+# After this many exactly regular frame steps, a jump of >= 2 steps is reported as lost frames.
+_REGULAR_RUN = 8
 
 
 def check_readable(path: str | Path) -> Path:
@@ -271,6 +272,7 @@ def iter_frames(
         first_pts: int | None = None
         last_pts: int | None = None
         index = 0
+        regular = 0  # how many consecutive PTS steps were exactly the nominal frame step
         packets = container.demux(stream)
         while True:
             try:
@@ -309,17 +311,43 @@ def iter_frames(
                 if first_pts is None:
                     first_pts = pts
                     rotation = _rotation_cw(frame, stream)
+                elif pts - last_pts == step:
+                    regular += 1
+                else:
+                    if regular >= _REGULAR_RUN and pts - last_pts >= 2 * step:
+                        # A constant-rate stream that suddenly jumps lost frames (the demuxer
+                        # resynced past damage); true VFR streams are never this regular.
+                        missing = round((pts - last_pts) / step) - 1
+                        warn(f"{missing} frame(s) missing before {float((pts - first_pts) * tb):.3f}s (damaged data skipped)")
+                    regular = 0
                 last_pts = pts
                 yield Frame(index, float((pts - first_pts) * tb), frame, rotation or 0, size)
                 index += 1
                 stats.frames = index
         if index == 0:
             raise MediaDecodeError(p, "video stream has no decodable frames (corrupt or truncated)")
-        if stream.duration is not None and last_pts is not None and first_pts is not None:
-            declared = float(stream.duration * tb)
-            got = float((last_pts - first_pts) * tb)
-            if declared - got > max(_TRUNCATION_SLACK_S, 0.1 * declared) and math.isfinite(declared):
-                warn(f"video ends at {got:.2f}s but the container declares {declared:.2f}s (truncated?)")
+        declared, own = _declared_duration_s(container, stream)
+        got = float((last_pts - first_pts + step) * tb)
+        # A stream's own duration is tight; the container's may include a longer audio track.
+        slack = max(3 * float(step * tb), 0.02 * declared) if own else max(_TRUNCATION_SLACK_S, 0.05 * declared)
+        if declared > 0 and declared - got > slack:
+            warn(f"video ends at {got:.2f}s but the file declares {declared:.2f}s (truncated or damaged)")
+
+
+def _declared_duration_s(container, stream) -> tuple[float, bool]:
+    """(duration the file claims for the video, whether it is the video stream's own)."""
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base), True
+    tag = stream.metadata.get("DURATION")  # Matroska/WebM keep per-stream durations as tags
+    if tag:
+        try:
+            hh, mm, ss = tag.split(":")
+            return int(hh) * 3600 + int(mm) * 60 + float(ss), True
+        except ValueError:
+            pass
+    if container.duration is not None:
+        return container.duration / av.time_base, False
+    return 0.0, False
 
 
 def first_video_pts_s(path: str | Path) -> float | None:
