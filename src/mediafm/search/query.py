@@ -1,0 +1,156 @@
+"""Query functions: shots like a shot, like a clip, or matching a sentence. Results are `Hit`s."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from mediafm.errors import ConfigError, StoreError
+from mediafm.search.index import ShotIndex, normalize, title_vectors
+from mediafm.search.text import (
+    TagVectors, TextEncoder, TextSearchConfig, default_text_encoder, score_shots, shot_text_vectors, words,
+)
+from mediafm.store.catalog import Store
+
+_SHOT_SPEC = re.compile(r"^(?P<title>.+):(?P<index>\d+)$")
+_CLIP_SPEC = re.compile(r"^(?P<title>.+):(?P<start>\d+(?:\.\d+)?)-(?P<end>\d+(?:\.\d+)?)$")
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result: a shot of a title, its time span and its score (cosine-based)."""
+
+    title_id: str
+    shot_index: int
+    start_s: float
+    end_s: float
+    score: float
+    text: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def parse_shot_spec(spec: str) -> tuple[str, int]:
+    """'TITLE:INDEX' -> (title, index)."""
+    m = _SHOT_SPEC.match(spec)
+    if not m:
+        raise ConfigError(None, f"--shot expects TITLE:INDEX, got {spec!r}")
+    return m["title"], int(m["index"])
+
+
+def parse_clip_spec(spec: str) -> tuple[str, float, float]:
+    """'TITLE:START-END' (seconds) -> (title, start, end)."""
+    m = _CLIP_SPEC.match(spec)
+    if not m or float(m["end"]) <= float(m["start"]):
+        raise ConfigError(None, f"--clip expects TITLE:START-END in seconds with END > START, got {spec!r}")
+    return m["title"], float(m["start"]), float(m["end"])
+
+
+class _ShotTable:
+    """Per-call cache of shots tables, to turn (title, index) into times and text."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self._cache: dict[str, pd.DataFrame] = {}
+
+    def get(self, title_id: str) -> pd.DataFrame:
+        if title_id not in self._cache:
+            self._cache[title_id] = self.store.shots(title_id)
+        return self._cache[title_id]
+
+    def hit(self, title_id: str, shot_index: int, score: float) -> Hit:
+        row = self.get(title_id).iloc[shot_index]
+        return Hit(title_id, int(shot_index), float(row["start_s"]), float(row["end_s"]), float(score),
+                   str(row["text"] or ""))
+
+
+def _check_title(store: Store, index: ShotIndex, title_id: str) -> None:
+    if not store.has_title(title_id):
+        raise StoreError(store.root, f"no title {title_id!r} in the store")
+    if title_id not in index.info.titles:
+        raise StoreError(store.root, f"title {title_id!r} has no {index.info.embedding} embeddings in the index")
+
+
+def search_shot(store: Store, index: ShotIndex, title_id: str, shot_index: int, k: int = 10) -> list[Hit]:
+    """The k shots nearest to one shot; the shot itself always comes first (score = 1)."""
+    _check_title(store, index, title_id)
+    vectors = title_vectors(store, title_id, index.info.embedding, index.info.model_id)
+    if not 0 <= shot_index < len(vectors):
+        raise StoreError(store.root, f"title {title_id!r} has {len(vectors)} shots; no shot {shot_index}")
+    table = _ShotTable(store)
+    found = index.search(vectors[shot_index], k + 1)[0]
+    # An approximate index may miss the query itself or tie it with duplicates: put it first.
+    others = [(t, s, sc) for t, s, sc in found if (t, s) != (title_id, shot_index)]
+    self_score = float(vectors[shot_index] @ vectors[shot_index])
+    return [table.hit(title_id, shot_index, self_score)] + [table.hit(*f) for f in others[: k - 1]]
+
+
+def clip_vector(store: Store, index: ShotIndex, title_id: str, start_s: float, end_s: float) -> np.ndarray:
+    """A clip's embedding: the duration-weighted mean of the unit vectors of the shots it overlaps."""
+    _check_title(store, index, title_id)
+    shots = store.shots(title_id)
+    overlap = (np.minimum(shots["end_s"].to_numpy(float), end_s) - np.maximum(shots["start_s"].to_numpy(float), start_s))
+    weights = np.clip(overlap, 0.0, None)
+    if weights.sum() <= 0:
+        raise StoreError(store.root, f"clip {start_s}-{end_s} s overlaps no shot of {title_id!r}")
+    vectors = title_vectors(store, title_id, index.info.embedding, index.info.model_id)
+    return normalize((weights[:, None] * vectors).sum(axis=0, keepdims=True))[0]
+
+
+def search_clip(store: Store, index: ShotIndex, title_id: str, start_s: float, end_s: float, k: int = 10) -> list[Hit]:
+    """The k shots nearest to a clip (a time span of a title)."""
+    q = clip_vector(store, index, title_id, start_s, end_s)
+    table = _ShotTable(store)
+    return [table.hit(*f) for f in index.search(q, k)[0]]
+
+
+def _tags_of(store: Store, title_id: str, n: int) -> list[list[str]]:
+    """Each shot's encoder tags (ImageNet and AudioSet class names); empty lists when absent."""
+    if not store.has_features(title_id):
+        return [[] for _ in range(n)]
+    present = set(pq.read_schema(store.root / "features" / f"{title_id}.parquet").names)
+    cols = [c for c in ("video_tags", "audio_tags") if c in present]
+    if not cols:
+        return [[] for _ in range(n)]
+    table = store.feature_table(title_id, cols).to_pydict()
+    return [sorted({t for c in cols for t in (table[c][i] or [])}) for i in range(n)]
+
+
+def search_text(store: Store, query: str, k: int = 10, encoder: TextEncoder | None = None,
+                config: TextSearchConfig = TextSearchConfig(), frame_encoder=None,
+                frame_scale: float = 2.5) -> list[Hit]:
+    """Shots whose subtitle/ASR text or encoder tags match a sentence (see search/text.py).
+
+    `frame_encoder`: an image-text model with `encode_text` whose image embeddings are the store's
+    `video` features (user-supplied CLIP weights); its cosine, times `frame_scale` (CLIP's
+    image-text cosines sit around 0.2-0.35, text-text ones around 0.5-0.8), joins the max.
+    """
+    query = query.strip()
+    if not query:
+        raise ConfigError(None, "empty text query")
+    encoder = encoder or default_text_encoder()
+    qvec = normalize(encoder.encode([query]))[0]
+    fvec = normalize(np.asarray(frame_encoder.encode_text([query]), np.float32))[0] if frame_encoder else None
+    qwords = words(query)
+    tag_vectors = TagVectors(encoder)
+    scored: list[tuple[float, str, int]] = []
+    table = _ShotTable(store)
+    for tid in store.title_ids():
+        shots = table.get(tid)
+        texts = [str(t or "") for t in shots["text"]]
+        tags = _tags_of(store, tid, len(texts))
+        tvecs = shot_text_vectors(store, tid, texts, encoder)
+        tagv = tag_vectors.get(sorted({t for ts in tags for t in ts}))
+        s = score_shots(qvec, qwords, texts, tvecs, tags, tagv, config)
+        if fvec is not None and store.has_features(tid):
+            frame = normalize(store.features(tid, "video")) @ fvec * frame_scale
+            s = np.where(np.isnan(s), frame, np.fmax(s, frame))
+        for i in np.flatnonzero(~np.isnan(s) & (s >= config.min_score)):
+            scored.append((float(s[i]), tid, int(i)))
+    scored.sort(key=lambda x: (-x[0], x[1], x[2]))
+    return [table.hit(t, i, sc) for sc, t, i in scored[:k]]

