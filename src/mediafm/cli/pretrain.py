@@ -1,0 +1,61 @@
+"""`mediafm pretrain STORE --out MODEL_DIR`: masked shot modeling (also under torchrun)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from mediafm.model.mediafm import PRESETS
+from mediafm.training.optim import OptimConfig
+from mediafm.training.pretrain import TrainConfig
+
+_T, _O = TrainConfig(), OptimConfig()
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("store", help="catalog store with encoded titles")
+    p.add_argument("--out", required=True, help="model directory to write")
+    p.add_argument("--preset", default=_T.preset, choices=sorted(PRESETS), help="model size")
+    p.add_argument("--max-steps", type=int, default=_T.max_steps, help="stop after N steps (0: --epochs decides)")
+    p.add_argument("--epochs", type=int, default=_T.epochs)
+    p.add_argument("--batch-size", type=int, default=_T.batch_size, help="global batch in windows")
+    p.add_argument("--max-shots", type=int, default=_T.max_shots, help="window length in shots")
+    p.add_argument("--mask-ratio", type=float, default=_T.mask_ratio)
+    p.add_argument("--val-fraction", type=float, default=_T.val_fraction)
+    p.add_argument("--patience", type=int, default=_T.patience, help="early-stopping patience in epochs")
+    p.add_argument("--optimizer", default=_O.optimizer, choices=["muon", "adamw"])
+    p.add_argument("--lr", type=float, default=_O.lr, help="AdamW peak learning rate")
+    p.add_argument("--muon-lr", type=float, default=_O.muon_lr)
+    p.add_argument("--warmup-steps", type=int, default=_O.warmup_steps)
+    p.add_argument("--time-features", action="store_true", help="feed shot start/duration to the model")
+    p.add_argument("--checkpoint-every", type=int, default=_T.checkpoint_every)
+    p.add_argument("--steps-this-run", type=int, default=_T.steps_this_run,
+                   help="checkpoint and exit after N steps (for time-limited jobs; continue with --resume)")
+    p.add_argument("--seed", type=int, default=_T.seed)
+    p.add_argument("--device", default=_T.device, help="auto | cpu | cuda")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--no-bf16", action="store_true", help="disable bf16 autocast on CUDA")
+    p.add_argument("--threads", type=int, default=_T.num_threads, help="torch CPU threads (0: default)")
+    p.add_argument("--resume", action="store_true", help="continue from MODEL_DIR/checkpoint")
+
+
+def config_from_args(a: argparse.Namespace) -> TrainConfig:
+    optim = dataclasses.replace(_O, optimizer=a.optimizer, lr=a.lr, muon_lr=a.muon_lr, warmup_steps=a.warmup_steps)
+    return dataclasses.replace(
+        _T, preset=a.preset, max_steps=a.max_steps, epochs=a.epochs, batch_size=a.batch_size,
+        max_shots=a.max_shots, mask_ratio=a.mask_ratio, val_fraction=a.val_fraction, patience=a.patience,
+        optim=optim, time_features=a.time_features, checkpoint_every=a.checkpoint_every,
+        steps_this_run=a.steps_this_run, seed=a.seed, device=a.device, compile=a.compile, bf16=not a.no_bf16,
+        num_threads=a.threads)
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+
+    from mediafm.training.pretrain import pretrain
+
+    res = pretrain(args.store, args.out, config_from_args(args), resume=args.resume)
+    if os.environ.get("RANK", "0") == "0":
+        print(f"{res.model_config.name}: {res.steps} steps, {res.epochs} epochs, stopped by {res.stopped}; "
+              f"best validation MSM loss {res.best_val_loss:.4f}; model in {res.out_dir}")
+    return 0

@@ -1,0 +1,324 @@
+"""MediaFM: a BERT-style Transformer over a title's sequence of fused shot vectors.
+
+The whole model lives in this one file (nanoGPT style). Input per title:
+
+    [CLS] [GLOBAL] shot_0 shot_1 ... shot_{N-1}
+
+- shots: the unit-norm fused vector of each shot, projected D -> h, plus a learned position
+  embedding (and optionally start-time/duration features);
+- [GLOBAL]: the text encoder's embedding of the title metadata, projected D_text -> h, or a learned
+  "no metadata" vector when the title has none;
+- [CLS]: a learned vector whose output summarises the title.
+
+Pretraining is masked shot modeling: 20% of the real shots are replaced by a learned [MASK]
+vector and the model predicts their fused vectors; the loss is the cosine distance on masked
+positions only. Attention is `F.scaled_dot_product_attention`, so GPUs get flash/memory-efficient
+kernels; variable-length batches use a key-padding mask.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+N_SPECIAL = 2  # [CLS] and [GLOBAL] precede the shots
+
+
+@dataclass
+class ModelConfig:
+    input_dim: int = 64  # D: size of the fused shot vector read from the store
+    meta_dim: int = 0  # D_text: size of the metadata embedding; 0 = model has no metadata input
+    hidden: int = 128  # h: Transformer width, also the size of the contextual embeddings
+    n_layers: int = 2  # encoder blocks
+    n_heads: int = 4  # attention heads; hidden must divide by it
+    mlp_ratio: int = 4  # MLP hidden size = mlp_ratio * hidden
+    max_shots: int = 512  # longest shot sequence per window (learned positions); longer titles use windows
+    dropout: float = 0.0  # dropout on attention output and MLP; 0 keeps runs exactly reproducible
+    time_features: bool = False  # add projected (log start time, log duration) of each shot
+    name: str = "mediafm"  # recorded in model cards and contextual model ids
+
+    def __post_init__(self) -> None:
+        if self.hidden % self.n_heads:
+            raise ValueError(f"hidden={self.hidden} is not divisible by n_heads={self.n_heads}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+# ---------------------------------------------------------------- presets (torchtune-style builders)
+def tiny(input_dim: int, meta_dim: int = 0, **kw) -> ModelConfig:
+    """Tests: trains in seconds on one CPU core."""
+    return ModelConfig(input_dim=input_dim, meta_dim=meta_dim, hidden=64, n_layers=2, n_heads=4,
+                       name="mediafm-tiny", **kw)
+
+
+def small(input_dim: int, meta_dim: int = 0, **kw) -> ModelConfig:
+    """CPU laptops: ~3M parameters."""
+    return ModelConfig(input_dim=input_dim, meta_dim=meta_dim, hidden=256, n_layers=4, n_heads=4,
+                       name="mediafm-small", **kw)
+
+
+def base(input_dim: int, meta_dim: int = 0, **kw) -> ModelConfig:
+    """GPUs: BERT-base sized (12 layers, 768 wide, 12 heads, ~85M encoder parameters)."""
+    return ModelConfig(input_dim=input_dim, meta_dim=meta_dim, hidden=768, n_layers=12, n_heads=12,
+                       name="mediafm-base", **kw)
+
+
+PRESETS = {"tiny": tiny, "small": small, "base": base}
+
+
+# ---------------------------------------------------------------- modules
+class SelfAttention(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.n_heads = cfg.n_heads
+        self.qkv = nn.Linear(cfg.hidden, 3 * cfg.hidden)
+        self.proj = nn.Linear(cfg.hidden, cfg.hidden)
+        self.dropout = cfg.dropout
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
+        B, L, H = x.shape
+        q, k, v = self.qkv(x).view(B, L, 3, self.n_heads, H // self.n_heads).permute(2, 0, 3, 1, 4)
+        # attn_mask: bool [B, 1, 1, L], True = attend; padding keys are never attended to
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
+                                           dropout_p=self.dropout if self.training else 0.0)
+        return self.proj(y.transpose(1, 2).reshape(B, L, H))
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.fc = nn.Linear(cfg.hidden, cfg.mlp_ratio * cfg.hidden)
+        self.out = nn.Linear(cfg.mlp_ratio * cfg.hidden, cfg.hidden)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.out(F.gelu(self.fc(x))))
+
+
+class Block(nn.Module):
+    """Pre-norm encoder block: x + attn(ln(x)), then x + mlp(ln(x))."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(cfg.hidden)
+        self.attn = SelfAttention(cfg)
+        self.ln2 = nn.LayerNorm(cfg.hidden)
+        self.mlp = MLP(cfg)
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln1(x), attn_mask)
+        return x + self.mlp(self.ln2(x))
+
+
+class MediaFM(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.config = cfg
+        h = cfg.hidden
+        self.in_proj = nn.Linear(cfg.input_dim, h)
+        self.meta_proj = nn.Linear(cfg.meta_dim, h) if cfg.meta_dim else None
+        self.time_proj = nn.Linear(2, h) if cfg.time_features else None
+        self.cls_token = nn.Parameter(torch.zeros(h))
+        self.no_meta_token = nn.Parameter(torch.zeros(h))  # [GLOBAL] when a title has no metadata
+        self.mask_token = nn.Parameter(torch.zeros(h))  # replaces masked shots after projection
+        self.pos_emb = nn.Embedding(cfg.max_shots, h)
+        self.type_emb = nn.Embedding(N_SPECIAL + 1, h)  # 0 = CLS, 1 = GLOBAL, 2 = shot
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.ln_f = nn.LayerNorm(h)
+        self.out_proj = nn.Linear(h, cfg.input_dim)
+        self.apply(self._init_weights)
+        for name in ("cls_token", "no_meta_token", "mask_token"):
+            nn.init.normal_(getattr(self, name), std=0.02)
+
+    @staticmethod
+    def _init_weights(m: nn.Module) -> None:
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, std=0.02)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, std=0.02)
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    # ------------------------------------------------------------ forward
+    def encode(self, fused: torch.Tensor, meta: torch.Tensor | None, pad_mask: torch.Tensor,
+               mask_positions: torch.Tensor | None = None, times: torch.Tensor | None = None) -> torch.Tensor:
+        """Hidden states after the final norm: [B, 2 + N, h] ([CLS], [GLOBAL], shots)."""
+        B, N, _ = fused.shape
+        cfg = self.config
+        if N > cfg.max_shots:
+            raise ValueError(f"{N} shots exceed max_shots={cfg.max_shots}; use embed_title for long titles")
+        x = self.in_proj(fused)
+        if mask_positions is not None:
+            x = torch.where(mask_positions[..., None], self.mask_token.to(x.dtype), x)
+        x = x + self.pos_emb.weight[:N] + self.type_emb.weight[N_SPECIAL]
+        if self.time_proj is not None and times is not None:
+            x = x + self.time_proj(_time_features(times))
+        cls = (self.cls_token + self.type_emb.weight[0]).expand(B, 1, -1)
+        glob = self.no_meta_token.expand(B, -1)
+        if self.meta_proj is not None and meta is not None:
+            # A zero metadata row means "absent": text embeddings are unit-norm, so 0 is never real.
+            present = meta.abs().sum(-1, keepdim=True) > 0
+            glob = torch.where(present, self.meta_proj(meta), glob)
+        glob = (glob + self.type_emb.weight[1])[:, None]
+        x = torch.cat([cls.to(x.dtype), glob.to(x.dtype), x], dim=1)
+        keep = torch.cat([pad_mask.new_ones(B, N_SPECIAL), pad_mask], dim=1)
+        attn_mask = keep[:, None, None, :]
+        for block in self.blocks:
+            x = block(x, attn_mask)
+        return self.ln_f(x)
+
+    def forward(self, fused: torch.Tensor, meta: torch.Tensor | None, pad_mask: torch.Tensor,
+                mask_positions: torch.Tensor | None = None, times: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Predicted fused vectors [B, N, D] and, when shots are masked, the MSM loss.
+
+        Args:
+            fused: [B, N, D] fused shot vectors (padding rows arbitrary).
+            meta: [B, D_text] metadata embeddings (zero row = no metadata) or None.
+            pad_mask: bool [B, N], True for real shots.
+            mask_positions: bool [B, N], True where the shot is replaced by [MASK]; only these carry loss.
+            times: [B, N, 2] (start_s, duration_s) when the config uses time features.
+        """
+        h = self.encode(fused, meta, pad_mask, mask_positions, times)
+        pred = self.out_proj(h[:, N_SPECIAL:])
+        loss = None
+        if mask_positions is not None:
+            loss = msm_loss(pred, fused, mask_positions & pad_mask)
+        return pred, loss
+
+    # ------------------------------------------------------------ inference on whole titles
+    @torch.no_grad()
+    def embed_title(self, fused: np.ndarray, meta: np.ndarray | None = None, times: np.ndarray | None = None,
+                    return_cls: bool = False, stride: int | None = None, batch_size: int = 8
+                    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """Contextual embeddings [N, h] of one title (and its [CLS] embedding [h] if return_cls).
+
+        Titles longer than `max_shots` are covered by windows of `max_shots` shots every `stride`
+        shots (default max_shots // 4); each shot's output comes from the window where it is most
+        central, so it sees at least (max_shots - stride) / 2 shots of context on each side away
+        from the title's ends. stride=1 gives every shot its own centred window (exactly
+        independent of any window grid, at N forward passes). [CLS] is the mean of the windows'
+        [CLS] outputs.
+        """
+        was_training = self.training
+        self.eval()
+        dev = next(self.parameters()).device
+        fused = np.asarray(fused, dtype=np.float32)
+        N, W = len(fused), self.config.max_shots
+        starts, owner = window_plan(N, W, stride or max(1, W // 4))
+        meta_t = None
+        if meta is not None and self.meta_proj is not None:
+            meta_t = torch.as_tensor(np.asarray(meta, np.float32), device=dev)[None]
+        out = np.zeros((N, self.config.hidden), np.float32)
+        cls = np.zeros(self.config.hidden, np.float64)
+        for b in range(0, len(starts), batch_size):
+            chunk = starts[b:b + batch_size]
+            n = min(W, N)
+            x = torch.as_tensor(np.stack([fused[s:s + n] for s in chunk]), device=dev)
+            t = None
+            if times is not None:
+                t = torch.as_tensor(np.stack([np.asarray(times, np.float32)[s:s + n] for s in chunk]), device=dev)
+            pad = torch.ones(len(chunk), n, dtype=torch.bool, device=dev)
+            m = None if meta_t is None else meta_t.expand(len(chunk), -1)
+            h = self.encode(x, m, pad, times=t).float().cpu().numpy()
+            cls += h[:, 0].sum(0)
+            for j, s in enumerate(chunk):
+                rows = np.nonzero(owner[s:s + n] == b + j)[0]
+                out[s + rows] = h[j, N_SPECIAL + rows]
+        self.train(was_training)
+        return (out, (cls / len(starts)).astype(np.float32)) if return_cls else out
+
+
+def msm_loss(pred: torch.Tensor, target: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
+    """Mean cosine distance (1 - cos) between predictions and targets over masked positions."""
+    cos = F.cosine_similarity(pred.float(), target.float(), dim=-1)
+    n = masked.sum()
+    return ((1.0 - cos) * masked).sum() / n.clamp(min=1)
+
+
+def _time_features(times: torch.Tensor) -> torch.Tensor:
+    # log scale: start times span hours, durations span fractions of a second to minutes
+    return torch.log1p(times.float().clamp(min=0))
+
+
+def window_plan(n: int, window: int, stride: int) -> tuple[list[int], np.ndarray]:
+    """Window starts covering n shots and, per shot, the index of the window it is most central in.
+
+    Window starts lie on a grid of `stride` from shot 0 (the last one clamped to n - window), so the
+    plan depends only on the title; ties go to the earlier window.
+    """
+    if n <= window:
+        return [0], np.zeros(n, np.int64)
+    starts = sorted(set(list(range(0, n - window, stride)) + [n - window]))
+    s = np.asarray(starts)[None, :]
+    i = np.arange(n)[:, None]
+    inside = (i >= s) & (i < s + window)
+    # distance from the window edge nearest to the shot: larger = more central
+    margin = np.where(inside, np.minimum(i - s, s + window - 1 - i), -1)
+    return starts, margin.argmax(1)
+
+
+# ---------------------------------------------------------------- save / load
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+def save_pretrained(model: MediaFM, model_dir: str | Path, extra: dict | None = None) -> None:
+    """Write safetensors weights + JSON config (atomically) into model_dir."""
+    from safetensors.torch import save_file
+
+    from mediafm.store.atomic import atomic_path, write_json_atomic
+
+    model_dir = Path(model_dir)
+    model = getattr(model, "module", model)  # unwrap DDP
+    model = getattr(model, "_orig_mod", model)  # unwrap torch.compile
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(model_dir / WEIGHTS_FILE) as tmp:
+        save_file(state, str(tmp))
+    write_json_atomic({"model": model.config.to_dict(), **(extra or {})}, model_dir / CONFIG_FILE)
+
+
+def load_pretrained(model_dir: str | Path, device: str | torch.device = "cpu") -> MediaFM:
+    """A MediaFM in eval mode from a directory written by `save_pretrained` / `mediafm pretrain`."""
+    from safetensors.torch import load_file
+
+    from mediafm.errors import StoreError
+
+    model_dir = Path(model_dir)
+    cfg_file = model_dir / CONFIG_FILE
+    if not cfg_file.exists() or not (model_dir / WEIGHTS_FILE).exists():
+        raise StoreError(model_dir, f"not a mediafm model directory (needs {CONFIG_FILE} and {WEIGHTS_FILE})")
+    cfg = ModelConfig.from_dict(json.loads(cfg_file.read_text())["model"])
+    model = MediaFM(cfg)
+    model.load_state_dict(load_file(str(model_dir / WEIGHTS_FILE), device=str(device)))
+    return model.to(device).eval()
+
+
+def flops_per_shot(cfg: ModelConfig, seq_len: int) -> float:
+    """Training FLOPs per shot token (forward + backward = 3x forward), PaLM-style accounting."""
+    h, L = cfg.hidden, cfg.n_layers
+    matmul_params = L * (4 * h * h + 2 * cfg.mlp_ratio * h * h) + 2 * cfg.input_dim * h
+    attn = L * 2 * seq_len * h  # QK^T and AV per token
+    return 3 * 2 * (matmul_params + attn) * (seq_len + N_SPECIAL) / seq_len
+
+
+def param_count_str(n: int) -> str:
+    return f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.0f}k"
+
+
+__all__ = ["ModelConfig", "MediaFM", "PRESETS", "tiny", "small", "base", "msm_loss", "window_plan",
+           "save_pretrained", "load_pretrained", "flops_per_shot"]

@@ -1,0 +1,1 @@
+"""Masked-shot-modeling pretraining, data cache, optimiser, checkpoints and store embedding."""

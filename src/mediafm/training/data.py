@@ -1,0 +1,231 @@
+"""Pretraining data: the store's fused vectors consolidated once into memory-mapped arrays.
+
+nanoGPT style: `build_cache` streams every title's fused vectors (one title in memory at a time)
+into `STORE/cache/msm-<key>/fused.npy` with an `offsets.npy` index; training only reads slices of
+the memory map, so resident memory is bounded by the batch, not by the catalog. The cache key
+hashes the titles' feature/meta file sizes and mtimes, so a changed store gets a new cache.
+
+Sampling is deterministic given (seed, epoch): every epoch shuffles the training titles, cuts
+each into windows of at most `window` shots (overlapping by half a window), and groups them into
+global batches; DDP rank r takes the r-th slice of each global batch, and the masked positions of
+a window depend only on (seed, epoch, title, window start). So a run on k ranks sees exactly the
+same global batches, with the same masks, as a run on one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mediafm.errors import StoreError
+from mediafm.store.atomic import write_json_atomic
+from mediafm.store.catalog import Store
+
+CACHE_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class ShotCache:
+    """Memory-mapped view of a store's fused vectors (see module docstring)."""
+
+    root: Path
+    title_ids: list[str]
+    fused: np.ndarray  # float32 [total_shots, D], memory-mapped
+    offsets: np.ndarray  # int64 [n_titles + 1]: title i is fused[offsets[i]:offsets[i+1]]
+    times: np.ndarray  # float32 [total_shots, 2] (start_s, duration_s), memory-mapped
+    meta: np.ndarray  # float32 [n_titles, D_text]; zero row = no metadata (D_text may be 0)
+    encoders: dict
+
+    @property
+    def dim(self) -> int:
+        return int(self.fused.shape[1])
+
+    @property
+    def meta_dim(self) -> int:
+        return int(self.meta.shape[1])
+
+    def length(self, i: int) -> int:
+        return int(self.offsets[i + 1] - self.offsets[i])
+
+
+def _cache_key(store: Store, title_ids: list[str]) -> str:
+    h = hashlib.sha256(f"v{CACHE_FORMAT}".encode())
+    for tid in title_ids:
+        for f in (store._table_file("features", tid), store.root / "meta" / f"{tid}.npy"):
+            st = f.stat() if f.exists() else None
+            h.update(f"{tid}|{f.parent.name}|{st.st_size if st else -1}|{st.st_mtime_ns if st else -1}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def build_cache(store_root: str | Path, progress: bool = False) -> ShotCache:
+    """Consolidate (or reuse) the memory-mapped cache of the store's fused vectors."""
+    store = Store(store_root)
+    title_ids = [t for t in store.title_ids() if store.has_features(t)]
+    if not title_ids:
+        raise StoreError(store.root, "no encoded titles in the store; run `mediafm encode` first")
+    encoders = store.check_encoders(title_ids)
+    key = _cache_key(store, title_ids)
+    root = store.root / "cache" / f"msm-{key}"
+    if not (root / "index.json").exists():
+        _write_cache(store, title_ids, encoders, root, progress)
+    return open_cache(root)
+
+
+def _write_cache(store: Store, title_ids: list[str], encoders: dict, root: Path, progress: bool) -> None:
+    # Pass 1 reads only the shots tables (row counts) so the memmaps can be sized up front.
+    lengths = [len(store.shots(t)) for t in title_ids]
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    first = store.features(title_ids[0])
+    dim = first.shape[1]
+    meta_dim = next((len(m) for t in title_ids if (m := store.meta_embedding(t)) is not None), 0)
+    tmp = root.with_name(root.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    fused = np.lib.format.open_memmap(tmp / "fused.npy", mode="w+", dtype=np.float32, shape=(int(offsets[-1]), dim))
+    times = np.lib.format.open_memmap(tmp / "times.npy", mode="w+", dtype=np.float32, shape=(int(offsets[-1]), 2))
+    meta = np.zeros((len(title_ids), meta_dim), np.float32)
+    it = enumerate(title_ids)
+    if progress:
+        from tqdm import tqdm
+        it = tqdm(it, total=len(title_ids), desc="consolidating features", unit="title")
+    for i, tid in it:
+        x = store.features(tid)
+        if x.shape != (lengths[i], dim):
+            raise StoreError(store._table_file("features", tid), f"fused features have shape {x.shape}, "
+                             f"expected ({lengths[i]}, {dim})")
+        fused[offsets[i]:offsets[i + 1]] = x
+        sh = store.shots(tid)
+        times[offsets[i]:offsets[i + 1], 0] = sh["start_s"].to_numpy(np.float32)
+        times[offsets[i]:offsets[i + 1], 1] = (sh["end_s"] - sh["start_s"]).to_numpy(np.float32)
+        m = store.meta_embedding(tid)
+        if m is not None and meta_dim:
+            meta[i] = m
+    fused.flush()
+    times.flush()
+    del fused, times
+    np.save(tmp / "offsets.npy", offsets)
+    np.save(tmp / "meta.npy", meta)
+    write_json_atomic({"format": CACHE_FORMAT, "title_ids": title_ids, "encoders": encoders}, tmp / "index.json")
+    try:
+        os.replace(tmp, root)  # atomic: readers see no cache or a whole one
+    except OSError:  # another rank/process finished first
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def open_cache(root: str | Path) -> ShotCache:
+    root = Path(root)
+    index = json.loads((root / "index.json").read_text())
+    return ShotCache(root=root, title_ids=index["title_ids"], fused=np.load(root / "fused.npy", mmap_mode="r"),
+                     offsets=np.load(root / "offsets.npy"), times=np.load(root / "times.npy", mmap_mode="r"),
+                     meta=np.load(root / "meta.npy"), encoders=index["encoders"])
+
+
+def split_titles(title_ids: list[str], val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Indices of train and validation titles: a seeded hash of the id, so adding titles never
+    moves an existing title across the split (and no title is in both)."""
+    def u(tid: str) -> float:
+        return int(hashlib.sha256(f"{seed}:{tid}".encode()).hexdigest()[:12], 16) / 16**12
+    val = [i for i, t in enumerate(title_ids) if u(t) < val_fraction]
+    if not val and val_fraction > 0 and len(title_ids) > 1:  # tiny catalogs: still hold one title out
+        val = [min(range(len(title_ids)), key=lambda i: u(title_ids[i]))]
+    vs = set(val)
+    return [i for i in range(len(title_ids)) if i not in vs], val
+
+
+@dataclass(frozen=True)
+class Window:
+    title: int  # index into ShotCache.title_ids
+    start: int  # first shot of the window
+    length: int  # shots in the window
+
+
+def title_windows(title: int, n: int, window: int) -> list[Window]:
+    """Windows of <= `window` shots covering a title, overlapping by half a window."""
+    if n <= window:
+        return [Window(title, 0, n)]
+    step = window // 2
+    starts = sorted(set(list(range(0, n - window, step)) + [n - window]))
+    return [Window(title, s, window) for s in starts]
+
+
+def epoch_windows(cache: ShotCache, titles: list[int], window: int, seed: int, epoch: int,
+                  shuffle: bool = True) -> list[Window]:
+    order = np.asarray(titles)
+    if shuffle:
+        order = np.random.default_rng([seed, epoch]).permutation(order)
+    return [w for t in order for w in title_windows(int(t), cache.length(int(t)), window)]
+
+
+def mask_for(w: Window, ratio: float, seed: int, epoch: int) -> np.ndarray:
+    """bool [w.length]: round(ratio * length) masked shots (at least 1), fixed by the window's identity."""
+    rng = np.random.default_rng([seed, epoch + 1, w.title, w.start])  # epoch -1 = validation
+    k = max(1, int(round(ratio * w.length)))
+    m = np.zeros(w.length, bool)
+    m[rng.choice(w.length, size=min(k, w.length), replace=False)] = True
+    return m
+
+
+@dataclass
+class Batch:
+    fused: torch.Tensor  # [B, N, D]
+    meta: torch.Tensor | None  # [B, D_text], zero rows = no metadata
+    pad_mask: torch.Tensor  # bool [B, N], True = real shot
+    mask_positions: torch.Tensor  # bool [B, N]
+    times: torch.Tensor  # [B, N, 2]
+
+    def to(self, device) -> Batch:
+        mv = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
+        return Batch(mv(self.fused), mv(self.meta), mv(self.pad_mask), mv(self.mask_positions), mv(self.times))
+
+
+def collate(cache: ShotCache, windows: list[Window], ratio: float, seed: int, epoch: int) -> Batch:
+    """Pad windows to the longest in the batch; reads only these windows' rows of the memmap."""
+    B, N = len(windows), max(w.length for w in windows)
+    fused = np.zeros((B, N, cache.dim), np.float32)
+    times = np.zeros((B, N, 2), np.float32)
+    pad = np.zeros((B, N), bool)
+    masked = np.zeros((B, N), bool)
+    for j, w in enumerate(windows):
+        a = int(cache.offsets[w.title]) + w.start
+        fused[j, :w.length] = cache.fused[a:a + w.length]
+        times[j, :w.length] = cache.times[a:a + w.length]
+        pad[j, :w.length] = True
+        masked[j, :w.length] = mask_for(w, ratio, seed, epoch)
+    meta = torch.from_numpy(cache.meta[[w.title for w in windows]]) if cache.meta_dim else None
+    return Batch(torch.from_numpy(fused), meta, torch.from_numpy(pad), torch.from_numpy(masked),
+                 torch.from_numpy(times))
+
+
+def global_batches(windows: list[Window], global_batch: int, drop_last: bool) -> list[list[Window]]:
+    n = len(windows) // global_batch * global_batch if drop_last else len(windows)
+    return [windows[i:i + global_batch] for i in range(0, n, global_batch)]
+
+
+def rank_slice(batch: list[Window], rank: int, world: int) -> list[Window]:
+    """This rank's contiguous share of a global batch (sizes differ by at most one)."""
+    bounds = np.linspace(0, len(batch), world + 1).round().astype(int)
+    return batch[bounds[rank]:bounds[rank + 1]]
+
+
+def iter_batches(cache: ShotCache, titles: list[int], window: int, global_batch: int, seed: int, epoch: int,
+                 ratio: float, rank: int = 0, world: int = 1, shuffle: bool = True, drop_last: bool = True,
+                 skip: int = 0) -> Iterator[Batch]:
+    """This rank's batches for one epoch, skipping the first `skip` global batches (resume)."""
+    wins = epoch_windows(cache, titles, window, seed, epoch, shuffle)
+    for gb in global_batches(wins, global_batch, drop_last)[skip:]:
+        mine = rank_slice(gb, rank, world)
+        if mine:
+            yield collate(cache, mine, ratio, seed, epoch)
+
+
+def steps_per_epoch(cache: ShotCache, titles: list[int], window: int, global_batch: int) -> int:
+    n = sum(len(title_windows(t, cache.length(t), window)) for t in titles)
+    return n // global_batch

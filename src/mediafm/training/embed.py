@@ -1,0 +1,98 @@
+"""Contextual shot embeddings of a whole store from a pretrained model.
+
+    embed_store(STORE, MODEL_DIR) -> STORE/contextual/<model_id>/{model.json, shots/, cls/}
+
+`model_id` is the model's name plus a short hash of its weights file, so two different models
+(or two trainings of the same preset) never overwrite each other's embeddings, and the store
+records exactly which weights produced them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from mediafm.errors import StoreError
+from mediafm.model.mediafm import CONFIG_FILE, WEIGHTS_FILE, load_pretrained
+from mediafm.store.catalog import Store
+
+
+@dataclass
+class EmbedResult:
+    model_id: str
+    titles: int  # titles embedded in this run
+    skipped: int  # titles already embedded by this model (kept)
+    shots: int
+
+
+def weights_hash(model_dir: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(Path(model_dir) / WEIGHTS_FILE, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def model_identity(model_dir: str | Path) -> dict:
+    """name, model_id, config and weights hash (what contextual/<model_id>/model.json records)."""
+    model_dir = Path(model_dir)
+    cfg = json.loads((model_dir / CONFIG_FILE).read_text())["model"]
+    digest = weights_hash(model_dir)
+    card_file = model_dir / "model_card.json"
+    card = json.loads(card_file.read_text()) if card_file.exists() else {}
+    return {"model_id": f"{cfg['name']}-{digest[:10]}", "name": cfg["name"], "config": cfg,
+            "weights_sha256": digest, "model_dir": str(model_dir.resolve()),
+            "encoders": card.get("encoders"), "best_val_loss": card.get("best_val_loss"),
+            "steps": card.get("steps")}
+
+
+def embed_store(store_root: str | Path, model_dir: str | Path, title_ids: list[str] | None = None,
+                device: str = "auto", overwrite: bool = False, progress: bool = False) -> EmbedResult:
+    """Write per-shot contextual embeddings and [CLS] embeddings for the store's encoded titles.
+
+    Args:
+        store_root: the store.
+        model_dir: a directory written by `mediafm pretrain`.
+        title_ids: titles to embed (default: every encoded title).
+        overwrite: recompute titles this model already embedded.
+
+    Returns:
+        EmbedResult with the model id and counts.
+    """
+    store = Store(store_root)
+    info = model_identity(model_dir)
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = load_pretrained(model_dir, device=device)
+    tids = [t for t in (title_ids if title_ids is not None else store.title_ids()) if store.has_features(t)]
+    encoders = store.check_encoders(tids)
+    if info["encoders"] is not None and tids and info["encoders"] != encoders:
+        raise StoreError(store.root, f"model {info['model_id']} was trained on encoders {info['encoders']} "
+                         f"but the store holds {encoders}; re-encode or retrain")
+    out = store.contextual_dir(info["model_id"])
+    it = tids
+    if progress:
+        from tqdm import tqdm
+        it = tqdm(tids, desc="embed", unit="title")
+    done = skipped = shots = 0
+    for tid in it:
+        if not overwrite and (out / "shots" / f"{tid}.parquet").exists():
+            skipped += 1
+            continue
+        fused = store.features(tid)
+        if fused.shape[1] != model.config.input_dim:
+            raise StoreError(store._table_file("features", tid), f"fused dim {fused.shape[1]} does not match "
+                             f"the model's input_dim {model.config.input_dim}")
+        times = None
+        if model.config.time_features:
+            sh = store.shots(tid)
+            times = sh[["start_s", "end_s"]].to_numpy("float32")
+            times[:, 1] -= times[:, 0]
+        emb, cls = model.embed_title(fused, store.meta_embedding(tid), times, return_cls=True)
+        store.write_contextual(info["model_id"], tid, emb, cls, info)
+        done, shots = done + 1, shots + len(emb)
+    return EmbedResult(info["model_id"], done, skipped, shots)

@@ -1,0 +1,103 @@
+"""Optimiser: Muon for hidden 2-D weight matrices, AdamW for everything else; warmup + cosine.
+
+Muon orthogonalises the momentum of a weight matrix (Newton-Schulz), which only makes sense for
+matrices that map hidden activations to hidden activations. Embeddings, [CLS]/[GLOBAL]/[MASK]
+vectors, norms, biases and the input/output projections (whose shapes are set by the data, not
+by the hidden size) go to AdamW, as the Muon authors and torch's docs recommend.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+@dataclass
+class OptimConfig:
+    optimizer: str = "muon"  # "muon" (Muon + AdamW) or "adamw" (AdamW only)
+    lr: float = 1e-3  # AdamW peak learning rate
+    muon_lr: float = 0.02  # Muon peak learning rate ("original" lr scaling, Keller Jordan's default)
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.98)
+    warmup_steps: int = 100  # linear warmup (capped at 10% of the run)
+    min_lr_ratio: float = 0.1  # cosine decays to this fraction of the peak
+    grad_clip: float = 1.0  # global gradient-norm clip; 0 = off
+
+
+def split_params(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """(muon_params, adamw_params): hidden 2-D matrices inside the encoder blocks vs the rest."""
+    muon, adamw = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        # only the blocks' qkv/proj/fc/out matrices map hidden -> hidden; in_proj, out_proj,
+        # meta_proj, time_proj and the embeddings are 2-D too but stay on AdamW
+        hidden_matrix = p.ndim == 2 and name.startswith("blocks.")
+        (muon if hidden_matrix else adamw).append(p)
+    return muon, adamw
+
+
+class MultiOptimizer:
+    """Steps several torch optimisers as one; state_dict/load_state_dict for exact resume."""
+
+    def __init__(self, optimizers: list[torch.optim.Optimizer]):
+        self.optimizers = optimizers
+
+    @property
+    def param_groups(self) -> list[dict]:
+        return [g for o in self.optimizers for g in o.param_groups]
+
+    def step(self) -> None:
+        for o in self.optimizers:
+            o.step()
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for o in self.optimizers:
+            o.zero_grad(set_to_none=set_to_none)
+
+    def state_dict(self) -> list[dict]:
+        return [o.state_dict() for o in self.optimizers]
+
+    def load_state_dict(self, states: list[dict]) -> None:
+        for o, s in zip(self.optimizers, states, strict=True):
+            o.load_state_dict(s)
+
+
+def lr_factor(step: int, total_steps: int, warmup: int, min_ratio: float) -> float:
+    """Multiplier of the peak lr at `step`: linear warmup then cosine to min_ratio."""
+    warmup = min(warmup, max(1, total_steps // 10))
+    if step < warmup:
+        return (step + 1) / warmup
+    t = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+def build_optimizer(model: nn.Module, cfg: OptimConfig) -> MultiOptimizer:
+    muon_params, adamw_params = split_params(model)
+    if cfg.optimizer == "adamw":
+        adamw_params, muon_params = muon_params + adamw_params, []
+    elif cfg.optimizer != "muon":
+        raise ValueError(f"unknown optimizer {cfg.optimizer!r} (muon or adamw)")
+    opts: list[torch.optim.Optimizer] = []
+    if muon_params:
+        opts.append(torch.optim.Muon(muon_params, lr=cfg.muon_lr, weight_decay=cfg.weight_decay))
+    # weight decay only on matrices; norms, biases and the special token vectors are not decayed
+    decay = [p for p in adamw_params if p.ndim >= 2]
+    no_decay = [p for p in adamw_params if p.ndim < 2]
+    opts.append(torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=cfg.betas))
+    for o in opts:
+        for g in o.param_groups:
+            g["peak_lr"] = g["lr"]
+    return MultiOptimizer(opts)
+
+
+def set_lr(opt: MultiOptimizer, step: int, total_steps: int, cfg: OptimConfig) -> float:
+    """Set every group's lr for `step` from its peak; returns the multiplier (a pure function of
+    the step, so a resumed run needs no scheduler state beyond the step count)."""
+    f = lr_factor(step, total_steps, cfg.warmup_steps, cfg.min_lr_ratio)
+    for g in opt.param_groups:
+        g["lr"] = g["peak_lr"] * f
+    return f

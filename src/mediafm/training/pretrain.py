@@ -1,0 +1,338 @@
+"""Masked-shot-modeling pretraining (one recipe for 1 CPU process, torchrun DDP, and multi-node).
+
+    pretrain(store_root, out_dir, TrainConfig(preset="small"))        # in-process
+    torchrun --nproc-per-node 8 -m mediafm.cli.main pretrain STORE --out MODEL_DIR   # DDP
+
+Under torchrun every rank runs this same function: the process group comes from the
+environment (NCCL on GPUs, gloo on CPU), each rank reads its slice of every global batch from
+the memory-mapped cache, and the loss is normalised by the *global* number of masked shots, so
+the gradient equals that of one process on the whole global batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from mediafm.errors import ConfigError
+from mediafm.model.mediafm import PRESETS, MediaFM, ModelConfig, save_pretrained
+from mediafm.training import checkpoint as ckpt
+from mediafm.training.data import ShotCache, build_cache, iter_batches, split_titles, steps_per_epoch
+from mediafm.training.optim import OptimConfig, build_optimizer, set_lr
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    preset: str = "small"  # model size: tiny | small | base (see mediafm.model.PRESETS)
+    max_shots: int = 512  # window length in shots (= the model's learned positions)
+    time_features: bool = False  # feed shot start time / duration to the model
+    dropout: float = 0.0
+    batch_size: int = 16  # GLOBAL batch in windows, split across ranks
+    epochs: int = 20
+    max_steps: int = 0  # stop after this many optimiser steps in total (0 = epochs decide)
+    steps_this_run: int = 0  # stop this invocation after N steps, checkpointing (time-limited jobs + --resume)
+    mask_ratio: float = 0.2  # share of real shots replaced by [MASK]
+    val_fraction: float = 0.1  # share of titles held out (by title) for validation
+    patience: int = 3  # early stopping: epochs without a better validation loss
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    checkpoint_every: int = 200  # steps between checkpoints (also at every epoch end)
+    log_every: int = 10  # steps between metrics.csv rows
+    seed: int = 0
+    device: str = "auto"  # auto = cuda if available, else cpu
+    compile: bool = False  # torch.compile the model (GPU runs)
+    bf16: bool = True  # bf16 autocast on CUDA (ignored on CPU)
+    num_threads: int = 0  # torch CPU threads (0 = torch default)
+    progress: bool = True  # tqdm bar (rank 0 only)
+
+    def validate(self) -> None:
+        if self.preset not in PRESETS:
+            raise ConfigError(None, f"unknown preset {self.preset!r}; choose one of {sorted(PRESETS)}")
+        if not 0 < self.mask_ratio < 1:
+            raise ConfigError(None, f"mask_ratio must be in (0, 1), got {self.mask_ratio}")
+        if self.batch_size < 1 or self.max_shots < 2:
+            raise ConfigError(None, "batch_size must be >= 1 and max_shots >= 2")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class PretrainResult:
+    out_dir: Path
+    model_config: ModelConfig
+    steps: int
+    epochs: int
+    best_val_loss: float
+    last_train_loss: float
+    stopped: str  # "epochs" | "max_steps" | "early_stopping" | "steps_this_run"
+    history: list[dict]
+
+
+# ---------------------------------------------------------------- distributed helpers
+def _dist_setup(device: str) -> tuple[int, int, torch.device]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+    if device == "cuda":
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        device = f"cuda:{local}"
+    return rank, world, torch.device(device)
+
+
+def _all_sum(x: torch.Tensor) -> torch.Tensor:
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(x)
+    return x
+
+
+def _barrier() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+# ---------------------------------------------------------------- steps
+def _autocast(device: torch.device, bf16: bool):
+    if device.type == "cuda" and bf16:
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _masked_sum_loss(model, batch, cfg: TrainConfig, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sum of cosine distances over masked shots, count) of one local batch."""
+    b = batch.to(device)
+    with _autocast(device, cfg.bf16):
+        _, loss = model(b.fused, b.meta, b.pad_mask, b.mask_positions, b.times if cfg.time_features else None)
+    n = (b.mask_positions & b.pad_mask).sum().float()
+    return loss.float() * n, n
+
+
+def train_step(model, optimizer, batch, cfg: TrainConfig, step: int, total: int, world: int, device) -> float:
+    """One optimiser step on this rank's share of a global batch; returns the global mean loss."""
+    set_lr(optimizer, step, total, cfg.optim)
+    loss_sum, n = _masked_sum_loss(model, batch, cfg, device)
+    n_global = _all_sum(n.detach().clone())
+    # DDP averages gradients over ranks, hence * world: the result is d(global sum / global count)
+    (loss_sum * world / n_global.clamp(min=1)).backward()
+    if cfg.optim.grad_clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    stats = _all_sum(torch.stack([loss_sum.detach(), n]))
+    return float(stats[0] / stats[1].clamp(min=1))
+
+
+@torch.no_grad()
+def evaluate(model, cache: ShotCache, titles: list[int], cfg: TrainConfig, rank: int, world: int, device) -> float:
+    """Validation MSM loss over all windows of `titles` with fixed masks (epoch -1 = fixed seed)."""
+    if not titles:
+        return float("nan")
+    model.eval()
+    tot = torch.zeros(2, device=device)
+    for batch in iter_batches(cache, titles, cfg.max_shots, cfg.batch_size, cfg.seed, -1, cfg.mask_ratio,
+                              rank, world, shuffle=False, drop_last=False):
+        s, n = _masked_sum_loss(model, batch, cfg, device)
+        tot += torch.stack([s, n])
+    model.train()
+    tot = _all_sum(tot)
+    return float(tot[0] / tot[1].clamp(min=1))
+
+
+# ---------------------------------------------------------------- the recipe
+def build_model(cfg: TrainConfig, dim: int, meta_dim: int) -> MediaFM:
+    mcfg = PRESETS[cfg.preset](dim, meta_dim, max_shots=cfg.max_shots, dropout=cfg.dropout,
+                               time_features=cfg.time_features)
+    torch.manual_seed(cfg.seed)  # same initial weights on every rank and every rerun
+    return MediaFM(mcfg)
+
+
+def pretrain(store_root: str | Path, out_dir: str | Path, config: TrainConfig = TrainConfig(),
+             resume: bool = False) -> PretrainResult:
+    """Pretrain a MediaFM on the store's fused vectors by masked shot modeling.
+
+    Args:
+        store_root: a store with encoded titles (features/).
+        out_dir: model directory (weights, config, card, metrics, checkpoint/).
+        config: training settings.
+        resume: continue from out_dir/checkpoint exactly where it stopped.
+
+    Returns:
+        PretrainResult with steps, best validation loss and the per-epoch history.
+    """
+    cfg = config
+    cfg.validate()
+    out_dir = Path(out_dir)
+    rank, world, device = _dist_setup(cfg.device)
+    if cfg.batch_size % world:
+        raise ConfigError(None, f"batch_size {cfg.batch_size} must be divisible by the {world} ranks")
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    if rank == 0:
+        cache = build_cache(store_root, progress=cfg.progress)
+    _barrier()
+    if rank != 0:
+        cache = build_cache(store_root)
+    train_titles, val_titles = split_titles(cache.title_ids, cfg.val_fraction, cfg.seed)
+    if not train_titles:
+        raise ConfigError(store_root, "no training titles after the validation split")
+    spe = steps_per_epoch(cache, train_titles, cfg.max_shots, cfg.batch_size)
+    if spe == 0:
+        raise ConfigError(store_root, f"batch_size {cfg.batch_size} exceeds the {len(train_titles)} training "
+                          "titles' windows; lower --batch-size")
+    total = cfg.epochs * spe if not cfg.max_steps else min(cfg.max_steps, cfg.epochs * spe)
+
+    model = build_model(cfg, cache.dim, cache.meta_dim).to(device)
+    optimizer = build_optimizer(model, cfg.optim)
+    state = ckpt.TrainState()
+    if resume and ckpt.has_checkpoint(out_dir):
+        state = ckpt.load_checkpoint(out_dir, model, optimizer)
+    elif resume:
+        log.warning("no checkpoint in %s; starting from scratch", out_dir)
+    run_model = model
+    if world > 1:
+        run_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    if cfg.compile:
+        run_model = torch.compile(run_model)
+
+    metrics = _Metrics(out_dir / "metrics.csv", state.step, enabled=rank == 0 and not state.done)
+    bar = None
+    if rank == 0 and cfg.progress:
+        from tqdm import tqdm
+        bar = tqdm(total=total, initial=state.step, desc="pretrain", unit="step", dynamic_ncols=True)
+    shots_per_batch = 0
+    t0, last_loss, stopped = time.perf_counter(), float("nan"), "epochs"
+    steps_run = 0
+    run_model.train()
+    try:
+        while not state.done:
+            for batch in iter_batches(cache, train_titles, cfg.max_shots, cfg.batch_size, cfg.seed, state.epoch,
+                                      cfg.mask_ratio, rank, world, skip=state.batch_in_epoch):
+                last_loss = train_step(run_model, optimizer, batch, cfg, state.step, total, world, device)
+                state.step += 1
+                state.batch_in_epoch += 1
+                steps_run += 1
+                shots_per_batch += int(batch.pad_mask.sum()) * world  # approx. global shots
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{last_loss:.4f}", epoch=state.epoch)
+                if state.step % cfg.log_every == 0:
+                    dt = time.perf_counter() - t0
+                    metrics.write(step=state.step, epoch=state.epoch, train_loss=last_loss,
+                                  lr=optimizer.param_groups[-1]["lr"], shots_per_s=shots_per_batch / max(dt, 1e-9))
+                    t0, shots_per_batch = time.perf_counter(), 0
+                if state.step >= total:
+                    break
+                if cfg.steps_this_run and steps_run >= cfg.steps_this_run:
+                    break
+                if state.step % cfg.checkpoint_every == 0 and rank == 0:
+                    ckpt.save_checkpoint(out_dir, model, optimizer, state, cfg.to_dict())
+            interrupted = cfg.steps_this_run and steps_run >= cfg.steps_this_run and state.step < total
+            epoch_end = state.batch_in_epoch >= spe
+            if interrupted and not epoch_end:
+                stopped = "steps_this_run"
+                break
+            val = evaluate(model, cache, val_titles, cfg, rank, world, device)
+            state.history.append({"epoch": state.epoch, "step": state.step, "val_loss": val, "train_loss": last_loss})
+            metrics.write(step=state.step, epoch=state.epoch, train_loss=last_loss, val_loss=val)
+            improved = not math.isnan(val) and val < state.best_val
+            if improved or math.isnan(val):
+                state.best_val, state.best_step, state.bad_epochs = val, state.step, 0
+                if rank == 0:
+                    save_pretrained(model, out_dir, extra={"train": cfg.to_dict()})
+            else:
+                state.bad_epochs += 1
+            if epoch_end:
+                state.epoch, state.batch_in_epoch = state.epoch + 1, 0
+            if state.step >= total:
+                state.done, stopped = True, "max_steps" if cfg.max_steps and total == cfg.max_steps else "epochs"
+            elif state.bad_epochs >= cfg.patience:
+                state.done, stopped = True, "early_stopping"
+            elif state.epoch >= cfg.epochs:
+                state.done, stopped = True, "epochs"
+            if rank == 0:
+                ckpt.save_checkpoint(out_dir, model, optimizer, state, cfg.to_dict())
+            if interrupted and not state.done:
+                stopped = "steps_this_run"
+                break
+        if rank == 0:
+            if stopped == "steps_this_run":
+                ckpt.save_checkpoint(out_dir, model, optimizer, state, cfg.to_dict())
+            else:
+                ckpt.write_model_card(out_dir, _card(cfg, model, cache, train_titles, val_titles, state))
+    finally:
+        if bar is not None:
+            bar.close()
+        metrics.close()
+    _barrier()
+    return PretrainResult(out_dir, model.config, state.step, state.epoch, state.best_val, last_loss, stopped,
+                          state.history)
+
+
+def _card(cfg: TrainConfig, model: MediaFM, cache: ShotCache, train: list[int], val: list[int],
+          state: ckpt.TrainState) -> dict:
+    from mediafm import __version__
+    return {"name": model.config.name, "preset": cfg.preset, "config": model.config.to_dict(),
+            "parameters": model.num_params(), "encoders": cache.encoders,
+            "data": {"train_titles": len(train), "val_titles": len(val),
+                     "train_shots": int(sum(cache.length(t) for t in train)),
+                     "val_shots": int(sum(cache.length(t) for t in val))},
+            "steps": state.step, "epochs": state.epoch, "optimizer": cfg.optim.optimizer,
+            "best_val_loss": state.best_val, "best_step": state.best_step, "history": state.history,
+            "train_config": cfg.to_dict(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "mediafm_version": __version__}
+
+
+class _Metrics:
+    """metrics.csv (and TensorBoard when installed). On resume, rows after the checkpoint are dropped,
+    so the log of a resumed run equals that of an uninterrupted one."""
+
+    FIELDS = ["step", "epoch", "train_loss", "val_loss", "lr", "shots_per_s", "time"]
+
+    def __init__(self, path: Path, resume_step: int, enabled: bool):
+        self.enabled, self.fh, self.tb = enabled, None, None
+        if not enabled:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        rows = []
+        if resume_step and path.exists():
+            with open(path, newline="") as fh:
+                rows = [r for r in csv.DictReader(fh) if int(r["step"]) <= resume_step]
+        self.fh = open(path, "w", newline="")
+        self.writer = csv.DictWriter(self.fh, fieldnames=self.FIELDS)
+        self.writer.writeheader()
+        self.writer.writerows(rows)
+        with contextlib.suppress(ImportError):
+            from torch.utils.tensorboard import SummaryWriter
+            self.tb = SummaryWriter(str(path.parent / "tensorboard"))
+
+    def write(self, **row) -> None:
+        if not self.enabled:
+            return
+        row["time"] = time.time()
+        self.writer.writerow(row)
+        self.fh.flush()
+        if self.tb is not None:
+            for k in ("train_loss", "val_loss", "lr", "shots_per_s"):
+                if k in row:
+                    self.tb.add_scalar(k, row[k], row["step"])
+
+    def close(self) -> None:
+        if self.fh is not None:
+            self.fh.close()
+        if self.tb is not None:
+            self.tb.close()
