@@ -49,6 +49,7 @@ def write_video(
     audio_rate: int = 16_000,
     codec: str | None = None,
     crf: int = DEFAULT_CRF,
+    audio_offset_s: float = 0.0,
     rotation: int = 0,
     subtitles: Sequence[Cue] | None = None,
 ) -> Path:
@@ -61,6 +62,8 @@ def write_video(
         pts_s: presentation time of every frame in seconds (variable frame rate); frame i gets
             `pts_s[i]`, rounded to a 1/90000 s time base.
         audio: mono float32 samples in [-1, 1] at `audio_rate`, starting at time 0.
+        audio_offset_s: start of the audio relative to the first video frame (container
+            timestamps): > 0 audio starts later, < 0 audio starts earlier (video is delayed).
         rotation: clockwise display rotation stored in the container's display matrix.
         subtitles: cues muxed as a text subtitle stream (mp4/mov: mov_text, mkv: subrip).
 
@@ -103,18 +106,21 @@ def write_video(
             sstream = out.add_mux_stream(scodec)
             sstream.time_base = Fraction(1, 1000)
 
+        vtb = vs.codec_context.time_base
+        video_shift = round(max(0.0, -audio_offset_s) / vtb)  # in video time-base units
+
         def frames_with_pts() -> Iterator[tuple[np.ndarray, int]]:
             for i, img in enumerate(_chain(first, it)):
                 if pts_s is not None:
-                    yield img, round(pts_s[i] * 90_000)
+                    yield img, round(pts_s[i] * 90_000) + video_shift
                 else:
-                    yield img, i
+                    yield img, i + video_shift
 
         # Audio is muxed interleaved with the video (a little ahead of it): some muxers (AVI)
         # write broken indexes when one stream arrives entirely after the other.
-        aframes = iter(_audio_frames(astream, audio, audio_rate)) if astream is not None else iter(())
+        afr = _audio_frames(astream, audio, audio_rate, max(0.0, audio_offset_s)) if astream else []
+        aframes = iter(afr)
         pending = next(aframes, None)
-        vtb = vs.codec_context.time_base
         for img, pts in frames_with_pts():
             vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img, dtype=np.uint8), format="rgb24")
             vf.pts = pts
@@ -148,7 +154,7 @@ def _add_audio_stream(out, suffix: str, rate: int):
     return stream
 
 
-def _audio_frames(stream, audio: np.ndarray, rate: int) -> list[av.AudioFrame]:
+def _audio_frames(stream, audio: np.ndarray, rate: int, start_s: float = 0.0) -> list[av.AudioFrame]:
     """Float mono samples resampled to the encoder's format, rate and frame size, from time 0."""
     samples = np.clip(np.asarray(audio, dtype=np.float32).reshape(1, -1), -1.0, 1.0)
     src = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
@@ -159,7 +165,7 @@ def _audio_frames(stream, audio: np.ndarray, rate: int) -> list[av.AudioFrame]:
     resampler = av.AudioResampler(format=cc.format.name, layout="mono", rate=cc.sample_rate,
                                   frame_size=cc.frame_size or None)
     frames = [*resampler.resample(src), *resampler.resample(None)]
-    pts = 0
+    pts = round(start_s * cc.sample_rate)
     for frame in frames:
         frame.pts = pts
         frame.time_base = Fraction(1, cc.sample_rate)
