@@ -1,0 +1,472 @@
+"""The per-title worker: one file in, one `TitleResult` out (shots, sampled frames, audio, text).
+
+`process_title` does no store bookkeeping and catches nothing broadly: the executors (local, Ray)
+decide what a failure means. Memory does not grow with the title's length:
+
+- video is decoded ONCE; each frame is converted to the detector's small size and to one
+  `frame_side` square candidate; candidates are kept only for the shot still open (bounded, see
+  `FrameSampler`), and the K frames of a shot are picked as soon as the detector confirms its end;
+- picked frames and int16 audio are appended to `.npy` files in a scratch folder as they come
+  (`NpyAppender`), so a 3-hour film costs disk, not RAM;
+- the only per-frame state is the PTS, 8 bytes per frame.
+
+`write_result` then moves the files into the store and commits the title row last.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import time
+import uuid
+from array import array
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Any
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mediafm.errors import MediaDecodeError, MetadataError, SubtitleParseError
+from mediafm.ingest.config import IngestConfig
+from mediafm.store.catalog import SHOT_COLUMNS, TITLE_COLUMNS, Store, source_key, title_id_for
+from mediafm.types import Shot
+
+Progress = Callable[[int], None]
+
+
+# --------------------------------------------------------------------------- streamed .npy files
+class NpyAppender:
+    """Append rows to a `.npy` file without knowing the row count up front.
+
+    A 128-byte header is reserved and filled on `close()`; numpy pads v1 headers to 64-byte
+    multiples, and any realistic shape fits in 128 bytes (if not, the file is rewritten once).
+    """
+
+    HEADER = 128
+
+    def __init__(self, path: Path, dtype: np.dtype | type, row_shape: tuple[int, ...] = ()):
+        self.path = Path(path)
+        self.dtype = np.dtype(dtype)
+        self.row_shape = tuple(row_shape)
+        self.rows = 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(self.path, "wb")
+        self._fh.write(b"\0" * self.HEADER)
+
+    def append(self, rows: np.ndarray) -> None:
+        rows = np.ascontiguousarray(rows, dtype=self.dtype)
+        if rows.shape[1:] != self.row_shape:
+            raise ValueError(f"row shape {rows.shape[1:]} != {self.row_shape}")
+        self._fh.write(rows.tobytes())  # tobytes of a C-contiguous array is one memcpy
+        self.rows += rows.shape[0]
+
+    def close(self) -> Path:
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(header, {
+            "descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
+            "shape": (self.rows, *self.row_shape)})
+        data = header.getvalue()
+        if len(data) == self.HEADER:
+            self._fh.seek(0)
+            self._fh.write(data)
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+        else:  # exotic shape: rewrite with the right header (streamed copy)
+            self._fh.close()
+            tmp = self.path.with_name(self.path.name + ".re")
+            with open(self.path, "rb") as src, open(tmp, "wb") as dst:
+                dst.write(data)
+                src.seek(self.HEADER)
+                while chunk := src.read(1 << 24):
+                    dst.write(chunk)
+                dst.flush()
+                os.fsync(dst.fileno())
+            os.replace(tmp, self.path)
+        return self.path
+
+    def discard(self) -> None:
+        if not self._fh.closed:
+            self._fh.close()
+        self.path.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------- frame sampling
+class FrameSampler:
+    """Bounded buffer of frame candidates for the open shot; picks K frames per shot.
+
+    The last `recent` frames are kept as decoded (not yet converted: conversion to a square
+    costs about as much as decoding) at full frame rate, because the detector confirms a boundary
+    a bounded number of frames after it happens (its look-ahead): short shots get exact picks.
+    Frames leaving that window are converted and kept in a buffer of at most `capacity` squares
+    whose density halves each time it fills, so a shot of any length holds at most
+    recent + capacity frames and only ~capacity * log2(length) of its frames are ever converted.
+
+    Args:
+        k: frames picked per shot (centres of K equal parts).
+        recent: frames kept unconverted (should cover the detector's look-ahead).
+        capacity: converted older candidates kept per open shot.
+        convert: decoded frame -> [S, S, 3] uint8 (e.g. `lambda f: f.square(224)`).
+    """
+
+    def __init__(self, k: int, recent: int, capacity: int, convert: Callable[[Any], np.ndarray]):
+        self.k = k
+        self.start = 0  # first frame of the open shot
+        self.recent: deque[tuple[int, Any]] = deque()
+        self.recent_max = recent
+        self.older: list[tuple[int, np.ndarray]] = []
+        self.capacity = capacity
+        self.stride = 1
+        self.convert = convert
+        self.converted = 0  # frames converted so far (for benchmarks)
+
+    def _square(self, item: Any) -> np.ndarray:
+        self.converted += 1
+        return self.convert(item)
+
+    def push(self, index: int, frame: Any) -> None:
+        self.recent.append((index, frame))
+        if len(self.recent) > self.recent_max:
+            idx, old = self.recent.popleft()
+            if idx >= self.start and (idx - self.start) % self.stride == 0:
+                self.older.append((idx, self._square(old)))
+                if len(self.older) > self.capacity:
+                    self.stride *= 2
+                    self.older = [c for c in self.older if (c[0] - self.start) % self.stride == 0]
+
+    def close(self, end: int) -> np.ndarray:
+        """Finish the open shot at frame `end` (inclusive): its K frames, [K, S, S, 3]."""
+        s = self.start
+        pool: list[tuple[int, Any, bool]] = [(i, img, True) for i, img in self.older if s <= i <= end]
+        pool += [(i, f, False) for i, f in self.recent if s <= i <= end]
+        if not pool:  # only if the detector lagged beyond `recent`: nearest frames instead
+            pool = [(i, img, True) for i, img in self.older] + [(i, f, False) for i, f in self.recent]
+        if not pool:
+            raise RuntimeError("FrameSampler.close called before any frame was pushed")
+        idx = np.array([c[0] for c in pool])
+        n = end - s + 1
+        # Centre of the k-th of K equal parts, as a frame index.
+        targets = s + (np.arange(self.k) + 0.5) * n / self.k - 0.5
+        picks: dict[int, np.ndarray] = {}
+        out = []
+        for t in targets:
+            j = int(np.argmin(np.abs(idx - t)))
+            if j not in picks:
+                _, item, done = pool[j]
+                picks[j] = item if done else self._square(item)
+            out.append(picks[j])
+        self.older = [c for c in self.older if c[0] > end]
+        while self.recent and self.recent[0][0] <= end:
+            self.recent.popleft()
+        self.start, self.stride = end + 1, 1
+        return np.stack(out)
+
+
+# --------------------------------------------------------------------------- results
+@dataclass
+class TitleResult:
+    """What `process_title` produces. Media arrays live in scratch `.npy` files until written."""
+
+    record: dict  # one row of TITLE_COLUMNS
+    shots: pd.DataFrame  # SHOT_COLUMNS
+    frames_file: Path | None  # uint8 [n_shots, K, S, S, 3]
+    audio_file: Path | None  # int16 [n_samples] at config.audio_rate
+    warnings: list[str] = field(default_factory=list)
+    media_s: float = 0.0
+
+    @property
+    def frames(self) -> np.ndarray | None:
+        return np.load(self.frames_file, mmap_mode="r") if self.frames_file else None
+
+    @property
+    def audio(self) -> np.ndarray | None:
+        return np.load(self.audio_file, mmap_mode="r") if self.audio_file else None
+
+    def discard(self) -> None:
+        """Remove the scratch files (after they were moved into the store, this is a no-op)."""
+        for f in (self.frames_file, self.audio_file):
+            if f is not None:
+                f.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def stage(name: str) -> Iterator[None]:
+    """Tag an escaping exception with the pipeline stage (the executor records it)."""
+    try:
+        yield
+    except BaseException as exc:
+        if not hasattr(exc, "mediafm_stage"):
+            with contextlib.suppress(AttributeError, TypeError):
+                exc.mediafm_stage = name  # type: ignore[attr-defined]
+        raise
+
+
+_DETECTORS: dict[str, object] = {}
+
+
+def _detector(name: str):
+    """One detector per process and name: TransNetV2 loads its weights once, not per title."""
+    if name not in _DETECTORS:
+        from mediafm.shots.base import get_detector
+
+        _DETECTORS[name] = get_detector(name)
+    return _DETECTORS[name]
+
+
+def process_title(path: str | Path, config: IngestConfig = IngestConfig(), *, scratch_dir: str | Path,
+                  title_id: str | None = None, key: str | None = None,
+                  progress: Progress | None = None) -> TitleResult:
+    """Ingest one title into scratch files: shots, K frames per shot, audio, subtitle text.
+
+    Args:
+        path: a video or audio file.
+        config: ingestion settings.
+        scratch_dir: where the streamed `.npy` files go (same file system as the store, so the
+            writer can move them into place atomically).
+        title_id: the id in the store (default: from the file stem).
+        key: the resume key (default: `source_key(path)`).
+        progress: called with the number of frames decoded since the last call.
+
+    Returns:
+        TitleResult; the caller writes it (`write_result`) or discards it.
+
+    Raises:
+        MediaDecodeError (and subclasses) for unreadable/undecodable files. Subtitle and metadata
+        problems are warnings, never errors.
+    """
+    from mediafm.media.decode import probe
+
+    path = Path(path)
+    title_id = title_id or title_id_for(path)
+    with stage("probe"):
+        key = key or source_key(path)
+        info = probe(path)
+    warnings: list[str] = []
+    scratch = Path(scratch_dir)
+    tag = f"{title_id}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+    frames_out: NpyAppender | None = None
+    audio_out: NpyAppender | None = None
+    try:
+        audio_file = None
+        if info.has_audio and (config.keep_audio or not info.has_video):
+            audio_out = NpyAppender(scratch / f"{tag}.audio.npy", np.int16)
+            with stage("audio"):
+                audio_file = _decode_audio(path, config, audio_out, warnings, required=not info.has_video)
+        if info.has_video:
+            frames_out = NpyAppender(scratch / f"{tag}.frames.npy", np.uint8,
+                                     (config.frames_per_shot, config.frame_side, config.frame_side, 3))
+            with stage("shots"):
+                shots, n_frames = _video_shots(path, info, config, frames_out, warnings, progress)
+            frames_file = frames_out.close()
+            duration = shots[-1].end_s if shots else 0.0
+        else:
+            with stage("shots"):
+                shots = _audio_shots(audio_file, config)
+            frames_file, n_frames = None, 0
+            duration = shots[-1].end_s if shots else 0.0
+        with stage("subtitles"):
+            texts, sub_source = _shot_texts(path, shots, config, warnings)
+        with stage("metadata"):
+            meta_json = _metadata_json(path, warnings)
+    except BaseException:
+        for out in (frames_out, audio_out):
+            if out is not None:
+                out.discard()
+        raise
+
+    shot_df = pd.DataFrame({
+        "title_id": [title_id] * len(shots),
+        "shot_index": np.arange(len(shots), dtype=np.int32),
+        "start_frame": np.array([s.start_frame for s in shots], dtype=np.int64),
+        "end_frame": np.array([s.end_frame for s in shots], dtype=np.int64),
+        "start_s": np.array([s.start_s for s in shots], dtype=np.float64),
+        "end_s": np.array([s.end_s for s in shots], dtype=np.float64),
+        "text": texts,
+        "text_source": ["subtitle" if t else "" for t in texts],
+    }, columns=SHOT_COLUMNS)
+    record = {
+        "title_id": title_id, "path": str(path), "source_key": key, "duration_s": float(duration),
+        "has_video": bool(info.has_video), "has_audio": audio_file is not None,
+        "width": int(info.width), "height": int(info.height), "rotation": int(info.rotation),
+        "n_frames": int(n_frames), "n_shots": len(shots),
+        "detector": config.detector if info.has_video else "audio-window",
+        "subtitle_source": sub_source, "meta_json": meta_json,
+        "warnings_json": json.dumps(warnings), "ingested_at": None,
+    }
+    assert set(record) == set(TITLE_COLUMNS)
+    return TitleResult(record=record, shots=shot_df, frames_file=frames_file, audio_file=audio_file,
+                       warnings=warnings, media_s=float(duration))
+
+
+def _video_shots(path: Path, info, config: IngestConfig, out: NpyAppender, warnings: list[str],
+                 progress: Progress | None) -> tuple[list[Shot], int]:
+    """The single decode pass: detector frames in, shot boundaries and sampled frames out."""
+    from mediafm.media.decode import DecodeStats, iter_frames
+    from mediafm.shots.base import shots_from_boundaries
+
+    det = _detector(config.detector)
+    w, h = det.frame_size
+    side = config.frame_side
+    pts = array("d")  # 8 bytes per frame: the only per-frame state kept
+    sampler = FrameSampler(config.frames_per_shot, _recent_frames(info, config), config.sample_capacity,
+                           lambda f: f.square(side))
+    stats = DecodeStats()
+    pending = 0
+
+    def feed() -> Iterator[np.ndarray]:
+        nonlocal pending
+        for f in iter_frames(path, stats=stats):
+            pts.append(f.pts_s)
+            sampler.push(f.index, f)
+            if progress is not None:
+                pending += 1
+                if pending >= 64:  # tqdm.update per frame would cost more than the decode
+                    progress(pending)
+                    pending = 0
+            yield f.rgb(w, h)
+
+    starts = [0]
+    for b in det.boundaries(feed()):
+        if b <= starts[-1]:
+            continue  # defensive: boundaries must increase
+        out.append(sampler.close(b - 1)[None])
+        starts.append(b)
+    if progress is not None and pending:
+        progress(pending)
+    n = len(pts)
+    if n == 0:
+        raise MediaDecodeError(path, "video stream has no decodable frames")
+    out.append(sampler.close(n - 1)[None])
+    warnings.extend(f"video: {msg}" for msg in stats.warnings)
+    # The last frame lasts as long as the one before it (the container's declared duration is
+    # not trusted: truncated files claim more than they hold).
+    step = pts[-1] - pts[-2] if n > 1 else (1.0 / float(info.avg_rate) if info.avg_rate else 0.0)
+    end_s = pts[-1] + step
+    shots = shots_from_boundaries(starts[1:], pts, end_s)
+    if len(shots) != out.rows:
+        raise RuntimeError(f"{path}: {len(shots)} shots but {out.rows} frame groups")
+    return shots, n
+
+
+def _recent_frames(info, config: IngestConfig) -> int:
+    """Unconverted frames kept: `config.recent_frames`, capped by `config.recent_bytes` (4K frames
+    are 12 MB each as YUV 4:2:0)."""
+    frame_bytes = max(1, info.width * info.height * 3 // 2)
+    return max(2 * config.frames_per_shot, min(config.recent_frames, config.recent_bytes // frame_bytes))
+
+
+def _decode_audio(path: Path, config: IngestConfig, out: NpyAppender, warnings: list[str],
+                  required: bool) -> Path | None:
+    """Stream the title's audio into int16 at `config.audio_rate` (float chunks, never the whole)."""
+    from mediafm.errors import MediafmError
+    from mediafm.media.audio import iter_audio
+
+    try:
+        for chunk in iter_audio(path, rate=config.audio_rate, on_warning=lambda m: warnings.append(f"audio: {m}")):
+            out.append(np.clip(np.rint(chunk * 32767.0), -32768, 32767).astype(np.int16))
+    except MediafmError as exc:
+        if required:
+            raise
+        # A video whose audio track is broken is still a title: keep the picture, report it.
+        warnings.append(f"audio: {exc.problem}; ingested without audio")
+        out.discard()
+        return None
+    if out.rows == 0:
+        if required:
+            raise MediaDecodeError(path, "audio stream has no decodable samples")
+        warnings.append("audio: stream has no decodable samples; ingested without audio")
+        out.discard()
+        return None
+    return out.close()
+
+
+def _audio_shots(audio_file: Path | None, config: IngestConfig) -> list[Shot]:
+    """Segment an audio-only title (silence-aware when `mediafm.shots.audio` is installed)."""
+    samples = np.load(audio_file, mmap_mode="r")
+    rate = config.audio_rate
+    try:
+        from mediafm.shots.audio import segment_audio
+    except ImportError:
+        segment_audio = None
+    if segment_audio is not None:
+        return list(segment_audio(samples, rate, config))
+    # Fallback: fixed windows; the last one absorbs a remainder shorter than half a window.
+    total = len(samples) / rate
+    win = config.audio_window_s
+    n = max(1, int(round(total / win)))
+    edges = [min(i * win, total) for i in range(n)] + [total]
+    return [Shot(i, -1, -1, float(edges[i]), float(edges[i + 1])) for i in range(n)]
+
+
+def _shot_texts(path: Path, shots: list[Shot], config: IngestConfig, warnings: list[str]) -> tuple[list[str], str]:
+    if not config.subtitles or not shots:
+        return [""] * len(shots), ""
+    from mediafm.media.subtitles import find_cues, texts_for_shots
+
+    try:
+        cues, source, sub_warnings = find_cues(path)
+    except SubtitleParseError as exc:
+        warnings.append(f"subtitles: {exc}")
+        return [""] * len(shots), ""
+    warnings.extend(f"subtitles: {w}" for w in sub_warnings)
+    if not cues:
+        return [""] * len(shots), source or ""
+    return [t or "" for t in texts_for_shots(cues, shots)], source or ""
+
+
+def _metadata_json(path: Path, warnings: list[str]) -> str:
+    from mediafm.media.metadata import load_metadata
+
+    try:
+        loaded = load_metadata(path)
+    except MetadataError as exc:
+        warnings.append(f"metadata: {exc}")
+        return ""
+    # The contract is (TitleMeta, warnings); a bare TitleMeta (older signature) is accepted too.
+    meta, meta_warnings = loaded if isinstance(loaded, tuple) else (loaded, [])
+    warnings.extend(f"metadata: {w}" for w in meta_warnings)
+    if meta is None or meta.is_empty and not meta.title:
+        return ""
+    return json.dumps(asdict(meta), ensure_ascii=False, sort_keys=True)
+
+
+# --------------------------------------------------------------------------- the writer
+def write_result(store: Store, result: TitleResult) -> None:
+    """Commit one title: media files moved into place, then shots, then the title row (last).
+
+    A re-ingested title (its file changed) first loses its title row and derived tables, so a crash
+    in between never leaves a "done" title mixing old and new data. Any failure removes what this
+    call placed: no partial title is left behind.
+    """
+    tid = result.record["title_id"]
+    root = store.root
+    title_file = root / "titles" / f"{tid}.parquet"
+    media = store.media_dir(tid)
+    stale = [title_file, root / "features" / f"{tid}.parquet", root / "meta" / f"{tid}.npy",
+             media / "frames.npy", media / "audio.npy"]
+    for f in stale:
+        f.unlink(missing_ok=True)
+    placed: list[Path] = []
+    try:
+        with stage("write"):
+            for src, name in ((result.frames_file, "frames.npy"), (result.audio_file, "audio.npy")):
+                if src is not None:
+                    media.mkdir(parents=True, exist_ok=True)
+                    os.replace(src, media / name)  # same file system: atomic, no copy
+                    placed.append(media / name)
+            result.record["ingested_at"] = result.record.get("ingested_at") or time.time()
+            store.write_title(result.record, result.shots, None, None)
+    except BaseException:
+        if not title_file.exists():
+            for f in [*placed, root / "shots" / f"{tid}.parquet"]:
+                f.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                media.rmdir()  # only if empty
+        raise
+    finally:
+        result.discard()
