@@ -153,13 +153,14 @@ def probe(path: str | Path) -> VideoInfo:
 
 
 def _duration_s(container, video, audio) -> float:
-    """Duration in seconds: the main stream's own duration, else the container's."""
+    """Duration in seconds: the video stream's own (shots tile the video), else the audio's,
+    else the container's."""
     for s in (video, audio):
-        if s is not None and s.duration is not None and s.time_base is not None:
-            return float(s.duration * s.time_base)
-    if container.duration is not None:
-        return container.duration / av.time_base
-    return 0.0
+        if s is not None:
+            d, own = _declared_duration_s(container, s)
+            if own:
+                return d
+    return container.duration / av.time_base if container.duration is not None else 0.0
 
 
 @dataclass

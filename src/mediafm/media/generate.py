@@ -237,7 +237,9 @@ def color_shots(
         stripes = (20 * np.sin(xx * fx + yy * fy))[..., None]
         dx, dy = rng.choice([-1, 1], size=2)
         for k in range(end - start):
-            ox, oy = (k * dx) % 16, (k * dy) % 16
+            # Back-and-forth drift of one pixel per frame (a wrap-around would jump 15 pixels).
+            tri = k % 32 if k % 32 <= 16 else 32 - k % 32
+            ox, oy = (tri if dx > 0 else 16 - tri), (tri if dy > 0 else 16 - tri)
             img = base + texture[oy : oy + h, ox : ox + w] + stripes
             img += rng.normal(0, 3, size=(h, w, 1)).astype(np.float32)
             yield np.clip(img, 0, 255).astype(np.uint8)
