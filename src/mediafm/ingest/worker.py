@@ -461,6 +461,7 @@ def write_result(store: Store, result: TitleResult) -> None:
                     placed.append(media / name)
             result.record["ingested_at"] = result.record.get("ingested_at") or time.time()
             store.write_title(result.record, result.shots, None, None)
+        _clear_stale_failures(store, result.record["path"])
     except BaseException:
         if not title_file.exists():
             for f in [*placed, root / "shots" / f"{tid}.parquet"]:
@@ -470,3 +471,12 @@ def write_result(store: Store, result: TitleResult) -> None:
         raise
     finally:
         result.discard()
+
+
+def _clear_stale_failures(store: Store, path: str) -> None:
+    """Failure rows of earlier versions of this file (other keys, same path) no longer apply."""
+    folder = store.root / "failures"
+    if folder.exists() and any(folder.glob("*.parquet")):
+        fails = store.failures()
+        for key in fails.loc[fails["path"] == str(path), "source_key"]:
+            store.clear_failure(key)

@@ -1,0 +1,139 @@
+"""Unit tests of the ingest building blocks: frame sampler, streamed .npy, discovery, config, CLI flags."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import numpy as np
+import pytest
+
+from mediafm.errors import ConfigError, MediaDecodeError
+from mediafm.ingest.config import IngestConfig
+from mediafm.ingest.discover import SourceItem, discover, plan_items
+from mediafm.ingest.worker import FrameSampler, NpyAppender
+
+
+def _img(i: int) -> np.ndarray:
+    return np.full((4, 4, 3), i % 256, np.uint8)
+
+
+def _sampler(k=3, recent=8, capacity=6) -> FrameSampler:
+    return FrameSampler(k, recent, capacity, convert=_img)
+
+
+def test_sampler_picks_centres_of_k_parts_with_detector_lag():
+    s = _sampler(k=3, recent=50)  # the whole shot fits the unconverted window: exact picks
+    for i in range(40):  # boundary at 30 confirmed 10 frames late
+        s.push(i, i)
+    picks = s.close(29)  # shot 0..29: centres of thirds are frames 4.5, 14.5, 24.5
+    assert [int(p[0, 0, 0]) for p in picks] == [4, 14, 24]
+    for i in range(40, 45):
+        s.push(i, i)
+    picks = s.close(44)  # shot 30..44: 32, 37, 42
+    assert [int(p[0, 0, 0]) for p in picks] == [32, 37, 42]
+
+
+def test_sampler_memory_is_bounded_and_picks_stay_inside_long_shots():
+    s = FrameSampler(3, 8, 6, convert=lambda i: np.array([i]))
+    for i in range(100_000):
+        s.push(i, i)
+        assert len(s.recent) <= 8 and len(s.older) <= 6
+    picks = s.close(99_999)
+    got = [int(p[0]) for p in picks]
+    # Converted frames are only the decimated ones plus the picks, a tiny share of the shot.
+    assert s.converted < 200
+    # Decimated, but still one pick inside each third of the shot.
+    assert [g * 3 // 100_000 for g in got] == [0, 1, 2]
+
+
+def test_sampler_short_shot_shorter_than_k():
+    s = _sampler(k=3)
+    s.push(0, 0)
+    s.push(1, 1)
+    picks = s.close(1)
+    assert picks.shape == (3, 4, 4, 3)
+    assert {int(p[0, 0, 0]) for p in picks} <= {0, 1}
+
+
+def test_npy_appender_roundtrip_and_discard(tmp_path):
+    a = NpyAppender(tmp_path / "x.npy", np.uint8, (2, 3))
+    a.append(np.ones((4, 2, 3), np.uint8))
+    a.append(np.zeros((1, 2, 3), np.uint8))
+    out = np.load(a.close())
+    assert out.shape == (5, 2, 3) and out[:4].all() and not out[4].any()
+    b = NpyAppender(tmp_path / "y.npy", np.int16)
+    b.append(np.arange(10, dtype=np.int16))
+    b.discard()
+    assert not (tmp_path / "y.npy").exists()
+    with pytest.raises(ValueError):
+        NpyAppender(tmp_path / "z.npy", np.uint8, (2,)).append(np.zeros((1, 3), np.uint8))
+
+
+def test_npy_appender_long_header_is_rewritten(tmp_path):
+    # A structured dtype's descr makes the header longer than the reserved 128 bytes.
+    dt = np.dtype([(f"field_{i:02d}", np.float32) for i in range(12)])
+    a = NpyAppender(tmp_path / "s.npy", dt)
+    rows = np.zeros(3, dt)
+    rows["field_05"] = [1, 2, 3]
+    a.append(rows)
+    out = np.load(a.close())
+    assert out.shape == (3,) and out["field_05"].tolist() == [1, 2, 3]
+
+
+def test_discover_folders_recursively_skips_sidecars_and_hidden(tmp_path):
+    (tmp_path / "b").mkdir()
+    (tmp_path / ".hidden").mkdir()
+    for name in ["b/z.MKV", "a.mp4", "a.srt", "a.json", "a.en.srt", "notes.txt", "song.flac",
+                 ".hidden/c.mp4", ".tmp.mp4", "b/podcast.opus"]:
+        (tmp_path / name).write_bytes(b"x")
+    cfg = IngestConfig()
+    got = discover([tmp_path], cfg.extensions)
+    assert [p.relative_to(tmp_path).as_posix() for p in got] == ["a.mp4", "b/podcast.opus", "b/z.MKV", "song.flac"]
+    # An explicitly named file is taken whatever its suffix; duplicates collapse.
+    got = discover([tmp_path / "notes.txt", tmp_path / "a.mp4", tmp_path], cfg.extensions)
+    assert len(got) == 5 and got == sorted(got, key=str)
+    with pytest.raises(MediaDecodeError, match="no such file"):
+        discover([tmp_path / "missing.mp4"], cfg.extensions)
+
+
+def test_plan_items_gives_unique_stable_ids_and_reports_unreadable(tmp_path):
+    (tmp_path / "d1").mkdir()
+    (tmp_path / "d2").mkdir()
+    files = [tmp_path / "d1" / "film.mp4", tmp_path / "d2" / "film.mp4", tmp_path / "film.mkv"]
+    for f in files:
+        f.write_bytes(b"x")
+    dangling = tmp_path / "gone.mp4"
+    os.symlink(tmp_path / "nowhere", dangling)
+    items = plan_items(sorted(files + [dangling], key=str))
+    ok = [i for i in items if isinstance(i, SourceItem)]
+    bad = [i for i in items if isinstance(i, tuple)]
+    assert len({i.title_id for i in ok}) == 3 and ok[0].title_id == "film"
+    assert len(bad) == 1 and bad[0][0] == dangling and "cannot read" in str(bad[0][1])
+    again = plan_items(sorted(files, key=str))
+    assert [i.title_id for i in again] == [i.title_id for i in ok]
+    # A stem already owned in the store by another path gets the hashed id.
+    moved = plan_items([files[0]], existing={"film": "/elsewhere/film.mp4"})
+    assert moved[0].title_id != "film" and moved[0].title_id.startswith("film-")
+
+
+def test_config_validation_and_overrides():
+    cfg = IngestConfig().with_overrides(detector="fast", frames_per_shot=None)
+    assert cfg.detector == "fast" and cfg.frames_per_shot == IngestConfig().frames_per_shot
+    assert IngestConfig(extensions=("MP4", ".Wav")).extensions == (".mp4", ".wav")
+    assert IngestConfig.from_dict(IngestConfig().to_dict()) == IngestConfig()
+    with pytest.raises(ConfigError):
+        IngestConfig(frames_per_shot=0)
+    with pytest.raises(ConfigError):
+        IngestConfig().with_overrides(nonsense=1)
+
+
+def test_cli_flag_defaults_come_from_the_config():
+    from mediafm.cli import ingest as cli
+
+    p = argparse.ArgumentParser()
+    cli.add_arguments(p)
+    args = p.parse_args(["x.mp4", "--out", "store"])
+    cfg = IngestConfig()
+    assert (args.detector, args.frames_per_shot, args.audio_window) == (cfg.detector, cfg.frames_per_shot, cfg.audio_window_s)
+    assert args.engine == "local" and not args.no_encode
