@@ -71,8 +71,9 @@ def _frames_for(colours: np.ndarray) -> np.ndarray:
 
 
 def add_random_title(store: Store, title_id: str, n_shots: int, dim: int = 64, seed: int = 0,
-                     video: Path | None = None, shot_s: float = 1.0) -> None:
-    """One title with `n_shots` shots of `shot_s` seconds, random text/tags/fused vectors, frames."""
+                     video: Path | None = None, shot_s: float = 1.0, with_frames: bool = True) -> None:
+    """One title with `n_shots` shots of `shot_s` seconds, random text/tags/fused vectors, frames
+    (150 KB per shot: leave them out for big index tests)."""
     rng = np.random.default_rng(seed)
     starts = np.arange(n_shots) * shot_s
     texts = [" ".join(rng.choice(VOCAB, 3, replace=False)) if rng.random() < 0.7 else "" for _ in range(n_shots)]
@@ -81,7 +82,7 @@ def add_random_title(store: Store, title_id: str, n_shots: int, dim: int = 64, s
                           "text": texts, "text_source": ["subtitle" if t else "" for t in texts]})
     video = video or (store.root.parent / f"{title_id}.mp4")
     store.write_title(_record(title_id, video, n_shots, n_shots * shot_s), shots,
-                      _frames_for(rng.integers(0, 255, (n_shots, 3))), None)
+                      _frames_for(rng.integers(0, 255, (n_shots, 3))) if with_frames else None, None)
     fused = clustered_vectors(n_shots, dim, n_clusters=max(2, n_shots // 5), seed=seed)
     store.write_features(title_id, {
         "fused": fused,

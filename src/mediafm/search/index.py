@@ -163,7 +163,7 @@ def build_ivf(vectors: np.ndarray, config: IndexConfig, seed: int = 0):
     nlist = max(1, min(int(config.nlist_per_sqrt * math.sqrt(n)), n // config.train_per_list))
     index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
     rng = np.random.default_rng(seed)
-    n_train = min(n, nlist * config.train_per_list * 2)
+    n_train = min(n, nlist * config.train_per_list)
     sample = vectors[np.sort(rng.choice(n, n_train, replace=False))] if n_train < n else vectors
     index.train(sample)
     return index

@@ -1,0 +1,187 @@
+// mediafm explorer: vanilla JS, no build step. Every string from the API is rendered with
+// textContent (never innerHTML), so subtitle text and file names cannot inject markup.
+"use strict";
+
+const state = { title: null, shots: [], selected: null, map: null, stopAt: null };
+const $ = (id) => document.getElementById(id);
+
+function el(tag, attrs = {}, text = null) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  if (text !== null) node.textContent = text;
+  return node;
+}
+
+async function getJSON(url) {
+  const response = await fetch(url);
+  if (!response.ok) {
+    let detail = response.statusText;
+    try { detail = JSON.stringify((await response.json()).detail); } catch (e) { /* not JSON */ }
+    throw new Error(`${response.status} ${detail}`);
+  }
+  return response.json();
+}
+
+const enc = encodeURIComponent;
+const titleUrl = (tid) => `/api/titles/${enc(tid)}`;
+const thumbUrl = (tid, i) => `${titleUrl(tid)}/shots/${i}/thumb.jpg`;
+const fmt = (s) => `${Math.floor(s / 60)}:${(s % 60).toFixed(2).padStart(5, "0")}`;
+
+function status(message) { $("status").textContent = message; }
+
+// A shot card: thumbnail, time span, text, tags; `onClick` selects it.
+function shotCard(tid, shot, { score = null, showTitle = false, onClick }) {
+  const card = el("div", { class: "card", "data-title": tid, "data-shot": String(shot.shot_index) });
+  const img = el("img", { src: thumbUrl(tid, shot.shot_index), alt: `shot ${shot.shot_index}`, loading: "lazy" });
+  img.addEventListener("error", () => img.replaceWith(el("div", { class: "nothumb" })));
+  card.append(img);
+  if (score !== null) card.append(el("span", { class: "score" }, score.toFixed(3)));
+  const when = `${showTitle ? tid + " · " : ""}#${shot.shot_index} ${fmt(shot.start_s)}–${fmt(shot.end_s)}`;
+  card.append(el("div", { class: "when" }, when));
+  if (shot.text) card.append(el("div", { class: "text" }, shot.text));
+  const tags = el("div", { class: "tags" });
+  for (const t of shot.video_tags || []) tags.append(el("span", { class: "tag" }, t));
+  for (const t of shot.audio_tags || []) tags.append(el("span", { class: "tag audio" }, t));
+  if (tags.childElementCount) card.append(tags);
+  card.addEventListener("click", onClick);
+  return card;
+}
+
+async function loadCatalog() {
+  const titles = await getJSON("/api/titles");
+  const list = $("catalog");
+  list.replaceChildren();
+  for (const t of titles) {
+    const li = el("li", { "data-title": t.title_id }, t.title_id);
+    li.append(el("span", { class: "meta" }, `${t.n_shots} shots · ${fmt(t.duration_s)} · ${t.name}`));
+    li.addEventListener("click", () => openTitle(t.title_id));
+    list.append(li);
+  }
+  status(titles.length ? `${titles.length} titles` : "The store has no titles yet.");
+  if (titles.length) await openTitle(titles[0].title_id);
+}
+
+async function openTitle(tid, selectShot = null) {
+  const detail = await getJSON(titleUrl(tid));
+  state.title = tid;
+  state.shots = detail.shots;
+  state.selected = null;
+  for (const li of $("catalog").children) li.classList.toggle("active", li.dataset.title === tid);
+  $("title-section").hidden = false;
+  $("title-name").textContent = `${detail.title.title_id} (${detail.title.name})`;
+  $("neighbors-section").hidden = true;
+  const player = $("player");
+  player.removeAttribute("src");
+  player.load();
+  const timeline = $("timeline");
+  timeline.replaceChildren();
+  for (const shot of detail.shots) {
+    timeline.append(shotCard(tid, shot, { onClick: () => selectShot_(shot.shot_index) }));
+  }
+  state.map = null;
+  if (detail.embeddings.includes("fused")) {
+    try { state.map = await getJSON(`${titleUrl(tid)}/map?embedding=fused`); } catch (e) { status(String(e)); }
+  }
+  drawMap();
+  if (selectShot !== null) await selectShot_(selectShot);
+}
+
+async function selectShot_(index) {
+  const tid = state.title;
+  const shot = state.shots[index];
+  if (!shot) return;
+  state.selected = index;
+  for (const card of $("timeline").children) card.classList.toggle("selected", Number(card.dataset.shot) === index);
+  drawMap();
+  // Media fragment #t=start,end: the browser fetches just that span with HTTP range requests.
+  const player = $("player");
+  state.stopAt = shot.end_s;
+  player.src = `${titleUrl(tid)}/video#t=${shot.start_s.toFixed(3)},${shot.end_s.toFixed(3)}`;
+  player.play().catch(() => { /* autoplay may be blocked; the user can press play */ });
+  $("shot-info").textContent = `shot #${index}: ${fmt(shot.start_s)}–${fmt(shot.end_s)}${shot.text ? " · " + shot.text : ""}`;
+  const box = $("neighbors");
+  box.replaceChildren();
+  $("neighbors-section").hidden = false;
+  try {
+    const hits = await getJSON(`${titleUrl(tid)}/shots/${index}/neighbors?k=12`);
+    for (const h of hits) {
+      box.append(shotCard(h.title_id, h, { score: h.score, showTitle: true, onClick: () => openTitle(h.title_id, h.shot_index) }));
+    }
+  } catch (e) {
+    box.append(el("p", { class: "muted" }, `No neighbours: ${e.message}`));
+  }
+}
+
+function drawMap() {
+  const canvas = $("map");
+  const ctx = canvas.getContext("2d");
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  const pts = state.map ? state.map.points : [];
+  if (!pts.length) {
+    ctx.fillStyle = "#6b7280";
+    ctx.fillText("no embeddings for this title", 10, 20);
+    return;
+  }
+  const pad = 16;
+  const xs = pts.map((p) => p.x), ys = pts.map((p) => p.y);
+  const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
+  const sx = (x) => pad + ((x - x0) / (x1 - x0 || 1)) * (canvas.width - 2 * pad);
+  const sy = (y) => canvas.height - pad - ((y - y0) / (y1 - y0 || 1)) * (canvas.height - 2 * pad);
+  const tmax = Math.max(...pts.map((p) => p.start_s)) || 1;
+  state.screen = pts.map((p) => ({ i: p.shot_index, x: sx(p.x), y: sy(p.y) }));
+  ctx.strokeStyle = "rgba(100,116,139,0.35)";
+  ctx.beginPath();
+  state.screen.forEach((p, j) => (j ? ctx.lineTo(p.x, p.y) : ctx.moveTo(p.x, p.y)));
+  ctx.stroke();
+  pts.forEach((p, j) => {
+    const hue = 240 - 240 * (p.start_s / tmax); // blue (start) -> red (end)
+    const s = state.screen[j];
+    ctx.beginPath();
+    ctx.fillStyle = `hsl(${hue}, 75%, 50%)`;
+    ctx.arc(s.x, s.y, p.shot_index === state.selected ? 7 : 4, 0, 2 * Math.PI);
+    ctx.fill();
+    if (p.shot_index === state.selected) { ctx.strokeStyle = "#111"; ctx.stroke(); }
+  });
+}
+
+function onMapClick(event) {
+  if (!state.screen) return;
+  const r = event.target.getBoundingClientRect();
+  const x = event.clientX - r.left, y = event.clientY - r.top;
+  let best = null, bestD = 100;
+  for (const p of state.screen) {
+    const d = (p.x - x) ** 2 + (p.y - y) ** 2;
+    if (d < bestD) { best = p; bestD = d; }
+  }
+  if (best) selectShot_(best.i);
+}
+
+async function onSearch(event) {
+  event.preventDefault();
+  const q = $("search-input").value.trim();
+  if (!q) return;
+  const box = $("results");
+  $("results-section").hidden = false;
+  $("results-query").textContent = `for “${q}”`;
+  box.replaceChildren(el("p", { class: "muted" }, "searching…"));
+  try {
+    const hits = await getJSON(`/api/search?q=${enc(q)}&k=12`);
+    box.replaceChildren();
+    if (!hits.length) box.append(el("p", { class: "muted" }, "no matching shots"));
+    for (const h of hits) {
+      box.append(shotCard(h.title_id, h, { score: h.score, showTitle: true, onClick: () => openTitle(h.title_id, h.shot_index) }));
+    }
+  } catch (e) {
+    box.replaceChildren(el("p", { class: "muted" }, `search failed: ${e.message}`));
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("search-form").addEventListener("submit", onSearch);
+  $("map").addEventListener("click", onMapClick);
+  // Stop at the end of the selected shot's span.
+  $("player").addEventListener("timeupdate", (e) => {
+    if (state.stopAt !== null && e.target.currentTime >= state.stopAt) { e.target.pause(); state.stopAt = null; }
+  });
+  loadCatalog().catch((e) => status(`failed to load the catalog: ${e.message}`));
+});
