@@ -1,0 +1,25 @@
+"""`EncodeConfig`: the one source of defaults for `encode_store` and `mediafm encode`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class EncodeConfig:
+    video: str | None = None  # video encoder name; None -> the registry default (`mediafm encoders`)
+    audio: str | None = None  # audio encoder name; None -> the registry default
+    text: str | None = None  # text encoder name; None -> the registry default
+    video_weights: str | None = None  # local weights directory for loaders such as `clip`
+    audio_weights: str | None = None  # local weights directory for loaders such as `wav2vec2`
+    batch_shots: int = 64  # shots per encoder call, gathered across titles (bounds memory)
+    tags_k: int = 5  # top classifier tags kept per shot and modality
+    normalize_modalities: bool = True  # L2-normalise each modality before concatenation (docs/encoders.md)
+    asr: bool = False  # transcribe shots' audio (Whisper tiny.en) for titles without subtitles
+    force: bool = False  # re-encode titles already encoded with the same encoder set
+
+    def names(self) -> dict[str, str]:
+        """Encoder names with registry defaults filled in."""
+        from mediafm.encoders.base import default_name
+
+        return {m: getattr(self, m) or default_name(m) for m in ("video", "audio", "text")}

@@ -1,0 +1,182 @@
+"""Real-media checks of the default encoders and the whole `encode_store` on the shared montage.
+
+The store is built directly with `Store.write_title` from the montage cut at its ground-truth
+piece boundaries (truth.json), so these tests do not depend on shot detection.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from mediafm.encoders.config import EncodeConfig
+from mediafm.encoders.pipeline import encode_store
+from mediafm.media.audio import load_audio
+from mediafm.media.decode import iter_frames
+from mediafm.store.catalog import AUDIO_RATE, Store
+
+torch.set_num_threads(2)
+K = 3
+
+
+def piece_shots(truth: dict) -> pd.DataFrame:
+    """One shot per piece, tiling the title: piece i runs until piece i+1 starts (black frames of a
+    fade stay with the outgoing piece)."""
+    fps = 25.0
+    starts = [0] + [p["start_frame"] for p in truth["pieces"][1:]]
+    ends = [s - 1 for s in starts[1:]] + [truth["frame_count"] - 1]
+    rows = []
+    for i, (a, b) in enumerate(zip(starts, ends)):
+        s, e = a / fps, (b + 1) / fps
+        text = " ".join(u["text"] for u in truth["speech"] if u["start_s"] < e and u["end_s"] > s)
+        rows.append({"title_id": "montage", "shot_index": i, "start_frame": a, "end_frame": b, "start_s": s,
+                     "end_s": e, "text": text, "text_source": "subtitle" if text else ""})
+    return pd.DataFrame(rows)
+
+
+def sample_frames(video: Path, shots: pd.DataFrame, k: int = K) -> np.ndarray:
+    """K frames at the centres of K equal parts of each shot, short side 224, centre-cropped."""
+    wanted: dict[int, tuple[int, int]] = {}
+    for i, (a, b) in enumerate(zip(shots["start_frame"], shots["end_frame"])):
+        n = b - a + 1
+        for j in range(k):
+            wanted[a + int((2 * j + 1) * n / (2 * k))] = (i, j)
+    out = np.zeros((len(shots), k, 224, 224, 3), np.uint8)
+    for frame in iter_frames(video):
+        if frame.index in wanted:
+            i, j = wanted[frame.index]
+            out[i, j] = frame.square(224)
+    return out
+
+
+def build_montage_store(root: Path, montage: Path, truth: dict) -> Store:
+    shots = piece_shots(truth)
+    frames = sample_frames(montage, shots)
+    audio = np.clip(load_audio(montage, AUDIO_RATE) * 32768.0, -32768, 32767).astype(np.int16)
+    store = Store(root, create=True)
+    meta = {"title": "Montage", "synopsis": "Fifteen short clips: animation, figurines, wolves and a 1906 film.",
+            "tags": ["montage"], "genres": ["documentary"]}
+    record = {"title_id": "montage", "path": str(montage), "source_key": "montage-test", "duration_s": 97.4,
+              "has_video": True, "has_audio": True, "width": 640, "height": 360, "rotation": 0,
+              "n_frames": truth["frame_count"], "n_shots": len(shots), "detector": "truth",
+              "subtitle_source": "sidecar", "meta_json": json.dumps(meta), "warnings_json": "[]", "ingested_at": None}
+    store.write_title(record, shots, frames, audio)
+    return store
+
+
+@pytest.fixture(scope="module")
+def montage_store(tmp_path_factory, montage, montage_truth) -> Store:
+    store = build_montage_store(tmp_path_factory.mktemp("store"), montage, montage_truth)
+    encode_store(store, EncodeConfig(), progress=False)
+    return store
+
+
+def _cos(x: np.ndarray) -> np.ndarray:
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return x @ x.T
+
+
+def _ids(truth: dict) -> dict[str, int]:
+    return {p["id"]: p["index"] for p in truth["pieces"]}
+
+
+def test_video_same_source_shot_closer_than_other_clips(montage_store, montage_truth):
+    video = montage_store.features("montage", "video")
+    sim = _cos(video)
+    ids = _ids(montage_truth)
+    for a, b in (("wolf_cry", "wolf_laugh"), ("crystal_far", "crystal_close")):
+        ia, ib = ids[a], ids[b]
+        others = [sim[ia, j] for j in range(len(sim)) if j not in (ia, ib)]
+        assert sim[ia, ib] > max(others), (a, b, sim[ia, ib], max(others))
+
+
+def speech_and_other_clips(shared_media: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Clean speech (LibriVox, JFK) vs no speech: Big Buck Bunny's music and effects (3 s pieces),
+    the music-only credits of wannaworktogether, and the montage's digitally silent wolf piece."""
+    orig = shared_media / "originals"
+    speech = [load_audio(f) for f in sorted((orig / "librivox").glob("*.wav"))]
+    speech.append(load_audio(orig / "speech_jfk.flac"))
+    bbb = load_audio(orig / "big_buck_bunny_0_30.webm")
+    other = [bbb[int(s * AUDIO_RATE):int((s + 3) * AUDIO_RATE)] for s in range(0, 27, 3)]
+    wanna = load_audio(orig / "wannaworktogether.mp4")
+    other += [wanna[int(s * AUDIO_RATE):int((s + 4) * AUDIO_RATE)] for s in (152.0, 160.0, 168.0)]
+    montage = load_audio(shared_media / "montage.mp4")
+    other.append(montage[int(86.1 * AUDIO_RATE):int(92.1 * AUDIO_RATE)])  # wolf_laugh, no speech near
+    return speech, other
+
+
+def loo_centroid_accuracy(x: np.ndarray, y: np.ndarray) -> float:
+    """Leave-one-out nearest-class-centroid accuracy on unit-normalised embeddings."""
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    correct = 0
+    for i in range(len(x)):
+        keep = np.arange(len(x)) != i
+        cents = [x[keep & (y == c)].mean(0) for c in (0, 1)]
+        correct += int(np.argmax([x[i] @ c for c in cents]) == y[i])
+    return correct / len(x)
+
+
+def test_audio_separates_speech_from_music_and_silence(shared_media):
+    from mediafm.encoders import get_encoder
+
+    speech, other = speech_and_other_clips(shared_media)
+    assert len(speech) == 6 and len(other) == 13
+    enc = get_encoder("audio")
+    emb, scores = enc.encode_with_scores(speech + other)
+    y = np.array([1] * len(speech) + [0] * len(other))
+    assert loo_centroid_accuracy(emb, y) >= 0.9
+    # The model's own classifier names speech on the speech clips.
+    top = np.argmax(scores, axis=1)
+    names = [enc.class_names[i] for i in top]
+    assert sum(n == "Speech" for n in names[:len(speech)]) >= len(speech) - 1, names[:len(speech)]
+
+
+def test_text_embeddings_match_their_own_subtitles(montage_store, montage_truth):
+    from mediafm.encoders import get_encoder
+
+    text = montage_store.features("montage", "text")
+    present = montage_store.features("montage", "text_present")
+    shots = montage_store.shots("montage")
+    assert present.sum() == (shots["text"].str.len() > 0).sum()
+    assert np.all(text[~present] == 0)
+    enc = get_encoder("text")
+    queries = enc.encode([u["text"] for u in montage_truth["speech"]])
+    for q, u in zip(queries, montage_truth["speech"]):
+        own = shots.index[(shots["start_s"] < u["end_s"]) & (shots["end_s"] > u["start_s"])]
+        assert int(np.argmax(text @ q)) in set(own)
+
+
+def test_encode_store_writes_all_columns(montage_store, montage_truth):
+    table = montage_store.feature_table("montage")
+    n = len(montage_truth["pieces"])
+    assert table.num_rows == n
+    for col in ("video", "audio", "text", "fused", "video_present", "audio_present", "text_present",
+                "video_tags", "audio_tags"):
+        assert col in table.column_names
+    fused = montage_store.features("montage", "fused")
+    assert fused.shape == (n, 1280 + 1024 + 384) and fused.dtype == np.float32
+    assert np.allclose(np.linalg.norm(fused, axis=1), 1.0, atol=1e-5)
+    assert montage_store.features("montage", "video_present").all()
+    assert montage_store.features("montage", "audio_present").all()
+    assert all(len(t) == EncodeConfig().tags_k for t in montage_store.features("montage", "video_tags"))
+    enc = montage_store.feature_encoders("montage")
+    assert enc["video"]["name"] == "effnet-lite0" and enc["audio"]["dim"] == 1024 and enc["text"]["dim"] == 384
+    meta = montage_store.meta_embedding("montage")
+    assert meta is not None and meta.shape == (384,)
+
+
+def test_encode_store_skips_then_refuses_to_mix(montage_store):
+    again = encode_store(montage_store, EncodeConfig(), progress=False)
+    assert again.skipped == ["montage"] and not again.encoded
+    # Re-encoding with another text encoder replaces the features (the only title) consistently.
+    other = encode_store(montage_store, EncodeConfig(text="use-multilingual"), progress=False)
+    assert other.encoded == ["montage"]
+    assert montage_store.features("montage", "text").shape[1] == 512
+    assert montage_store.check_encoders()["text"]["name"] == "use-multilingual"
+    encode_store(montage_store, EncodeConfig(), progress=False)  # restore the default set
+    assert montage_store.check_encoders()["text"]["name"] == "minilm-l6"
