@@ -18,7 +18,7 @@ from pathlib import Path
 from mediafm.errors import MediafmError
 from mediafm.ingest.config import IngestConfig
 from mediafm.ingest.discover import SourceItem
-from mediafm.ingest.worker import process_title, write_result
+from mediafm.ingest.worker import clean_dead_scratch, process_title, write_result
 from mediafm.store.catalog import Store
 
 log = logging.getLogger(__name__)
@@ -85,6 +85,7 @@ def run_local(items: list[SourceItem], store: Store, config: IngestConfig, *, sh
     from tqdm import tqdm
 
     outcomes: list[Outcome] = []
+    clean_dead_scratch(scratch_dir(store))
     disable = not show_progress
     total_frames = sum(estimate_frames(i) for i in items) if estimate_frames else None
     with tqdm(total=len(items), desc="titles", unit="title", position=0, disable=disable, file=sys.stderr) as tbar, \

@@ -19,6 +19,8 @@ import contextlib
 import io
 import json
 import os
+import re
+import socket
 import time
 import uuid
 from array import array
@@ -248,7 +250,7 @@ def process_title(path: str | Path, config: IngestConfig = IngestConfig(), *, sc
         info = probe(path)
     warnings: list[str] = []
     scratch = Path(scratch_dir)
-    tag = f"{title_id}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+    tag = f"{title_id}.{_owner()}.{uuid.uuid4().hex[:8]}"
     frames_out: NpyAppender | None = None
     audio_out: NpyAppender | None = None
     try:
@@ -368,7 +370,7 @@ def _decode_audio(path: Path, config: IngestConfig, out: NpyAppender, warnings: 
 
     try:
         for chunk in iter_audio(path, rate=config.audio_rate, on_warning=lambda m: warnings.append(f"audio: {m}")):
-            out.append(np.clip(np.rint(chunk * 32767.0), -32768, 32767).astype(np.int16))
+            out.append(np.clip(np.rint(chunk * 32768.0), -32768, 32767).astype(np.int16))  # readers divide by 32768
     except MediafmError as exc:
         if required:
             raise
@@ -435,6 +437,37 @@ def _metadata_json(path: Path, warnings: list[str]) -> str:
     return json.dumps(asdict(meta), ensure_ascii=False, sort_keys=True)
 
 
+# --------------------------------------------------------------------------- scratch hygiene
+def _owner() -> str:
+    """host~pid of this process: scratch files name their writer so dead writers' files are found."""
+    return f"{socket.gethostname().replace('.', '_').replace('~', '_')}~{os.getpid()}"
+
+
+def clean_dead_scratch(scratch_dir: Path) -> int:
+    """Remove scratch files left by killed processes of this host (others' live runs are kept)."""
+    host = socket.gethostname().replace(".", "_").replace("~", "_")
+    removed = 0
+    if not scratch_dir.exists():
+        return 0
+    for f in scratch_dir.iterdir():
+        m = re.search(r"\.([^.~]+)~(\d+)\.[0-9a-f]{8}\.", f.name)
+        if m is None or m.group(1) != host or _alive(int(m.group(2))):
+            continue
+        f.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 # --------------------------------------------------------------------------- the writer
 def write_result(store: Store, result: TitleResult) -> None:
     """Commit one title: media files moved into place, then shots, then the title row (last).
@@ -449,6 +482,10 @@ def write_result(store: Store, result: TitleResult) -> None:
     media = store.media_dir(tid)
     stale = [title_file, root / "features" / f"{tid}.parquet", root / "meta" / f"{tid}.npy",
              media / "frames.npy", media / "audio.npy"]
+    # Temp files of an earlier writer of this title that was killed mid-write (atomic_path names
+    # them .NAME.XXXX.tmp next to their target).
+    stale += [t for d, pat in ((root / "titles", f".{tid}.parquet.*.tmp"), (root / "shots", f".{tid}.parquet.*.tmp"),
+                               (media, ".*.npy.*.tmp")) if d.exists() for t in d.glob(pat)]
     for f in stale:
         f.unlink(missing_ok=True)
     placed: list[Path] = []
