@@ -1,0 +1,304 @@
+"""The latent story model of the synthetic narrative benchmark (pure: seeds in, dataclasses out).
+
+A title has a genre and a tension arc. It is a sequence of scenes; a scene has a location, two of
+the title's characters, a tone (drawn from the genre's tone prior, pulled towards `tense` when the
+scene's tension is high) and a tension (the arc at the scene's position, plus noise). A scene is an
+establishing shot of the location followed by shots alternating between its two characters.
+
+Each shot shows its scene's tone and its title's genre only partially and noisily: every cue (tint,
+motif, chord, dialogue words) is the true one with a probability below one and otherwise drawn at
+random, so one shot alone is often ambiguous and its scene or title resolves it. Labels for five
+tasks are functions of the latent story (see `labels_for`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+GENRES = ("action", "comedy", "drama", "horror", "romance")
+TONES = ("calm", "tense", "joyful", "sad")
+# P(tone | genre) before the tension pull; rows follow TONES.
+GENRE_TONE_PRIOR = {
+    "action": (0.20, 0.45, 0.25, 0.10),
+    "comedy": (0.30, 0.10, 0.50, 0.10),
+    "drama": (0.35, 0.20, 0.10, 0.35),
+    "horror": (0.25, 0.55, 0.05, 0.15),
+    "romance": (0.35, 0.10, 0.35, 0.20),
+}
+# The tone that makes a scene "clip-worthy" for each genre (used by popularity and retrieval).
+SIGNATURE_TONE = {"action": "tense", "comedy": "joyful", "drama": "sad", "horror": "tense", "romance": "joyful"}
+ARCS = ("rise", "peak", "valley", "double")
+N_LOCATIONS = 12
+N_CHARACTERS = 20
+# Locations each genre prefers (a scene picks from these with probability GENRE_LOCATION_P).
+GENRE_LOCATIONS = {"action": (0, 1, 2, 3), "comedy": (3, 4, 5, 6), "drama": (6, 7, 8, 9),
+                   "horror": (9, 10, 11, 0), "romance": (5, 8, 2, 11)}
+GENRE_LOCATION_P = 0.6
+
+
+@dataclass(frozen=True)
+class StoryConfig:
+    """Sizes and noise levels of the latent model (defaults: the benchmark; the demo shortens titles)."""
+
+    fps: int = 12  # frames per second of the rendered video
+    min_scenes: int = 5
+    max_scenes: int = 8
+    min_shots_per_scene: int = 3  # including the establishing shot
+    max_shots_per_scene: int = 5
+    min_shot_frames: int = 14  # ~1.2 s at 12 fps
+    max_shot_frames: int = 30  # 2.5 s
+    cue_p: float = 0.45  # probability that a shot's tone cue (tint/chord/words) is the scene's true tone
+    genre_cue_p: float = 0.35  # probability that a shot's genre motif is the title's true genre
+    tension_noise: float = 0.12  # sd of per-scene tension noise around the arc
+    line_p: float = 0.7  # probability that a character shot has a dialogue line
+    clips_per_title: int = 8  # candidate clips per title (half end at scene boundaries)
+
+
+@dataclass
+class ShotSpec:
+    index: int
+    scene: int
+    kind: str  # "establishing" | "character"
+    character: int  # global character id, -1 for establishing shots
+    angle: int  # 0/1: reverse angles of a location alternate
+    start_frame: int
+    n_frames: int
+    tone_cue: str  # tone shown by this shot's picture/sound (the scene's tone or a random one)
+    genre_cue: str  # genre motif shown (the title's genre or a random one)
+    line: str  # dialogue line ("" for none)
+    words_tone: str  # tone hinted by the line's words ("" if no line)
+
+    def start_s(self, fps: int) -> float:
+        return self.start_frame / fps
+
+    def end_s(self, fps: int) -> float:
+        return (self.start_frame + self.n_frames) / fps
+
+
+@dataclass
+class SceneSpec:
+    index: int
+    location: int
+    characters: tuple[int, int]
+    tone: str
+    tension: float
+    first_shot: int
+    n_shots: int
+
+
+@dataclass
+class TitleStory:
+    title: str  # file stem
+    seed: int
+    genre: str
+    meta_genres: list[str]
+    arc: str
+    cast: list[int]
+    scenes: list[SceneSpec]
+    shots: list[ShotSpec]
+    fps: int
+    synopsis: str = ""
+    tags: list[str] = field(default_factory=list)
+
+    @property
+    def n_frames(self) -> int:
+        last = self.shots[-1]
+        return last.start_frame + last.n_frames
+
+    @property
+    def duration_s(self) -> float:
+        return self.n_frames / self.fps
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ------------------------------------------------------------------ vocabulary (dialogue/synopsis)
+NAMES = ("Ada", "Bram", "Cleo", "Dev", "Esme", "Finn", "Gia", "Hugo", "Iris", "Jude", "Kai", "Lena",
+         "Milo", "Nia", "Omar", "Pia", "Quin", "Rosa", "Sami", "Tess")
+TONE_WORDS = {
+    "calm": ("quiet", "gentle", "rest", "easy", "slow", "peace", "soft", "still", "breathe", "settle"),
+    "tense": ("hurry", "danger", "run", "now", "watch", "behind", "hide", "fast", "trap", "warning"),
+    "joyful": ("laugh", "wonderful", "party", "great", "yes", "fun", "dance", "sunny", "cheers", "love"),
+    "sad": ("sorry", "lost", "gone", "alone", "miss", "tears", "never", "goodbye", "grief", "empty"),
+}
+GENRE_WORDS = {
+    "action": ("engine", "mission", "target", "explosion", "chase"),
+    "comedy": ("banana", "silly", "joke", "oops", "prank"),
+    "drama": ("family", "letter", "truth", "choice", "promise"),
+    "horror": ("blood", "shadow", "scream", "ghost", "cellar"),
+    "romance": ("kiss", "heart", "darling", "flowers", "wedding"),
+}
+FILLER = ("the", "we", "it", "that", "this", "then", "here", "there", "what", "you", "me", "about",
+          "maybe", "just", "over", "with", "door", "table", "road", "morning", "later", "thing")
+LOCATION_NAMES = ("harbour", "desert", "city street", "warehouse", "park", "carnival", "cafe",
+                  "old house", "garden", "forest", "cellar", "lighthouse")
+
+
+def _arc(kind: str, x: np.ndarray) -> np.ndarray:
+    if kind == "rise":
+        return 0.15 + 0.75 * x
+    if kind == "peak":
+        return 0.2 + 0.7 * np.exp(-((x - 0.65) ** 2) / 0.04)
+    if kind == "valley":
+        return 0.8 - 0.6 * np.exp(-((x - 0.5) ** 2) / 0.05)
+    return 0.2 + 0.6 * np.abs(np.sin(2 * np.pi * x))  # double
+
+
+def _line(rng: np.random.Generator, tone: str, genre: str, cfg: StoryConfig) -> tuple[str, str]:
+    # The words hint at a tone that is the scene's with probability cue_p (else a random tone); a
+    # minority of words carry the hint at all, the rest are filler.
+    words_tone = tone if rng.random() < cfg.cue_p else str(rng.choice(TONES))
+    words = []
+    for _ in range(int(rng.integers(4, 8))):
+        r = rng.random()
+        if r < 0.3:
+            words.append(str(rng.choice(TONE_WORDS[words_tone])))
+        elif r < 0.4:
+            words.append(str(rng.choice(GENRE_WORDS[genre if rng.random() < cfg.genre_cue_p else str(rng.choice(GENRES))])))
+        else:
+            words.append(str(rng.choice(FILLER)))
+    return " ".join(words).capitalize() + rng.choice([".", "!", "?"]), words_tone
+
+
+def make_story(index: int, seed: int, cfg: StoryConfig = StoryConfig()) -> TitleStory:
+    """The latent story of title `index` of a catalog generated with `seed` (deterministic)."""
+    rng = np.random.default_rng([seed, index])
+    genre = GENRES[int(rng.integers(len(GENRES)))]
+    other = [g for g in GENRES if g != genre]
+    meta_genres = sorted([genre, str(rng.choice(other))])  # catalog lists two genres, one is the label
+    arc = ARCS[int(rng.integers(len(ARCS)))]
+    cast = [int(c) for c in rng.choice(N_CHARACTERS, size=int(rng.integers(2, 5)), replace=False)]
+    n_scenes = int(rng.integers(cfg.min_scenes, cfg.max_scenes + 1))
+    pos = (np.arange(n_scenes) + 0.5) / n_scenes
+    tension = np.clip(_arc(arc, pos) + rng.normal(0, cfg.tension_noise, n_scenes), 0.0, 1.0)
+    scenes: list[SceneSpec] = []
+    shots: list[ShotSpec] = []
+    frame = 0
+    for s in range(n_scenes):
+        if rng.random() < GENRE_LOCATION_P:
+            location = int(rng.choice(GENRE_LOCATIONS[genre]))
+        else:
+            location = int(rng.integers(N_LOCATIONS))
+        if scenes and location == scenes[-1].location:  # consecutive scenes change location
+            location = (location + 1 + int(rng.integers(N_LOCATIONS - 1))) % N_LOCATIONS
+        pair = rng.choice(cast, size=2, replace=False)
+        prior = np.asarray(GENRE_TONE_PRIOR[genre]) * np.array([1 - 0.5 * tension[s], 0.4 + 1.6 * tension[s], 1.0, 1.0])
+        tone = TONES[int(rng.choice(len(TONES), p=prior / prior.sum()))]
+        n_shots = int(rng.integers(cfg.min_shots_per_scene, cfg.max_shots_per_scene + 1))
+        scenes.append(SceneSpec(s, location, (int(pair[0]), int(pair[1])), tone, float(tension[s]), len(shots), n_shots))
+        for k in range(n_shots):
+            n_frames = int(rng.integers(cfg.min_shot_frames, cfg.max_shot_frames + 1))
+            tone_cue = tone if rng.random() < cfg.cue_p else TONES[int(rng.integers(len(TONES)))]
+            genre_cue = genre if rng.random() < cfg.genre_cue_p else GENRES[int(rng.integers(len(GENRES)))]
+            if k == 0:
+                shots.append(ShotSpec(len(shots), s, "establishing", -1, 0, frame, n_frames, tone_cue, genre_cue, "", ""))
+            else:
+                who = int(pair[(k - 1) % 2])
+                line, words_tone = ("", "")
+                if rng.random() < cfg.line_p:
+                    line, words_tone = _line(rng, tone, genre, cfg)
+                    line = f"{NAMES[who]}: {line}"
+                shots.append(ShotSpec(len(shots), s, "character", who, (k - 1) % 2, frame, n_frames,
+                                      tone_cue, genre_cue, line, words_tone))
+            frame += n_frames
+    names = [NAMES[c] for c in cast]
+    hint = str(rng.choice(GENRE_WORDS[genre]))
+    synopsis = (f"{names[0]} and {names[1]} cross paths at the {LOCATION_NAMES[scenes[0].location]}; "
+                f"a story of {hint} and {str(rng.choice(GENRE_WORDS[str(rng.choice(other))]))}.")
+    tags = sorted({LOCATION_NAMES[sc.location] for sc in scenes})[:4]
+    return TitleStory(f"synth_{seed}_{index:04d}", seed, genre, meta_genres, arc, cast, scenes, shots,
+                      cfg.fps, synopsis, tags)
+
+
+# ------------------------------------------------------------------ labels from the latent story
+TASK_FILES = {  # benchmark task -> (labels file, task kind, metric)
+    "genre": ("genre.csv", "multiclass", "macro_ap"),
+    "tone": ("tone.csv", "multilabel", "micro_ap"),
+    "ad_relevancy": ("ad_relevancy.csv", "binary", "mean_ap"),
+    "popularity": ("popularity.csv", "rank", "kendall_tau"),
+    "retrieval": ("retrieval.csv", "binary", "ap"),
+}
+# Clip edges sit this far inside their first/last shot, so a detector that places a cut a frame or
+# two off still assigns the clip the intended shots.
+EDGE_S = 0.15
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    title: str
+    first_shot: int
+    last_shot: int  # inclusive
+    start: float
+    end: float
+
+
+def _clip(story: TitleStory, first: int, last: int) -> ClipSpec:
+    fps = story.fps
+    return ClipSpec(story.title, first, last, story.shots[first].start_s(fps) + EDGE_S, story.shots[last].end_s(fps) - EDGE_S)
+
+
+def _clip_tones(story: TitleStory, clip: ClipSpec) -> list[str]:
+    return sorted({story.scenes[story.shots[i].scene].tone for i in range(clip.first_shot, clip.last_shot + 1)})
+
+
+def _clip_tension(story: TitleStory, clip: ClipSpec) -> float:
+    return float(np.mean([story.scenes[story.shots[i].scene].tension for i in range(clip.first_shot, clip.last_shot + 1)]))
+
+
+def labels_for(story: TitleStory, cfg: StoryConfig = StoryConfig()) -> dict[str, list[tuple[str, float, float, str]]]:
+    """Label rows (title, start, end, label) per benchmark task, all functions of the latent story.
+
+    Candidate clips span 2-4 shots; half of them end at a scene boundary, half inside a scene.
+    - genre: the title's genre.
+    - tone: the tones of the scenes the clip overlaps (multilabel).
+    - ad_relevancy: 1 if the clip ends at a scene boundary and the ending scene's tension is below
+      the title's median scene tension (a calm break between scenes), else 0.
+    - popularity: clip tension minus the title's mean tension, plus 0.5 if the clip is in the
+      title's climax scene (highest tension) and 0.3 if its scenes have the genre's signature tone.
+    - retrieval: per title one clip inside the climax scene (positive) and three clips from other
+      scenes (negatives): 1:3 positives to negatives.
+    """
+    rng = np.random.default_rng([story.seed, 10_000 + int(story.title.rsplit("_", 1)[-1])])
+    scenes = story.scenes
+    boundaries = [sc.first_shot + sc.n_shots - 1 for sc in scenes[:-1]]  # last shot before each cut
+    inner = [sc.first_shot + k for sc in scenes for k in range(1, sc.n_shots - 1)]  # mid-scene ends
+    half = cfg.clips_per_title // 2
+    ends = list(rng.choice(boundaries, size=min(half, len(boundaries)), replace=False))
+    ends += list(rng.choice(inner, size=min(cfg.clips_per_title - len(ends), len(inner)), replace=False))
+    clips = []
+    for end in sorted(int(e) for e in ends):
+        first = max(0, end - int(rng.integers(1, 4)))
+        clips.append(_clip(story, first, end))
+    median_t = float(np.median([sc.tension for sc in scenes]))
+    mean_t = float(np.mean([sc.tension for sc in scenes]))
+    climax = int(np.argmax([sc.tension for sc in scenes]))
+    rows: dict[str, list] = {name: [] for name in TASK_FILES}
+    for c in clips:
+        end_scene = story.shots[c.last_shot].scene
+        at_boundary = c.last_shot == scenes[end_scene].first_shot + scenes[end_scene].n_shots - 1 and end_scene < len(scenes) - 1
+        ad = int(at_boundary and scenes[end_scene].tension < median_t)
+        clip_scenes = {story.shots[i].scene for i in range(c.first_shot, c.last_shot + 1)}
+        pop = (_clip_tension(story, c) - mean_t + 0.5 * (climax in clip_scenes)
+               + 0.3 * (SIGNATURE_TONE[story.genre] in _clip_tones(story, c)))
+        base = (c.title, c.start, c.end)
+        rows["genre"].append((*base, story.genre))
+        rows["tone"].append((*base, "|".join(_clip_tones(story, c))))
+        rows["ad_relevancy"].append((*base, str(ad)))
+        rows["popularity"].append((*base, f"{pop:.4f}"))
+    # Retrieval: the positive is inside the climax scene, negatives come from the other scenes.
+    sc = scenes[climax]
+    first = sc.first_shot + int(rng.integers(0, max(1, sc.n_shots - 1)))
+    rows["retrieval"].append((*_as_row(_clip(story, first, min(first + 1, sc.first_shot + sc.n_shots - 1))), "1"))
+    others = [s for s in scenes if s.index != climax]
+    for s in rng.choice(len(others), size=3, replace=len(others) < 3):
+        o = others[int(s)]
+        f = o.first_shot + int(rng.integers(0, max(1, o.n_shots - 1)))
+        rows["retrieval"].append((*_as_row(_clip(story, f, min(f + 1, o.first_shot + o.n_shots - 1))), "0"))
+    return rows
+
+
+def _as_row(c: ClipSpec) -> tuple[str, float, float]:
+    return (c.title, c.start, c.end)

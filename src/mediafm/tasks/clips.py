@@ -1,0 +1,170 @@
+"""Clips: time spans of a title, and their embeddings pooled from shot embeddings.
+
+A clip's shots are those whose [start_s, end_s) overlaps [start, end). Embedding kinds:
+
+- `video`, `audio`, `text`, `fused`: the stored per-shot encoder outputs (no context);
+- `contextual` ("in context"): the model runs on the whole title, the clip's shots are sliced out
+  (read from the store's `contextual/<model_id>/` table, or computed in memory from a model);
+- `contextual-isolated`: the model sees only the clip's shots (plus the title metadata, so the
+  comparison with `contextual` isolates temporal context).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from mediafm.errors import StoreError
+
+EMBEDDING_KINDS = ("video", "audio", "text", "fused", "contextual-isolated", "contextual")
+STORED_KINDS = ("video", "audio", "text", "fused")
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A span [start, end) in seconds of the title whose id is `title`."""
+
+    title: str
+    start: float
+    end: float
+
+
+class TitleModel(Protocol):
+    """What clips need from the contextual model (see mediafm.model)."""
+
+    def embed_title(self, fused: np.ndarray, meta: np.ndarray | None): ...
+
+
+# ------------------------------------------------------------------ pooling registry
+Pooling = Callable[[np.ndarray, np.ndarray], np.ndarray]
+POOLINGS: dict[str, Pooling] = {}
+
+
+def register_pooling(name: str) -> Callable[[Pooling], Pooling]:
+    def deco(fn: Pooling) -> Pooling:
+        POOLINGS[name] = fn
+        return fn
+    return deco
+
+
+@register_pooling("mean")
+def _mean(vectors: np.ndarray, overlap_s: np.ndarray) -> np.ndarray:
+    return vectors.mean(axis=0)
+
+
+@register_pooling("max")
+def _max(vectors: np.ndarray, overlap_s: np.ndarray) -> np.ndarray:
+    return vectors.max(axis=0)
+
+
+@register_pooling("duration")
+def _duration(vectors: np.ndarray, overlap_s: np.ndarray) -> np.ndarray:
+    # Weight each shot by how many seconds of it fall inside the clip (a 0.1 s sliver counts little).
+    w = np.clip(overlap_s, 0.0, None)
+    if w.sum() <= 0:
+        return vectors.mean(axis=0)
+    return (vectors * (w / w.sum())[:, None]).sum(axis=0)
+
+
+def pool(vectors: np.ndarray, overlap_s: np.ndarray, pooling: str = "mean") -> np.ndarray:
+    if pooling not in POOLINGS:
+        raise ValueError(f"unknown pooling {pooling!r}; choose one of {sorted(POOLINGS)}")
+    return POOLINGS[pooling](np.asarray(vectors, dtype=np.float32), np.asarray(overlap_s, dtype=np.float64))
+
+
+# ------------------------------------------------------------------ shot selection
+def clip_shots(starts: np.ndarray, ends: np.ndarray, clip: Clip) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the shots overlapping the clip, and each one's overlap in seconds.
+
+    A clip that falls inside no shot (e.g. past the title's end) gets the nearest shot, so every
+    clip has an embedding; the overlap reported for it is 0.
+    """
+    starts, ends = np.asarray(starts, dtype=np.float64), np.asarray(ends, dtype=np.float64)
+    overlap = np.minimum(ends, clip.end) - np.maximum(starts, clip.start)
+    idx = np.flatnonzero(overlap > 0)
+    if len(idx) == 0:
+        mid = 0.5 * (clip.start + clip.end)
+        nearest = int(np.argmin(np.abs(0.5 * (starts + ends) - mid)))
+        return np.array([nearest]), np.array([0.0])
+    return idx, overlap[idx]
+
+
+def _as_numpy(x) -> np.ndarray:
+    if hasattr(x, "detach"):  # torch tensor from the model
+        x = x.detach().float().cpu().numpy()
+    return np.asarray(x, dtype=np.float32)
+
+
+# ------------------------------------------------------------------ embedding
+@dataclass
+class ClipEmbedder:
+    """Embeds clips of one store with one embedding kind; caches per-title arrays.
+
+    `model` is needed for `contextual-isolated`, and for `contextual` when the store holds no
+    contextual table for `model_id` (then the title is embedded in memory).
+    """
+
+    store: object  # mediafm.store.catalog.Store (duck-typed so tests can pass a fake)
+    kind: str = "fused"
+    pooling: str = "mean"
+    model: TitleModel | None = None
+    model_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in EMBEDDING_KINDS:
+            raise ValueError(f"unknown embedding {self.kind!r}; choose one of {', '.join(EMBEDDING_KINDS)}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"unknown pooling {self.pooling!r}; choose one of {sorted(POOLINGS)}")
+        if self.kind == "contextual-isolated" and self.model is None:
+            raise StoreError(getattr(self.store, "root", None), "contextual-isolated embeddings need a model (--model DIR)")
+        self._times: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._vectors: dict[str, np.ndarray] = {}
+
+    def _shot_times(self, title: str) -> tuple[np.ndarray, np.ndarray]:
+        if title not in self._times:
+            shots = self.store.shots(title)
+            self._times[title] = (shots["start_s"].to_numpy(float), shots["end_s"].to_numpy(float))
+        return self._times[title]
+
+    def _title_vectors(self, title: str) -> np.ndarray:
+        """Per-shot vectors of the whole title for every kind except contextual-isolated."""
+        if title not in self._vectors:
+            if self.kind in STORED_KINDS:
+                v = self.store.features(title, self.kind)
+            elif self.model is not None and not self._has_stored_contextual(title):
+                v = _as_numpy(self.model.embed_title(self.store.features(title, "fused"), self.store.meta_embedding(title)))
+            else:
+                v = self.store.contextual(title, self.model_id)
+            self._vectors = {title: np.asarray(v, dtype=np.float32)}  # one title cached: clips come sorted by title
+        return self._vectors[title]
+
+    def _has_stored_contextual(self, title: str) -> bool:
+        if self.model_id is None:
+            return False
+        return (self.store.contextual_dir(self.model_id) / "shots" / f"{title}.parquet").exists()
+
+    def embed(self, clip: Clip) -> np.ndarray:
+        if not self.store.has_title(clip.title):
+            raise StoreError(getattr(self.store, "root", None), f"labels name title {clip.title!r}, which is not in the store")
+        idx, overlap = clip_shots(*self._shot_times(clip.title), clip)
+        if self.kind == "contextual-isolated":
+            fused = self.store.features(clip.title, "fused")[idx]
+            vectors = _as_numpy(self.model.embed_title(fused, self.store.meta_embedding(clip.title)))
+        else:
+            vectors = self._title_vectors(clip.title)[idx]
+        return pool(vectors, overlap, self.pooling)
+
+    def embed_many(self, clips: list[Clip], progress: bool = False) -> np.ndarray:
+        """[N, D] embeddings in the order of `clips` (computed title by title to reuse caches)."""
+        order = sorted(range(len(clips)), key=lambda i: clips[i].title)
+        out: list[np.ndarray | None] = [None] * len(clips)
+        it = order
+        if progress:
+            from tqdm import tqdm
+            it = tqdm(order, desc=f"embed clips ({self.kind})", unit="clip", leave=False)
+        for i in it:
+            out[i] = self.embed(clips[i])
+        return np.stack(out) if out else np.zeros((0, 0), dtype=np.float32)

@@ -1,0 +1,136 @@
+"""Clip labels: one CSV format for every task.
+
+    title,start,end,label
+    my_film,12.0,18.5,tense|sad
+
+`title` is the video's file stem (the store's title id), `start`/`end` are seconds on the title's
+timeline, `label` is a class (multiclass, binary), classes joined by `|` (multilabel), or a number
+(rank). Lines starting with `#` are comments. Errors name the file and the line.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mediafm.errors import MediafmError
+from mediafm.tasks.clips import Clip
+
+HEADER = ("title", "start", "end", "label")
+TASK_KINDS = ("multiclass", "multilabel", "binary", "rank")
+_TRUE = {"1", "true", "yes", "pos", "positive"}
+_FALSE = {"0", "false", "no", "neg", "negative"}
+
+
+class LabelsError(MediafmError):
+    """A labels CSV is malformed or does not fit the task."""
+
+
+@dataclass(frozen=True)
+class LabeledClip:
+    clip: Clip
+    label: str
+    line: int  # 1-based line in the CSV, for error messages
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Labels turned into arrays for one task kind.
+
+    `y` is [N] class indices (multiclass), [N, K] 0/1 (multilabel), [N] 0/1 (binary) or [N] floats
+    (rank). `classes` names the columns/indices (empty for rank; ["0", "1"] for binary).
+    """
+
+    kind: str
+    y: np.ndarray
+    classes: tuple[str, ...]
+
+
+def read_labels(path: str | Path) -> list[LabeledClip]:
+    """Read a labels CSV; raises LabelsError naming the file and line of the first bad row."""
+    path = Path(path)
+    if not path.exists():
+        raise LabelsError(path, "labels file does not exist")
+    rows: list[LabeledClip] = []
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        reader = csv.reader(f)
+        header_seen = False
+        for lineno, row in enumerate(reader, start=1):
+            if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
+                continue
+            cells = [c.strip() for c in row]
+            if not header_seen:
+                header_seen = True
+                if tuple(c.lower() for c in cells) != HEADER:
+                    raise LabelsError(path, f"line {lineno}: header must be {','.join(HEADER)}, got {','.join(cells)}")
+                continue
+            if len(cells) != 4:
+                raise LabelsError(path, f"line {lineno}: expected 4 fields (title,start,end,label), got {len(cells)}")
+            title, start_s, end_s, label = cells
+            if not title:
+                raise LabelsError(path, f"line {lineno}: empty title")
+            try:
+                start, end = float(start_s), float(end_s)
+            except ValueError:
+                raise LabelsError(path, f"line {lineno}: start/end must be seconds, got {start_s!r}, {end_s!r}") from None
+            if not (math.isfinite(start) and math.isfinite(end)) or start < 0 or end <= start:
+                raise LabelsError(path, f"line {lineno}: need 0 <= start < end, got start={start} end={end}")
+            if not label:
+                raise LabelsError(path, f"line {lineno}: empty label")
+            rows.append(LabeledClip(Clip(title, start, end), label, lineno))
+    if not header_seen:
+        raise LabelsError(path, "empty labels file (expected header title,start,end,label)")
+    if not rows:
+        raise LabelsError(path, "no labelled clips after the header")
+    return rows
+
+
+def write_labels(path: str | Path, rows: list[tuple[str, float, float, str]]) -> None:
+    """Write (title, start, end, label) rows as a labels CSV (seconds with millisecond precision)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(HEADER)
+        for title, start, end, label in rows:
+            w.writerow([title, f"{start:.3f}", f"{end:.3f}", label])
+
+
+def targets(rows: list[LabeledClip], kind: str, path: str | Path | None = None) -> Targets:
+    """Turn labels into arrays for a task kind; LabelsError names the first row that does not fit."""
+    if kind not in TASK_KINDS:
+        raise LabelsError(path, f"unknown task {kind!r}; choose one of {', '.join(TASK_KINDS)}")
+    if kind == "rank":
+        values = []
+        for r in rows:
+            try:
+                values.append(float(r.label))
+            except ValueError:
+                raise LabelsError(path, f"line {r.line}: rank task needs a number, got {r.label!r}") from None
+        return Targets(kind, np.asarray(values, dtype=np.float64), ())
+    if kind == "binary":
+        y = []
+        for r in rows:
+            v = r.label.lower()
+            if v not in _TRUE | _FALSE:
+                raise LabelsError(path, f"line {r.line}: binary task needs 0/1 (or true/false), got {r.label!r}")
+            y.append(1 if v in _TRUE else 0)
+        return Targets(kind, np.asarray(y, dtype=np.int64), ("0", "1"))
+    if kind == "multiclass":
+        for r in rows:
+            if "|" in r.label:
+                raise LabelsError(path, f"line {r.line}: multiclass task needs one class, got {r.label!r} (use --task multilabel)")
+        classes = tuple(sorted({r.label for r in rows}))
+        index = {c: i for i, c in enumerate(classes)}
+        return Targets(kind, np.asarray([index[r.label] for r in rows], dtype=np.int64), classes)
+    sets = [frozenset(p.strip() for p in r.label.split("|") if p.strip()) for r in rows]
+    classes = tuple(sorted(set().union(*sets)))
+    index = {c: i for i, c in enumerate(classes)}
+    y = np.zeros((len(rows), len(classes)), dtype=np.int64)
+    for i, s in enumerate(sets):
+        y[i, [index[c] for c in s]] = 1
+    return Targets(kind, y, classes)

@@ -1,0 +1,183 @@
+"""Linear probes on frozen embeddings (scikit-learn), cross-validated by title.
+
+Outer k-fold CV is grouped by title (GroupKFold): no title has clips on both sides, so a probe
+cannot score by recognising a title's look instead of learning the task. Inside each training fold,
+the regularisation strength is chosen by an inner grouped CV that maximises the task's own metric.
+Features are standardised inside each fit (training rows only). Every clip gets an out-of-fold
+score; the metric and its title-clustered bootstrap CI are computed once on all of them.
+
+Two probe heads (registry `PROBES`):
+- `ridge` (default): ridge regression on the encoded targets (one-hot, indicator, 0/1 or the rank
+  value); one head serves all four task kinds. Measured on 1,600 clips x 2,700-d fused vectors on
+  2 cores: about 20x faster than `logistic` (LBFGS took 112 s per task), which is what makes the
+  6 x 5 grid and the 10-minute demo possible.
+- `logistic`: logistic regression (one-vs-rest for multilabel); ranking falls back to ridge.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.linalg import cho_factor, cho_solve
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.model_selection import GroupKFold
+from sklearn.multiclass import OneVsRestClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from mediafm.errors import ConfigError
+from mediafm.tasks.labels import Targets
+from mediafm.tasks.metrics import METRICS, Score, bootstrap
+
+# The metric each task kind reports unless told otherwise (Netflix: genre macro AP, tone micro AP,
+# retrieval AP, popularity Kendall's tau; ad relevancy uses mean_ap, named explicitly).
+DEFAULT_METRIC = {"multiclass": "macro_ap", "multilabel": "micro_ap", "binary": "ap", "rank": "kendall_tau"}
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    head: str = "ridge"  # a name in PROBES
+    folds: int = 5  # outer CV folds, grouped by title
+    inner_folds: int = 3  # inner CV folds (grouped by title) that pick the regularisation
+    c_grid: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0)  # inverse regularisation; ridge uses alpha = 1/C
+    max_iter: int = 300  # LBFGS iterations for the logistic head
+    n_boot: int = 1000  # bootstrap resamples of titles for the CI
+    confidence: float = 0.95
+    seed: int = 0
+
+
+@dataclass
+class ProbeResult:
+    score: Score
+    oof: np.ndarray  # out-of-fold scores: [N] (binary, rank) or [N, K]
+    chosen_c: list[float] = field(default_factory=list)  # regularisation picked in each outer fold
+
+    def to_dict(self) -> dict:
+        return {**self.score.to_dict(), "chosen_c": self.chosen_c}
+
+
+# ------------------------------------------------------------------ heads
+# A head fits (X, y) once per C in `cs` and returns one predict function per C (scores shaped like
+# the encoded y), so a head can share work across the regularisation path.
+Predict = Callable[[np.ndarray], np.ndarray]
+Head = Callable[[np.ndarray, np.ndarray, str, int, tuple, "ProbeConfig"], list[Predict]]
+PROBES: dict[str, Head] = {}
+
+
+def register_probe(name: str) -> Callable[[Head], Head]:
+    def deco(fn: Head) -> Head:
+        PROBES[name] = fn
+        return fn
+    return deco
+
+
+def _encode(y: np.ndarray, kind: str, n_classes: int) -> np.ndarray:
+    if kind == "multiclass":
+        return np.eye(n_classes)[y]
+    return y.astype(np.float64)
+
+
+@register_probe("ridge")
+def _ridge(X: np.ndarray, y: np.ndarray, kind: str, n_classes: int, cs: tuple, cfg: ProbeConfig) -> list[Predict]:
+    # Ridge in its dual form: one n x n Gram matrix of the standardised training rows (n <= D here:
+    # ~1,000 clips of 2,700-d fused vectors), then one Cholesky solve per C. Measured on 2 loaded
+    # cores at n=1,280: 4 Cholesky solves 1.8 s, vs 2.4 s per sklearn Ridge fit and 10 s for an
+    # eigendecomposition. Same solution as sklearn's Ridge with an intercept (X and Y centred on the
+    # training means; checked in tests).
+    scaler = StandardScaler().fit(X)
+    Xs = scaler.transform(X)
+    Y = _encode(y, kind, n_classes)
+    y_mean = Y.mean(axis=0)
+    gram = Xs @ Xs.T
+    eye = np.eye(len(gram))
+
+    def make(alpha: float) -> Predict:
+        coef = Xs.T @ cho_solve(cho_factor(gram + alpha * eye), Y - y_mean)  # primal weights [D, ...]
+        return lambda Z: scaler.transform(Z) @ coef + y_mean
+    return [make(1.0 / c) for c in cs]
+
+
+@register_probe("logistic")
+def _logistic(X: np.ndarray, y: np.ndarray, kind: str, n_classes: int, cs: tuple, cfg: ProbeConfig) -> list[Predict]:
+    if kind == "rank":
+        return _ridge(X, y, kind, n_classes, cs, cfg)
+
+    def make(c: float) -> Predict:
+        lr = LogisticRegression(C=c, max_iter=cfg.max_iter)
+        model = make_pipeline(StandardScaler(), OneVsRestClassifier(lr) if kind == "multilabel" else lr).fit(X, y)
+        classes = model.classes_
+
+        def predict(Z: np.ndarray) -> np.ndarray:
+            p = model.predict_proba(Z)
+            if kind == "binary":
+                return p[:, list(classes).index(1)] if 1 in classes else np.zeros(len(Z))
+            if kind == "multiclass":
+                out = np.zeros((len(Z), n_classes))
+                out[:, classes] = p  # a class absent from the training fold scores 0
+                return out
+            return p
+        return predict
+    return [make(c) for c in cs]
+
+
+# ------------------------------------------------------------------ CV
+def _fit_select(X, y, groups, kind, n_classes, metric, cfg: ProbeConfig) -> tuple[Predict, float]:
+    """Pick C by inner grouped CV on the task metric, then refit on all of (X, y)."""
+    head = PROBES[cfg.head]
+    n_groups = len(np.unique(groups))
+    best_c = cfg.c_grid[0]
+    if len(cfg.c_grid) > 1 and n_groups >= 2:
+        inner = GroupKFold(n_splits=min(cfg.inner_folds, n_groups))
+        vals = np.zeros((len(cfg.c_grid), 0)).tolist()
+        for tr, va in inner.split(X, y, groups):
+            for k, predict in enumerate(head(X[tr], y[tr], kind, n_classes, cfg.c_grid, cfg)):
+                v = METRICS[metric](y[va], predict(X[va]), groups[va])
+                if np.isfinite(v):
+                    vals[k].append(v)
+        means = [np.mean(v) if v else -np.inf for v in vals]
+        best_c = cfg.c_grid[int(np.argmax(means))]  # ties keep the stronger regularisation (first)
+    return head(X, y, kind, n_classes, (best_c,), cfg)[0], best_c
+
+
+def run_probe(X: np.ndarray, targets: Targets, groups: np.ndarray, metric: str | None = None,
+              config: ProbeConfig = ProbeConfig()) -> ProbeResult:
+    """Cross-validated linear probe; returns the metric with a CI on out-of-fold scores.
+
+    Args:
+        X: [N, D] clip embeddings.
+        targets: labels as arrays (mediafm.tasks.labels.targets).
+        groups: [N] title id per clip; folds never split a title.
+        metric: a name in mediafm.tasks.metrics.METRICS; defaults by task kind.
+        config: folds, regularisation grid, head, bootstrap settings.
+    """
+    if config.head not in PROBES:
+        raise ConfigError(None, f"unknown probe head {config.head!r}; choose one of {sorted(PROBES)}")
+    X = np.asarray(X, dtype=np.float64)
+    groups = np.asarray(groups)
+    y, kind = targets.y, targets.kind
+    metric = metric or DEFAULT_METRIC[kind]
+    if metric not in METRICS:
+        raise ConfigError(None, f"unknown metric {metric!r}; choose one of {sorted(METRICS)}")
+    n_groups = len(np.unique(groups))
+    if n_groups < 3:
+        raise ConfigError(None, f"probes need clips from at least 3 titles for grouped CV, got {n_groups}")
+    if len(X) != len(y):
+        raise ConfigError(None, f"{len(X)} embeddings for {len(y)} labels")
+    oof = np.zeros((len(X), len(targets.classes))) if kind in ("multiclass", "multilabel") else np.zeros(len(X))
+    outer = GroupKFold(n_splits=min(config.folds, n_groups), shuffle=True, random_state=config.seed)
+    chosen: list[float] = []
+    with warnings.catch_warnings():
+        # Small folds can miss a rare class or stop LBFGS early at weak regularisation; both are
+        # expected here and scored as they fall, so the warnings are noise.
+        for w in (ConvergenceWarning, UserWarning, RuntimeWarning):
+            warnings.simplefilter("ignore", w)
+        for train, test in outer.split(X, y, groups):
+            predict, c = _fit_select(X[train], y[train], groups[train], kind, len(targets.classes), metric, config)
+            chosen.append(float(c))
+            oof[test] = predict(X[test])
+    score = bootstrap(metric, y, oof, groups, n_boot=config.n_boot, confidence=config.confidence, seed=config.seed)
+    return ProbeResult(score, oof, chosen)
