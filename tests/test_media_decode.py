@@ -170,7 +170,7 @@ def test_truncated_faststart_file_warns(media):
     assert warnings and "cut.mkv" in warnings[0]
 
 
-@pytest.mark.parametrize("ext", [".mp4", ".ts", ".webm"])
+@pytest.mark.parametrize("ext", [".mp4", ".ts", ".avi"])
 def test_corrupt_packet_mid_stream_is_skipped_and_reported(media, ext):
     good = write_video(media / f"clean{ext}", color_shots([20, 50], 80, SIZE))
     data = bytearray(good.read_bytes())
@@ -223,3 +223,22 @@ def test_unreadable_file_when_permissions_cannot_be_dropped(media, monkeypatch):
     with pytest.raises(MediaDecodeError, match="permission denied") as err:
         probe(path)
     assert "denied.mp4" in str(err.value)
+
+
+def test_frames_without_pts_get_nominal_times(media):
+    # A raw H.264 elementary stream has no container timestamps at all.
+    import av
+
+    src = write_video(media / "for_raw.mp4", color_shots([5], 12, SIZE))
+    raw = media / "raw.h264"
+    with av.open(str(src)) as i, av.open(str(raw), "w", format="h264") as o:
+        s = o.add_stream_from_template(i.streams.video[0])
+        for pk in i.demux(i.streams.video[0]):
+            if pk.dts is not None:
+                pk.stream = s
+                o.mux(pk)
+    warnings: list[str] = []
+    stats = DecodeStats()
+    pts = [f.pts_s for f in iter_frames(raw, on_warning=warnings.append, stats=stats)]
+    assert np.allclose(pts, np.arange(12) / 25)
+    assert stats.missing_pts == 12 and len(warnings) == 1 and "timestamp" in warnings[0]

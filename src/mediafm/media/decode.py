@@ -327,6 +327,9 @@ def iter_frames(
                 stats.frames = index
         if index == 0:
             raise MediaDecodeError(p, "video stream has no decodable frames (corrupt or truncated)")
+        if stats.missing_pts:
+            warn(f"{stats.missing_pts} frame(s) without a usable timestamp; their times continue "
+                 f"from the previous frame at the nominal {float(rate):g} fps")
         declared, own = _declared_duration_s(container, stream)
         got = float((last_pts - first_pts + step) * tb)
         # A stream's own duration is tight; the container's may include a longer audio track.
