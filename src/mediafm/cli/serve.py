@@ -19,7 +19,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import threading
+
     import uvicorn
+
+    from mediafm.search.text import default_text_encoder
 
     config = ServeConfig(host=args.host, port=args.port, model_id=args.model)
     app = create_app(args.store, config)
@@ -27,5 +31,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"mediafm serve: warning: binding {config.host}; the catalog and its videos are reachable "
               "from other machines and there is no authentication", file=sys.stderr)
     print(f"mediafm explorer on http://{config.host}:{config.port}/  (API docs: /docs)", file=sys.stderr)
+    # Load the text encoder in the background so the first search does not wait for it.
+    threading.Thread(target=default_text_encoder, daemon=True).start()
     uvicorn.run(app, host=config.host, port=config.port, log_level="warning")
     return 0
