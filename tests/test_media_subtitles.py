@@ -36,10 +36,17 @@ def test_every_format_and_encoding_parses_to_the_same_text(tmp_path, fmt, encodi
     assert all(c.source == "subtitle" for c in cues)
 
 
-def test_other_legacy_encodings(tmp_path):
-    ru = [Cue(1.0, 2.0, "Привет, как дела? Это тест субтитров.")]
-    path = write_subtitles(tmp_path / "ru.srt", ru, encoding="cp1251")
-    assert parse_subtitle_file(path)[0].text == ru[0].text
+@pytest.mark.parametrize(
+    "text, encoding",
+    [
+        ("Привет, как дела? Это тест субтитров.", "cp1251"),
+        ("Γειά σου κόσμε, τι κάνεις;", "cp1253"),
+        ("Dzień dobry, zażółć gęślą jaźń.", "cp1250"),
+    ],
+)
+def test_other_legacy_encodings(tmp_path, text, encoding):
+    path = write_subtitles(tmp_path / "x.srt", [Cue(1.0, 2.0, text)], encoding=encoding)
+    assert parse_subtitle_file(path)[0].text == text
 
 
 @pytest.mark.parametrize(
