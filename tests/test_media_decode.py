@@ -145,6 +145,14 @@ def test_unreadable_file(media):
         path.chmod(0o644)
 
 
+def test_broken_symlink(media):
+    link = media / "dangling.mkv"
+    link.symlink_to(media / "nowhere.mkv")
+    with pytest.raises(MediaDecodeError, match="broken symbolic link") as err:
+        probe(link)
+    assert "dangling.mkv" in str(err.value)
+
+
 def test_directory_is_not_media(media):
     with pytest.raises(MediaDecodeError, match="directory"):
         probe(media)

@@ -37,6 +37,8 @@ def check_readable(path: str | Path) -> Path:
     """Fail early, with a clear reason, on paths FFmpeg would report cryptically."""
     p = Path(path)
     if not p.exists():
+        if p.is_symlink():
+            raise MediaDecodeError(p, "cannot read: broken symbolic link (its target does not exist)")
         raise MediaDecodeError(p, "file does not exist")
     if p.is_dir():
         raise MediaDecodeError(p, "is a directory, not a media file")
