@@ -47,15 +47,21 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
     info = probe(args.video)
+    video = args.video
+
+    def frames_then(convert):
+        return lambda: sum(1 for f in iter_frames(video) if convert(f) is not None)
+
     rows = [
         ("PyAV decode, no threads", lambda: _raw_decode(args.video, "SLICE")),
         ("PyAV decode, thread_type=AUTO", lambda: _raw_decode(args.video, "AUTO")),
         ("iter_frames (exact PTS, checks)", lambda: sum(1 for _ in iter_frames(args.video))),
-        ("iter_frames + rgb(48, 27)", lambda: sum(1 for f in iter_frames(args.video) if f.rgb(48, 27) is not None)),
-        ("iter_frames + rgb() native", lambda: sum(1 for f in iter_frames(args.video) if f.rgb() is not None)),
-        ("iter_frames + square(224)", lambda: sum(1 for f in iter_frames(args.video) if f.square(224) is not None)),
+        ("iter_frames + rgb(48, 27)", frames_then(lambda f: f.rgb(48, 27))),
+        ("iter_frames + rgb() native", frames_then(lambda f: f.rgb())),
+        ("iter_frames + square(224)", frames_then(lambda f: f.square(224))),
     ]
-    print(f"video: {args.video.name} {info.width}x{info.height} {info.duration_s:.1f}s, median of {args.repeats}")
+    print(f"video: {video.name} {info.width}x{info.height} {info.duration_s:.1f}s, "
+          f"median of {args.repeats}")
     print(f"{'step':36s} {'frames/s':>10s} {'x realtime':>11s} {'vs floor':>9s}")
     fns = [fn for _, fn in rows] + [lambda: sum(len(c) for c in iter_audio(args.video))]
     measured = _timed_round_robin(fns, args.repeats)

@@ -68,7 +68,8 @@ def test_rotation_metadata_applied(media, rotation):
     assert img.shape == (info.height, info.width, 3)
     h, w = img.shape[:2]
     # Clockwise rotation moves the top-left corner to: 90 top-right, 180 bottom-right, 270 bottom-left.
-    corner = {90: img[: h // 8, -w // 8 :], 180: img[-h // 8 :, -w // 8 :], 270: img[-h // 8 :, : w // 8]}[rotation]
+    corners = {90: img[: h // 8, -w // 8 :], 180: img[-h // 8 :, -w // 8 :], 270: img[-h // 8 :, : w // 8]}
+    corner = corners[rotation]
     assert corner[..., 0].mean() > 200 and corner[..., 1].mean() < 60
     assert frame.rgb(32, 48).shape == (48, 32, 3)
     assert frame.square(24).shape == (24, 24, 3)
@@ -165,17 +166,18 @@ def test_no_streams(media):
         probe(path)
 
 
-def test_truncated_faststart_file_warns(media):
-    # Matroska keeps its index at the front, so a cut-off file still opens: frames up to the cut
-    # come out and the missing tail is reported.
-    good = write_video(media / "long.mkv", color_shots([30], 100, SIZE))
+@pytest.mark.parametrize("ext", [".mkv", ".mp4"])
+def test_truncated_file_with_index_at_front_warns(media, ext):
+    # Matroska and fast-start mp4 keep their headers at the front, so a cut-off file still opens:
+    # frames up to the cut come out and the missing tail is reported.
+    good = write_video(media / f"long{ext}", color_shots([30], 100, SIZE), faststart=True)
     data = good.read_bytes()
-    cut = media / "cut.mkv"
+    cut = media / f"cut{ext}"
     cut.write_bytes(data[: len(data) // 2])
     warnings: list[str] = []
     n = sum(1 for _ in iter_frames(cut, on_warning=warnings.append))
     assert 0 < n < 100
-    assert warnings and "cut.mkv" in warnings[0]
+    assert any("truncated" in w for w in warnings) and all(f"cut{ext}" in w for w in warnings)
 
 
 @pytest.mark.parametrize("ext", [".mp4", ".ts", ".avi"])
@@ -227,7 +229,10 @@ def test_unreadable_file_when_permissions_cannot_be_dropped(media, monkeypatch):
     import mediafm.media.decode as decode
 
     real_access = os.access
-    monkeypatch.setattr(decode.os, "access", lambda p, mode: False if str(p) == str(path) else real_access(p, mode))
+    def access(p, mode):
+        return False if str(p) == str(path) else real_access(p, mode)
+
+    monkeypatch.setattr(decode.os, "access", access)
     with pytest.raises(MediaDecodeError, match="permission denied") as err:
         probe(path)
     assert "denied.mp4" in str(err.value)

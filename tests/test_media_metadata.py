@@ -16,7 +16,7 @@ def test_no_sidecar_is_empty_without_warning(tmp_path):
 
 
 def test_full_sidecar(tmp_path):
-    doc = {"title": " Film ", "synopsis": "A story.", "tags": ["rain", " night "], "genres": "drama", "extra": 1}
+    doc = {"title": " Film ", "synopsis": "A story.", "tags": ["rain", " night "], "genres": "drama", "x": 1}
     (tmp_path / "film.json").write_text(json.dumps(doc))
     meta, warnings = load_metadata(tmp_path / "film.mp4")
     assert warnings == []

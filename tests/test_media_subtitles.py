@@ -87,7 +87,9 @@ def test_find_sidecars_preference(tmp_path):
     for n in names:
         (tmp_path / n).write_text("x")
     got = [p.name for p in find_sidecars(tmp_path / "movie.mp4")]
-    assert got == ["movie.srt", "movie.vtt", "movie.en.srt", "movie.eng.forced.vtt", "movie.de.ass", "movie.fr.srt"]
+    assert got == [
+        "movie.srt", "movie.vtt", "movie.en.srt", "movie.eng.forced.vtt", "movie.de.ass", "movie.fr.srt",
+    ]
     assert [p.name for p in find_sidecars(tmp_path / "movie.part2.mkv")] == ["movie.part2.srt"]
 
 
@@ -124,7 +126,8 @@ def test_embedded_without_subtitle_stream(tmp_path):
 
 
 def test_texts_for_shots_overlap():
-    shots = [Shot(0, 0, 9, 0.0, 1.0), Shot(1, 10, 19, 1.0, 2.0), Shot(2, 20, 49, 2.0, 5.0), Shot(3, 50, 59, 5.0, 6.0)]
+    bounds = [(0, 9, 0.0, 1.0), (10, 19, 1.0, 2.0), (20, 49, 2.0, 5.0), (50, 59, 5.0, 6.0)]
+    shots = [Shot(i, *b) for i, b in enumerate(bounds)]
     cues = [
         Cue(3.5, 4.0, "c"),  # given out of order on purpose
         Cue(0.5, 1.5, "a"),  # spans shots 0 and 1

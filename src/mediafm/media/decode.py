@@ -321,7 +321,8 @@ def iter_frames(
                         # A constant-rate stream that suddenly jumps lost frames (the demuxer
                         # resynced past damage); true VFR streams are never this regular.
                         missing = round((pts - last_pts) / step) - 1
-                        warn(f"{missing} frame(s) missing before {float((pts - first_pts) * tb):.3f}s (damaged data skipped)")
+                        at = float((pts - first_pts) * tb)
+                        warn(f"{missing} frame(s) missing before {at:.3f}s (damaged data skipped)")
                     regular = 0
                 last_pts = pts
                 yield Frame(index, float((pts - first_pts) * tb), frame, rotation or 0, size)
@@ -335,7 +336,10 @@ def iter_frames(
         declared, own = _declared_duration_s(container, stream)
         got = float((last_pts - first_pts + step) * tb)
         # A stream's own duration is tight; the container's may include a longer audio track.
-        slack = max(3 * float(step * tb), 0.02 * declared) if own else max(_TRUNCATION_SLACK_S, 0.05 * declared)
+        if own:
+            slack = max(3 * float(step * tb), 0.02 * declared)
+        else:
+            slack = max(_TRUNCATION_SLACK_S, 0.05 * declared)
         if declared > 0 and declared - got > slack:
             warn(f"video ends at {got:.2f}s but the file declares {declared:.2f}s (truncated or damaged)")
 

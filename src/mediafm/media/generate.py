@@ -52,6 +52,7 @@ def write_video(
     audio_offset_s: float = 0.0,
     rotation: int = 0,
     subtitles: Sequence[Cue] | None = None,
+    faststart: bool = False,
 ) -> Path:
     """Encode RGB uint8 frames (and optional mono float audio, subtitles) into `path`.
 
@@ -66,6 +67,8 @@ def write_video(
             timestamps): > 0 audio starts later, < 0 audio starts earlier (video is delayed).
         rotation: clockwise display rotation stored in the container's display matrix.
         subtitles: cues muxed as a text subtitle stream (mp4/mov: mov_text, mkv: subrip).
+        faststart: mp4/mov only: index (moov) at the front, as web video is served; a cut-off
+            copy of such a file still opens.
 
     Returns:
         The path written.
@@ -77,7 +80,8 @@ def write_video(
     it = iter(frames)
     first = next(it)
     h, w = first.shape[:2]
-    with av.open(str(path), mode="w", format=_FORMATS.get(suffix)) as out:
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(path), mode="w", format=_FORMATS.get(suffix), options=options) as out:
         vs = out.add_stream(vcodec, rate=fps_q)
         vs.width, vs.height = w, h
         vs.pix_fmt = "yuv420p"

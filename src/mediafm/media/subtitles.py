@@ -91,7 +91,8 @@ def find_sidecars(video_path: str | Path) -> list[Path]:
                    if len(s) > len(stem)):
                 continue
             lang = sub_stem[len(stem) + 1 :].split(".")[0].lower()
-            (english if lang in _ENGLISH or lang.startswith("en-") or lang.startswith("en_") else others).append(e)
+            is_english = lang in _ENGLISH or lang.startswith(("en-", "en_"))
+            (english if is_english else others).append(e)
     ext_rank = {x: i for i, x in enumerate(SUBTITLE_EXTS)}
     exact.sort(key=lambda p: ext_rank[p.suffix.lower()])
     english.sort(key=lambda p: (ext_rank[p.suffix.lower()], p.name))
@@ -106,7 +107,8 @@ def decode_bytes(data: bytes, path: str | Path) -> tuple[str, str]:
             try:
                 return data.decode(enc), enc
             except UnicodeDecodeError as e:
-                raise SubtitleParseError(path, f"invalid {enc} text after its byte-order mark ({e.reason})") from e
+                problem = f"invalid {enc} text after its byte-order mark ({e.reason})"
+                raise SubtitleParseError(path, problem) from e
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
@@ -196,7 +198,8 @@ def read_embedded_cues(path: str | Path, stream_index: int | None = None) -> lis
                     if text:
                         raw.append((start, end, text))
         except av.FFmpegError as e:
-            raise SubtitleParseError(p, f"embedded subtitle stream {stream.index} is corrupt ({_reason(e)})") from e
+            problem = f"embedded subtitle stream {stream.index} is corrupt ({_reason(e)})"
+            raise SubtitleParseError(p, problem) from e
     raw.sort(key=lambda r: r[0])
     cues = []
     for i, (start, end, text) in enumerate(raw):
