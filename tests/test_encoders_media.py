@@ -180,3 +180,26 @@ def test_encode_store_skips_then_refuses_to_mix(montage_store):
     assert montage_store.check_encoders()["text"]["name"] == "use-multilingual"
     encode_store(montage_store, EncodeConfig(), progress=False)  # restore the default set
     assert montage_store.check_encoders()["text"]["name"] == "minilm-l6"
+
+
+def test_cli_encode_reports_skip(montage_store, capsys):
+    from mediafm.cli.main import main
+
+    assert main(["encode", str(montage_store.root)]) == 0
+    assert "skipped 1" in capsys.readouterr().out
+    assert main(["encode", str(montage_store.root), "--video", "nope"]) == 1
+
+
+@pytest.mark.slow
+def test_asr_fills_text_of_untitled_title(tmp_path, montage, montage_truth):
+    store = build_montage_store(tmp_path / "store", montage, montage_truth)
+    shots = store.shots("montage")
+    shots["text"], shots["text_source"] = "", ""
+    store.write_shots("montage", shots)
+    encode_store(store, EncodeConfig(asr=True), progress=False)
+    shots = store.shots("montage")
+    jfk = next(u for u in montage_truth["speech"] if "country" in u["text"])
+    i = int(shots.index[(shots["start_s"] <= (jfk["start_s"] + jfk["end_s"]) / 2)].max())
+    assert "country" in shots["text"][i].lower() and shots["text_source"][i] == "asr"
+    assert set(shots["text_source"]) <= {"asr", ""}
+    assert store.features("montage", "text_present")[i]

@@ -204,8 +204,8 @@ def _maybe_asr(store: Store, inputs: ShotInputs, asr) -> ShotInputs:
     """Transcribe shots of a title with no timed text at all; writes text_source='asr'."""
     if any(inputs.texts()) or inputs.audio is None:
         return inputs
-    waves = inputs.audio_slices()
-    texts = asr.transcribe([w if w is not None else np.zeros(0, np.float32) for w in waves])
+    audio = np.asarray(inputs.audio, dtype=np.float32) / 32768.0
+    texts = asr.transcribe_shots(audio, inputs.shots["start_s"].tolist(), inputs.shots["end_s"].tolist())
     shots = inputs.shots.copy()
     shots["text"] = texts
     shots["text_source"] = ["asr" if t else "" for t in texts]
