@@ -191,18 +191,22 @@ def shot_image(shot: ShotSpec, story: TitleStory, cfg: RenderConfig, pad: int) -
 
 
 def shot_frames(shot: ShotSpec, story: TitleStory, cfg: RenderConfig) -> np.ndarray:
-    """[n_frames, H, W, 3] uint8: a slow pan over the shot image plus shake that grows with tension."""
+    """[n_frames, H, W, 3] uint8: a slow pan plus a sway whose amplitude grows with tension.
+
+    The camera moves at most about a pixel per frame, so motion inside a shot never looks like a cut.
+    """
     pad = 12
     img = shot_image(shot, story, cfg, pad)
     tension = story.scenes[shot.scene].tension
     rng = np.random.default_rng([story.seed, shot.index, 7])
     dx0, dy0 = rng.uniform(-1, 1, 2)
+    phase = rng.uniform(0, 2 * np.pi, 2)
     out = np.empty((shot.n_frames, cfg.height, cfg.width, 3), dtype=np.uint8)
     for i in range(shot.n_frames):
         p = i / max(1, shot.n_frames - 1) - 0.5
-        sx, sy = rng.normal(0, 3 * tension, 2)
-        x = int(np.clip(pad + dx0 * 8 * p + sx, 0, 2 * pad))
-        y = int(np.clip(pad + dy0 * 6 * p + sy, 0, 2 * pad))
+        sway = 3.0 * tension * np.sin(2 * np.pi * i / story.fps * 0.8 + phase)  # ~0.8 Hz
+        x = int(round(np.clip(pad + dx0 * 6 * p + sway[0], 0, 2 * pad)))
+        y = int(round(np.clip(pad + dy0 * 4 * p + sway[1], 0, 2 * pad)))
         out[i] = img[y:y + cfg.height, x:x + cfg.width]
     return out
 

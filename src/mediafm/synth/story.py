@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from mediafm.tasks.evaluate import TASKS
+
 GENRES = ("action", "comedy", "drama", "horror", "romance")
 TONES = ("calm", "tense", "joyful", "sad")
 # P(tone | genre) before the tension pull; rows follow TONES.
@@ -214,13 +216,8 @@ def make_story(index: int, seed: int, cfg: StoryConfig = StoryConfig()) -> Title
 
 
 # ------------------------------------------------------------------ labels from the latent story
-TASK_FILES = {  # benchmark task -> (labels file, task kind, metric)
-    "genre": ("genre.csv", "multiclass", "macro_ap"),
-    "tone": ("tone.csv", "multilabel", "micro_ap"),
-    "ad_relevancy": ("ad_relevancy.csv", "binary", "mean_ap"),
-    "popularity": ("popularity.csv", "rank", "kendall_tau"),
-    "retrieval": ("retrieval.csv", "binary", "ap"),
-}
+# benchmark task -> (labels file, task kind, metric); one source: mediafm.tasks.evaluate.TASKS
+TASK_FILES = {t.name: (t.file, t.kind, t.metric) for t in TASKS}
 # Clip edges sit this far inside their first/last shot, so a detector that places a cut a frame or
 # two off still assigns the clip the intended shots.
 EDGE_S = 0.15

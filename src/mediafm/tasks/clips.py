@@ -35,7 +35,7 @@ class Clip:
 class TitleModel(Protocol):
     """What clips need from the contextual model (see mediafm.model)."""
 
-    def embed_title(self, fused: np.ndarray, meta: np.ndarray | None): ...
+    def embed_title(self, fused: np.ndarray, meta: np.ndarray | None = None, times: np.ndarray | None = None): ...
 
 
 # ------------------------------------------------------------------ pooling registry
@@ -120,14 +120,45 @@ class ClipEmbedder:
             raise ValueError(f"unknown pooling {self.pooling!r}; choose one of {sorted(POOLINGS)}")
         if self.kind == "contextual-isolated" and self.model is None:
             raise StoreError(getattr(self.store, "root", None), "contextual-isolated embeddings need a model (--model DIR)")
-        self._times: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._time_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._vectors: dict[str, np.ndarray] = {}
 
+    @classmethod
+    def open(cls, store_root, kind: str = "fused", model_dir=None, pooling: str = "mean") -> ClipEmbedder:
+        """An embedder over a store path; loads the model from `model_dir` when given."""
+        from mediafm.store.catalog import Store
+
+        store = Store(store_root)
+        model = model_id = None
+        if model_dir is not None:
+            from mediafm.model import load_pretrained
+            from mediafm.training.embed import model_identity
+
+            model, model_id = load_pretrained(model_dir), model_identity(model_dir)["model_id"]
+        elif kind in ("contextual", "contextual-isolated"):
+            if kind == "contextual-isolated":
+                raise StoreError(store.root, "contextual-isolated embeddings need a model (--model DIR)")
+            model_id = store._only_model()  # raises with the list of models when ambiguous
+        return cls(store, kind, pooling, model, model_id)
+
+    def _times(self, title: str, idx: np.ndarray | None, relative: bool) -> np.ndarray | None:
+        """[n, 2] (start_s, duration_s) for models trained with time features, else None."""
+        cfg = getattr(self.model, "config", None)
+        if not getattr(cfg, "time_features", False):
+            return None
+        starts, ends = self._shot_times(title)
+        times = np.stack([starts, ends - starts], axis=1).astype(np.float32)
+        if idx is not None:
+            times = times[idx]
+        if relative and len(times):
+            times[:, 0] -= times[0, 0]  # an isolated clip starts at 0: no position leak from the title
+        return times
+
     def _shot_times(self, title: str) -> tuple[np.ndarray, np.ndarray]:
-        if title not in self._times:
+        if title not in self._time_cache:
             shots = self.store.shots(title)
-            self._times[title] = (shots["start_s"].to_numpy(float), shots["end_s"].to_numpy(float))
-        return self._times[title]
+            self._time_cache[title] = (shots["start_s"].to_numpy(float), shots["end_s"].to_numpy(float))
+        return self._time_cache[title]
 
     def _title_vectors(self, title: str) -> np.ndarray:
         """Per-shot vectors of the whole title for every kind except contextual-isolated."""
@@ -135,7 +166,8 @@ class ClipEmbedder:
             if self.kind in STORED_KINDS:
                 v = self.store.features(title, self.kind)
             elif self.model is not None and not self._has_stored_contextual(title):
-                v = _as_numpy(self.model.embed_title(self.store.features(title, "fused"), self.store.meta_embedding(title)))
+                v = _as_numpy(self.model.embed_title(self.store.features(title, "fused"), self.store.meta_embedding(title),
+                                                     self._times(title, None, relative=False)))
             else:
                 v = self.store.contextual(title, self.model_id)
             self._vectors = {title: np.asarray(v, dtype=np.float32)}  # one title cached: clips come sorted by title
@@ -152,7 +184,8 @@ class ClipEmbedder:
         idx, overlap = clip_shots(*self._shot_times(clip.title), clip)
         if self.kind == "contextual-isolated":
             fused = self.store.features(clip.title, "fused")[idx]
-            vectors = _as_numpy(self.model.embed_title(fused, self.store.meta_embedding(clip.title)))
+            vectors = _as_numpy(self.model.embed_title(fused, self.store.meta_embedding(clip.title),
+                                                       self._times(clip.title, idx, relative=True)))
         else:
             vectors = self._title_vectors(clip.title)[idx]
         return pool(vectors, overlap, self.pooling)

@@ -1,0 +1,95 @@
+"""Clips: shot overlap, pooling, and the in-context vs isolated embedding kinds on a small store."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mediafm.errors import StoreError
+from mediafm.store.catalog import Store
+from mediafm.tasks.clips import Clip, ClipEmbedder, clip_shots, pool
+
+STARTS = np.array([0.0, 1.0, 2.5, 4.0])
+ENDS = np.array([1.0, 2.5, 4.0, 6.0])
+
+
+def test_clip_shots_overlap_and_seconds():
+    idx, ov = clip_shots(STARTS, ENDS, Clip("t", 0.5, 3.0))
+    assert list(idx) == [0, 1, 2]
+    np.testing.assert_allclose(ov, [0.5, 1.5, 0.5])
+    # touching a boundary is not overlapping: [1.0, 2.5) holds exactly shot 1
+    assert list(clip_shots(STARTS, ENDS, Clip("t", 1.0, 2.5))[0]) == [1]
+    # past the end: the nearest shot, with zero overlap
+    idx, ov = clip_shots(STARTS, ENDS, Clip("t", 10.0, 11.0))
+    assert list(idx) == [3] and list(ov) == [0.0]
+
+
+def test_poolings():
+    v = np.array([[0.0, 2.0], [4.0, 0.0]])
+    np.testing.assert_allclose(pool(v, np.array([1.0, 3.0]), "mean"), [2.0, 1.0])
+    np.testing.assert_allclose(pool(v, np.array([1.0, 3.0]), "max"), [4.0, 2.0])
+    np.testing.assert_allclose(pool(v, np.array([1.0, 3.0]), "duration"), [3.0, 0.5])
+    with pytest.raises(ValueError, match="unknown pooling"):
+        pool(v, np.ones(2), "median")
+
+
+class CumsumModel:
+    """A 'contextual' model whose output at shot i depends on every earlier shot of its input."""
+
+    class config:  # noqa: N801 - mimics MediaFM.config
+        time_features = False
+
+    def embed_title(self, fused, meta=None, times=None):
+        return np.cumsum(np.asarray(fused), axis=0)
+
+
+@pytest.fixture()
+def store(tmp_path):
+    st = Store(tmp_path / "store", create=True)
+    rng = np.random.default_rng(0)
+    for tid in ("a", "b"):
+        shots = pd.DataFrame({"title_id": tid, "shot_index": range(4), "start_frame": [0, 10, 25, 40],
+                              "end_frame": [9, 24, 39, 59], "start_s": STARTS, "end_s": ENDS,
+                              "text": "", "text_source": ""})
+        st.write_title({"title_id": tid, "source_key": tid, "path": f"{tid}.mp4", "n_shots": 4}, shots, None, None)
+        video, audio = rng.normal(size=(4, 3)).astype(np.float32), rng.normal(size=(4, 2)).astype(np.float32)
+        st.write_features(tid, {"video": video, "audio": audio, "fused": np.concatenate([video, audio], 1)},
+                          {"video": {"name": "v"}, "audio": {"name": "a"}})
+    return st
+
+
+def test_stored_kinds_pool_their_shots(store):
+    clip = Clip("a", 0.5, 3.0)
+    v = store.features("a", "video")
+    np.testing.assert_allclose(ClipEmbedder(store, "video").embed(clip), v[:3].mean(0), rtol=1e-6)
+    np.testing.assert_allclose(ClipEmbedder(store, "fused", "max").embed(clip), store.features("a", "fused")[:3].max(0), rtol=1e-6)
+    assert ClipEmbedder(store, "audio").embed_many([clip, Clip("b", 4.5, 5.0)]).shape == (2, 2)
+
+
+def test_in_context_vs_isolated(store):
+    fused = store.features("a", "fused")
+    clip = Clip("a", 1.2, 3.5)  # shots 1 and 2
+    model = CumsumModel()
+    in_context = ClipEmbedder(store, "contextual", model=model).embed(clip)
+    isolated = ClipEmbedder(store, "contextual-isolated", model=model).embed(clip)
+    full = np.cumsum(fused, 0)
+    np.testing.assert_allclose(in_context, full[1:3].mean(0), rtol=1e-5)  # sees shot 0 as context
+    np.testing.assert_allclose(isolated, np.cumsum(fused[1:3], 0).mean(0), rtol=1e-5)  # sees only its shots
+    assert not np.allclose(in_context, isolated)
+
+
+def test_contextual_reads_the_store_table(store):
+    emb = np.arange(8, dtype=np.float32).reshape(4, 2)
+    store.write_contextual("m1", "a", emb, np.zeros(2), {"name": "m1"})
+    out = ClipEmbedder.open(store.root, "contextual").embed(Clip("a", 4.0, 6.0))
+    np.testing.assert_allclose(out, emb[3])
+
+
+def test_errors(store):
+    with pytest.raises(StoreError, match="not in the store"):
+        ClipEmbedder(store, "video").embed(Clip("zzz", 0, 1))
+    with pytest.raises(StoreError, match="need a model"):
+        ClipEmbedder(store, "contextual-isolated")
+    with pytest.raises(ValueError, match="unknown embedding"):
+        ClipEmbedder(store, "pixels")

@@ -1,0 +1,96 @@
+"""Probes: grouped CV prevents title leakage; shuffled labels score at chance; signal is found."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.linear_model import Ridge
+from sklearn.preprocessing import StandardScaler
+
+from mediafm.tasks.labels import Targets
+from mediafm.tasks.metrics import chance_level
+from mediafm.tasks.probes import PROBES, ProbeConfig, run_probe
+
+FAST = ProbeConfig(folds=4, inner_folds=2, n_boot=200)
+
+
+def _titles(n_titles=40, per=6, dim=32, seed=0):
+    """Clips whose embeddings carry a strong per-title signature (like a title's look)."""
+    rng = np.random.default_rng(seed)
+    groups = np.repeat(np.arange(n_titles), per)
+    signature = rng.normal(0, 3, (n_titles, dim))
+    X = signature[groups] + rng.normal(0, 0.5, (len(groups), dim))
+    return rng, X, groups
+
+
+def test_ridge_head_matches_sklearn_ridge():
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(80, 120)), rng.normal(size=80)
+    predict = PROBES["ridge"](X, y, "rank", 1, (0.1,), FAST)[0]
+    sc = StandardScaler().fit(X)
+    ref = Ridge(alpha=10.0).fit(sc.transform(X), y)
+    Z = rng.normal(size=(10, 120))
+    np.testing.assert_allclose(predict(Z), ref.predict(sc.transform(Z)), rtol=1e-8, atol=1e-8)
+
+
+@pytest.mark.parametrize("head", sorted(PROBES))
+def test_title_level_random_labels_give_chance_with_grouped_cv(head):
+    # Labels constant within a title and random across titles: only memorising titles could score.
+    rng, X, groups = _titles()
+    y = rng.integers(0, 2, 40)[groups]
+    res = run_probe(X, Targets("binary", y, ("0", "1")), groups, "ap", ProbeConfig(**{**FAST.__dict__, "head": head}))
+    chance = chance_level("ap", y)
+    assert res.score.value < chance + 0.15, (res.score, chance)
+    assert res.score.low < chance < res.score.high or res.score.value < chance + 0.1
+
+
+def test_leakage_would_be_caught_by_ungrouped_cv():
+    # The same data split by clip instead of by title scores far above chance: the grouped test
+    # above can therefore fail if grouping is lost.
+    rng, X, groups = _titles()
+    y = rng.integers(0, 2, 40)[groups]
+    fake_groups = np.arange(len(y))  # every clip its own "title"
+    res = run_probe(X, Targets("binary", y, ("0", "1")), fake_groups, "ap", FAST)
+    assert res.score.value > chance_level("ap", y) + 0.3
+
+
+@pytest.mark.parametrize("kind,metric", [("multiclass", "macro_ap"), ("multilabel", "micro_ap"),
+                                         ("binary", "ap"), ("rank", "kendall_tau")])
+def test_shuffled_labels_chance_real_labels_high(kind, metric):
+    rng = np.random.default_rng(1)
+    n_titles, per, dim = 30, 8, 20
+    groups = np.repeat(np.arange(n_titles), per)
+    X = rng.normal(size=(len(groups), dim))
+    w = rng.normal(size=(dim, 3))
+    z = X @ w
+    if kind == "multiclass":
+        y, classes = z.argmax(1), ("a", "b", "c")
+    elif kind == "multilabel":
+        y, classes = (z > 0.3).astype(int), ("a", "b", "c")
+    elif kind == "binary":
+        y, classes = (z[:, 0] > 0).astype(int), ("0", "1")
+    else:
+        y, classes = z[:, 0] + 0.1 * rng.normal(size=len(z)), ()
+    real = run_probe(X, Targets(kind, y, classes), groups, metric, FAST).score
+    shuffled_y = y[rng.permutation(len(y))]
+    shuffled = run_probe(X, Targets(kind, shuffled_y, classes), groups, metric, FAST).score
+    chance = chance_level(metric, shuffled_y)
+    assert real.value > chance + 0.3
+    assert abs(shuffled.value - chance) < 0.12, (shuffled, chance)
+
+
+def test_out_of_fold_scores_cover_every_clip():
+    rng, X, groups = _titles(n_titles=12, per=4)
+    y = rng.integers(0, 3, len(groups))
+    res = run_probe(X, Targets("multiclass", y, ("a", "b", "c")), groups, None, FAST)
+    assert res.oof.shape == (len(y), 3)
+    assert np.all(np.any(res.oof != 0, axis=1))
+    assert len(res.chosen_c) == 4 and set(res.chosen_c) <= set(FAST.c_grid)
+
+
+def test_too_few_titles_is_an_error():
+    from mediafm.errors import ConfigError
+
+    X = np.zeros((4, 3))
+    with pytest.raises(ConfigError, match="at least 3 titles"):
+        run_probe(X, Targets("rank", np.arange(4.0), ()), np.array([0, 0, 1, 1]))
