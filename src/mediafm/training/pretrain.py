@@ -121,18 +121,25 @@ def _masked_sum_loss(model, batch, cfg: TrainConfig, device) -> tuple[torch.Tens
     return loss.float() * n, n
 
 
-def train_step(model, optimizer, batch, cfg: TrainConfig, step: int, total: int, world: int, device) -> float:
-    """One optimiser step on this rank's share of a global batch; returns the global mean loss."""
-    set_lr(optimizer, step, total, cfg.optim)
+def backward(model, batch, cfg: TrainConfig, world: int, device) -> torch.Tensor:
+    """Loss and gradients of this rank's share of a global batch; the gradient (after DDP's
+    all-reduce mean) is that of the mean cosine distance over ALL masked shots of the global
+    batch, whatever their split over ranks. Returns [global loss sum, global masked count]."""
     loss_sum, n = _masked_sum_loss(model, batch, cfg, device)
     n_global = _all_sum(n.detach().clone())
     # DDP averages gradients over ranks, hence * world: the result is d(global sum / global count)
     (loss_sum * world / n_global.clamp(min=1)).backward()
+    return _all_sum(torch.stack([loss_sum.detach(), n]))
+
+
+def train_step(model, optimizer, batch, cfg: TrainConfig, step: int, total: int, world: int, device) -> float:
+    """One optimiser step on this rank's share of a global batch; returns the global mean loss."""
+    set_lr(optimizer, step, total, cfg.optim)
+    stats = backward(model, batch, cfg, world, device)
     if cfg.optim.grad_clip:
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    stats = _all_sum(torch.stack([loss_sum.detach(), n]))
     return float(stats[0] / stats[1].clamp(min=1))
 
 

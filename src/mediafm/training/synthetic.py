@@ -30,10 +30,10 @@ class SyntheticConfig:
     meta_dim: int = 16  # metadata embedding size; 0 = no meta/ files
     shots_per_title: tuple[int, int] = (40, 120)  # inclusive range of shots per title
     scene_len: tuple[int, int] = (6, 14)  # inclusive range of shots per scene
-    cast_size: int = 6  # characters per title
-    location_weight: float = 0.8  # share of the scene location in a shot vector
+    cast_size: int = 12  # characters per title
+    location_weight: float = 1.0  # share of the scene location in a shot vector
     character_weight: float = 1.0  # share of the character
-    noise: float = 0.35  # isotropic noise per shot
+    noise: float = 0.15  # isotropic noise per shot
     meta_fraction: float = 0.5  # share of titles with a metadata embedding
     seed: int = 0
 

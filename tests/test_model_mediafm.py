@@ -1,0 +1,152 @@
+"""The MediaFM model: shapes, masks, padding, window stitching, save/load."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mediafm.model import PRESETS, MediaFM, load_pretrained, msm_loss, save_pretrained, tiny, window_plan
+
+torch.set_num_threads(1)
+
+
+def _model(**kw) -> MediaFM:
+    torch.manual_seed(0)
+    return MediaFM(tiny(24, 8, **kw)).eval()
+
+
+def _unit(x):
+    return x / x.norm(dim=-1, keepdim=True)
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_every_preset_builds_and_runs(preset):
+    torch.manual_seed(0)
+    m = MediaFM(PRESETS[preset](24, 8, max_shots=16)).eval()
+    x = _unit(torch.randn(2, 5, 24))
+    pad = torch.ones(2, 5, dtype=torch.bool)
+    mask = torch.zeros(2, 5, dtype=torch.bool)
+    mask[:, 1] = True
+    pred, loss = m(x, _unit(torch.randn(2, 8)), pad, mask)
+    assert pred.shape == (2, 5, 24)
+    assert torch.isfinite(pred).all() and 0 <= float(loss.detach()) <= 2
+    assert m(x, None, pad)[1] is None  # no masked shots -> no loss
+
+
+def test_base_is_bert_base_sized():
+    cfg = PRESETS["base"](2048, 384)
+    assert (cfg.hidden, cfg.n_layers, cfg.n_heads) == (768, 12, 12)
+    n = MediaFM(cfg).num_params()
+    assert 80e6 < n < 100e6, n
+
+
+def test_only_masked_positions_carry_loss():
+    m = _model()
+    x = _unit(torch.randn(1, 12, 24))
+    pad = torch.ones(1, 12, dtype=torch.bool)
+    mask = torch.zeros(1, 12, dtype=torch.bool)
+    mask[0, [2, 7]] = True
+    pred, loss = m(x, None, pad, mask)
+    pred = pred.detach().requires_grad_()
+    msm_loss(pred, x, mask).backward()
+    rows_with_grad = pred.grad[0].abs().sum(-1) > 0
+    assert rows_with_grad.tolist() == mask[0].tolist()
+    # the model never sees a masked shot's own vector: changing it leaves every prediction unchanged
+    x2 = x.clone()
+    x2[0, 7] = _unit(torch.randn(24))
+    pred2, loss2 = m(x2, None, pad, mask)
+    assert torch.allclose(pred2, pred, atol=1e-6)
+    assert not torch.isclose(loss2, loss)  # ... but the target (and so the loss) changed
+
+
+def test_padding_never_changes_real_outputs():
+    m = _model()
+    a = _unit(torch.randn(1, 7, 24))
+    b = _unit(torch.randn(1, 13, 24))
+    alone, _ = m(a, None, torch.ones(1, 7, dtype=torch.bool))
+    padded = torch.cat([a, 100 * torch.randn(1, 6, 24)], 1)  # garbage in the padding
+    batch = torch.cat([padded, b])
+    pad = torch.ones(2, 13, dtype=torch.bool)
+    pad[0, 7:] = False
+    mask = torch.zeros(2, 13, dtype=torch.bool)
+    mask[0, 9] = True  # a mask on padding must carry no loss either
+    both, loss = m(batch, None, pad, mask)
+    assert torch.allclose(both[0, :7], alone[0], atol=1e-5)
+    assert float(loss) == 0.0
+
+
+def test_metadata_changes_output_and_zero_row_means_absent():
+    m = _model()
+    x = _unit(torch.randn(1, 6, 24))
+    pad = torch.ones(1, 6, dtype=torch.bool)
+    none, _ = m(x, None, pad)
+    zero, _ = m(x, torch.zeros(1, 8), pad)
+    meta, _ = m(x, _unit(torch.randn(1, 8)), pad)
+    assert torch.allclose(none, zero)
+    assert not torch.allclose(none, meta, atol=1e-4)
+
+
+def test_window_plan_covers_each_shot_from_its_most_central_window():
+    starts, owner = window_plan(100, 32, 8)
+    assert starts[0] == 0 and starts[-1] == 100 - 32
+    for i, w in enumerate(owner):
+        s = starts[w]
+        assert s <= i < s + 32
+        margin = min(i - s, s + 31 - i)
+        # at least (window - stride) / 2 shots of context each side, unless the title ends first
+        assert margin >= min(12, i, 99 - i)
+
+
+def test_stitched_rows_equal_their_window_forward():
+    m = _model(max_shots=16)
+    x = np.asarray(_unit(torch.randn(50, 24)))
+    emb = m.embed_title(x, stride=4)
+    starts, owner = window_plan(50, 16, 4)
+    for i in (0, 9, 25, 49):
+        s = starts[owner[i]]
+        h = m.encode(torch.as_tensor(x[None, s:s + 16]), None, torch.ones(1, 16, dtype=torch.bool))
+        assert np.allclose(emb[i], h[0, 2 + i - s].detach().numpy(), atol=1e-5)
+
+
+def test_embedding_does_not_depend_on_window_offset():
+    """With per-shot centred windows (stride=1) a shot's embedding depends only on its
+    neighbourhood, not on where the title (and so any window grid) starts."""
+    m = _model(max_shots=16)
+    x = np.asarray(_unit(torch.randn(60, 24)))
+    full = m.embed_title(x, stride=1)
+    for offset in (3, 11):
+        shifted = m.embed_title(x[offset:], stride=1)
+        # shots with a full centred window in both titles
+        for i in range(offset + 8, 60 - 8):
+            assert np.allclose(full[i], shifted[i - offset], atol=1e-5), (offset, i)
+    # default stride: same shot, windows on a grid shifted by a multiple of the stride -> same output
+    a = m.embed_title(x)
+    b = m.embed_title(x[4:])
+    assert np.allclose(a[20:40], b[16:36], atol=1e-5)
+
+
+def test_embed_title_short_title_is_one_forward_and_returns_cls():
+    m = _model()
+    x = np.asarray(_unit(torch.randn(9, 24)))
+    meta = np.asarray(_unit(torch.randn(8)))
+    emb, cls = m.embed_title(x, meta, return_cls=True)
+    h = m.encode(torch.as_tensor(x[None]), torch.as_tensor(meta[None]), torch.ones(1, 9, dtype=torch.bool))
+    assert emb.shape == (9, 64) and cls.shape == (64,)
+    assert np.allclose(emb, h[0, 2:].detach().numpy(), atol=1e-6)
+    assert np.allclose(cls, h[0, 0].detach().numpy(), atol=1e-6)
+
+
+def test_save_load_roundtrip_is_exact(tmp_path):
+    m = _model()
+    save_pretrained(m, tmp_path)
+    m2 = load_pretrained(tmp_path)
+    assert m2.config == m.config
+    for (k, v), (k2, v2) in zip(m.state_dict().items(), m2.state_dict().items(), strict=True):
+        assert k == k2 and torch.equal(v, v2)
+
+
+def test_load_pretrained_names_the_missing_dir(tmp_path):
+    from mediafm.errors import StoreError
+    with pytest.raises(StoreError, match=str(tmp_path)):
+        load_pretrained(tmp_path)
