@@ -137,3 +137,20 @@ def test_cli_flag_defaults_come_from_the_config():
     cfg = IngestConfig()
     assert (args.detector, args.frames_per_shot, args.audio_window) == (cfg.detector, cfg.frames_per_shot, cfg.audio_window_s)
     assert args.engine == "local" and not args.no_encode
+
+
+def test_sampler_lazy_conversion_is_bounded_and_exact():
+    converted = []
+
+    def convert(i):
+        converted.append(i)
+        return np.array([i])
+
+    s = FrameSampler(3, recent=100, capacity=6, convert=convert, lazy=10)
+    for i in range(90):
+        s.push(i, i)
+        assert s.n_lazy <= 10 and sum(not e[2] for e in s.recent) == s.n_lazy
+    assert len(converted) == 80  # all but the newest 10 are squares now
+    picks = s.close(29)  # shot 0..29 still in the full-rate window: exact centres
+    assert [int(p[0]) for p in picks] == [4, 14, 24]
+    assert [int(p[0]) for p in s.close(89)] == [39, 59, 79]  # shot 30..89: centres 39.5, 59.5, 79.5

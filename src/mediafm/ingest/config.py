@@ -26,12 +26,12 @@ class IngestConfig:
     audio_window_s: float = 10.0  # audio-only titles: shot length when no better segmentation runs
     subtitles: bool = True  # attach sidecar/embedded subtitle text to shots
     keep_audio: bool = True  # write media/<tid>/audio.npy (the audio encoder reads it)
-    # Frame sampling (see ingest.worker.FrameSampler): the last `recent_frames` decoded frames are
-    # kept unconverted (covers the detector's look-ahead; capped at `recent_bytes`) and at most
-    # `sample_capacity` older squares per open shot, halving their density when full, so memory
-    # is bounded however long a shot or title is.
-    recent_frames: int = 160
-    recent_bytes: int = 256 << 20
+    # Frame sampling (see ingest.worker.FrameSampler): the last `recent_frames` frames are kept at
+    # full rate (None: the detector's look-ahead + 32), up to `recent_bytes` of them as decoded
+    # frames and the rest as squares, plus at most `sample_capacity` older squares per open
+    # shot, halving their density when full: memory is bounded however long a shot or title is.
+    recent_frames: int | None = None
+    recent_bytes: int = 192 << 20
     sample_capacity: int = 24
     extensions: tuple[str, ...] = field(default=VIDEO_EXTENSIONS + AUDIO_EXTENSIONS)
 
@@ -42,7 +42,7 @@ class IngestConfig:
             raise ConfigError(None, f"frame_side must be >= 16, got {self.frame_side}")
         if self.audio_window_s <= 0:
             raise ConfigError(None, f"audio_window_s must be > 0, got {self.audio_window_s}")
-        if self.recent_frames < 1 or self.sample_capacity < 2 * self.frames_per_shot:
+        if (self.recent_frames is not None and self.recent_frames < 1) or self.sample_capacity < 2 * self.frames_per_shot:
             raise ConfigError(None, "recent_frames must be >= 1 and sample_capacity >= 2 * frames_per_shot")
         exts = tuple(e.lower() if e.startswith(".") else "." + e.lower() for e in self.extensions)
         object.__setattr__(self, "extensions", exts)

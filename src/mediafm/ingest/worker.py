@@ -102,69 +102,77 @@ class NpyAppender:
 class FrameSampler:
     """Bounded buffer of frame candidates for the open shot; picks K frames per shot.
 
-    The last `recent` frames are kept as decoded (not yet converted: conversion to a square
-    costs about as much as decoding) at full frame rate, because the detector confirms a boundary
-    a bounded number of frames after it happens (its look-ahead): short shots get exact picks.
-    Frames leaving that window are converted and kept in a buffer of at most `capacity` squares
-    whose density halves each time it fills, so a shot of any length holds at most
-    recent + capacity frames and only ~capacity * log2(length) of its frames are ever converted.
+    The last `recent` frames are kept at full frame rate, because the detector confirms a
+    boundary a bounded number of frames after it happens (its look-ahead; TransNetV2's window is
+    500 frames): every shot confirmed within that window gets exact picks. Of those, the newest
+    `lazy` stay as decoded frames, converted to squares only if picked or when they age
+    (conversion costs about as much as decoding, and most frames are never picked); older ones
+    are converted (a 224 square is 150 KB, a decoded 4K frame 12 MB). Frames leaving the window
+    go to a buffer of at most `capacity` squares whose density halves each time it fills. So a
+    shot of any length holds at most recent + capacity frames.
 
     Args:
         k: frames picked per shot (centres of K equal parts).
-        recent: frames kept unconverted (should cover the detector's look-ahead).
-        capacity: converted older candidates kept per open shot.
+        recent: frames kept at full rate (should cover the detector's look-ahead).
+        capacity: older candidates kept per open shot.
         convert: decoded frame -> [S, S, 3] uint8 (e.g. `lambda f: f.square(224)`).
+        lazy: how many of the recent frames may stay unconverted (default: all).
     """
 
-    def __init__(self, k: int, recent: int, capacity: int, convert: Callable[[Any], np.ndarray]):
+    def __init__(self, k: int, recent: int, capacity: int, convert: Callable[[Any], np.ndarray],
+                 lazy: int | None = None):
         self.k = k
         self.start = 0  # first frame of the open shot
-        self.recent: deque[tuple[int, Any]] = deque()
+        self.recent: deque[list] = deque()  # [index, frame or square, is_square]
         self.recent_max = recent
+        self.lazy_max = recent if lazy is None else lazy
+        self.n_lazy = 0  # unconverted entries: always the newest ones of `recent`
         self.older: list[tuple[int, np.ndarray]] = []
         self.capacity = capacity
         self.stride = 1
         self.convert = convert
         self.converted = 0  # frames converted so far (for benchmarks)
 
-    def _square(self, item: Any) -> np.ndarray:
-        self.converted += 1
-        return self.convert(item)
+    def _square(self, entry: list) -> np.ndarray:
+        if not entry[2]:
+            entry[1], entry[2] = self.convert(entry[1]), True
+            self.converted += 1
+        return entry[1]
 
     def push(self, index: int, frame: Any) -> None:
-        self.recent.append((index, frame))
+        self.recent.append([index, frame, False])
+        self.n_lazy += 1
         if len(self.recent) > self.recent_max:
-            idx, old = self.recent.popleft()
+            entry = self.recent.popleft()
+            self.n_lazy = min(self.n_lazy, len(self.recent))
+            idx = entry[0]
             if idx >= self.start and (idx - self.start) % self.stride == 0:
-                self.older.append((idx, self._square(old)))
+                self.older.append((idx, self._square(entry)))
                 if len(self.older) > self.capacity:
                     self.stride *= 2
                     self.older = [c for c in self.older if (c[0] - self.start) % self.stride == 0]
+        if self.n_lazy > self.lazy_max:
+            self._square(self.recent[len(self.recent) - self.n_lazy])
+            self.n_lazy -= 1
 
     def close(self, end: int) -> np.ndarray:
         """Finish the open shot at frame `end` (inclusive): its K frames, [K, S, S, 3]."""
         s = self.start
-        pool: list[tuple[int, Any, bool]] = [(i, img, True) for i, img in self.older if s <= i <= end]
-        pool += [(i, f, False) for i, f in self.recent if s <= i <= end]
+        pool: list[list] = [[i, img, True] for i, img in self.older if s <= i <= end]
+        pool += [e for e in self.recent if s <= e[0] <= end]
         if not pool:  # only if the detector lagged beyond `recent`: nearest frames instead
-            pool = [(i, img, True) for i, img in self.older] + [(i, f, False) for i, f in self.recent]
+            pool = [[i, img, True] for i, img in self.older] + list(self.recent)
         if not pool:
             raise RuntimeError("FrameSampler.close called before any frame was pushed")
-        idx = np.array([c[0] for c in pool])
+        idx = np.array([e[0] for e in pool])
         n = end - s + 1
         # Centre of the k-th of K equal parts, as a frame index.
         targets = s + (np.arange(self.k) + 0.5) * n / self.k - 0.5
-        picks: dict[int, np.ndarray] = {}
-        out = []
-        for t in targets:
-            j = int(np.argmin(np.abs(idx - t)))
-            if j not in picks:
-                _, item, done = pool[j]
-                picks[j] = item if done else self._square(item)
-            out.append(picks[j])
+        out = [self._square(pool[int(np.argmin(np.abs(idx - t)))]) for t in targets]
         self.older = [c for c in self.older if c[0] > end]
         while self.recent and self.recent[0][0] <= end:
             self.recent.popleft()
+        self.n_lazy = min(self.n_lazy, len(self.recent))
         self.start, self.stride = end + 1, 1
         return np.stack(out)
 
@@ -315,8 +323,8 @@ def _video_shots(path: Path, info, config: IngestConfig, out: NpyAppender, warni
     w, h = det.frame_size
     side = config.frame_side
     pts = array("d")  # 8 bytes per frame: the only per-frame state kept
-    sampler = FrameSampler(config.frames_per_shot, _recent_frames(info, config), config.sample_capacity,
-                           lambda f: f.square(side))
+    sampler = FrameSampler(config.frames_per_shot, _recent_frames(det, config), config.sample_capacity,
+                           lambda f: f.square(side), lazy=_lazy_frames(info, config))
     stats = DecodeStats()
     pending = 0
 
@@ -355,11 +363,25 @@ def _video_shots(path: Path, info, config: IngestConfig, out: NpyAppender, warni
     return shots, n
 
 
-def _recent_frames(info, config: IngestConfig) -> int:
-    """Unconverted frames kept: `config.recent_frames`, capped by `config.recent_bytes` (4K frames
-    are 12 MB each as YUV 4:2:0)."""
+def _recent_frames(det, config: IngestConfig) -> int:
+    """Frames kept at full rate: the detector's look-ahead plus a margin, or the config's value.
+
+    Detectors may declare `lookahead` (frames); TransNetV2 confirms boundaries up to one
+    inference window (+ context) late.
+    """
+    if config.recent_frames:
+        return config.recent_frames
+    ahead = getattr(det, "lookahead", None)
+    if ahead is None:
+        cfg = getattr(det, "config", None)
+        ahead = getattr(cfg, "window", 0) + getattr(cfg, "context", 0) if cfg is not None else 0
+    return max(64, int(ahead) + 32)
+
+
+def _lazy_frames(info, config: IngestConfig) -> int:
+    """Decoded frames left unconverted, within `config.recent_bytes` (YUV 4:2:0 frame size)."""
     frame_bytes = max(1, info.width * info.height * 3 // 2)
-    return max(2 * config.frames_per_shot, min(config.recent_frames, config.recent_bytes // frame_bytes))
+    return max(2 * config.frames_per_shot, config.recent_bytes // frame_bytes)
 
 
 def _decode_audio(path: Path, config: IngestConfig, out: NpyAppender, warnings: list[str],
