@@ -17,7 +17,7 @@ from mediafm.media.generate import color_shots, tone, write_audio, write_subtitl
 from mediafm.store.catalog import SHOT_COLUMNS, TITLE_COLUMNS, Store
 from mediafm.types import Cue
 
-FAST = IngestConfig(detector="fast")  # generated clips have hard cuts only: the cheap detector suffices
+FAST = IngestConfig(detector="adaptive")  # generated clips have hard cuts only: the cheap detector suffices
 CUTS = [20, 45]
 N_FRAMES = 70
 
@@ -172,10 +172,10 @@ def test_resume_skips_done_titles_and_retries_failures(tmp_path):
     assert [Path(o.path).name for o in third.done] == ["empty.mp4"] and len(third.skipped) == 3
     assert len(Store(root).failures()) == 0
     # A changed file (new size/mtime) is re-ingested under the same id, replacing the old rows.
-    write_video(src / "silent.mkv", color_shots([10, 20], 40, (96, 64), seed=2), 25)
+    write_video(src / "silent.mkv", color_shots([20, 40], 60, (96, 64), seed=2), 25)
     fourth = ingest([src], root, FAST, encode=False, show_progress=False)
     assert [Path(o.path).name for o in fourth.done] == ["silent.mkv"]
-    assert Store(root).shots("silent")["start_frame"].tolist() == [0, 10, 20]
+    assert Store(root).shots("silent")["start_frame"].tolist() == [0, 20, 40]
     assert len(Store(root).titles()) == 4 and Store(root).titles()["title_id"].is_unique
 
 
@@ -229,11 +229,11 @@ def test_keyboard_interrupt_keeps_finished_titles(tmp_path, monkeypatch):
 def test_cli_summary_and_exit_codes(tmp_path, capsys):
     src = _catalog(tmp_path / "in")
     root = tmp_path / "store"
-    assert cli_main(["ingest", str(src), "--out", str(root), "--detector", "fast", "--no-encode", "--quiet"]) == 0
+    assert cli_main(["ingest", str(src), "--out", str(root), "--detector", "adaptive", "--no-encode", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "ingested 3, skipped 0" in out and "failed 0" in out
     (src / "zero.mp4").write_bytes(b"")
-    assert cli_main(["ingest", str(src), "--out", str(root), "--detector", "fast", "--no-encode", "--quiet"]) == 1
+    assert cli_main(["ingest", str(src), "--out", str(root), "--detector", "adaptive", "--no-encode", "--quiet"]) == 1
     captured = capsys.readouterr()
     assert "skipped 3" in captured.out and "failed 1" in captured.out
     assert "zero.mp4" in captured.out and "empty" in captured.out
@@ -242,3 +242,7 @@ def test_cli_summary_and_exit_codes(tmp_path, capsys):
     assert cli_main(["ingest", str(tmp_path / "nope"), "--out", str(root), "--no-encode", "--quiet"]) == 1
     captured = capsys.readouterr()
     assert "nope" in captured.err and "Traceback" not in captured.err
+    # An unknown detector stops the run before any title is touched.
+    assert cli_main(["ingest", str(src), "--out", str(root), "--detector", "nope", "--no-encode", "--quiet"]) == 1
+    captured = capsys.readouterr()
+    assert "unknown shot detector 'nope'" in captured.err and "Traceback" not in captured.err

@@ -118,8 +118,8 @@ def test_plan_items_gives_unique_stable_ids_and_reports_unreadable(tmp_path):
 
 
 def test_config_validation_and_overrides():
-    cfg = IngestConfig().with_overrides(detector="fast", frames_per_shot=None)
-    assert cfg.detector == "fast" and cfg.frames_per_shot == IngestConfig().frames_per_shot
+    cfg = IngestConfig().with_overrides(detector="adaptive", frames_per_shot=None)
+    assert cfg.detector == "adaptive" and cfg.frames_per_shot == IngestConfig().frames_per_shot
     assert IngestConfig(extensions=("MP4", ".Wav")).extensions == (".mp4", ".wav")
     assert IngestConfig.from_dict(IngestConfig().to_dict()) == IngestConfig()
     with pytest.raises(ConfigError):

@@ -22,7 +22,7 @@ from mediafm.types import Cue
 pytestmark = pytest.mark.ray
 ray = pytest.importorskip("ray", reason="the Ray engine is an optional extra: pip install 'mediafm[ray]'")
 
-FAST = IngestConfig(detector="fast")
+FAST = IngestConfig(detector="adaptive")
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def ray_local():
 def _clips(folder: Path, n: int = 2, frames: int = 60) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(n):
-        cuts = [15 + 3 * i, 40]
+        cuts = [18 + 2 * i, 40]
         write_video(folder / f"clip{i}.mp4", color_shots(cuts, frames, (96, 64), seed=i), 25,
                     audio=tone(300 + 50 * i, frames / 25))
     write_subtitles(folder / "clip0.srt", [Cue(0.1, 0.5, "hello there")])
@@ -97,7 +97,7 @@ def test_ray_run_killed_midway_resumes_without_duplicates_or_losses(tmp_path, ra
     root = tmp_path / "store"
     script = textwrap.dedent(f"""
         from mediafm.ingest import IngestConfig, ingest
-        ingest([{str(src)!r}], {str(root)!r}, IngestConfig(detector="fast"), encode=False, engine="ray",
+        ingest([{str(src)!r}], {str(root)!r}, IngestConfig(detector="adaptive"), encode=False, engine="ray",
                workers=2, show_progress=False)
     """)
     # Its own Ray instance in its own session, so killing the group takes the whole run down.

@@ -130,6 +130,7 @@ def ingest(paths: Sequence[str | Path], store_root: str | Path, config: IngestCo
     if engine not in ENGINES:
         raise ConfigError(None, f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     t0 = time.perf_counter()
+    _check_detector(config.detector)
     store = Store(store_root, create=True)
     todo, known = plan(paths, store, config)
     report = IngestReport(outcomes=list(known))
@@ -150,6 +151,15 @@ def ingest(paths: Sequence[str | Path], store_root: str | Path, config: IngestCo
             report.encoded, report.encode_s, report.encode_error = encode_pending(store)
     report.wall_s = time.perf_counter() - t0
     return report
+
+
+def _check_detector(name: str) -> None:
+    """An unknown detector is a usage error for the whole run, not a failure of every title."""
+    from mediafm.shots.base import available_detectors
+
+    names = available_detectors()
+    if name not in names:
+        raise ConfigError(None, f"unknown shot detector {name!r}; available: {', '.join(names)}")
 
 
 def _estimate_frames(item: SourceItem) -> int:

@@ -87,7 +87,8 @@ def run_local(items: list[SourceItem], store: Store, config: IngestConfig, *, sh
     outcomes: list[Outcome] = []
     clean_dead_scratch(scratch_dir(store))
     disable = not show_progress
-    total_frames = sum(estimate_frames(i) for i in items) if estimate_frames else None
+    # Probing every file up front costs ~10 ms each: only for catalogs of a sensible size.
+    total_frames = sum(estimate_frames(i) for i in items) if estimate_frames and len(items) <= 2000 else None
     with tqdm(total=len(items), desc="titles", unit="title", position=0, disable=disable, file=sys.stderr) as tbar, \
          tqdm(total=total_frames or None, desc="frames", unit="frame", position=1, disable=disable,
               file=sys.stderr, smoothing=0.1) as fbar:
