@@ -1,0 +1,31 @@
+"""`mediafm demo` end to end on a tiny catalog (real detector, encoders, pretraining, probes)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mediafm.cli.main import main
+from mediafm.tasks.clips import EMBEDDING_KINDS
+from mediafm.tasks.evaluate import TASKS
+
+
+@pytest.mark.slow
+def test_demo_end_to_end_and_resume(tmp_path, capsys):
+    out = tmp_path / "demo"
+    argv = ["demo", "--out", str(out), "--titles", "6", "--max-steps", "20", "--n-boot", "50"]
+    assert main(argv) == 0
+    printed = capsys.readouterr()
+    grid = json.loads((out / "eval" / "eval.json").read_text())
+    assert grid["rows"] == list(EMBEDDING_KINDS) and not grid["skipped"]
+    for kind in EMBEDDING_KINDS:
+        assert set(grid["cells"][kind]) == {t.name for t in TASKS}
+        for cell in grid["cells"][kind].values():
+            assert cell["ci_low"] <= cell["value"] <= cell["ci_high"]
+            assert cell["n_titles"] == 6
+    assert "mediafm serve" in printed.out and str(out / "store") in printed.out
+    # A second run reuses every finished stage.
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert err.count("reused") == 5
