@@ -34,7 +34,9 @@ def main() -> int:
     p.add_argument("--max-steps", type=int, default=2000)
     p.add_argument("--n-boot", type=int, default=1000)
     a = p.parse_args()
-    cfg = DemoConfig(out=str(Path(a.cache) / f"titles{a.titles}-seed{a.seed}"), titles=a.titles, seed=a.seed,
+    # One folder per seed: a larger --titles later resumes rendering and ingest (finished titles are
+    # kept) and re-runs only pretraining, embedding and probes.
+    cfg = DemoConfig(out=str(Path(a.cache) / f"seed{a.seed}"), titles=a.titles, seed=a.seed,
                      min_scenes=s.min_scenes, max_scenes=s.max_scenes, preset=a.preset, max_steps=a.max_steps,
                      n_boot=a.n_boot)
     t0 = time.time()
