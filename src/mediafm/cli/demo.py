@@ -83,7 +83,8 @@ def _say(msg: str) -> None:
 def _call(argv: list[str]) -> int:
     from mediafm.cli.main import main
 
-    _say("  $ mediafm " + " ".join(argv))
+    shown = argv if len(argv) < 12 else argv[:3] + [f"... ({len(argv) - 5} more)"] + argv[-2:]
+    _say("  $ mediafm " + " ".join(shown))
     return main(argv)
 
 
@@ -91,7 +92,7 @@ def run_pipeline(cfg: DemoConfig, eval_kinds: tuple[str, ...] | None = None) -> 
     """Run (or reuse) every stage; returns {"layout": Layout, "timings": {...}, "grid_md": str}."""
     from mediafm.store.catalog import Store
     from mediafm.synth.render import RenderConfig, synthesize_catalog
-    from mediafm.synth.story import StoryConfig
+    from mediafm.synth.story import StoryConfig, make_story
     from mediafm.tasks.clips import EMBEDDING_KINDS
     from mediafm.tasks.evaluate import run_grid, write_reports
     from mediafm.tasks.probes import ProbeConfig
@@ -131,7 +132,11 @@ def run_pipeline(cfg: DemoConfig, eval_kinds: tuple[str, ...] | None = None) -> 
         _say(f"  {len(info.titles)} titles rendered into {info.videos}")
 
     def ingest() -> None:
-        rc = _call(["ingest", str(lay.videos), "--out", str(lay.store)])
+        # The catalog's first `titles` files by name, not the folder: a folder rendered earlier for
+        # more titles (same seed) must not pull extra titles in.
+        story = StoryConfig(min_scenes=cfg.min_scenes, max_scenes=cfg.max_scenes)
+        paths = [str(lay.videos / f"{make_story(i, cfg.seed, story).title}.mp4") for i in range(cfg.titles)]
+        rc = _call(["ingest", *paths, "--out", str(lay.store)])
         n = len(Store(lay.store).title_ids())
         if n < 3:
             raise StageError(lay.store, f"ingest finished with {n} titles (exit {rc}); see the messages above")

@@ -6,7 +6,6 @@ embedding kind, runs the probes and writes a Markdown table and JSON.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field
