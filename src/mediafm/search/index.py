@@ -11,8 +11,8 @@ storage engine, and on 2 cores it answers a 1M x 384 query in ~1 ms (IVF) with r
 (see docs/search.md and benchmarks/search.py). LanceDB would add a dependency for the same
 IVF-style index and is not installed here.
 
-Exact search (IndexFlatIP) is used up to `exact_max` vectors: its cost is linear (about 7 ms per
-query at 100k x 384 on one core), above that an IVF index with `nprobe` tuned at build time until
+Exact search (IndexFlatIP) is used up to `exact_max` vectors: its cost is linear (about 14 ms per
+query at 100k x 384 on one busy core, p99 ~30 ms), above that an IVF index with `nprobe` tuned at build time until
 the sampled recall@10 against exact search reaches `target_recall`. IVF was chosen over HNSW by
 measurement: on clustered data HNSW (M=32, efConstruction=40) reached only 0.78-0.85 recall@10 at
 efSearch 64-128 where IVF reached 1.0 at nprobe 8, and IVF builds faster and supports
@@ -55,14 +55,17 @@ class IndexConfig:
 
     embedding: str = "fused"  # "fused" (per-shot encoder concat) or "contextual" (model output)
     model_id: str | None = None  # contextual model; None: the store's only model
-    exact_max: int = 100_000  # up to this many vectors: exact IndexFlatIP; above: IVF
+    exact_max: int = 50_000  # up to this many vectors: exact IndexFlatIP (<= ~7 ms/query); above: IVF
     nlist_per_sqrt: float = 4.0  # IVF lists = this * sqrt(n) (FAISS guideline: 4-16 sqrt(n))
     train_per_list: int = 40  # training vectors per IVF list (k-means needs >= ~39)
     target_recall: float = 0.97  # nprobe is doubled until sampled recall@10 reaches this
     max_nprobe: int = 512
     tune_queries: int = 200  # sampled stored vectors used to measure recall at build time
     retrain_growth: float = 4.0  # retrain IVF centroids once the index grew this much since training
-    threads: int = 2  # FAISS OpenMP threads
+    threads: int = 2  # FAISS OpenMP threads for building (k-means, adding)
+    # Threads for one interactive query: on a busy 2-core machine OpenMP's spin-waiting made a
+    # single flat query at 100k 10x slower with 2 threads than with 1 (145 vs 14 ms p50).
+    query_threads: int = 1
 
     def __post_init__(self) -> None:
         if self.embedding not in EMBEDDINGS:
@@ -202,8 +205,9 @@ def tune_nprobe(index, vectors: np.ndarray, config: IndexConfig, seed: int = 0) 
 class ShotIndex:
     """A loaded index: FAISS ids map to (title_id, shot_index)."""
 
-    def __init__(self, info: IndexInfo, index, rows: pd.DataFrame):
+    def __init__(self, info: IndexInfo, index, rows: pd.DataFrame, query_threads: int = IndexConfig.query_threads):
         self.info = info
+        self.query_threads = query_threads
         self.index = index
         ids = rows["id"].to_numpy(np.int64)
         self._id_to_pos = pd.Series(np.arange(len(rows)), index=ids)
@@ -224,6 +228,7 @@ class ShotIndex:
         if q.shape[1] != self.dim:
             raise ConfigError(None, f"query has dim {q.shape[1]}, index {self.info.name!r} has dim {self.dim}")
         k = max(1, min(k, len(self)))
+        _faiss().omp_set_num_threads(self.query_threads)
         if self.info.kind == "ivf":
             self.index.nprobe = self.info.nprobe
         scores, ids = self.index.search(q, k)

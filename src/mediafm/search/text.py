@@ -43,7 +43,7 @@ class TextEncoder(Protocol):
 @dataclass(frozen=True)
 class TextSearchConfig:
     lexical_weight: float = 0.3  # weight of the exact-word overlap (0..1) added to the cosine
-    min_score: float = 0.0  # drop shots scoring below this
+    min_score: float = 0.2  # drop shots below this: MiniLM cosines of unrelated short texts sit at 0-0.2
 
 
 class _MiniLM:
