@@ -154,3 +154,71 @@ def test_sampler_lazy_conversion_is_bounded_and_exact():
     picks = s.close(29)  # shot 0..29 still in the full-rate window: exact centres
     assert [int(p[0]) for p in picks] == [4, 14, 24]
     assert [int(p[0]) for p in s.close(89)] == [39, 59, 79]  # shot 30..89: centres 39.5, 59.5, 79.5
+
+
+class _FakeFrame:
+    """Stands in for media.decode.Frame: cheap pixels, exact 25 fps PTS."""
+
+    def __init__(self, index: int):
+        self.index, self.pts_s = index, index / 25
+
+    def rgb(self, w: int, h: int) -> np.ndarray:
+        return np.full((h, w, 3), (self.index // 500) % 256, np.uint8)
+
+    def square(self, side: int) -> np.ndarray:
+        return np.full((side, side, 3), self.index % 256, np.uint8)
+
+
+class _EveryN:
+    """A detector that cuts every `n` frames, confirming each cut `lag` frames late."""
+
+    frame_size = (8, 6)
+    lookahead = 40
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def boundaries(self, frames):
+        pending = []
+        for i, _ in enumerate(frames):
+            if i and i % self.n == 0:
+                pending.append(i)
+            if pending and i - pending[0] >= 30:
+                yield pending.pop(0)
+        yield from pending
+
+
+def _fake_title(monkeypatch, tmp_path, n_frames: int, cut_every: int):
+    import tracemalloc
+
+    import mediafm.ingest.worker as worker
+    import mediafm.media.decode as decode
+    from mediafm.types import VideoInfo
+
+    info = VideoInfo(duration_s=n_frames / 25, has_video=True, has_audio=False, width=640, height=360)
+    monkeypatch.setattr(decode, "probe", lambda p: info)
+    monkeypatch.setattr(decode, "iter_frames", lambda p, **kw: (_FakeFrame(i) for i in range(n_frames)))
+    monkeypatch.setattr(worker, "_detector", lambda name: _EveryN(cut_every))
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    src = tmp_path / "long.mp4"
+    src.write_bytes(b"x")
+    tracemalloc.start()
+    result = worker.process_title(src, IngestConfig(), scratch_dir=tmp_path / "scratch", key="k")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return result, peak
+
+
+def test_process_title_memory_does_not_grow_with_title_length(monkeypatch, tmp_path):
+    short, peak_short = _fake_title(monkeypatch, tmp_path / "a", 3_000, 1_000)
+    long, peak_long = _fake_title(monkeypatch, tmp_path / "b", 30_000, 1_000)
+    assert long.record["n_shots"] == 30 and long.frames.shape == (30, 3, 224, 224, 3)
+    assert long.shots["start_frame"].tolist() == list(range(0, 30_000, 1_000))
+    # Frame k of shot s is near the centre of the k-th third: index % 256 encodes it.
+    centre = 1_000 + (np.arange(3) + 0.5) * 1_000 / 3
+    got = long.frames[1, :, 0, 0, 0].astype(int)
+    assert all(any(abs(c - j) <= 64 and j % 256 == g for j in range(1_000, 2_000)) for c, g in zip(centre, got))
+    # 10x the frames, about the same peak (only 8 bytes of PTS per frame are kept).
+    assert peak_long < peak_short + 30_000 * 8 + (4 << 20), (peak_short, peak_long)
+    short.discard()
+    long.discard()
