@@ -121,6 +121,13 @@ def _encoder_pool(ray, store_root: str) -> tuple[list, str]:
     return [cls.remote(store_root) for _ in range(max(1, gpus))], ""
 
 
+def _first_line(exc: BaseException) -> str:
+    """Ray wraps remote errors with tracebacks; the summary wants the one line that matters."""
+    cause = getattr(exc, "cause", None) or exc
+    text = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {text[-1] if text else ''}"
+
+
 def run_ray(items: list[SourceItem], store: Store, config: IngestConfig, *, encode: bool = True,
             address: str | None = None, workers: int | None = None, show_progress: bool = True,
             on_outcome: Callable[[Outcome], None] | None = None) -> tuple[list[Outcome], EncodeSummary]:
@@ -192,8 +199,11 @@ def run_ray(items: list[SourceItem], store: Store, config: IngestConfig, *, enco
             raise
         finally:
             bar.close()
-        for ref in list(enc_pending):
-            tid, err = ray.get(ref)
+        for ref, tid in list(enc_pending.items()):
+            try:
+                _, err = ray.get(ref)
+            except ray.exceptions.RayError as exc:  # the actor died or could not load its models
+                err = _first_line(exc)
             if err:
                 summary.error = (summary.error + "; " if summary.error else "") + f"{tid}: {err}"
             else:

@@ -276,7 +276,7 @@ def process_title(path: str | Path, config: IngestConfig = IngestConfig(), *, sc
             duration = shots[-1].end_s if shots else 0.0
         else:
             with stage("shots"):
-                shots = _audio_shots(audio_file, config)
+                shots, segmenter = _audio_shots(audio_file, config)
             frames_file, n_frames = None, 0
             duration = shots[-1].end_s if shots else 0.0
         with stage("subtitles"):
@@ -304,7 +304,7 @@ def process_title(path: str | Path, config: IngestConfig = IngestConfig(), *, sc
         "has_video": bool(info.has_video), "has_audio": audio_file is not None,
         "width": int(info.width), "height": int(info.height), "rotation": int(info.rotation),
         "n_frames": int(n_frames), "n_shots": len(shots),
-        "detector": config.detector if info.has_video else "audio-window",
+        "detector": config.detector if info.has_video else segmenter,
         "subtitle_source": sub_source, "meta_json": meta_json,
         "warnings_json": json.dumps(warnings), "ingested_at": None,
     }
@@ -409,8 +409,11 @@ def _decode_audio(path: Path, config: IngestConfig, out: NpyAppender, warnings: 
     return out.close()
 
 
-def _audio_shots(audio_file: Path | None, config: IngestConfig) -> list[Shot]:
-    """Segment an audio-only title (silence-aware when `mediafm.shots.audio` is installed)."""
+def _audio_shots(audio_file: Path | None, config: IngestConfig) -> tuple[list[Shot], str]:
+    """Segment an audio-only title (silence-aware when `mediafm.shots.audio` is installed).
+
+    Returns the shots and the segmenter's name (kept in the title row's `detector`).
+    """
     samples = np.load(audio_file, mmap_mode="r")
     rate = config.audio_rate
     try:
@@ -418,13 +421,13 @@ def _audio_shots(audio_file: Path | None, config: IngestConfig) -> list[Shot]:
     except ImportError:
         segment_audio = None
     if segment_audio is not None:
-        return list(segment_audio(samples, rate, config))
+        return list(segment_audio(samples, rate, config)), "audio"
     # Fallback: fixed windows; the last one absorbs a remainder shorter than half a window.
     total = len(samples) / rate
     win = config.audio_window_s
     n = max(1, int(round(total / win)))
     edges = [min(i * win, total) for i in range(n)] + [total]
-    return [Shot(i, -1, -1, float(edges[i]), float(edges[i + 1])) for i in range(n)]
+    return [Shot(i, -1, -1, float(edges[i]), float(edges[i + 1])) for i in range(n)], "audio-window"
 
 
 def _shot_texts(path: Path, shots: list[Shot], config: IngestConfig, warnings: list[str]) -> tuple[list[str], str]:
