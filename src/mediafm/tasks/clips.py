@@ -130,14 +130,16 @@ class ClipEmbedder:
 
         store = Store(store_root)
         model = model_id = None
+        if kind in STORED_KINDS:
+            return cls(store, kind, pooling)
         if model_dir is not None:
             from mediafm.model import load_pretrained
             from mediafm.training.embed import model_identity
 
             model, model_id = load_pretrained(model_dir), model_identity(model_dir)["model_id"]
-        elif kind in ("contextual", "contextual-isolated"):
-            if kind == "contextual-isolated":
-                raise StoreError(store.root, "contextual-isolated embeddings need a model (--model DIR)")
+        elif kind == "contextual-isolated":
+            raise StoreError(store.root, "contextual-isolated embeddings need a model (--model DIR)")
+        else:
             model_id = store._only_model()  # raises with the list of models when ambiguous
         return cls(store, kind, pooling, model, model_id)
 
