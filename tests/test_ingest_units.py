@@ -222,3 +222,26 @@ def test_process_title_memory_does_not_grow_with_title_length(monkeypatch, tmp_p
     assert peak_long < peak_short + 30_000 * 8 + (4 << 20), (peak_short, peak_long)
     short.discard()
     long.discard()
+
+
+def test_local_engine_never_imports_ray():
+    import subprocess
+    import sys
+
+    code = ("import sys, mediafm.ingest, mediafm.ingest.local, mediafm.ingest.worker, mediafm.cli.ingest, "
+            "mediafm.distributed; print('ray' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_ray_engine_without_ray_says_how_to_install(tmp_path, monkeypatch):
+    import sys
+
+    from mediafm.ingest import ingest
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
+    (tmp_path / "a.wav").write_bytes(b"")
+    with pytest.raises(ConfigError, match=r"pip install 'mediafm\[ray\]'"):
+        ingest([tmp_path / "a.wav"], tmp_path / "store", IngestConfig(detector="adaptive"), engine="ray",
+               show_progress=False)
+    assert not (tmp_path / "store").exists()

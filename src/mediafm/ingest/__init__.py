@@ -131,6 +131,10 @@ def ingest(paths: Sequence[str | Path], store_root: str | Path, config: IngestCo
         raise ConfigError(None, f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     t0 = time.perf_counter()
     _check_detector(config.detector)
+    if engine == "ray":
+        from mediafm.distributed.ray_engine import import_ray
+
+        import_ray()  # fail before touching the store when the extra is missing
     store = Store(store_root, create=True)
     todo, known = plan(paths, store, config)
     report = IngestReport(outcomes=list(known))
