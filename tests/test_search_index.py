@@ -176,3 +176,20 @@ def test_cli_index_and_search(montage_store, capsys):
     assert main(["search", root, "--clip", "montage:5-2"]) == 1
     assert "error" in capsys.readouterr().err
     assert main(["search", root, "--embedding", "contextual", "--shot", "montage:1"]) == 1
+
+
+def test_contextual_embeddings_get_their_own_index(store):
+    for i, tid in enumerate(store.title_ids()):
+        n = len(store.shots(tid))
+        store.write_contextual("m1", tid, clustered_vectors(n, 24, seed=40 + i), np.zeros(24, np.float32), {"name": "m1"})
+    config = IndexConfig(embedding="contextual")
+    index = open_index(store, config)
+    assert index.info.name == "contextual-m1" and index.dim == 24 and len(index) == 87
+    hits = search_shot(store, index, "title1", 9, k=4)
+    assert (hits[0].title_id, hits[0].shot_index) == ("title1", 9)
+    assert (store.root / "index" / "contextual-m1" / "manifest.json").exists()
+    assert open_index(store).dim == 48  # the fused index is separate
+    store.write_contextual("m2", "title0", clustered_vectors(30, 24, seed=1), np.zeros(24, np.float32), {"name": "m2"})
+    with pytest.raises(StoreError, match="--model"):
+        open_index(store, config)
+    assert len(open_index(store, IndexConfig(embedding="contextual", model_id="m2"))) == 30

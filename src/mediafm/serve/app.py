@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import numpy as np
+import pyarrow.parquet as pq
 from fastapi import FastAPI, HTTPException, Path as PathParam, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -172,7 +173,7 @@ def create_app(store_root: str | Path, config: ServeConfig = ServeConfig()) -> F
         embeddings = []
         if cat.store.has_features(title_id):
             embeddings.append("fused")
-            names = cat.store.feature_table(title_id).schema.names
+            names = pq.read_schema(cat.store.root / "features" / f"{title_id}.parquet").names
             cols = [c for c in tags if c in names]
             if cols:
                 table = cat.store.feature_table(title_id, cols).to_pydict()
