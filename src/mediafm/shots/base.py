@@ -1,0 +1,122 @@
+"""The shot-detector interface, its registry, and boundaries -> `Shot` records.
+
+A detector is pure compute: it consumes RGB uint8 frames (already resized to its `frame_size`) in
+presentation order and yields boundary frame indices as soon as each is certain, so a title of any
+length is processed in bounded memory.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+
+from mediafm.errors import ConfigError
+from mediafm.types import Shot
+
+
+class ShotDetector(abc.ABC):
+    """Finds shot boundaries in a stream of frames.
+
+    Attributes:
+        name: registry name.
+        frame_size: (width, height) of the RGB uint8 frames `boundaries` expects.
+    """
+
+    name: str = ""
+    frame_size: tuple[int, int] = (48, 27)
+
+    @abc.abstractmethod
+    def boundaries(self, frames: Iterable[np.ndarray]) -> Iterator[int]:
+        """Yield the index of the first frame of each new shot (never 0), increasing.
+
+        Args:
+            frames: HxWx3 uint8 RGB arrays of size `frame_size`, in presentation order.
+
+        Returns:
+            An iterator that yields each boundary once it is certain; memory stays bounded.
+        """
+
+
+_D = TypeVar("_D", bound=type[ShotDetector])
+_REGISTRY: dict[str, type[ShotDetector]] = {}
+
+
+def register_detector(name: str) -> Callable[[_D], _D]:
+    """Class decorator: make a detector constructible by `get_detector(name)`."""
+
+    def wrap(cls: _D) -> _D:
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ValueError(f"shot detector {name!r} registered twice")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return wrap
+
+
+def _load_builtin() -> None:
+    # Importing the modules runs their @register_detector decorators; kept lazy so that
+    # `mediafm.shots.base` alone stays light (no torch).
+    from mediafm.shots import fast, transnetv2  # noqa: F401
+
+
+def available_detectors() -> list[str]:
+    """Names of the registered detectors, sorted."""
+    _load_builtin()
+    return sorted(_REGISTRY)
+
+
+def get_detector(name: str, **kwargs) -> ShotDetector:
+    """Construct the detector registered as `name`; kwargs go to its constructor."""
+    _load_builtin()
+    if name not in _REGISTRY:
+        raise ConfigError(None, f"unknown shot detector {name!r}; available: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name](**kwargs)
+
+
+def shots_from_boundaries(boundaries: Iterable[int], frame_pts: Sequence[float], end_s: float) -> list[Shot]:
+    """Turn boundary indices into shots that tile the title.
+
+    Args:
+        boundaries: first frames of new shots (0 and out-of-range values are ignored).
+        frame_pts: PTS in seconds of every decoded frame, by frame index.
+        end_s: the title's end time (end of the last frame).
+
+    Returns:
+        Shots covering frames 0..len(frame_pts)-1; start_s is the PTS of a shot's first frame and
+        end_s the PTS of the next shot's first frame (or `end_s` for the last shot).
+    """
+    n = len(frame_pts)
+    if n == 0:
+        return []
+    starts = [0] + sorted({b for b in boundaries if 0 < b < n})
+    shots = []
+    for i, s in enumerate(starts):
+        last = i + 1 == len(starts)
+        e = n - 1 if last else starts[i + 1] - 1
+        shots.append(Shot(index=i, start_frame=s, end_frame=e, start_s=float(frame_pts[s]),
+                          end_s=float(end_s if last else frame_pts[starts[i + 1]])))
+    return shots
+
+
+def detect_shots(path: str | Path, detector: str | ShotDetector = "transnetv2") -> list[Shot]:
+    """Decode `path` and return its shots (convenience for scripts and the CLI)."""
+    from mediafm.media.decode import iter_frames, probe
+
+    det = get_detector(detector) if isinstance(detector, str) else detector
+    pts: list[float] = []
+
+    def frames() -> Iterator[np.ndarray]:
+        for f in iter_frames(path, size=det.frame_size):
+            pts.append(f.pts_s)
+            yield f.image
+
+    cuts = list(det.boundaries(frames()))
+    if not pts:
+        return []
+    end_s = max(probe(path).duration_s, pts[-1] + (pts[-1] - pts[-2] if len(pts) > 1 else 0.0))
+    return shots_from_boundaries(cuts, pts, end_s)
