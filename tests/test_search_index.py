@@ -193,3 +193,27 @@ def test_contextual_embeddings_get_their_own_index(store):
     with pytest.raises(StoreError, match="--model"):
         open_index(store, config)
     assert len(open_index(store, IndexConfig(embedding="contextual", model_id="m2"))) == 30
+
+
+def test_text_query_matches_frames_through_a_clip_text_tower(tmp_path):
+    s = Store(tmp_path / "store", create=True)
+    add_random_title(s, "t", 10, dim=16, seed=1)
+    video = clustered_vectors(10, 8, seed=2)
+    s.write_features("t", {"fused": s.features("t"), "video": video}, encoders={})
+
+    class FakeClip:  # stands in for user-supplied CLIP weights: "the query" looks like shot 6
+        name = "fake-clip"
+
+        def encode_text(self, texts):
+            return np.repeat(video[6:7] * 3.0, len(texts), axis=0)
+
+    class Blind:  # a text encoder for which the query is orthogonal to every shot text and tag
+        name = "blind"
+
+        def encode(self, texts):
+            return np.array([[1.0, 0.0] if t == "a red kite" else [0.0, 1.0] for t in texts], np.float32)
+
+    without = search_text(s, "a red kite", k=3, encoder=Blind())
+    hits = search_text(s, "a red kite", k=3, encoder=Blind(), frame_encoder=FakeClip())
+    assert not without
+    assert hits[0].shot_index == 6 and hits[0].score == pytest.approx(2.5, abs=1e-4)

@@ -29,17 +29,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _frame_encoder(store: Store, weights_dir: str | None):
+    """The CLIP model whose image tower produced the store's video features, for its text tower."""
     if not weights_dir:
         return None
     from mediafm.encoders import get_encoder
+    from mediafm.errors import ConfigError
 
     name = store.check_encoders().get("video", {}).get("name")
-    enc = get_encoder("video", name, weights_dir=weights_dir)
-    if not hasattr(enc, "encode_text"):
-        from mediafm.errors import ConfigError
-
-        raise ConfigError(weights_dir, f"video encoder {name!r} has no text tower (encode_text); not a CLIP model")
-    return enc
+    if name != "clip":
+        raise ConfigError(weights_dir, f"the store's video features come from {name!r}, not CLIP; "
+                          "re-encode with the clip video encoder to match text against frames")
+    return get_encoder("video", "clip", weights_dir=weights_dir)
 
 
 def format_table(hits: list[Hit]) -> str:
