@@ -135,7 +135,8 @@ def test_cli_flag_defaults_come_from_the_config():
     cli.add_arguments(p)
     args = p.parse_args(["x.mp4", "--out", "store"])
     cfg = IngestConfig()
-    assert (args.detector, args.frames_per_shot, args.audio_window) == (cfg.detector, cfg.frames_per_shot, cfg.audio_window_s)
+    got = (args.detector, args.frames_per_shot, args.audio_window)
+    assert got == (cfg.detector, cfg.frames_per_shot, cfg.audio_window_s)
     assert args.engine == "local" and not args.no_encode
 
 

@@ -42,7 +42,8 @@ class IngestConfig:
             raise ConfigError(None, f"frame_side must be >= 16, got {self.frame_side}")
         if self.audio_window_s <= 0:
             raise ConfigError(None, f"audio_window_s must be > 0, got {self.audio_window_s}")
-        if (self.recent_frames is not None and self.recent_frames < 1) or self.sample_capacity < 2 * self.frames_per_shot:
+        bad_recent = self.recent_frames is not None and self.recent_frames < 1
+        if bad_recent or self.sample_capacity < 2 * self.frames_per_shot:
             raise ConfigError(None, "recent_frames must be >= 1 and sample_capacity >= 2 * frames_per_shot")
         exts = tuple(e.lower() if e.startswith(".") else "." + e.lower() for e in self.extensions)
         object.__setattr__(self, "extensions", exts)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,7 +102,3 @@ def run_local(items: list[SourceItem], store: Store, config: IngestConfig, *, sh
         finally:
             cleanup_scratch(store)
     return outcomes
-
-
-def elapsed(t0: float) -> float:
-    return time.perf_counter() - t0
