@@ -8,6 +8,7 @@ length is processed in bounded memory.
 from __future__ import annotations
 
 import abc
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -45,14 +46,15 @@ _D = TypeVar("_D", bound=type[ShotDetector])
 _REGISTRY: dict[str, type[ShotDetector]] = {}
 
 
-def register_detector(name: str) -> Callable[[_D], _D]:
-    """Class decorator: make a detector constructible by `get_detector(name)`."""
+def register_detector(name: str, *aliases: str) -> Callable[[_D], _D]:
+    """Class decorator: make a detector constructible by `get_detector(name)` (or an alias)."""
 
     def wrap(cls: _D) -> _D:
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f"shot detector {name!r} registered twice")
+        for key in (name, *aliases):
+            if key in _REGISTRY and _REGISTRY[key] is not cls:
+                raise ValueError(f"shot detector {key!r} registered twice")
+            _REGISTRY[key] = cls
         cls.name = name
-        _REGISTRY[name] = cls
         return cls
 
     return wrap
@@ -103,20 +105,40 @@ def shots_from_boundaries(boundaries: Iterable[int], frame_pts: Sequence[float],
     return shots
 
 
-def detect_shots(path: str | Path, detector: str | ShotDetector = "transnetv2") -> list[Shot]:
-    """Decode `path` and return its shots (convenience for scripts and the CLI)."""
+def detect_shots(path: str | Path, detector: str | ShotDetector = "transnetv2",
+                 show_progress: bool = False) -> list[Shot]:
+    """Decode `path` and return its shots (convenience for scripts and the CLI).
+
+    Args:
+        path: a video file.
+        detector: a registry name or a constructed detector.
+        show_progress: show a tqdm bar of decoded frames on stderr.
+
+    Raises:
+        MediaDecodeError: the file cannot be decoded (MissingStreamError: it has no video).
+    """
+    from tqdm import tqdm
+
     from mediafm.media.decode import iter_frames, probe
 
+    info = probe(path)
     det = get_detector(detector) if isinstance(detector, str) else detector
-    pts: list[float] = []
+    pts = array("d")  # 8 bytes per frame: all that is kept per frame
+    expected = round(info.duration_s * float(info.avg_rate)) if info.avg_rate else None
+    bar = tqdm(total=expected, unit="frame", desc=Path(path).name, disable=not show_progress, leave=False)
 
     def frames() -> Iterator[np.ndarray]:
         for f in iter_frames(path, size=det.frame_size):
             pts.append(f.pts_s)
+            bar.update()
             yield f.image
 
-    cuts = list(det.boundaries(frames()))
+    try:
+        cuts = list(det.boundaries(frames()))
+    finally:
+        bar.close()
     if not pts:
         return []
-    end_s = max(probe(path).duration_s, pts[-1] + (pts[-1] - pts[-2] if len(pts) > 1 else 0.0))
+    # The last frame lasts as long as the one before it (a truncated file's declared duration lies).
+    end_s = pts[-1] + (pts[-1] - pts[-2] if len(pts) > 1 else (1 / float(info.avg_rate) if info.avg_rate else 0.0))
     return shots_from_boundaries(cuts, pts, end_s)

@@ -29,7 +29,7 @@ class AdaptiveConfig:
     frame_size: tuple[int, int] = (256, 144)  # (width, height); PySceneDetect downscales to ~256 wide too
 
 
-@register_detector("adaptive")
+@register_detector("adaptive", "fast")
 class AdaptiveDetector(ShotDetector):
     """PySceneDetect's AdaptiveDetector behind our interface (fast; hard cuts only)."""
 

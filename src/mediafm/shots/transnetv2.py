@@ -85,7 +85,11 @@ class StackedDDCNNV2(nn.Module):
         shortcut = x = self.DDCNN[0](x)
         for block in self.DDCNN[1:]:
             x = block(x)
-        return F.avg_pool3d(F.relu(x) + shortcut, (1, 2, 2))
+        x = F.relu(x) + shortcut
+        # 2x2 spatial average pool as avg_pool2d over [B, C*T, H, W]: same maths; avg_pool3d
+        # under bf16 autocast spent more time than the convolutions around it.
+        b, c, t, h, w = x.shape
+        return F.avg_pool2d(x.reshape(b, c * t, h, w), 2).view(b, c, t, h // 2, w // 2)
 
 
 def _band(sim: torch.Tensor, lookup: int) -> torch.Tensor:
