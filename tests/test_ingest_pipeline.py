@@ -171,11 +171,17 @@ def test_resume_skips_done_titles_and_retries_failures(tmp_path):
     third = ingest([src], root, FAST, encode=False, show_progress=False)
     assert [Path(o.path).name for o in third.done] == ["empty.mp4"] and len(third.skipped) == 3
     assert len(Store(root).failures()) == 0
-    # A changed file (new size/mtime) is re-ingested under the same id, replacing the old rows.
+    # A changed file (new size/mtime) is re-ingested under the same id, replacing the old rows
+    # and dropping what was derived from the old version.
+    derived = [root / "features" / "silent.parquet", root / "contextual" / "m1" / "shots" / "silent.parquet"]
+    for f in derived:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_bytes(b"stale")
     write_video(src / "silent.mkv", color_shots([20, 40], 60, (96, 64), seed=2), 25)
     fourth = ingest([src], root, FAST, encode=False, show_progress=False)
     assert [Path(o.path).name for o in fourth.done] == ["silent.mkv"]
     assert Store(root).shots("silent")["start_frame"].tolist() == [0, 20, 40]
+    assert not any(f.exists() for f in derived)
     assert len(Store(root).titles()) == 4 and Store(root).titles()["title_id"].is_unique
 
 

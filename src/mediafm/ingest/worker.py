@@ -505,8 +505,11 @@ def write_result(store: Store, result: TitleResult) -> None:
     root = store.root
     title_file = root / "titles" / f"{tid}.parquet"
     media = store.media_dir(tid)
+    # Everything derived from an earlier version of this title (features, meta embedding,
+    # contextual embeddings of every model) would no longer match its shots.
     stale = [title_file, root / "features" / f"{tid}.parquet", root / "meta" / f"{tid}.npy",
              media / "frames.npy", media / "audio.npy"]
+    stale += list(root.glob(f"contextual/*/shots/{tid}.parquet")) + list(root.glob(f"contextual/*/cls/{tid}.npy"))
     # Temp files of an earlier writer of this title that was killed mid-write (atomic_path names
     # them .NAME.XXXX.tmp next to their target).
     stale += [t for d, pat in ((root / "titles", f".{tid}.parquet.*.tmp"), (root / "shots", f".{tid}.parquet.*.tmp"),
