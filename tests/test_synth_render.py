@@ -115,7 +115,7 @@ def test_catalog_writes_parseable_labels_for_every_task(tmp_path):
 
 @pytest.mark.slow
 def test_transnetv2_finds_the_story_cuts(rendered):
-    from mediafm.shots import get_detector
+    from mediafm.shots.base import get_detector
 
     story, video = rendered
     found = list(get_detector("transnetv2").boundaries(f.image for f in iter_frames(video)))
