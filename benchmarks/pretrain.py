@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--gpu", action="store_true", help="also run the GPU measurements")
     ap.add_argument("--gpu-only", action="store_true")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="1: on the shared 2-core box more threads thrash")
     ap.add_argument("--epochs", type=int, default=40, help="epochs per optimizer-comparison run")
     ap.add_argument("--gpu-batch", type=int, default=32)
     a = ap.parse_args(argv)
