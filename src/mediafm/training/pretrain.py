@@ -26,7 +26,7 @@ import torch.distributed as dist
 from mediafm.errors import ConfigError
 from mediafm.model.mediafm import PRESETS, MediaFM, ModelConfig, save_pretrained
 from mediafm.training import checkpoint as ckpt
-from mediafm.training.data import ShotCache, build_cache, iter_batches, split_titles, steps_per_epoch
+from mediafm.training.data import ShotCache, build_cache, iter_batches, prefetch, split_titles, steps_per_epoch
 from mediafm.training.optim import OptimConfig, build_optimizer, set_lr
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model (GPU runs)
     bf16: bool = True  # bf16 autocast on CUDA (ignored on CPU)
     num_threads: int = 0  # torch CPU threads (0 = torch default)
+    prefetch: int = 2  # batches assembled ahead in a background thread (0 = inline)
     progress: bool = True  # tqdm bar (rank 0 only)
 
     def validate(self) -> None:
@@ -227,8 +228,9 @@ def pretrain(store_root: str | Path, out_dir: str | Path, config: TrainConfig = 
     run_model.train()
     try:
         while not state.done:
-            for batch in iter_batches(cache, train_titles, cfg.max_shots, cfg.batch_size, cfg.seed, state.epoch,
-                                      cfg.mask_ratio, rank, world, skip=state.batch_in_epoch):
+            batches = iter_batches(cache, train_titles, cfg.max_shots, cfg.batch_size, cfg.seed, state.epoch,
+                                   cfg.mask_ratio, rank, world, skip=state.batch_in_epoch)
+            for batch in prefetch(batches, cfg.prefetch):
                 last_loss = train_step(run_model, optimizer, batch, cfg, state.step, total, world, device)
                 state.step += 1
                 state.batch_in_epoch += 1
