@@ -203,3 +203,40 @@ def test_asr_fills_text_of_untitled_title(tmp_path, montage, montage_truth):
     assert "country" in shots["text"][i].lower() and shots["text_source"][i] == "asr"
     assert set(shots["text_source"]) <= {"asr", ""}
     assert store.features("montage", "text_present")[i]
+
+
+def _record(tid: str, n_shots: int, has_video: bool, has_audio: bool) -> dict:
+    return {"title_id": tid, "path": f"/x/{tid}.mp4", "source_key": tid, "duration_s": 4.0, "has_video": has_video,
+            "has_audio": has_audio, "width": 224, "height": 224, "rotation": 0, "n_frames": 100 if has_video else 0,
+            "n_shots": n_shots, "detector": "test", "subtitle_source": "", "meta_json": None,
+            "warnings_json": "[]", "ingested_at": None}
+
+
+def test_missing_modalities_are_zero_with_flags(tmp_path):
+    """A silent video title and an audio-only title without text, encoded in one batch."""
+    rng = np.random.default_rng(1)
+    store = Store(tmp_path / "s", create=True)
+    shots_v = pd.DataFrame({"title_id": "silent", "shot_index": [0, 1], "start_frame": [0, 50],
+                            "end_frame": [49, 99], "start_s": [0.0, 2.0], "end_s": [2.0, 4.0],
+                            "text": ["A wolf howls.", ""], "text_source": ["subtitle", ""]})
+    frames = rng.integers(0, 256, (2, 2, 224, 224, 3), dtype=np.uint8)
+    store.write_title(_record("silent", 2, True, False), shots_v, frames, None)
+    shots_a = pd.DataFrame({"title_id": "radio", "shot_index": [0, 1], "start_frame": [-1, -1],
+                            "end_frame": [-1, -1], "start_s": [0.0, 2.0], "end_s": [2.0, 4.0],
+                            "text": ["", None], "text_source": ["", ""]})
+    tone = (0.2 * np.sin(2 * np.pi * 330 * np.arange(64_000) / AUDIO_RATE) * 32767).astype(np.int16)
+    store.write_title(_record("radio", 2, False, True), shots_a, None, tone)
+    report = encode_store(store, EncodeConfig(), progress=False)
+    assert sorted(report.encoded) == ["radio", "silent"] and report.shots == 4
+    v = store.feature_table("silent").to_pydict()
+    assert v["video_present"] == [True, True] and v["audio_present"] == [False, False]
+    assert v["text_present"] == [True, False]
+    assert np.all(store.features("silent", "audio") == 0) and v["audio_tags"] == [[], []]
+    a = store.feature_table("radio").to_pydict()
+    assert a["video_present"] == [False, False] and a["audio_present"] == [True, True]
+    assert a["text_present"] == [False, False] and a["video_tags"] == [[], []]
+    assert np.all(store.features("radio", "video") == 0) and np.all(store.features("radio", "text") == 0)
+    for tid in ("silent", "radio"):
+        np.testing.assert_allclose(np.linalg.norm(store.features(tid, "fused"), axis=1), 1.0, rtol=1e-5)
+        assert store.meta_embedding(tid) is None
+    assert store.check_encoders()["audio"]["name"] == "yamnet"
