@@ -73,7 +73,7 @@ def test_padding_never_changes_real_outputs():
     mask[0, 9] = True  # a mask on padding must carry no loss either
     both, loss = m(batch, None, pad, mask)
     assert torch.allclose(both[0, :7], alone[0], atol=1e-5)
-    assert float(loss) == 0.0
+    assert float(loss.detach()) == 0.0
 
 
 def test_metadata_changes_output_and_zero_row_means_absent():

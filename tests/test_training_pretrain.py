@@ -201,3 +201,13 @@ def test_cli_embed_and_errors(store_root, tmp_path, capsys):
     assert "embedded 12 titles" in capsys.readouterr().out
     assert main(["pretrain", str(tmp_path / "nostore"), "--out", str(tmp_path / "x")]) == 1
     assert "not a mediafm store" in capsys.readouterr().err
+
+
+def test_cli_defaults_come_from_the_config_dataclass():
+    import argparse
+
+    from mediafm.cli import pretrain as cli
+
+    p = argparse.ArgumentParser()
+    cli.add_arguments(p)
+    assert cli.config_from_args(p.parse_args(["STORE", "--out", "M"])) == TrainConfig()
