@@ -43,28 +43,51 @@ def _boundary_f1(pred: list[int], truth: dict, tol: int = 2) -> float:
 
 
 # ----------------------------------------------------------------------------- the real montage
+def _ingest_montage(src_dir: Path, root: Path, shared_media: Path, detector: str):
+    for name in ("montage.mp4", "montage.srt"):
+        os.symlink(shared_media / name, src_dir / name)
+    return root, ingest([src_dir], root, IngestConfig(detector=detector), encode=False, show_progress=False)
+
+
 @pytest.fixture(scope="module")
 def montage_store(tmp_path_factory, shared_media):
-    src = tmp_path_factory.mktemp("montage_in")
-    for name in ("montage.mp4", "montage.srt"):
-        os.symlink(shared_media / name, src / name)
-    root = tmp_path_factory.mktemp("montage_store") / "store"
-    report = ingest([src], root, IngestConfig(), encode=False, show_progress=False)
-    return root, report
+    # The adaptive detector keeps this module fast; the default detector's F1 has its own slow test.
+    return _ingest_montage(tmp_path_factory.mktemp("montage_in"), tmp_path_factory.mktemp("montage") / "store",
+                           shared_media, "adaptive")
+
+
+def _check_tiling(shots: pd.DataFrame, truth: dict) -> None:
+    assert list(shots.columns) == SHOT_COLUMNS
+    assert shots["start_frame"].iloc[0] == 0 and shots["end_frame"].iloc[-1] == truth["frame_count"] - 1
+    assert (shots["start_frame"].to_numpy()[1:] == shots["end_frame"].to_numpy()[:-1] + 1).all()
+    # Times come from PTS: 25 fps constant, so start_s == start_frame / 25 exactly here.
+    assert np.allclose(shots["start_s"], shots["start_frame"] / 25.0)
+    assert shots["end_s"].iloc[-1] == pytest.approx(truth["duration_s"], abs=1e-6)
 
 
 def test_montage_shots_match_truth(montage_store, montage_truth):
     root, report = montage_store
     assert len(report.done) == 1 and not report.failed
     shots = pd.read_parquet(root / "shots")  # plain pandas reads the store
-    assert list(shots.columns) == SHOT_COLUMNS
-    assert shots["start_frame"].iloc[0] == 0 and shots["end_frame"].iloc[-1] == montage_truth["frame_count"] - 1
-    assert (shots["start_frame"].to_numpy()[1:] == shots["end_frame"].to_numpy()[:-1] + 1).all()
-    # Times come from PTS: 25 fps constant, so start_s == start_frame / 25 exactly here.
-    assert np.allclose(shots["start_s"], shots["start_frame"] / 25.0)
-    assert shots["end_s"].iloc[-1] == pytest.approx(montage_truth["duration_s"], abs=1e-6)
+    _check_tiling(shots, montage_truth)
+    starts = shots["start_frame"].tolist()[1:]
+    # Hard cuts: every one found within 2 frames; no boundary outside a transition's span.
+    for t in montage_truth["transitions"]:
+        if t["type"] == "cut":
+            assert any(abs(b - t["start_frame"]) <= 2 for b in starts), t
+    spans = [(t["start_frame"] - 2, t["end_frame"] + 2) for t in montage_truth["transitions"]]
+    assert all(any(lo <= b <= hi for lo, hi in spans) for b in starts), starts
+
+
+@pytest.mark.slow
+def test_montage_default_detector_f1(tmp_path, shared_media, montage_truth):
+    (tmp_path / "in").mkdir()
+    root, report = _ingest_montage(tmp_path / "in", tmp_path / "store", shared_media, IngestConfig().detector)
+    shots = pd.read_parquet(root / "shots")
+    _check_tiling(shots, montage_truth)
     f1 = _boundary_f1(shots["start_frame"].tolist()[1:], montage_truth)
     assert f1 >= 0.95, f"default detector F1 {f1:.3f} on the montage"
+    assert shots["text"].str.len().sum() > 0
 
 
 def test_montage_subtitles_land_in_overlapping_shots(montage_store, montage_truth):

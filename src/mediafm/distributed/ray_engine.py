@@ -25,6 +25,7 @@ import logging
 import os
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -150,9 +151,22 @@ def run_ray(items: list[SourceItem], store: Store, config: IngestConfig, *, enco
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
         max_in_flight = TASKS_PER_CPU * cpus
         actors, summary.error = _encoder_pool(ray, root) if encode else ([], "")
-        enc_pending: dict = {}
+        enc_pending: dict = {}  # ObjectRef -> title id, drained as results arrive
+        enc_errors: list[str] = []
         enc_t0 = time.perf_counter()
         next_actor = 0
+
+        def collect(refs: list) -> None:
+            for ref in refs:
+                tid = enc_pending.pop(ref)
+                try:
+                    _, err = ray.get(ref)
+                except ray.exceptions.RayError as exc:  # the actor died or could not load its models
+                    err = _first_line(exc)
+                if err:
+                    enc_errors.append(f"{tid}: {err}")
+                else:
+                    summary.encoded.append(tid)
 
         def submit_encode(tid: str) -> None:
             nonlocal next_actor
@@ -160,20 +174,23 @@ def run_ray(items: list[SourceItem], store: Store, config: IngestConfig, *, enco
                 ref = actors[next_actor % len(actors)].encode.remote(tid)
                 next_actor += 1
                 enc_pending[ref] = tid
+                if len(enc_pending) > 64:  # keep the driver's bookkeeping small on big catalogs
+                    done, _ = ray.wait(list(enc_pending), num_returns=len(enc_pending), timeout=0)
+                    collect(done)
 
         if actors:
             from mediafm.ingest import pending_encode
 
             for tid in pending_encode(store):  # titles ingested earlier whose encoding never ran
                 submit_encode(tid)
-        queue = list(items)
+        queue = deque(items)
         running: dict = {}
         bar = tqdm(total=len(items), desc="titles (ray)", unit="title", disable=not show_progress, file=sys.stderr)
         media_s = 0.0
         try:
             while queue or running:
                 while queue and len(running) < max_in_flight:
-                    item = queue.pop(0)
+                    item = queue.popleft()
                     running[task.remote(item, root, config)] = item
                 ready, _ = ray.wait(list(running), num_returns=1)
                 for ref in ready:
@@ -191,7 +208,7 @@ def run_ray(items: list[SourceItem], store: Store, config: IngestConfig, *, enco
                         submit_encode(out.title_id)
                     if on_outcome is not None:
                         on_outcome(out)
-                    bar.set_postfix_str(f"{media_s:.0f}s media, {len(enc_pending)} encoding", refresh=False)
+                    bar.set_postfix_str(f"{media_s:.0f}s media, {len(summary.encoded)} encoded", refresh=False)
                     bar.update(1)
         except KeyboardInterrupt:
             for ref in running:
@@ -199,15 +216,10 @@ def run_ray(items: list[SourceItem], store: Store, config: IngestConfig, *, enco
             raise
         finally:
             bar.close()
-        for ref, tid in list(enc_pending.items()):
-            try:
-                _, err = ray.get(ref)
-            except ray.exceptions.RayError as exc:  # the actor died or could not load its models
-                err = _first_line(exc)
-            if err:
-                summary.error = (summary.error + "; " if summary.error else "") + f"{tid}: {err}"
-            else:
-                summary.encoded.append(tid)
+        collect(list(enc_pending))
+        if enc_errors:
+            more = f" (and {len(enc_errors) - 5} more)" if len(enc_errors) > 5 else ""
+            summary.error = "; ".join([summary.error] * bool(summary.error) + enc_errors[:5]) + more
         summary.seconds = time.perf_counter() - enc_t0 if actors else 0.0
         if actors:
             try:
