@@ -17,6 +17,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+from av.video.reformatter import VideoReformatter
 import numpy as np
 
 from mediafm.errors import MediaDecodeError, MissingStreamError
@@ -178,6 +179,9 @@ class Frame:
     av_frame: av.VideoFrame = field(repr=False)
     rotation: int = 0
     size: tuple[int, int] | None = None  # default (width, height) for `image`
+    # Shared by all frames of one iterator: one swscale context per output size. `to_ndarray(width=,
+    # height=)` builds a new context every call (measured 2.6 ms/frame vs 0.16 ms reused, 640x360).
+    scalers: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def width(self) -> int:
@@ -202,7 +206,10 @@ class Frame:
         h = height or self.height
         if self.rotation in (90, 270):
             w, h = h, w  # scale in coded orientation, then rotate
-        arr = self.av_frame.to_ndarray(width=w, height=h, format="rgb24")
+        scaler = self.scalers.get((w, h))
+        if scaler is None:
+            scaler = self.scalers[(w, h)] = VideoReformatter()
+        arr = scaler.reformat(self.av_frame, width=w, height=h, format="rgb24").to_ndarray()
         return _rotate(arr, self.rotation)
 
     def square(self, side: int) -> np.ndarray:
@@ -273,6 +280,7 @@ def iter_frames(
         step = max(1, round(1 / (rate * tb)))
         rotation: int | None = None
         first_pts: int | None = None
+        scalers: dict = {}  # one swscale context per output size, shared by this stream's frames
         last_pts: int | None = None
         index = 0
         regular = 0  # how many consecutive PTS steps were exactly the nominal frame step
@@ -325,7 +333,7 @@ def iter_frames(
                         warn(f"{missing} frame(s) missing before {at:.3f}s (damaged data skipped)")
                     regular = 0
                 last_pts = pts
-                yield Frame(index, float((pts - first_pts) * tb), frame, rotation or 0, size)
+                yield Frame(index, float((pts - first_pts) * tb), frame, rotation or 0, size, scalers)
                 index += 1
                 stats.frames = index
         if index == 0:
