@@ -125,7 +125,8 @@ def test_resumed_run_equals_uninterrupted_run(store_root, tmp_path):
 def test_torchrun_two_processes_equal_one(store_root, tmp_path):
     """2 gloo ranks, each reading half of every global batch, end with the single-process weights."""
     args = ["pretrain", str(store_root), "--preset", "tiny", "--max-shots", "32", "--batch-size", "4",
-            "--max-steps", "5", "--val-fraction", "0.2", "--warmup-steps", "2", "--threads", "1", "--optimizer", "adamw"]
+            "--max-steps", "5", "--val-fraction", "0.2", "--warmup-steps", "2",
+            "--threads", "1", "--optimizer", "adamw"]
     assert main(args + ["--out", str(tmp_path / "one")]) == 0
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
