@@ -11,12 +11,13 @@ storage engine, and on 2 cores it answers a 1M x 384 query in ~1 ms (IVF) with r
 (see docs/search.md and benchmarks/search.py). LanceDB would add a dependency for the same
 IVF-style index and is not installed here.
 
-Exact search (IndexFlatIP) is used up to `exact_max` vectors: its cost is linear (about 14 ms per
-query at 100k x 384 on one busy core, p99 ~30 ms), above that an IVF index with `nprobe` tuned at build time until
-the sampled recall@10 against exact search reaches `target_recall`. IVF was chosen over HNSW by
-measurement: on clustered data HNSW (M=32, efConstruction=40) reached only 0.78-0.85 recall@10 at
-efSearch 64-128 where IVF reached 1.0 at nprobe 8, and IVF builds faster and supports
-`remove_ids` (re-encoded or removed titles are dropped without a rebuild).
+Exact search (IndexFlatIP) is used up to `exact_max` vectors: its cost is linear (about 7 ms of CPU
+per query at 100k x 384, 90 ms at 1M); above that, an IVF index with `nprobe` tuned at build time
+until the sampled recall@10 against exact search reaches `target_recall`. IVF was chosen over HNSW
+by measurement (benchmarks/search.py): on well-separated clusters HNSW (M=32, efConstruction=40)
+reached only 0.78-0.85 recall@10 at efSearch 64-128 where IVF reached 1.0 at nprobe 8, on noise
+0.13-0.38 against IVF's 0.71; HNSW builds slower, and IVF supports `remove_ids` (re-encoded or
+removed titles are dropped without a rebuild).
 
 Updates are incremental: titles whose embedding file is new are added, removed or re-encoded titles
 (file signature changed) are removed and re-added. The manifest is the commit point: index and rows
