@@ -68,7 +68,7 @@ def check_expectation(grid: dict) -> str:
         if c is None:
             continue
         better = c["value"] > f["value"]
-        separate = c["ci_low"] > f["ci_high"]
+        separate = c["ci_low"] > f["ci_high"] or f["ci_low"] > c["ci_high"]
         lines.append(f"  {task:13s} contextual {c['value']:.3f} vs fused {f['value']:.3f}: "
                      f"{'better' if better else 'NOT better'}, intervals {'do not overlap' if separate else 'overlap'}")
     return "\n".join(lines)
