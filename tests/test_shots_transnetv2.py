@@ -69,7 +69,7 @@ def test_matches_reference_predict_frames(tmp_path, montage48, detector):
 def test_streaming_yields_one_probability_per_frame(n, detector):
     rng = np.random.default_rng(n)
     frames = rng.integers(0, 255, (n, 27, 48, 3), dtype=np.uint8)
-    probs = np.concatenate(list(iter_probabilities(detector.net, iter(frames), window=200, context=25)))
+    probs = np.concatenate(list(iter_probabilities(detector.net, iter(frames), window=200, context=25, bf16=True)))
     assert probs.shape == (n,) and np.isfinite(probs).all()
 
 
