@@ -155,7 +155,8 @@ class MediaFM(nn.Module):
 
     # ------------------------------------------------------------ forward
     def encode(self, fused: torch.Tensor, meta: torch.Tensor | None, pad_mask: torch.Tensor,
-               mask_positions: torch.Tensor | None = None, times: torch.Tensor | None = None) -> torch.Tensor:
+               mask_positions: torch.Tensor | None = None, times: torch.Tensor | None = None,
+               keep_positions: torch.Tensor | None = None) -> torch.Tensor:
         """Hidden states after the final norm: [B, 2 + N, h] ([CLS], [GLOBAL], shots)."""
         B, N, _ = fused.shape
         cfg = self.config
@@ -163,7 +164,8 @@ class MediaFM(nn.Module):
             raise ValueError(f"{N} shots exceed max_shots={cfg.max_shots}; use embed_title for long titles")
         x = self.in_proj(fused)
         if mask_positions is not None:
-            x = torch.where(mask_positions[..., None], self.mask_token.to(x.dtype), x)
+            replace = mask_positions if keep_positions is None else mask_positions & ~keep_positions
+            x = torch.where(replace[..., None], self.mask_token.to(x.dtype), x)
         x = x + self.pos_emb.weight[:N] + self.type_emb.weight[N_SPECIAL]
         if self.time_proj is not None and times is not None:
             x = x + self.time_proj(_time_features(times))
@@ -182,18 +184,19 @@ class MediaFM(nn.Module):
         return self.ln_f(x)
 
     def forward(self, fused: torch.Tensor, meta: torch.Tensor | None, pad_mask: torch.Tensor,
-                mask_positions: torch.Tensor | None = None, times: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+                mask_positions: torch.Tensor | None = None, times: torch.Tensor | None = None,
+                keep_positions: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Predicted fused vectors [B, N, D] and, when shots are masked, the MSM loss.
 
         Args:
             fused: [B, N, D] fused shot vectors (padding rows arbitrary).
             meta: [B, D_text] metadata embeddings (zero row = no metadata) or None.
             pad_mask: bool [B, N], True for real shots.
-            mask_positions: bool [B, N], True where the shot is replaced by [MASK]; only these carry loss.
+            mask_positions: bool [B, N], shots that carry the loss; replaced by [MASK] unless kept.
+            keep_positions: bool [B, N], masked shots whose real input stays visible (BERT's "unchanged").
             times: [B, N, 2] (start_s, duration_s) when the config uses time features.
         """
-        h = self.encode(fused, meta, pad_mask, mask_positions, times)
+        h = self.encode(fused, meta, pad_mask, mask_positions, times, keep_positions)
         pred = self.out_proj(h[:, N_SPECIAL:])
         loss = None
         if mask_positions is not None:

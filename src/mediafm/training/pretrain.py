@@ -117,7 +117,8 @@ def _masked_sum_loss(model, batch, cfg: TrainConfig, device) -> tuple[torch.Tens
     """(sum of cosine distances over masked shots, count) of one local batch."""
     b = batch.to(device)
     with _autocast(device, cfg.bf16):
-        _, loss = model(b.fused, b.meta, b.pad_mask, b.mask_positions, b.times if cfg.time_features else None)
+        _, loss = model(b.fused, b.meta, b.pad_mask, b.mask_positions, b.times if cfg.time_features else None,
+                        b.keep_positions)
     n = (b.mask_positions & b.pad_mask).sum().float()
     return loss.float() * n, n
 
