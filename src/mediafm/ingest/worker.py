@@ -366,16 +366,11 @@ def _video_shots(path: Path, info, config: IngestConfig, out: NpyAppender, warni
 def _recent_frames(det, config: IngestConfig) -> int:
     """Frames kept at full rate: the detector's look-ahead plus a margin, or the config's value.
 
-    Detectors may declare `lookahead` (frames); TransNetV2 confirms boundaries up to one
-    inference window (+ context) late.
+    `ShotDetector.lookahead` says how late a detector may confirm a boundary.
     """
     if config.recent_frames:
         return config.recent_frames
-    ahead = getattr(det, "lookahead", None)
-    if ahead is None:
-        cfg = getattr(det, "config", None)
-        ahead = getattr(cfg, "window", 0) + getattr(cfg, "context", 0) if cfg is not None else 0
-    return max(64, int(ahead) + 32)
+    return max(64, int(det.lookahead) + 32)
 
 
 def _lazy_frames(info, config: IngestConfig) -> int:

@@ -25,10 +25,13 @@ class ShotDetector(abc.ABC):
     Attributes:
         name: registry name.
         frame_size: (width, height) of the RGB uint8 frames `boundaries` expects.
+        lookahead: how many frames after a boundary the detector may read before yielding it
+            (streaming consumers keep that many recent frames to sample shots from).
     """
 
     name: str = ""
     frame_size: tuple[int, int] = (48, 27)
+    lookahead: int = 0
 
     @abc.abstractmethod
     def boundaries(self, frames: Iterable[np.ndarray]) -> Iterator[int]:

@@ -39,6 +39,7 @@ class AdaptiveDetector(ShotDetector):
             cfg = AdaptiveConfig(**{**cfg.__dict__, "threshold": threshold})
         self.config = cfg
         self.frame_size = cfg.frame_size
+        self.lookahead = cfg.window_width + cfg.min_scene_len  # decisions come window_width frames late
 
     def boundaries(self, frames: Iterable[np.ndarray]) -> Iterator[int]:
         from scenedetect.common import FrameTimecode

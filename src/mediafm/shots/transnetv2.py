@@ -291,6 +291,8 @@ class TransNetV2Detector(ShotDetector):
         if threshold is not None:
             cfg = TransNetV2Config(**{**cfg.__dict__, "threshold": threshold})
         self.config = cfg
+        # A boundary is confirmed up to one window (plus its context and the merge gap) late.
+        self.lookahead = cfg.window + cfg.context + cfg.min_gap
         self.net = load_network()
 
     def probabilities(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
