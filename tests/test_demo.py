@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 import pytest
 
 from mediafm.cli.main import main
@@ -22,7 +24,9 @@ def test_demo_end_to_end_and_resume(tmp_path, capsys):
     for kind in EMBEDDING_KINDS:
         assert set(grid["cells"][kind]) == {t.name for t in TASKS}
         for cell in grid["cells"][kind].values():
-            assert cell["ci_low"] <= cell["value"] <= cell["ci_high"]
+            # A percentile bootstrap interval need not contain the point estimate (AP is not
+            # linear in the titles), so only finiteness and order are checked.
+            assert np.isfinite(cell["value"]) and cell["ci_low"] <= cell["ci_high"]
             assert cell["n_titles"] == 6
     assert "mediafm serve" in printed.out and str(out / "store") in printed.out
     # A second run reuses every finished stage.

@@ -118,7 +118,8 @@ def test_transnetv2_finds_the_story_cuts(rendered):
     from mediafm.shots.base import get_detector
 
     story, video = rendered
-    found = list(get_detector("transnetv2").boundaries(f.image for f in iter_frames(video)))
+    det = get_detector("transnetv2")
+    found = list(det.boundaries(f.rgb(*det.frame_size) for f in iter_frames(video)))
     truth = [s.start_frame for s in story.shots[1:]]
     hits = sum(any(abs(f - t) <= 1 for f in found) for t in truth)
     assert hits >= len(truth) - 1 and len(found) <= len(truth) + 1, (found, truth)
