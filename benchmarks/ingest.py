@@ -95,14 +95,8 @@ def _predecoded(path: Path, size, limit=None) -> np.ndarray:
     return np.stack(frames)
 
 
-def task_ours(path: Path, args) -> dict:
-    """Our default TransNetV2: end to end (decode + detect) on the long title, F1 on the montage."""
-    import torch
-
-    torch.set_num_threads(THREADS)
-    from mediafm.shots import get_detector
-
-    det = get_detector("transnetv2")
+def _time_detector(det, path: Path) -> dict:
+    """F1 on the montage, then decode + detect timed end to end on `path`."""
     f1 = _f1(list(det.boundaries(_frames(MONTAGE, det.frame_size))))
     t, c = time.perf_counter(), time.process_time()
     n = 0
@@ -116,6 +110,16 @@ def task_ours(path: Path, args) -> dict:
     cuts = list(det.boundaries(counted()))
     return {"frames": n, "wall_s": time.perf_counter() - t, "cpu_s": time.process_time() - c, "f1": f1,
             "shots": len(cuts) + 1}
+
+
+def task_ours(path: Path, args) -> dict:
+    """Our default TransNetV2: end to end (decode + detect) on the long title, F1 on the montage."""
+    import torch
+
+    torch.set_num_threads(THREADS)
+    from mediafm.shots import get_detector
+
+    return _time_detector(get_detector("transnetv2"), path)
 
 
 def task_ours_model(path: Path, args) -> dict:
@@ -153,19 +157,7 @@ def task_reference(path: Path, args) -> dict:
 def task_adaptive(path: Path, args) -> dict:
     from mediafm.shots import get_detector
 
-    det = get_detector("adaptive")
-    f1 = _f1(list(det.boundaries(_frames(MONTAGE, det.frame_size))))
-    t, c = time.perf_counter(), time.process_time()
-    n = 0
-
-    def counted():
-        nonlocal n
-        for img in _frames(path, det.frame_size):
-            n += 1
-            yield img
-
-    list(det.boundaries(counted()))
-    return {"frames": n, "wall_s": time.perf_counter() - t, "cpu_s": time.process_time() - c, "f1": f1}
+    return _time_detector(get_detector("adaptive"), path)
 
 
 def task_ingest(path: Path, args) -> dict:
