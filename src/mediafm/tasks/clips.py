@@ -18,6 +18,7 @@ from typing import Protocol
 import numpy as np
 
 from mediafm.errors import StoreError
+from mediafm.registry import registrar
 
 EMBEDDING_KINDS = ("video", "audio", "text", "fused", "contextual-isolated", "contextual")
 STORED_KINDS = ("video", "audio", "text", "fused")
@@ -43,11 +44,7 @@ Pooling = Callable[[np.ndarray, np.ndarray], np.ndarray]
 POOLINGS: dict[str, Pooling] = {}
 
 
-def register_pooling(name: str) -> Callable[[Pooling], Pooling]:
-    def deco(fn: Pooling) -> Pooling:
-        POOLINGS[name] = fn
-        return fn
-    return deco
+register_pooling = registrar(POOLINGS)
 
 
 @register_pooling("mean")

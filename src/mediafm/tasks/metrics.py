@@ -16,16 +16,14 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import kendalltau
 
+from mediafm.registry import registrar
+
 # A metric takes (y_true, scores, groups); groups (title ids) matter only to mean_ap.
 Metric = Callable[[np.ndarray, np.ndarray, np.ndarray], float]
 METRICS: dict[str, Metric] = {}
 
 
-def register_metric(name: str) -> Callable[[Metric], Metric]:
-    def deco(fn: Metric) -> Metric:
-        METRICS[name] = fn
-        return fn
-    return deco
+register_metric = registrar(METRICS)
 
 
 def _ap(y: np.ndarray, s: np.ndarray) -> float:

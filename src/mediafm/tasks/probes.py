@@ -30,6 +30,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from mediafm.errors import ConfigError
+from mediafm.registry import registrar
 from mediafm.tasks.labels import Targets
 from mediafm.tasks.metrics import METRICS, Score, bootstrap
 
@@ -68,11 +69,7 @@ Head = Callable[[np.ndarray, np.ndarray, str, int, tuple, "ProbeConfig"], list[P
 PROBES: dict[str, Head] = {}
 
 
-def register_probe(name: str) -> Callable[[Head], Head]:
-    def deco(fn: Head) -> Head:
-        PROBES[name] = fn
-        return fn
-    return deco
+register_probe = registrar(PROBES)
 
 
 def _encode(y: np.ndarray, kind: str, n_classes: int) -> np.ndarray:
