@@ -19,6 +19,7 @@ from mediafm.shots.transnetv2 import (
     iter_probabilities,
     weights_path,
 )
+from mediafm.shots.transnetv2_stream import StreamingTransNetV2
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +72,8 @@ def test_streaming_yields_one_probability_per_frame(n, detector):
     frames = rng.integers(0, 255, (n, 27, 48, 3), dtype=np.uint8)
     probs = np.concatenate(list(iter_probabilities(detector.net, iter(frames), window=200, context=25, bf16=True)))
     assert probs.shape == (n,) and np.isfinite(probs).all()
+    probs = np.concatenate(list(detector.probabilities(iter(frames))))  # the default: int8 stream
+    assert probs.shape == (n,) and np.isfinite(probs).all()
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +110,37 @@ def test_runs_merge_into_one_boundary():
 def test_threshold_from_config():
     det = TransNetV2Detector(threshold=0.3)
     assert det.config.threshold == 0.3 and det.config.window == TransNetV2Config().window
+
+
+@pytest.mark.parametrize("n", [1, 30, 77, 300])
+@pytest.mark.parametrize("chunk", [7, 64])
+def test_stream_equals_one_window_over_the_whole_title(n, chunk, montage48, detector):
+    """Streaming computes exactly the network over one window holding the whole (padded) title."""
+    frames = montage48[180:180 + n]
+    whole = np.concatenate(list(iter_probabilities(detector.net, iter(frames), window=n + 50, context=25)))
+    stream = StreamingTransNetV2(detector.net, chunk=chunk, dtype=torch.float32)
+    ours = np.concatenate(list(stream.probabilities(iter(frames))))
+    assert ours.shape == (n,)
+    np.testing.assert_allclose(ours, whole, atol=1e-5)
+
+
+def test_stream_int8_and_bf16_stay_close_to_float(montage48, detector):
+    frames = montage48[150:450]
+    exact = np.concatenate(list(StreamingTransNetV2(detector.net, dtype=torch.float32).probabilities(iter(frames))))
+    for int8 in (False, True):
+        fast = np.concatenate(list(StreamingTransNetV2(detector.net, int8=int8).probabilities(iter(frames))))
+        # Decisions, not digits: every frame stays on the same side of the 0.5 threshold.
+        assert np.array_equal(fast > 0.5, exact > 0.5), int8
+        assert np.abs(fast - exact).max() < 0.2
+
+
+def test_default_is_the_int8_stream(detector):
+    from mediafm.shots.transnetv2_stream import _Int8Conv
+
+    assert detector.config.schedule == "stream" and detector.config.int8
+    assert _Int8Conv.build(torch.randn(8, 4, 3, 3)) is not None  # this CPU has the int8 kernels
+
+
+def test_unknown_schedule_is_refused():
+    with pytest.raises(ValueError, match="schedule"):
+        TransNetV2Config(schedule="fastest")

@@ -7,10 +7,11 @@ globally; we only read the `.pth` file it ships (located through importlib metad
 
 Inference differs from the reference `predict_frames` in scheduling and precision: the reference
 runs 100-frame windows every 50 frames (each frame goes through the network twice) in float32
-with deterministic algorithms on; we run longer windows with a small context on each side so
-each frame goes through the network ~once, under bfloat16 autocast (the CPU's bf16 dot-product
-units), in inference mode. `TransNetV2Config(window=100, context=25, bf16=False)` reproduces the
-reference exactly (to float rounding). Measured reasons are in docs/shots.md.
+with deterministic algorithms on. By default we stream the title through the network so that
+each frame is computed once (`transnetv2_stream.py`), with int8 spatial convolutions (the CPU's
+VNNI units) and bfloat16 elsewhere. `TransNetV2Config(schedule="windows", window=100, context=25,
+bf16=False)` reproduces the reference exactly (to float rounding). Measured reasons are in
+docs/shots.md.
 """
 
 from __future__ import annotations
@@ -197,18 +198,39 @@ def load_network(path: Path | None = None) -> TransNetV2Net:
     return net.eval()
 
 
+def bf16_supported() -> bool:
+    """Whether this CPU runs oneDNN bfloat16 kernels natively (else bf16 is emulated and slow)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 # --- the detector --------------------------------------------------------------------------------
+
+SCHEDULES = ("stream", "windows")
+
 
 @dataclass(frozen=True)
 class TransNetV2Config:
-    """Inference settings. `window=100, context=25` is the reference `predict_frames` schedule."""
+    """Inference settings.
+
+    `schedule="windows", window=100, context=25, bf16=False` is the reference `predict_frames`.
+    """
 
     threshold: float = 0.5  # a frame is a transition frame when its probability exceeds this
     min_gap: int = 15  # runs closer than this (frames) are one transition; PySceneDetect's min_scene_len
-    window: int = 200  # frames per network call; longer windows gained nothing (cache), see docs/shots.md
-    context: int = 25  # frames on each side of a window whose predictions are discarded
-    bf16: bool = True  # bfloat16 autocast on CPU: ~2.5x faster, same boundaries on the montage
+    schedule: str = "stream"  # "stream": each frame once (transnetv2_stream.py); "windows": overlapping windows
+    chunk: int = 64  # stream: frames per network call (32-128 measured within noise)
+    int8: bool = True  # stream: int8 spatial convolutions (falls back to bf16 where oneDNN lacks them)
+    window: int = 200  # windows: frames per network call
+    context: int = 25  # windows: frames on each side of a window whose predictions are discarded
+    bf16: bool = True  # bfloat16 on CPUs with native bf16 (else float32): ~2.5x faster, same boundaries
     threads: int | None = None  # torch intra-op threads while detecting; None leaves torch's setting
+
+    def __post_init__(self):
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
 
 
 def iter_probabilities(net: TransNetV2Net, frames: Iterable[np.ndarray], window: int, context: int,
@@ -291,9 +313,15 @@ class TransNetV2Detector(ShotDetector):
         if threshold is not None:
             cfg = TransNetV2Config(**{**cfg.__dict__, "threshold": threshold})
         self.config = cfg
-        # A boundary is confirmed up to one window (plus its context and the merge gap) late.
-        self.lookahead = cfg.window + cfg.context + cfg.min_gap
+        if cfg.schedule == "stream":
+            from mediafm.shots.transnetv2_stream import LAG
+
+            # A frame's probability is known LAG frames after it arrives, within a chunk.
+            self.lookahead = cfg.chunk + LAG + cfg.min_gap
+        else:  # up to one window (plus its context and the merge gap) late
+            self.lookahead = cfg.window + cfg.context + cfg.min_gap
         self.net = load_network()
+        self.bf16 = cfg.bf16 and bf16_supported()
 
     def probabilities(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         """Chunks of per-frame transition probabilities (for evaluation and debugging)."""
@@ -302,7 +330,13 @@ class TransNetV2Detector(ShotDetector):
         if c.threads:
             torch.set_num_threads(c.threads)
         try:
-            yield from iter_probabilities(self.net, frames, c.window, c.context, c.bf16)
+            if c.schedule == "stream":
+                from mediafm.shots.transnetv2_stream import StreamingTransNetV2
+
+                dtype = torch.bfloat16 if self.bf16 else torch.float32
+                yield from StreamingTransNetV2(self.net, c.chunk, dtype, c.int8).probabilities(frames)
+            else:
+                yield from iter_probabilities(self.net, frames, c.window, c.context, self.bf16)
         finally:
             if c.threads:
                 torch.set_num_threads(old)

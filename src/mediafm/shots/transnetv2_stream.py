@@ -1,0 +1,258 @@
+"""Streaming TransNetV2 inference: every frame goes through every layer exactly once.
+
+The reference `predict_frames` runs 100-frame windows every 50 frames, so each frame goes through
+the network twice, and zero-pads each window's edges inside every temporal convolution. Here the
+network runs as a stream instead: each temporal convolution keeps the last 16 frames of its input
+(its largest dilation is 8) between chunks, each residual keeps the frames its branch has not yet
+caught up with, and the frame-similarity head keeps +-50 frames of per-frame vectors. The result
+is the network applied to the whole title as one window (zero padding only at the title's own
+ends, after the reference's 25 copies of the first and last frames), in bounded memory, with no
+frame computed twice.
+
+Other savings, each measured in docs/shots.md: the four branches of a DDCNN layer read the same
+input, so their 3x3 spatial convolutions run as one convolution with 4x the output channels;
+BatchNorm is folded into the temporal convolutions and ReLU applied once per layer (ReLU commutes
+with the channel concatenation); activations stay channels-last (the convolutions' native CPU
+layout) in bfloat16 with weights converted once, not per call as autocast does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from mediafm.shots.transnetv2 import DilatedDCNNV2, StackedDDCNNV2, TransNetV2Net, color_histograms
+
+PAD = 25  # copies of the first and last frame around the title, as the reference does
+HALO = 8  # largest temporal dilation: a layer's output lags its input by this many frames
+BAND = 50  # the similarity heads compare each frame with its +-50 neighbours
+LAG = 3 * 2 * HALO + BAND  # frames between a frame's arrival and its probability (3 stacks of 2 layers)
+_CL = torch.channels_last
+
+
+def _empty(like: torch.Tensor, channels: int | None = None) -> torch.Tensor:
+    shape = (0, channels or like.shape[1], *like.shape[2:])
+    return torch.empty(shape, dtype=like.dtype).contiguous(memory_format=_CL)
+
+
+class _DDCNNStream:
+    """One DDCNN layer over a stream of frames [n, C, H, W] (channels-last), with its ReLU."""
+
+    def __init__(self, layer: DilatedDCNNV2, dtype: torch.dtype, int8: bool = False):
+        branches = layer.branches()
+        bn = layer.bn
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        shift = bn.bias - bn.running_mean * scale
+        self.spatial = torch.cat([b.layers[0].weight[:, :, 0] for b in branches]).to(dtype)
+        self.spatial = self.spatial.contiguous(memory_format=_CL)  # [4 * 2F, C, 3, 3]
+        self.width = branches[0].layers[0].out_channels  # 2F channels per branch
+        self.dilations = [b.layers[1].dilation[0] for b in branches]
+        self.temporal = []  # per branch: BN-folded weight [F, 2F, 3, 1] and bias [F]
+        out = branches[0].layers[1].out_channels
+        for i, b in enumerate(branches):
+            s = scale[i * out:(i + 1) * out]
+            w = (b.layers[1].weight[:, :, :, 0] * s.view(-1, 1, 1, 1)).to(dtype)
+            self.temporal.append((w.contiguous(memory_format=_CL), shift[i * out:(i + 1) * out].to(dtype)))
+        self.out_channels = out * len(branches)
+        self.qspatial = _Int8Conv.build(self.spatial.float()) if int8 else None
+        self.tails: list[torch.Tensor] | None = None  # per branch: spatial outputs, 8 frames of left context + pending
+
+    def push(self, x: torch.Tensor, final: bool) -> torch.Tensor:
+        if not len(x):
+            s = _empty(x, self.spatial.shape[0])
+        elif self.qspatial is not None:
+            s = self.qspatial(x)
+        else:
+            s = F.conv2d(x, self.spatial, padding=1)
+        shape = (HALO, self.width, *s.shape[2:])
+        if self.tails is None:  # zero padding before the stream's first frame
+            self.tails = [torch.zeros(shape, dtype=s.dtype).contiguous(memory_format=_CL)] * len(self.temporal)
+        h, w = s.shape[2:]
+        n = len(self.tails[0]) + len(s) + (HALO if final else 0) - 2 * HALO  # frames with complete +-8 context
+        outs = []
+        for i, (d, (wt, bt)) in enumerate(zip(self.dilations, self.temporal)):
+            parts = [self.tails[i], s[:, i * self.width:(i + 1) * self.width]]
+            if final:  # zero padding after the stream's last frame
+                parts.append(torch.zeros(shape, dtype=s.dtype).contiguous(memory_format=_CL))
+            # One copy per branch: joins the held frames and takes the branch's channels, which
+            # are interleaved with the other branches' in the merged conv's channels-last output.
+            z = torch.cat(parts)
+            self.tails[i] = z[-2 * HALO:] if n > 0 else z
+            if n > 0:
+                # [L, C, H, W] channels-last is memory (L, H, W, C): as a [1, C, L, H*W] image the
+                # temporal conv is a (3, 1) conv2d, and the frames it needs are a slice along L.
+                zz = z.permute(1, 0, 2, 3).flatten(2).unsqueeze(0)[:, :, HALO - d:HALO + n + d]
+                outs.append(F.conv2d(zz, wt, bt, dilation=(d, 1)))
+        if n <= 0:
+            return _empty(s, self.out_channels)
+        y = torch.cat(outs, dim=1).relu_()  # [1, 4F, n, H*W]
+        return y[0].permute(1, 0, 2).unflatten(2, (h, w))  # [n, 4F, H, W], channels-last
+
+
+class _Int8Conv:
+    """3x3 conv (padding 1) with int8 weights (per output channel) on uint8 activations.
+
+    The activations are non-negative (ReLU outputs, their sums and averages, or pixels), so they
+    quantize to uint8 with zero point 0; the scale is taken from each chunk's maximum, so no
+    calibration data is needed. The output comes back in bfloat16.
+    """
+
+    def __init__(self, w: torch.Tensor):
+        self.w_scale = (w.abs().amax(dim=(1, 2, 3)) / 127).clamp_min(1e-12)
+        qw = torch.round(w / self.w_scale.view(-1, 1, 1, 1)).clamp(-127, 127).to(torch.int8)
+        self.w_zp = torch.zeros(len(w), dtype=torch.long)
+        self.packed = torch.ops.onednn.qconv_prepack(qw, self.w_scale, 1.0, 0, [1, 1], [1, 1], [1, 1], 1, None)
+
+    @classmethod
+    def build(cls, w: torch.Tensor) -> _Int8Conv | None:
+        """The int8 conv, or None where this torch build lacks oneDNN's quantized ops (e.g. ARM)."""
+        try:
+            conv = cls(w)
+            conv(torch.ones(1, w.shape[1], 3, 3).contiguous(memory_format=_CL))
+            return conv
+        except (AttributeError, RuntimeError, NotImplementedError):
+            return None
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        scale = float(x.amax()) / 255 or 1.0
+        q = (x / scale).round_().to(torch.uint8)
+        return torch.ops.onednn.qconv_pointwise(q, scale, 0, self.packed, self.w_scale, self.w_zp, None, [1, 1],
+                                                [1, 1], [1, 1], 1, 1.0, 0, torch.bfloat16, "none", [], "")
+
+
+class _StackStream:
+    """Two DDCNN layers, the residual from the first, and 2x2 average pooling."""
+
+    def __init__(self, stack: StackedDDCNNV2, dtype: torch.dtype, int8: bool = False):
+        if len(stack.DDCNN) != 2:
+            raise ValueError("streaming supports the released 2-layer stacks only")
+        self.first, self.second = (_DDCNNStream(layer, dtype, int8) for layer in stack.DDCNN)
+        self.shortcut: torch.Tensor | None = None  # first-layer outputs the second has not reached
+
+    def push(self, x: torch.Tensor, final: bool) -> torch.Tensor:
+        a = self.first.push(x, final)
+        b = self.second.push(a, final)  # lags `a` by up to 8 frames: those wait in `shortcut`
+        held = 0 if self.shortcut is None else len(self.shortcut)
+        if held:
+            b[:held] += self.shortcut[:len(b)]
+        b[held:] += a[:max(0, len(b) - held)]
+        if len(b) >= held:
+            self.shortcut = a[len(b) - held:]
+        else:
+            self.shortcut = torch.cat([self.shortcut[len(b):], a])
+        if not len(b):
+            return _empty(b)[:, :, : b.shape[2] // 2, : b.shape[3] // 2]
+        return F.avg_pool2d(b, 2)
+
+
+class StreamingTransNetV2:
+    """Per-frame transition probabilities of a TransNetV2 network over a frame stream.
+
+    One instance per title (it holds the stream's state). `chunk` frames go through the
+    convolutions per call; memory is bounded by the chunk and the +-50-frame head window.
+    """
+
+    def __init__(self, net: TransNetV2Net, chunk: int = 64, dtype: torch.dtype = torch.bfloat16, int8: bool = False):
+        self.net, self.chunk, self.dtype = net, chunk, dtype
+        self.stacks = [_StackStream(s, dtype, int8) for s in net.SDDCNN]
+
+    def probabilities(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        with torch.inference_mode():
+            yield from self._run(frames)
+
+    def _run(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        it = iter(frames)
+        first = next(it, None)
+        if first is None:
+            return
+        head = _Head(self.net)
+        buf = [first] * (PAD + 1)
+        last = first
+        for frame in it:
+            buf.append(frame)
+            last = frame
+            if len(buf) >= self.chunk:
+                yield from head.ready(*self._push(buf, False))
+                buf = []
+        buf.extend([last] * PAD)
+        yield from head.ready(*self._push(buf, True), final=True)
+
+    def _push(self, frames: list[np.ndarray], final: bool):
+        raw = torch.from_numpy(np.stack(frames))  # [n, H, W, 3] uint8
+        x = raw.permute(0, 3, 1, 2).to(self.dtype).div_(255)  # channels-last view of the frames
+        means, last = [], None
+        for stack in self.stacks:
+            x = stack.push(x, final)
+            means.append(x.float().mean(dim=(2, 3)))
+            last = x
+        flat = last.permute(0, 2, 3, 1).flatten(1).float()  # (H, W, C) order, as trained
+        return raw, means, flat
+
+
+class _Head:
+    """The two +-50-frame similarity heads and the classifier, as the stacks' outputs arrive.
+
+    The stacks lag the input by 16, 32 and 48 frames; per-frame vectors wait here until every
+    part of a frame and its +-50 neighbours are known. Frames outside the stream count as zero
+    vectors, which gives zero similarity: the reference's padding.
+    """
+
+    def __init__(self, net: TransNetV2Net):
+        self.net = net
+        self.hist = torch.empty(0, 512)  # colour histograms of frames [base, ...)
+        self.parts: list[torch.Tensor] = [torch.empty(0, 0)] * 3  # per stack: mean features
+        self.flat = torch.empty(0, 0)  # last stack's flattened map, frames [done, ...)
+        self.sim = torch.empty(0, 128)  # projected features, frames [base, ...)
+        self.base = 0  # absolute index of hist[0] and sim[0]
+        self.done = 0  # frames whose probability has been yielded (stream index)
+        self.skip = PAD  # padded frames at the start whose probabilities are not returned
+        self.total = 0  # frames seen
+
+    def ready(self, raw: torch.Tensor, means: list[torch.Tensor], flat: torch.Tensor,
+              final: bool = False) -> Iterator[np.ndarray]:
+        net = self.net
+        self.total += len(raw)
+        self.hist = torch.cat([self.hist, color_histograms(raw.unsqueeze(0))[0]])
+        self.parts = [torch.cat([p, m]) if p.numel() else m for p, m in zip(self.parts, means)]
+        self.flat = torch.cat([self.flat, flat]) if self.flat.numel() else flat
+        n = min(len(p) for p in self.parts)  # frames with all three stacks' features
+        if n:
+            feats = torch.cat([p[:n] for p in self.parts], dim=1)
+            self.parts = [p[n:] for p in self.parts]
+            self.sim = torch.cat([self.sim, F.normalize(net.frame_sim_layer.projection(feats), p=2, dim=1)])
+        known = self.base + len(self.sim)  # frames (absolute) with projected features
+        limit = known if final else known - BAND
+        if limit <= self.done:
+            return
+        rows = torch.arange(self.done, limit)
+        x = torch.cat([
+            F.relu(net.color_hist_layer.fc(self._band(self.hist, rows))),
+            F.relu(net.frame_sim_layer.fc(self._band(self.sim, rows))),
+            self.flat[:len(rows)],
+        ], dim=1)
+        self.flat = self.flat[len(rows):]
+        probs = torch.sigmoid(net.cls_layer1(F.relu(net.fc1(x)))[:, 0]).numpy()
+        self.done = limit
+        keep = max(0, self.done - BAND - self.base)  # vectors no later frame will compare with
+        self.hist, self.sim, self.base = self.hist[keep:], self.sim[keep:], self.base + keep
+        out = probs[self.skip:]
+        self.skip = max(0, self.skip - len(probs))
+        if final:  # the trailing padded frames
+            out = out[:len(out) - PAD] if len(out) >= PAD else out[:0]
+        if len(out):
+            yield out
+
+    def _band(self, vecs: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """Similarities of frames `rows` with their +-50 neighbours: [len(rows), 101]."""
+        lo, hi = int(rows[0]) - BAND, int(rows[-1]) + BAND + 1
+        window = torch.zeros(hi - lo, vecs.shape[1])
+        a, b = max(lo, self.base), min(hi, self.base + len(vecs))
+        if b > a:
+            window[a - lo:b - lo] = vecs[a - self.base:b - self.base]
+        centre = window[BAND:BAND + len(rows)]
+        sim = centre @ window.T  # [k, k + 100]; row i's band starts at column i
+        k = len(rows)
+        return sim.as_strided((k, 2 * BAND + 1), (sim.stride(0) + 1, 1))
