@@ -152,3 +152,15 @@ def test_minilm_cache_reused_without_torch_export(cache, minilm, monkeypatch):
     again = text_minilm.MiniLM()
     assert calls == [] and path.stat().st_mtime_ns == mtime
     assert np.array_equal(again.encode(SENTENCES[:2]), minilm.encode(SENTENCES[:2]))
+
+
+# ----------------------------------------------------------------------------- audio
+def test_yamnet_chunks_give_the_same_output(monkeypatch):
+    from mediafm.encoders import audio_yamnet
+
+    enc = audio_yamnet.YamNet(threads=2)
+    waves = [np.random.default_rng(i).normal(0, 0.1, 16_000 * s).astype(np.float32) for i, s in enumerate((1, 3, 7))]
+    whole_emb, whole_scores = enc.encode_with_scores(waves)
+    monkeypatch.setattr(audio_yamnet, "_CHUNK", 3)  # 22 windows -> 8 passes, the last one partial
+    emb, scores = enc.encode_with_scores(waves)
+    assert np.abs(emb - whole_emb).max() < 1e-5 and np.abs(scores - whole_scores).max() < 1e-5

@@ -27,6 +27,10 @@ PATCH_SAMPLES = (PATCH_FRAMES - 1) * HOP + N_FFT  # 15,712 samples give exactly 
 MODEL_FILE = "data/YamNet_w8a8.onnx.zip"
 EMBEDDING = "/model/Reshape_output_0_qdq"
 _FLATTEN_SHAPE = "/model/Constant_output_0"
+# Windows per front-end + model pass. A title's windows at once (thousands) make ~0.2 MB of
+# frames and spectra per window, GBs in all: page faults and cache misses made the front end
+# 4.5x slower than in chunks of 256 (8.2 s against 1.8 s for 3,200 windows; same output).
+_CHUNK = 256
 
 
 def _hz_to_mel(f: np.ndarray | float) -> np.ndarray:
@@ -127,6 +131,14 @@ class YamNet(WindowedAudioEncoder):
         self.class_names = audioset_class_names()
 
     def _embed_windows(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        embs, scores = [], []
+        for i in range(0, len(windows), _CHUNK):
+            e, sc = self._embed_chunk(windows[i:i + _CHUNK])
+            embs.append(e)
+            scores.append(sc)
+        return np.concatenate(embs), np.concatenate(scores)
+
+    def _embed_chunk(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         patches = log_mel_patches(windows)
         q = self.quant
         x = np.clip(np.round(patches / q["audio_scale"] + q["audio_zero_point"]), 0, 255).astype(np.uint8)

