@@ -123,3 +123,11 @@ def test_transnetv2_finds_the_story_cuts(rendered):
     truth = [s.start_frame for s in story.shots[1:]]
     hits = sum(any(abs(f - t) <= 1 for f in found) for t in truth)
     assert hits >= len(truth) - 1 and len(found) <= len(truth) + 1, (found, truth)
+
+
+def test_one_scene_story_has_labels():
+    """A one-scene title has no other scene for retrieval negatives: labels are still written."""
+    story = make_story(3, 0, StoryConfig(min_scenes=1, max_scenes=1))
+    rows = labels_for(story)
+    assert [r[3] for r in rows["retrieval"]] == ["1"]
+    assert rows["genre"] and all(r[3] == story.genre for r in rows["genre"])

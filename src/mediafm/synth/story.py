@@ -291,7 +291,8 @@ def labels_for(story: TitleStory, cfg: StoryConfig = StoryConfig()) -> dict[str,
     first = sc.first_shot + int(rng.integers(0, max(1, sc.n_shots - 1)))
     rows["retrieval"].append((*_as_row(_clip(story, first, min(first + 1, sc.first_shot + sc.n_shots - 1))), "1"))
     others = [s for s in scenes if s.index != climax]
-    for s in rng.choice(len(others), size=3, replace=len(others) < 3):
+    # A one-scene story has no other scene to draw negatives from: its retrieval row stands alone.
+    for s in (rng.choice(len(others), size=3, replace=len(others) < 3) if others else []):
         o = others[int(s)]
         f = o.first_shot + int(rng.integers(0, max(1, o.n_shots - 1)))
         rows["retrieval"].append((*_as_row(_clip(story, f, min(f + 1, o.first_shot + o.n_shots - 1))), "0"))
