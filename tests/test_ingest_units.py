@@ -157,6 +157,28 @@ def test_sampler_lazy_conversion_is_bounded_and_exact():
     assert [int(p[0]) for p in s.close(89)] == [39, 59, 79]  # shot 30..89: centres 39.5, 59.5, 79.5
 
 
+def test_sampler_converts_only_the_picks_when_the_budget_covers_older_candidates():
+    converted = []
+
+    def convert(i):
+        converted.append(i)
+        return np.array([i])
+
+    s = FrameSampler(3, recent=20, capacity=6, convert=convert, lazy=26)  # 26 >= 20 + 6: keep decoded
+    for i in range(500):
+        s.push(i, i)
+    picks = s.close(499)  # one long shot: candidates left `recent` at halving density
+    assert len(converted) == 3 and sorted(converted) == sorted(int(p[0]) for p in picks)
+    assert len(s.older) == 0 and all(not e[2] for e in s.recent)
+    # The same shot with a budget too small for that converts the candidates as they age.
+    converted.clear()
+    s = FrameSampler(3, recent=20, capacity=6, convert=convert, lazy=10)
+    for i in range(500):
+        s.push(i, i)
+    assert [int(p[0]) for p in s.close(499)] == [int(p[0]) for p in picks]
+    assert len(converted) > 3
+
+
 class _FakeFrame:
     """Stands in for media.decode.Frame: cheap pixels, exact 25 fps PTS."""
 
@@ -246,3 +268,50 @@ def test_ray_engine_without_ray_says_how_to_install(tmp_path, monkeypatch):
         ingest([tmp_path / "a.wav"], tmp_path / "store", IngestConfig(detector="adaptive"), engine="ray",
                show_progress=False)
     assert not (tmp_path / "store").exists()
+
+
+def test_background_returns_result_reraises_and_cancels():
+    import threading
+
+    from mediafm.ingest.worker import _Background
+
+    assert _Background(lambda a, stop: a + 1, 41).result() == 42
+
+    def fail(stop):
+        raise MediaDecodeError("x.mp4", "broken")
+
+    with pytest.raises(MediaDecodeError, match="broken"):
+        _Background(fail).result()
+
+    seen = threading.Event()
+
+    def loop(stop):
+        seen.set()
+        while not stop.is_set():
+            stop.wait(0.01)
+        return "stopped"
+
+    job = _Background(loop)
+    assert seen.wait(5)
+    job.cancel()  # returns only once the function has seen the stop event and ended
+    assert not job._thread.is_alive()
+
+
+def test_video_failure_cancels_the_audio_thread_and_leaves_no_scratch(monkeypatch, tmp_path):
+    """A title whose video pass fails while its audio decodes in the background leaves nothing behind."""
+    from mediafm.ingest import worker
+    from mediafm.media.generate import tone, write_video
+
+    video = tmp_path / "t.mp4"
+    frames = [np.full((48, 64, 3), 40 * (i // 10), np.uint8) for i in range(30)]
+    write_video(video, frames, fps=10, audio=tone(440, 3.0))
+
+    def broken(*args, **kwargs):
+        raise MediaDecodeError(video, "simulated video failure")
+
+    monkeypatch.setattr(worker, "_video_shots", broken)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    with pytest.raises(MediaDecodeError, match="simulated"):
+        worker.process_title(video, scratch_dir=scratch)
+    assert list(scratch.iterdir()) == []
