@@ -95,13 +95,18 @@ def test_explorer_in_a_real_browser(page, server):
     pg.wait_for_selector("#catalog li[data-title='montage']")
     assert pg.locator("#catalog li").count() == 2
     # timeline with thumbnails (the first title, city_walk, opens by default; switch to the montage)
-    pg.click("#catalog li[data-title='montage']")
+    # Quick clicks: the last one wins even if an earlier title's responses arrive later.
+    for tid in ("montage", "city_walk", "montage"):
+        pg.click(f"#catalog li[data-title='{tid}']")
     wait_until(pg, "document.querySelectorAll('#timeline .card').length === 15")
+    time.sleep(0.5)  # time for a late response of the city_walk click to (wrongly) redraw
+    assert pg.locator("#timeline .card").count() == 15
+    assert pg.locator("#title-name").text_content().startswith("montage")
     wait_until(pg, "[...document.querySelectorAll('#timeline img')].every(i => i.complete && i.naturalWidth > 0)")
     assert _loaded_thumbs(pg, "#timeline img") == 15
     assert "fellow Americans" in pg.locator("#timeline .card[data-shot='4'] .text").text_content()
-    # the map is drawn
-    assert pg.evaluate("document.getElementById('map').getContext('2d').getImageData(0,0,360,270).data.some(v => v)")
+    # the map is drawn (after its own fetch, which may finish after the thumbnails)
+    wait_until(pg, "document.getElementById('map').getContext('2d').getImageData(0,0,360,270).data.some(v => v)")
     # clicking a shot plays its span and shows neighbours with thumbnails
     pg.click("#timeline .card[data-shot='6']")
     pg.wait_for_selector("#neighbors .card")
@@ -124,8 +129,13 @@ def test_explorer_in_a_real_browser(page, server):
     wait_until(pg, "document.querySelectorAll('#timeline .card').length === 12")  # the new timeline
     assert "<script>" in pg.locator("#timeline .card[data-shot='0'] .text").text_content()
     assert pg.evaluate("window.pwned === undefined") and pg.locator("#timeline b").count() == 0
-    pg.click("#catalog li[data-title='montage']")
+    # Quick clicks: the last one wins even if an earlier title's responses arrive later.
+    for tid in ("montage", "city_walk", "montage"):
+        pg.click(f"#catalog li[data-title='{tid}']")
     wait_until(pg, "document.querySelectorAll('#timeline .card').length === 15")
+    time.sleep(0.5)  # time for a late response of the city_walk click to (wrongly) redraw
+    assert pg.locator("#timeline .card").count() == 15
+    assert pg.locator("#title-name").text_content().startswith("montage")
     pg.click("#timeline .card[data-shot='4']")
     pg.wait_for_selector("#neighbors .card")
     wait_until(pg, "[...document.querySelectorAll('img')].every(i => i.complete)")

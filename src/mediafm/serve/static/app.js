@@ -2,7 +2,7 @@
 // textContent (never innerHTML), so subtitle text and file names cannot inject markup.
 "use strict";
 
-const state = { title: null, shots: [], selected: null, map: null, stopAt: null };
+const state = { title: null, shots: [], selected: null, map: null, stopAt: null, opening: 0 };
 const $ = (id) => document.getElementById(id);
 
 function el(tag, attrs = {}, text = null) {
@@ -62,7 +62,10 @@ async function loadCatalog() {
 }
 
 async function openTitle(tid, selectShot = null) {
+  // A later click wins: responses of an earlier, slower openTitle are dropped, not drawn over it.
+  const ticket = ++state.opening;
   const detail = await getJSON(titleUrl(tid));
+  if (ticket !== state.opening) return;
   state.title = tid;
   state.shots = detail.shots;
   state.selected = null;
@@ -79,8 +82,13 @@ async function openTitle(tid, selectShot = null) {
     timeline.append(shotCard(tid, shot, { onClick: () => selectShot_(shot.shot_index) }));
   }
   state.map = null;
+  const canvas = $("map");
+  canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);  // the last title's map is gone
   if (detail.embeddings.includes("fused")) {
-    try { state.map = await getJSON(`${titleUrl(tid)}/map?embedding=fused`); } catch (e) { status(String(e)); }
+    let map = null;
+    try { map = await getJSON(`${titleUrl(tid)}/map?embedding=fused`); } catch (e) { status(String(e)); }
+    if (ticket !== state.opening) return;
+    state.map = map;
   }
   drawMap();
   if (selectShot !== null) await selectShot_(selectShot);
