@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -56,18 +55,13 @@ def export_onnx(module: Any, example: Any, input_names: list[str], output_names:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+    from mediafm.store.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a shared cache should be readable
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def cached_onnx_session(name: str, export: Callable[[], bytes], open_session: Callable[[bytes | str], Any]) -> Any:

@@ -95,10 +95,15 @@ class StackedDDCNNV2(nn.Module):
 
 def _band(sim: torch.Tensor, lookup: int) -> torch.Tensor:
     """[B, T, T] similarities -> [B, T, lookup]: row t holds t-r..t+r (zero outside the window)."""
-    b, t, _ = sim.shape
     r = (lookup - 1) // 2
-    padded = F.pad(sim, [r, r]).contiguous()  # [B, T, T + 2r]; row t's band starts at column t
-    return padded.as_strided((b, t, lookup), (t * (t + 2 * r), t + 2 * r + 1, 1))
+    return diagonal_band(F.pad(sim, [r, r]).contiguous(), lookup)
+
+
+def diagonal_band(padded: torch.Tensor, lookup: int) -> torch.Tensor:
+    """[..., k, k + lookup - 1] -> [..., k, lookup]: row i's columns i..i+lookup-1, as a view."""
+    *lead, k, _ = padded.shape
+    strides = padded.stride()
+    return padded.as_strided((*lead, k, lookup), (*strides[:-2], strides[-2] + 1, 1))
 
 
 class FrameSimilarity(nn.Module):

@@ -24,7 +24,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mediafm.shots.transnetv2 import DilatedDCNNV2, StackedDDCNNV2, TransNetV2Net, color_histograms
+from mediafm.shots.transnetv2 import (DilatedDCNNV2, StackedDDCNNV2, TransNetV2Net, color_histograms,
+                                      diagonal_band)
 
 PAD = 25  # copies of the first and last frame around the title, as the reference does
 HALO = 8  # largest temporal dilation: a layer's output lags its input by this many frames
@@ -230,12 +231,10 @@ class _Head:
         self.base = 0  # absolute index of hist[0] and sim[0]
         self.done = 0  # frames whose probability has been yielded (stream index)
         self.skip = PAD  # padded frames at the start whose probabilities are not returned
-        self.total = 0  # frames seen
 
     def ready(self, raw: torch.Tensor, means: list[torch.Tensor], flat: torch.Tensor,
               final: bool = False) -> Iterator[np.ndarray]:
         net = self.net
-        self.total += len(raw)
         self.hist = torch.cat([self.hist, color_histograms(raw.unsqueeze(0))[0]])
         self.parts = [torch.cat([p, m]) if p.numel() else m for p, m in zip(self.parts, means)]
         self.flat = torch.cat([self.flat, flat]) if self.flat.numel() else flat
@@ -275,6 +274,4 @@ class _Head:
         if b > a:
             window[a - lo:b - lo] = vecs[a - self.base:b - self.base]
         centre = window[BAND:BAND + len(rows)]
-        sim = centre @ window.T  # [k, k + 100]; row i's band starts at column i
-        k = len(rows)
-        return sim.as_strided((k, 2 * BAND + 1), (sim.stride(0) + 1, 1))
+        return diagonal_band(centre @ window.T, 2 * BAND + 1)  # [k, k + 100] -> [k, 101]
