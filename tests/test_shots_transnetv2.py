@@ -144,3 +144,47 @@ def test_default_is_the_int8_stream(detector):
 def test_unknown_schedule_is_refused():
     with pytest.raises(ValueError, match="schedule"):
         TransNetV2Config(schedule="fastest")
+
+
+@pytest.mark.parametrize("n", [1, 77, 300])
+@pytest.mark.parametrize("chunk", [7, 64])
+def test_pipeline_equals_one_thread_stream(n, chunk, montage48, detector):
+    """The two-thread pipeline runs the same operations in the same order: identical outputs."""
+    frames = montage48[180:180 + n]
+    runs = [np.concatenate(list(StreamingTransNetV2(detector.net, chunk=chunk, int8=True, pipeline=p, threads=1)
+                                .probabilities(iter(frames)))) for p in (False, True)]
+    assert runs[0].shape == (n,)
+    np.testing.assert_array_equal(runs[0], runs[1])
+
+
+def test_pipeline_pulls_frames_in_its_own_thread_and_reraises_their_errors(montage48, detector):
+    import threading
+
+    from mediafm.errors import MediaDecodeError
+
+    readers = set()
+
+    def frames():
+        for i, f in enumerate(montage48[:200]):
+            readers.add(threading.current_thread().name)
+            if i == 150:
+                raise MediaDecodeError("x.mp4", "corrupt at frame 150")
+            yield f
+
+    before = torch.get_num_threads()
+    stream = StreamingTransNetV2(detector.net, int8=True, pipeline=True, threads=1)
+    with pytest.raises(MediaDecodeError, match="frame 150"):
+        list(stream.probabilities(frames()))
+    assert readers == {"mediafm-prefetch"}
+    assert torch.get_num_threads() == before
+
+
+def test_detector_pipelines_with_two_threads_or_more():
+    assert TransNetV2Detector(TransNetV2Config(threads=2)).input_threads == 1
+    assert TransNetV2Detector(TransNetV2Config(threads=8)).input_threads == 4
+    assert TransNetV2Detector(TransNetV2Config(threads=1)).input_threads is None
+    assert TransNetV2Detector(TransNetV2Config(threads=2, pipeline=False)).input_threads is None
+    frames = np.zeros((40, 27, 48, 3), np.uint8)
+    a = TransNetV2Detector(TransNetV2Config(threads=2))
+    b = TransNetV2Detector(TransNetV2Config(threads=2, pipeline=False))
+    assert list(a.boundaries(iter(frames))) == list(b.boundaries(iter(frames))) == []

@@ -21,6 +21,7 @@ import json
 import os
 import re
 import socket
+import threading
 import time
 import uuid
 from array import array
@@ -349,12 +350,14 @@ def _video_shots(path: Path, info, config: IngestConfig, out: NpyAppender, warni
                            lambda f: f.square(side), lazy=_lazy_frames(info, config))
     stats = DecodeStats()
     pending = 0
+    lock = threading.Lock()  # the detector may run feed() in a thread of its own (input_threads)
 
     def feed() -> Iterator[np.ndarray]:
         nonlocal pending
-        for f in iter_frames(path, stats=stats):
+        for f in iter_frames(path, stats=stats, threads=getattr(det, "input_threads", None)):
             pts.append(f.pts_s)
-            sampler.push(f.index, f)
+            with lock:
+                sampler.push(f.index, f)
             if progress is not None:
                 pending += 1
                 if pending >= 64:  # tqdm.update per frame would cost more than the decode
@@ -366,7 +369,8 @@ def _video_shots(path: Path, info, config: IngestConfig, out: NpyAppender, warni
     for b in det.boundaries(feed()):
         if b <= starts[-1]:
             continue  # defensive: boundaries must increase
-        out.append(sampler.close(b - 1)[None])
+        with lock:
+            out.append(sampler.close(b - 1)[None])
         starts.append(b)
     if progress is not None and pending:
         progress(pending)
@@ -389,8 +393,6 @@ class _Background:
     """Run `fn(*args, stop=event)` in a thread; `result()` joins it and re-raises its error here."""
 
     def __init__(self, fn: Callable[..., Any], *args: Any):
-        import threading
-
         self._value: Any = None
         self._error: BaseException | None = None
         self._stop = threading.Event()

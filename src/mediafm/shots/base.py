@@ -27,11 +27,15 @@ class ShotDetector(abc.ABC):
         frame_size: (width, height) of the RGB uint8 frames `boundaries` expects.
         lookahead: how many frames after a boundary the detector may read before yielding it
             (streaming consumers keep that many recent frames to sample shots from).
+        input_threads: threads the caller's frame source (decoder) should use, or None for its
+            default. A detector that sets it may pull `frames` from a thread of its own, so a
+            frame source that shares state with the consumer of the boundaries needs a lock.
     """
 
     name: str = ""
     frame_size: tuple[int, int] = (48, 27)
     lookahead: int = 0
+    input_threads: int | None = None
 
     @abc.abstractmethod
     def boundaries(self, frames: Iterable[np.ndarray]) -> Iterator[int]:

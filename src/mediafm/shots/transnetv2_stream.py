@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mediafm.prefetch import prefetch
 from mediafm.shots.transnetv2 import (DilatedDCNNV2, StackedDDCNNV2, TransNetV2Net, color_histograms,
                                       diagonal_band)
 
@@ -31,6 +32,7 @@ PAD = 25  # copies of the first and last frame around the title, as the referenc
 HALO = 8  # largest temporal dilation: a layer's output lags its input by this many frames
 BAND = 50  # the similarity heads compare each frame with its +-50 neighbours
 LAG = 3 * 2 * HALO + BAND  # frames between a frame's arrival and its probability (3 stacks of 2 layers)
+PIPELINE_DEPTH = 2  # chunks the pipeline's first half may run ahead of the second
 _CL = torch.channels_last
 
 
@@ -171,44 +173,70 @@ class StreamingTransNetV2:
 
     One instance per title (it holds the stream's state). `chunk` frames go through the
     convolutions per call; memory is bounded by the chunk and the +-50-frame head window.
+
+    With `pipeline=True` a second thread pulls the input frames (so the caller's decoding runs
+    there) and pushes each chunk through the first stack, while the calling thread runs the other
+    two stacks and the head on the chunk before: two halves of about equal cost, each running
+    torch with `threads` intra-op threads. On 2 cores this keeps both busy without the lock-step
+    of one 2-thread torch call after another (measured in docs/shots.md).
     """
 
-    def __init__(self, net: TransNetV2Net, chunk: int = 64, dtype: torch.dtype = torch.bfloat16, int8: bool = False):
+    def __init__(self, net: TransNetV2Net, chunk: int = 64, dtype: torch.dtype = torch.bfloat16, int8: bool = False,
+                 pipeline: bool = False, threads: int | None = None):
         self.net, self.chunk, self.dtype = net, chunk, dtype
+        self.pipeline, self.threads = pipeline, threads
         self.stacks = [_StackStream(s, dtype, int8) for s in net.SDDCNN]
 
     def probabilities(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-        with torch.inference_mode():
-            yield from self._run(frames)
+        old = torch.get_num_threads()
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        try:
+            with torch.inference_mode():
+                head = _Head(self.net, self.dtype)
+                fronts = self._fronts(frames)
+                for raw, means, x, final in prefetch(fronts, PIPELINE_DEPTH) if self.pipeline else fronts:
+                    yield from head.ready(*self._back(raw, means, x, final), final=final)
+        finally:
+            if self.threads:
+                torch.set_num_threads(old)
 
-    def _run(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    def _fronts(self, frames: Iterable[np.ndarray]) -> Iterator[tuple]:
+        """Chunks of input frames (with the title's padding) through the first stack."""
+        # Thread-local torch state: set here, in whichever thread runs this generator.
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        with torch.inference_mode():
+            for buf, final in self._chunks(frames):
+                raw = torch.from_numpy(np.stack(buf))  # [n, H, W, 3] uint8
+                x = raw.permute(0, 3, 1, 2)  # a channels-last view of the frames
+                if self.stacks[0].first.qspatial is None:
+                    x = x.to(self.dtype).div_(255)
+                x = self.stacks[0].push(x, final)
+                yield raw, [x.float().mean(dim=(2, 3))], x, final
+
+    def _chunks(self, frames: Iterable[np.ndarray]) -> Iterator[tuple[list[np.ndarray], bool]]:
         it = iter(frames)
         first = next(it, None)
         if first is None:
             return
-        head = _Head(self.net, self.dtype)
         buf = [first] * (PAD + 1)
         last = first
         for frame in it:
             buf.append(frame)
             last = frame
             if len(buf) >= self.chunk:
-                yield from head.ready(*self._push(buf, False))
+                yield buf, False
                 buf = []
         buf.extend([last] * PAD)
-        yield from head.ready(*self._push(buf, True), final=True)
+        yield buf, True
 
-    def _push(self, frames: list[np.ndarray], final: bool):
-        raw = torch.from_numpy(np.stack(frames))  # [n, H, W, 3] uint8
-        x = raw.permute(0, 3, 1, 2)  # a channels-last view of the frames
-        if self.stacks[0].first.qspatial is None:
-            x = x.to(self.dtype).div_(255)
-        means, last = [], None
-        for stack in self.stacks:
+    def _back(self, raw: torch.Tensor, means: list[torch.Tensor], x: torch.Tensor, final: bool):
+        """The last two stacks on the first stack's output; the head's inputs."""
+        for stack in self.stacks[1:]:
             x = stack.push(x, final)
             means.append(x.float().mean(dim=(2, 3)))
-            last = x
-        flat = last.permute(0, 2, 3, 1).flatten(1).float()  # (H, W, C) order, as trained
+        flat = x.permute(0, 2, 3, 1).flatten(1).float()  # (H, W, C) order, as trained
         return raw, means, flat
 
 

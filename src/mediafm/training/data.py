@@ -14,7 +14,6 @@ same global batches, with the same masks, as a run on one.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -276,45 +275,6 @@ def iter_batches(cache: ShotCache, titles: list[int], window: int, global_batch:
         mine = rank_slice(gb, rank, world)
         if mine:
             yield collate(cache, mine, ratio, seed, epoch)
-
-
-def prefetch(it: Iterator[Batch], depth: int = 2) -> Iterator[Batch]:
-    """Assemble the next `depth` batches in a background thread while the model trains on the
-    current one (pread and numpy copies release the GIL); order is unchanged, so runs stay exact."""
-    import queue
-    import threading
-
-    if depth <= 0:
-        yield from it
-        return
-    q: queue.Queue = queue.Queue(maxsize=depth)
-    done = object()
-    stop = threading.Event()
-
-    def work() -> None:
-        try:
-            for b in it:
-                if stop.is_set():
-                    return
-                q.put(b)
-        except BaseException as exc:  # re-raised in the consumer
-            q.put(exc)
-        finally:
-            q.put(done)
-
-    t = threading.Thread(target=work, daemon=True)
-    t.start()
-    try:
-        while (item := q.get()) is not done:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        while t.is_alive():  # unblock a producer waiting on a full queue
-            with contextlib.suppress(queue.Empty):
-                q.get_nowait()
-            t.join(timeout=0.01)
 
 
 def steps_per_epoch(cache: ShotCache, titles: list[int], window: int, global_batch: int) -> int:

@@ -26,7 +26,8 @@ import torch.distributed as dist
 from mediafm.errors import ConfigError
 from mediafm.model.mediafm import PRESETS, MediaFM, ModelConfig, save_pretrained
 from mediafm.training import checkpoint as ckpt
-from mediafm.training.data import ShotCache, build_cache, iter_batches, prefetch, split_titles, steps_per_epoch
+from mediafm.prefetch import prefetch
+from mediafm.training.data import ShotCache, build_cache, iter_batches, split_titles, steps_per_epoch
 from mediafm.training.optim import OptimConfig, build_optimizer, set_lr
 
 log = logging.getLogger(__name__)
