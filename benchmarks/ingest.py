@@ -66,10 +66,10 @@ def build_looped(loops: int, cache: Path) -> Path:
 
 
 # --------------------------------------------------------------------------- tasks (subprocesses)
-def _frames(path: Path, size: tuple[int, int]):
+def _frames(path: Path, size: tuple[int, int], threads: int | None = None):
     from mediafm.media.decode import iter_frames
 
-    for f in iter_frames(path, size=size):
+    for f in iter_frames(path, size=size, threads=threads):
         yield f.image
 
 
@@ -100,10 +100,11 @@ def _time_detector(det, path: Path) -> dict:
     f1 = _f1(list(det.boundaries(_frames(MONTAGE, det.frame_size))))
     t, c = time.perf_counter(), time.process_time()
     n = 0
+    threads = det.input_threads  # decoder threads, as ingest uses them
 
     def counted():
         nonlocal n
-        for img in _frames(path, det.frame_size):
+        for img in _frames(path, det.frame_size, threads):
             n += 1
             yield img
 

@@ -211,7 +211,23 @@ class _EveryN:
         yield from pending
 
 
-def _fake_title(monkeypatch, tmp_path, n_frames: int, cut_every: int):
+class _EveryNThreaded(_EveryN):
+    """_EveryN reading its frames in a thread of its own, as the pipelined TransNetV2 does."""
+
+    @property
+    def input_threads(self):
+        # TransNetV2's depends on the calling thread's torch setting: the caller's is the one meant.
+        import threading
+
+        return 1 if threading.current_thread() is threading.main_thread() else None
+
+    def boundaries(self, frames):
+        from mediafm.prefetch import prefetch
+
+        return super().boundaries(prefetch(frames, 2))
+
+
+def _fake_title(monkeypatch, tmp_path, n_frames: int, cut_every: int, detector=_EveryN, decode_kw=None):
     import tracemalloc
 
     import mediafm.ingest.worker as worker
@@ -220,8 +236,13 @@ def _fake_title(monkeypatch, tmp_path, n_frames: int, cut_every: int):
 
     info = VideoInfo(duration_s=n_frames / 25, has_video=True, has_audio=False, width=640, height=360)
     monkeypatch.setattr(decode, "probe", lambda p: info)
-    monkeypatch.setattr(decode, "iter_frames", lambda p, **kw: (_FakeFrame(i) for i in range(n_frames)))
-    monkeypatch.setattr(worker, "_detector", lambda name: _EveryN(cut_every))
+    def iter_frames(p, **kw):
+        if decode_kw is not None:
+            decode_kw.update(kw)
+        return (_FakeFrame(i) for i in range(n_frames))
+
+    monkeypatch.setattr(decode, "iter_frames", iter_frames)
+    monkeypatch.setattr(worker, "_detector", lambda name: detector(cut_every))
     tmp_path.mkdir(parents=True, exist_ok=True)
     src = tmp_path / "long.mp4"
     src.write_bytes(b"x")
@@ -245,6 +266,18 @@ def test_process_title_memory_does_not_grow_with_title_length(monkeypatch, tmp_p
     assert peak_long < peak_short + 30_000 * 8 + (4 << 20), (peak_short, peak_long)
     short.discard()
     long.discard()
+
+
+def test_process_title_with_a_detector_that_decodes_in_its_own_thread(monkeypatch, tmp_path):
+    """Same shots and picks; the decoder gets the detector's thread count."""
+    kw: dict = {}
+    plain, _ = _fake_title(monkeypatch, tmp_path / "a", 5_000, 700)
+    threaded, _ = _fake_title(monkeypatch, tmp_path / "b", 5_000, 700, _EveryNThreaded, kw)
+    assert kw["threads"] == 1
+    assert threaded.shots.equals(plain.shots)
+    np.testing.assert_array_equal(threaded.frames, plain.frames)
+    plain.discard()
+    threaded.discard()
 
 
 def test_local_engine_never_imports_ray():

@@ -135,10 +135,10 @@ def test_stream_int8_and_bf16_stay_close_to_float(montage48, detector):
 
 
 def test_default_is_the_int8_stream(detector):
-    from mediafm.shots.transnetv2_stream import _Int8Conv
+    from mediafm.shots.transnetv2_stream import _Int8Convs
 
     assert detector.config.schedule == "stream" and detector.config.int8
-    assert _Int8Conv.build(torch.randn(8, 4, 3, 3)) is not None  # this CPU has the int8 kernels
+    assert _Int8Convs.build([torch.randn(8, 4, 3, 3)]) is not None  # this CPU has the int8 kernels
 
 
 def test_unknown_schedule_is_refused():

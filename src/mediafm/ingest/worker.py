@@ -351,10 +351,11 @@ def _video_shots(path: Path, info, config: IngestConfig, out: NpyAppender, warni
     stats = DecodeStats()
     pending = 0
     lock = threading.Lock()  # the detector may run feed() in a thread of its own (input_threads)
+    threads = getattr(det, "input_threads", None)  # read here: it may depend on this thread's torch setting
 
     def feed() -> Iterator[np.ndarray]:
         nonlocal pending
-        for f in iter_frames(path, stats=stats, threads=getattr(det, "input_threads", None)):
+        for f in iter_frames(path, stats=stats, threads=threads):
             pts.append(f.pts_s)
             with lock:
                 sampler.push(f.index, f)

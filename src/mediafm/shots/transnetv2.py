@@ -322,11 +322,11 @@ class TransNetV2Detector(ShotDetector):
             cfg = TransNetV2Config(**{**cfg.__dict__, "threshold": threshold})
         self.config = cfg
         if cfg.schedule == "stream":
-            from mediafm.shots.transnetv2_stream import LAG, PIPELINE_DEPTH
+            from mediafm.shots.transnetv2_stream import LAG, PIPELINE_AHEAD
 
             # A frame's probability is known LAG frames after it arrives, within a chunk; the
-            # pipeline's first half may be PIPELINE_DEPTH + 1 chunks ahead of the second.
-            self.lookahead = cfg.chunk * (PIPELINE_DEPTH + 2) + LAG + cfg.min_gap
+            # pipeline's first stage may be PIPELINE_AHEAD chunks ahead of the last.
+            self.lookahead = cfg.chunk * (PIPELINE_AHEAD + 1) + LAG + cfg.min_gap
         else:  # up to one window (plus its context and the merge gap) late
             self.lookahead = cfg.window + cfg.context + cfg.min_gap
         self.net = load_network()
@@ -356,7 +356,7 @@ class TransNetV2Detector(ShotDetector):
 
     @property
     def input_threads(self) -> int | None:
-        """Threads the caller's frame decoding should use: the pipeline decodes in one of its halves."""
+        """Threads the caller's frame decoding should use: the pipeline decodes in its first stage."""
         c = self.config
         threads = c.threads or torch.get_num_threads()
         return threads // 2 if c.schedule == "stream" and c.pipeline and threads >= 2 else None

@@ -18,7 +18,7 @@ layout) in bfloat16 with weights converted once, not per call as autocast does.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -32,27 +32,17 @@ PAD = 25  # copies of the first and last frame around the title, as the referenc
 HALO = 8  # largest temporal dilation: a layer's output lags its input by this many frames
 BAND = 50  # the similarity heads compare each frame with its +-50 neighbours
 LAG = 3 * 2 * HALO + BAND  # frames between a frame's arrival and its probability (3 stacks of 2 layers)
-PIPELINE_DEPTH = 2  # chunks the pipeline's first half may run ahead of the second
+# The pipeline's first thread runs the first PIPELINE_SPLIT of the 6 DDCNN layers (besides
+# decoding), the calling thread the rest and the head: about equal CPU time (docs/shots.md).
+PIPELINE_SPLIT = 2
+PIPELINE_DEPTH = 2  # chunks the first thread may finish ahead of the second
+PIPELINE_AHEAD = PIPELINE_DEPTH + 1  # chunks the first thread may be ahead, with the one it works on
 _CL = torch.channels_last
 
 
 def _empty(like: torch.Tensor, channels: int | None = None, dtype: torch.dtype | None = None) -> torch.Tensor:
     shape = (0, channels or like.shape[1], *like.shape[2:])
     return torch.empty(shape, dtype=dtype or like.dtype).contiguous(memory_format=_CL)
-
-
-_SAME_SIZE_INT = {2: torch.int16, 4: torch.int32}
-
-
-def _bitcat(parts: list[torch.Tensor]) -> torch.Tensor:
-    """torch.cat along dim 0 of channel slices, copying bits through a same-size integer view.
-
-    Measured: cat of bfloat16 channel slices (strided) takes a slow path, 28 ms for a 64-frame
-    chunk of the first stack, against 1.8 ms for the same bytes viewed as int16.
-    """
-    dtype = parts[0].dtype
-    as_int = _SAME_SIZE_INT[dtype.itemsize]
-    return torch.cat([p.view(as_int) for p in parts]).view(dtype)
 
 
 class _DDCNNStream:
@@ -63,8 +53,10 @@ class _DDCNNStream:
         bn = layer.bn
         scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
         shift = bn.bias - bn.running_mean * scale
-        self.spatial = torch.cat([b.layers[0].weight[:, :, 0] for b in branches]).to(dtype)
-        self.spatial = self.spatial.contiguous(memory_format=_CL)  # [4 * 2F, C, 3, 3]
+        # One 3x3 conv per branch, not one merged conv with 4x the channels: as fast (measured
+        # within 4%), and each branch's output comes out dense, so joining it to the frames held
+        # from the last chunk is a plain copy rather than a gather of interleaved channels.
+        self.spatial = [b.layers[0].weight[:, :, 0].to(dtype).contiguous(memory_format=_CL) for b in branches]
         self.width = branches[0].layers[0].out_channels  # 2F channels per branch
         self.dilations = [b.layers[1].dilation[0] for b in branches]
         self.temporal = []  # per branch: BN-folded weight [F, 2F, 3, 1] and bias [F]
@@ -74,73 +66,99 @@ class _DDCNNStream:
             w = (b.layers[1].weight[:, :, :, 0] * s.view(-1, 1, 1, 1)).to(dtype)
             self.temporal.append((w.contiguous(memory_format=_CL), shift[i * out:(i + 1) * out].to(dtype)))
         self.out_channels = out * len(branches)
-        self.qspatial = _Int8Conv.build(self.spatial.float()) if int8 else None
+        self.qspatial = _Int8Convs.build([w.float() for w in self.spatial]) if int8 else None
         self.tails: list[torch.Tensor] | None = None  # per branch: spatial outputs, 8 frames of left context + pending
 
     def push(self, x: torch.Tensor, final: bool) -> torch.Tensor:
+        dtype = self.spatial[0].dtype
         if not len(x):
-            s = _empty(x, self.spatial.shape[0], self.spatial.dtype)
+            ss = [_empty(x, self.width, dtype)] * len(self.spatial)
         elif self.qspatial is not None:
-            s = self.qspatial(x)
+            ss = self.qspatial(x)
         else:
-            s = F.conv2d(x, self.spatial, padding=1)
-        shape = (HALO, self.width, *s.shape[2:])
+            ss = [F.conv2d(x, w, padding=1) for w in self.spatial]
+        h, w = ss[0].shape[2:]
+        shape = (HALO, self.width, h, w)
         if self.tails is None:  # zero padding before the stream's first frame
-            self.tails = [torch.zeros(shape, dtype=s.dtype).contiguous(memory_format=_CL)] * len(self.temporal)
-        h, w = s.shape[2:]
-        n = len(self.tails[0]) + len(s) + (HALO if final else 0) - 2 * HALO  # frames with complete +-8 context
+            self.tails = [torch.zeros(shape, dtype=dtype).contiguous(memory_format=_CL)] * len(self.temporal)
+        n = len(self.tails[0]) + len(ss[0]) + (HALO if final else 0) - 2 * HALO  # frames with complete +-8 context
         outs = []
         for i, (d, (wt, bt)) in enumerate(zip(self.dilations, self.temporal)):
-            parts = [self.tails[i], s[:, i * self.width:(i + 1) * self.width]]
+            parts = [self.tails[i], ss[i]]
             if final:  # zero padding after the stream's last frame
-                parts.append(torch.zeros(shape, dtype=s.dtype).contiguous(memory_format=_CL))
-            # One copy per branch: joins the held frames and takes the branch's channels, which
-            # are interleaved with the other branches' in the merged conv's channels-last output.
-            z = _bitcat(parts)
+                parts.append(torch.zeros(shape, dtype=dtype).contiguous(memory_format=_CL))
+            z = torch.cat(parts)
             self.tails[i] = z[-2 * HALO:] if n > 0 else z
             if n > 0:
                 # [L, C, H, W] channels-last is memory (L, H, W, C): as a [1, C, L, H*W] image the
                 # temporal conv is a (3, 1) conv2d, and the frames it needs are a slice along L.
                 zz = z.permute(1, 0, 2, 3).flatten(2).unsqueeze(0)[:, :, HALO - d:HALO + n + d]
-                outs.append(F.conv2d(zz, wt, bt, dilation=(d, 1)))
+                outs.append(_conv_relu(zz, wt, bt, d))
         if n <= 0:
-            return _empty(s, self.out_channels)
-        y = torch.cat(outs, dim=1).relu_()  # [1, 4F, n, H*W]
+            return _empty(ss[0], self.out_channels)
+        y = torch.cat(outs, dim=1)  # [1, 4F, n, H*W]
         return y[0].permute(1, 0, 2).unflatten(2, (h, w))  # [n, 4F, H, W], channels-last
 
 
-class _Int8Conv:
-    """3x3 conv (padding 1) with int8 weights (per output channel) on uint8 activations.
+def _conv_relu(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, dilation: int) -> torch.Tensor:
+    """relu(conv2d(x, w, b, dilation=(dilation, 1))), the ReLU fused into oneDNN's kernel where
+    this torch build has it (saves a pass over the output: ~10% of the temporal convs' time)."""
+    if _FUSED_CONV is not None:
+        return _FUSED_CONV(x, w, b, [0, 0], [1, 1], [dilation, 1], 1, "relu", [], "")
+    return F.conv2d(x, w, b, dilation=(dilation, 1)).relu_()
+
+
+_FUSED_CONV = getattr(getattr(torch.ops, "mkldnn", None), "_convolution_pointwise", None)
+_MAGIC = float(2 ** 23)  # float32 x + 2**23 keeps round(x) in its low mantissa bits, for 0 <= x < 2**22
+
+
+def _quantize(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """round(x / scale) as uint8, for 0 <= x <= 255 * scale.
+
+    Measured 2x faster than `(x / scale).round_().to(torch.uint8)`: torch converts float to
+    uint8 one element at a time, int32 to uint8 with vector instructions. Adding 2**23 rounds
+    (to nearest even) and leaves the integer in the float's low bits, read through an int32 view.
+    """
+    y = x.float() if x.dtype != torch.float32 else x.clone()
+    return y.mul_(1 / scale).add_(_MAGIC).view(torch.int32).to(torch.uint8)
+
+
+class _Int8Convs:
+    """3x3 convs (padding 1) of one input, with int8 weights (per output channel) on uint8 activations.
 
     The activations are non-negative (ReLU outputs, their sums and averages, or pixels), so they
     quantize to uint8 with zero point 0; the scale is taken from each chunk's maximum, so no
-    calibration data is needed. The output comes back in bfloat16.
+    calibration data is needed. The input is quantized once for all the convs; the outputs come
+    back in bfloat16.
     """
 
-    def __init__(self, w: torch.Tensor):
-        self.w_scale = (w.abs().amax(dim=(1, 2, 3)) / 127).clamp_min(1e-12)
-        qw = torch.round(w / self.w_scale.view(-1, 1, 1, 1)).clamp(-127, 127).to(torch.int8)
-        self.w_zp = torch.zeros(len(w), dtype=torch.long)
-        self.packed = torch.ops.onednn.qconv_prepack(qw, self.w_scale, 1.0, 0, [1, 1], [1, 1], [1, 1], 1, None)
+    def __init__(self, weights: list[torch.Tensor]):
+        self.convs = []  # (packed weight, weight scales, weight zero points)
+        for w in weights:
+            w_scale = (w.abs().amax(dim=(1, 2, 3)) / 127).clamp_min(1e-12)
+            qw = torch.round(w / w_scale.view(-1, 1, 1, 1)).clamp(-127, 127).to(torch.int8)
+            packed = torch.ops.onednn.qconv_prepack(qw, w_scale, 1.0, 0, [1, 1], [1, 1], [1, 1], 1, None)
+            self.convs.append((packed, w_scale, torch.zeros(len(w), dtype=torch.long)))
 
     @classmethod
-    def build(cls, w: torch.Tensor) -> _Int8Conv | None:
-        """The int8 conv, or None where this torch build lacks oneDNN's quantized ops (e.g. ARM)."""
+    def build(cls, weights: list[torch.Tensor]) -> _Int8Convs | None:
+        """The int8 convs, or None where this torch build lacks oneDNN's quantized ops (e.g. ARM)."""
         try:
-            conv = cls(w)
-            conv(torch.ones(1, w.shape[1], 3, 3).contiguous(memory_format=_CL))
-            return conv
+            convs = cls(weights)
+            convs(torch.ones(1, weights[0].shape[1], 3, 3).contiguous(memory_format=_CL))
+            return convs
         except (AttributeError, RuntimeError, NotImplementedError):
             return None
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor) -> list[torch.Tensor]:
         if x.dtype == torch.uint8:  # pixels: exactly uint8 with scale 1/255
             q, scale = x, 1 / 255
         else:
             scale = float(x.amax()) / 255 or 1.0
-            q = (x / scale).round_().to(torch.uint8)
-        return torch.ops.onednn.qconv_pointwise(q, scale, 0, self.packed, self.w_scale, self.w_zp, None, [1, 1],
-                                                [1, 1], [1, 1], 1, 1.0, 0, torch.bfloat16, "none", [], "")
+            q = _quantize(x, scale)
+        return [torch.ops.onednn.qconv_pointwise(q, scale, 0, packed, w_scale, w_zp, None, [1, 1], [1, 1], [1, 1],
+                                                 1, 1.0, 0, torch.bfloat16, "none", [], "")
+                for packed, w_scale, w_zp in self.convs]
 
 
 class _StackStream:
@@ -152,8 +170,11 @@ class _StackStream:
         self.first, self.second = (_DDCNNStream(layer, dtype, int8) for layer in stack.DDCNN)
         self.shortcut: torch.Tensor | None = None  # first-layer outputs the second has not reached
 
-    def push(self, x: torch.Tensor, final: bool) -> torch.Tensor:
-        a = self.first.push(x, final)
+    def layer1(self, x: torch.Tensor, final: bool) -> torch.Tensor:
+        return self.first.push(x, final)
+
+    def layer2(self, a: torch.Tensor, final: bool) -> torch.Tensor:
+        """The second layer on the first's output `a`, plus the residual, pooled."""
         b = self.second.push(a, final)  # lags `a` by up to 8 frames: those wait in `shortcut`
         held = 0 if self.shortcut is None else len(self.shortcut)
         if held:
@@ -174,11 +195,12 @@ class StreamingTransNetV2:
     One instance per title (it holds the stream's state). `chunk` frames go through the
     convolutions per call; memory is bounded by the chunk and the +-50-frame head window.
 
-    With `pipeline=True` a second thread pulls the input frames (so the caller's decoding runs
-    there) and pushes each chunk through the first stack, while the calling thread runs the other
-    two stacks and the head on the chunk before: two halves of about equal cost, each running
-    torch with `threads` intra-op threads. On 2 cores this keeps both busy without the lock-step
-    of one 2-thread torch call after another (measured in docs/shots.md).
+    With `pipeline=True` the three stacks run in three threads, chunk after chunk like an
+    assembly line: the first thread also pulls the input frames (so the caller's decoding runs
+    there), the calling thread runs the last stack and the head. Each thread runs torch with
+    `threads` intra-op threads. On 2 cores this keeps both busy without the lock-step of one
+    2-thread torch call after another, and the OS evens out stages of unequal cost (measured in
+    docs/shots.md).
     """
 
     def __init__(self, net: TransNetV2Net, chunk: int = 64, dtype: torch.dtype = torch.bfloat16, int8: bool = False,
@@ -189,33 +211,39 @@ class StreamingTransNetV2:
 
     def probabilities(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         old = torch.get_num_threads()
-        if self.threads:
-            torch.set_num_threads(self.threads)
+        layers = [(layer, layer == stack.layer2) for stack in self.stacks for layer in (stack.layer1, stack.layer2)]
         try:
+            chunks = self._inputs(frames)
+            if self.pipeline:
+                chunks = prefetch(self._through(layers[:PIPELINE_SPLIT], chunks), PIPELINE_DEPTH)
+                layers = layers[PIPELINE_SPLIT:]
+            chunks = self._through(layers, chunks)
             with torch.inference_mode():
                 head = _Head(self.net, self.dtype)
-                fronts = self._fronts(frames)
-                for raw, means, x, final in prefetch(fronts, PIPELINE_DEPTH) if self.pipeline else fronts:
-                    yield from head.ready(*self._back(raw, means, x, final), final=final)
+                for raw, means, x, final in chunks:
+                    flat = x.permute(0, 2, 3, 1).flatten(1).float()  # (H, W, C) order, as trained
+                    yield from head.ready(raw, means, flat, final=final)
         finally:
             if self.threads:
                 torch.set_num_threads(old)
 
-    def _fronts(self, frames: Iterable[np.ndarray]) -> Iterator[tuple]:
-        """Chunks of input frames (with the title's padding) through the first stack."""
-        # Thread-local torch state: set here, in whichever thread runs this generator.
-        if self.threads:
+    def _through(self, layers: list[tuple[Callable, bool]], chunks: Iterator[tuple]) -> Iterator[tuple]:
+        """Chunks through some layers, in whichever thread runs this generator.
+
+        `layers`: (layer, whether its output is a stack's, whose per-frame mean the head reads).
+        """
+        if self.threads:  # torch's thread settings are per thread
             torch.set_num_threads(self.threads)
         with torch.inference_mode():
-            for buf, final in self._chunks(frames):
-                raw = torch.from_numpy(np.stack(buf))  # [n, H, W, 3] uint8
-                x = raw.permute(0, 3, 1, 2)  # a channels-last view of the frames
-                if self.stacks[0].first.qspatial is None:
-                    x = x.to(self.dtype).div_(255)
-                x = self.stacks[0].push(x, final)
-                yield raw, [x.float().mean(dim=(2, 3))], x, final
+            for raw, means, x, final in chunks:
+                for layer, stack_output in layers:
+                    x = layer(x, final)
+                    if stack_output:
+                        means = [*means, x.float().mean(dim=(2, 3))]
+                yield raw, means, x, final
 
-    def _chunks(self, frames: Iterable[np.ndarray]) -> Iterator[tuple[list[np.ndarray], bool]]:
+    def _inputs(self, frames: Iterable[np.ndarray]) -> Iterator[tuple]:
+        """Chunks of input frames, with the reference's padding at the title's ends."""
         it = iter(frames)
         first = next(it, None)
         if first is None:
@@ -226,18 +254,17 @@ class StreamingTransNetV2:
             buf.append(frame)
             last = frame
             if len(buf) >= self.chunk:
-                yield buf, False
+                yield self._input(buf, False)
                 buf = []
         buf.extend([last] * PAD)
-        yield buf, True
+        yield self._input(buf, True)
 
-    def _back(self, raw: torch.Tensor, means: list[torch.Tensor], x: torch.Tensor, final: bool):
-        """The last two stacks on the first stack's output; the head's inputs."""
-        for stack in self.stacks[1:]:
-            x = stack.push(x, final)
-            means.append(x.float().mean(dim=(2, 3)))
-        flat = x.permute(0, 2, 3, 1).flatten(1).float()  # (H, W, C) order, as trained
-        return raw, means, flat
+    def _input(self, frames: list[np.ndarray], final: bool) -> tuple:
+        raw = torch.from_numpy(np.stack(frames))  # [n, H, W, 3] uint8
+        x = raw.permute(0, 3, 1, 2)  # a channels-last view of the frames
+        if self.stacks[0].first.qspatial is None:
+            x = x.to(self.dtype).div_(255)
+        return raw, [], x, final
 
 
 class _Head:
