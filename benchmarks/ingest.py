@@ -123,6 +123,16 @@ def task_ours(path: Path, args) -> dict:
     return _time_detector(get_detector("transnetv2"), path)
 
 
+def task_ours_serial(path: Path, args) -> dict:
+    """Our TransNetV2 without the pipeline: decoding (FFmpeg's own threads), then a 2-thread torch call per chunk."""
+    import torch
+
+    torch.set_num_threads(THREADS)
+    from mediafm.shots.transnetv2 import TransNetV2Config, TransNetV2Detector
+
+    return _time_detector(TransNetV2Detector(TransNetV2Config(pipeline=False)), path)
+
+
 def task_ours_model(path: Path, args) -> dict:
     """Our default TransNetV2, network only, on pre-decoded 48x27 frames (same frames as the reference)."""
     import torch
@@ -192,7 +202,8 @@ def task_ingest(path: Path, args) -> dict:
                 "failed": len(report.failed)}
 
 
-TASKS = {"decode": task_decode, "ours": task_ours, "ours_model": task_ours_model, "ours_windows": task_ours_windows,
+TASKS = {"decode": task_decode, "ours": task_ours, "ours_serial": task_ours_serial, "ours_model": task_ours_model,
+         "ours_windows": task_ours_windows,
          "reference": task_reference,
          "adaptive": task_adaptive, "ingest": task_ingest}
 
@@ -228,7 +239,7 @@ def main(argv=None) -> int:
     print(f"input: {path.name} ({args.loops} x montage, 640x360 25 fps); torch threads {THREADS}; "
           f"load average at start {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (shared machine: timings are noisy)")
     r = {name: run_task(name, path, args)
-         for name in ("decode", "ours", "ours_model", "ours_windows", "reference", "adaptive", "ingest")}
+         for name in ("decode", "ours", "ours_serial", "ours_model", "ours_windows", "reference", "adaptive", "ingest")}
 
     def fps(x, key="wall_s"):
         return x["frames"] / x[key] if "frames" in x and x.get(key) else float("nan")
@@ -236,6 +247,7 @@ def main(argv=None) -> int:
     rows = [
         ("decode only, 48x27 (floor)", r["decode"], "-"),
         ("ours: transnetv2, decode+detect", r["ours"], r["ours"].get("f1")),
+        ("ours, no pipeline, decode+detect", r["ours_serial"], r["ours_serial"].get("f1")),
         ("ours: transnetv2, network only", r["ours_model"], r["ours"].get("f1")),
         ("ours, 200-frame windows bf16, network only", r["ours_windows"], r["ours_windows"].get("f1")),
         (f"reference predict_frames ({args.ref_frames} fr)", r["reference"], r["reference"].get("f1")),

@@ -134,8 +134,10 @@ def detect_shots(path: str | Path, detector: str | ShotDetector = "transnetv2",
     expected = round(info.duration_s * float(info.avg_rate)) if info.avg_rate else None
     bar = tqdm(total=expected, unit="frame", desc=Path(path).name, disable=not show_progress, leave=False)
 
+    threads = det.input_threads  # read in this thread: frames() may run in the detector's
+
     def frames() -> Iterator[np.ndarray]:
-        for f in iter_frames(path, size=det.frame_size):
+        for f in iter_frames(path, size=det.frame_size, threads=threads):
             pts.append(f.pts_s)
             bar.update()
             yield f.image

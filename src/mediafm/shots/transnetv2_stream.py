@@ -9,11 +9,12 @@ is the network applied to the whole title as one window (zero padding only at th
 ends, after the reference's 25 copies of the first and last frames), in bounded memory, with no
 frame computed twice.
 
-Other savings, each measured in docs/shots.md: the four branches of a DDCNN layer read the same
-input, so their 3x3 spatial convolutions run as one convolution with 4x the output channels;
-BatchNorm is folded into the temporal convolutions and ReLU applied once per layer (ReLU commutes
-with the channel concatenation); activations stay channels-last (the convolutions' native CPU
-layout) in bfloat16 with weights converted once, not per call as autocast does.
+Other savings, each measured in docs/shots.md: the 3x3 spatial convolutions run in int8 (the
+input quantized once per layer and chunk, shared by the four branches); BatchNorm is folded into
+the temporal convolutions and ReLU fused into them; activations stay channels-last (the
+convolutions' native CPU layout) in bfloat16 with weights converted once, not per call as
+autocast does. With `pipeline=True` the input (and so the caller's decoding) and the first stack
+run in a second thread, the rest in the caller's.
 """
 
 from __future__ import annotations
