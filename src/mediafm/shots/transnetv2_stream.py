@@ -196,12 +196,12 @@ class StreamingTransNetV2:
     One instance per title (it holds the stream's state). `chunk` frames go through the
     convolutions per call; memory is bounded by the chunk and the +-50-frame head window.
 
-    With `pipeline=True` the three stacks run in three threads, chunk after chunk like an
-    assembly line: the first thread also pulls the input frames (so the caller's decoding runs
-    there), the calling thread runs the last stack and the head. Each thread runs torch with
-    `threads` intra-op threads. On 2 cores this keeps both busy without the lock-step of one
-    2-thread torch call after another, and the OS evens out stages of unequal cost (measured in
-    docs/shots.md).
+    With `pipeline=True` two threads work on consecutive chunks like an assembly line: a second
+    thread pulls the input frames (so the caller's decoding runs there) and runs the first
+    PIPELINE_SPLIT layers (the first stack); the calling thread runs the other layers and the
+    head. Each thread runs torch with `threads` intra-op threads. On 2 cores this keeps both
+    busy, where one 2-thread torch call after each decoded chunk leaves a core idle whenever
+    only one thread has work (measured in docs/shots.md).
     """
 
     def __init__(self, net: TransNetV2Net, chunk: int = 64, dtype: torch.dtype = torch.bfloat16, int8: bool = False,
@@ -212,7 +212,8 @@ class StreamingTransNetV2:
 
     def probabilities(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         old = torch.get_num_threads()
-        layers = [(layer, layer == stack.layer2) for stack in self.stacks for layer in (stack.layer1, stack.layer2)]
+        # (layer, whether its output is a stack's), in order: 6 layers, split between the threads
+        layers = [step for stack in self.stacks for step in ((stack.layer1, False), (stack.layer2, True))]
         try:
             chunks = self._inputs(frames)
             if self.pipeline:
