@@ -188,3 +188,33 @@ def test_detector_pipelines_with_two_threads_or_more():
     a = TransNetV2Detector(TransNetV2Config(threads=2))
     b = TransNetV2Detector(TransNetV2Config(threads=2, pipeline=False))
     assert list(a.boundaries(iter(frames))) == list(b.boundaries(iter(frames))) == []
+
+
+def test_pipeline_moves_layers_between_threads_without_changing_outputs(montage48, detector, monkeypatch):
+    """Each layer takes chunks in order whichever thread runs it: any split sequence, same outputs."""
+    import itertools
+
+    frames = montage48[100:700]
+    serial = StreamingTransNetV2(detector.net, int8=True, pipeline=False, threads=1)
+    expected = np.concatenate(list(serial.probabilities(iter(frames))))
+    stream = StreamingTransNetV2(detector.net, int8=True, pipeline=True, threads=1)
+    schedule = itertools.cycle([1, 5, 2, 4, 3, 3, 1])
+    monkeypatch.setattr(stream, "_split", lambda m: next(schedule))
+    got = np.concatenate(list(stream.probabilities(iter(frames))))
+    assert set(stream.splits) == {1, 2, 3, 4, 5}
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_pipeline_split_balances_measured_costs(detector):
+    stream = StreamingTransNetV2(detector.net, int8=True, pipeline=True, threads=1)
+    assert stream._split(2) == 2  # nothing measured yet: keep the split
+    for layer in stream.layers:
+        layer.cost = 1.0
+    stream.head_cost = 0.01
+    stream.input_cost = 0.0  # frames from memory: 3 layers each side
+    assert stream._split(2) == 3
+    stream.input_cost = 2.0  # decoding costs 2 layers: 1 + 2 against 4 ... 2 + 2 against 4
+    assert stream._split(3) == 2
+    stream.head_cost = 0.001
+    stream.input_cost = 0.9  # 3 is best (3.9 against 4.0), but not by 5%: no change for noise
+    assert stream._split(2) == 2

@@ -19,6 +19,9 @@ run in a second thread, the rest in the caller's.
 
 from __future__ import annotations
 
+import itertools
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
@@ -33,8 +36,8 @@ PAD = 25  # copies of the first and last frame around the title, as the referenc
 HALO = 8  # largest temporal dilation: a layer's output lags its input by this many frames
 BAND = 50  # the similarity heads compare each frame with its +-50 neighbours
 LAG = 3 * 2 * HALO + BAND  # frames between a frame's arrival and its probability (3 stacks of 2 layers)
-# The pipeline's first thread runs the first PIPELINE_SPLIT of the 6 DDCNN layers (besides
-# decoding), the calling thread the rest and the head: about equal CPU time (docs/shots.md).
+# The pipeline's first thread starts with the first PIPELINE_SPLIT of the 6 DDCNN layers (besides
+# decoding), the calling thread the rest and the head; the split then follows measured costs.
 PIPELINE_SPLIT = 2
 PIPELINE_DEPTH = 2  # chunks the first thread may finish ahead of the second
 PIPELINE_AHEAD = PIPELINE_DEPTH + 1  # chunks the first thread may be ahead, with the one it works on
@@ -190,6 +193,35 @@ class _StackStream:
         return F.avg_pool2d(b, 2)
 
 
+class _Layer:
+    """One streamed layer: takes chunks strictly in order, from whichever thread, and times itself.
+
+    The pipeline may move a layer between its threads from one chunk to the next; a thread that
+    gets to chunk `c` first waits until the layer has finished chunk `c - 1` (its stream state).
+    """
+
+    def __init__(self, fn: Callable[[torch.Tensor, bool], torch.Tensor], stack_output: bool):
+        self.fn, self.stack_output = fn, stack_output  # stack_output: the head reads its per-frame means
+        self.done = 0  # chunks finished
+        self.cost = 0.0  # seconds per chunk, moving average (0: not measured yet)
+        self._turn = threading.Condition()
+
+    def __call__(self, c: int, x: torch.Tensor, final: bool) -> torch.Tensor:
+        with self._turn:
+            self._turn.wait_for(lambda: self.done == c)
+        t = time.perf_counter()
+        y = self.fn(x, final)
+        self.cost = _average(self.cost, time.perf_counter() - t)
+        with self._turn:
+            self.done += 1
+            self._turn.notify_all()
+        return y
+
+
+def _average(avg: float, x: float) -> float:
+    return x if avg == 0.0 else 0.8 * avg + 0.2 * x
+
+
 class StreamingTransNetV2:
     """Per-frame transition probabilities of a TransNetV2 network over a frame stream.
 
@@ -198,10 +230,12 @@ class StreamingTransNetV2:
 
     With `pipeline=True` two threads work on consecutive chunks like an assembly line: a second
     thread pulls the input frames (so the caller's decoding runs there) and runs the first
-    PIPELINE_SPLIT layers (the first stack); the calling thread runs the other layers and the
-    head. Each thread runs torch with `threads` intra-op threads. On 2 cores this keeps both
-    busy, where one 2-thread torch call after each decoded chunk leaves a core idle whenever
-    only one thread has work (measured in docs/shots.md).
+    layers; the calling thread runs the other layers and the head. Each thread runs torch with
+    `threads` intra-op threads. On 2 cores this keeps both busy, where one 2-thread torch call
+    after each decoded chunk leaves a core idle whenever only one thread has work. Where to
+    split follows the measured cost of pulling a chunk, of each layer and of the head, so the
+    two threads stay balanced whether the frames come from a decoder or from memory (measured
+    in docs/shots.md).
     """
 
     def __init__(self, net: TransNetV2Net, chunk: int = 64, dtype: torch.dtype = torch.bfloat16, int8: bool = False,
@@ -209,40 +243,70 @@ class StreamingTransNetV2:
         self.net, self.chunk, self.dtype = net, chunk, dtype
         self.pipeline, self.threads = pipeline, threads
         self.stacks = [_StackStream(s, dtype, int8) for s in net.SDDCNN]
+        self.layers = [_Layer(fn, out) for st in self.stacks for fn, out in ((st.layer1, False), (st.layer2, True))]
+        self.input_cost = self.head_cost = 0.0  # seconds per chunk, moving averages
+        self.splits: list[int] = []  # layers run in the first thread, per chunk (for tests and benchmarks)
 
     def probabilities(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         old = torch.get_num_threads()
-        # (layer, whether its output is a stack's), in order: 6 layers, split between the threads
-        layers = [step for stack in self.stacks for step in ((stack.layer1, False), (stack.layer2, True))]
+        if self.threads:
+            torch.set_num_threads(self.threads)
         try:
-            chunks = self._inputs(frames)
+            chunks = self._front(self._inputs(frames))
             if self.pipeline:
-                chunks = prefetch(self._through(layers[:PIPELINE_SPLIT], chunks), PIPELINE_DEPTH)
-                layers = layers[PIPELINE_SPLIT:]
-            chunks = self._through(layers, chunks)
+                chunks = prefetch(chunks, PIPELINE_DEPTH)
             with torch.inference_mode():
                 head = _Head(self.net, self.dtype)
-                for raw, means, x, final in chunks:
+                for c, m, raw, means, x, final in chunks:
+                    x, means = self._run(self.layers[m:], c, x, means, final)
+                    t = time.perf_counter()
                     flat = x.permute(0, 2, 3, 1).flatten(1).float()  # (H, W, C) order, as trained
-                    yield from head.ready(raw, means, flat, final=final)
+                    probs = list(head.ready(raw, means, flat, final=final))
+                    self.head_cost = _average(self.head_cost, time.perf_counter() - t)
+                    yield from probs
         finally:
             if self.threads:
                 torch.set_num_threads(old)
 
-    def _through(self, layers: list[tuple[Callable, bool]], chunks: Iterator[tuple]) -> Iterator[tuple]:
-        """Chunks through some layers, in whichever thread runs this generator.
-
-        `layers`: (layer, whether its output is a stack's, whose per-frame mean the head reads).
-        """
+    def _front(self, chunks: Iterator[tuple]) -> Iterator[tuple]:
+        """Chunks through the first layers (all of them without the pipeline), in whichever
+        thread runs this generator: (chunk index, layers run, raw frames, means, output, final)."""
         if self.threads:  # torch's thread settings are per thread
             torch.set_num_threads(self.threads)
+        m = PIPELINE_SPLIT if self.pipeline else len(self.layers)
         with torch.inference_mode():
-            for raw, means, x, final in chunks:
-                for layer, stack_output in layers:
-                    x = layer(x, final)
-                    if stack_output:
-                        means = [*means, x.float().mean(dim=(2, 3))]
-                yield raw, means, x, final
+            for c in itertools.count():
+                t = time.perf_counter()
+                item = next(chunks, None)
+                if item is None:
+                    return
+                self.input_cost = _average(self.input_cost, time.perf_counter() - t)
+                raw, x, final = item
+                if self.pipeline:
+                    m = self._split(m)
+                self.splits.append(m)
+                x, means = self._run(self.layers[:m], c, x, [], final)
+                yield c, m, raw, means, x, final
+
+    def _split(self, m: int) -> int:
+        """Layers for the first thread: the split with the smaller of the two threads' loads."""
+        costs = [layer.cost for layer in self.layers]
+        if not all(costs) or not self.head_cost:
+            return m  # not all measured yet
+
+        def load(k: int) -> float:
+            return max(self.input_cost + sum(costs[:k]), sum(costs[k:]) + self.head_cost)
+
+        best = min(range(1, len(costs)), key=load)
+        return best if load(best) < 0.95 * load(m) else m  # 5% hysteresis: no flapping on noise
+
+    @staticmethod
+    def _run(layers: list[_Layer], c: int, x: torch.Tensor, means: list[torch.Tensor], final: bool):
+        for layer in layers:
+            x = layer(c, x, final)
+            if layer.stack_output:
+                means = [*means, x.float().mean(dim=(2, 3))]
+        return x, means
 
     def _inputs(self, frames: Iterable[np.ndarray]) -> Iterator[tuple]:
         """Chunks of input frames, with the reference's padding at the title's ends."""
@@ -266,7 +330,7 @@ class StreamingTransNetV2:
         x = raw.permute(0, 3, 1, 2)  # a channels-last view of the frames
         if self.stacks[0].first.qspatial is None:
             x = x.to(self.dtype).div_(255)
-        return raw, [], x, final
+        return raw, x, final
 
 
 class _Head:
