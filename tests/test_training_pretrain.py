@@ -141,10 +141,11 @@ def test_torchrun_two_processes_equal_one(store_root, tmp_path):
         assert torch.allclose(a[k], b[k], atol=2e-5), k
 
 
-def _ddp_grad_worker(rank: int, port: int, store_root: str, out: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2")
+def _ddp_grad_worker(rank: int, rendezvous: str, store_root: str, out: str) -> None:
     torch.set_num_threads(1)
-    torch.distributed.init_process_group("gloo", rank=rank, world_size=2)
+    # A file rendezvous, not a TCP port: a free port picked beforehand can be taken by another
+    # process before the ranks bind it (this test failed that way once).
+    torch.distributed.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=2)
     cache = build_cache(store_root)
     cfg = _cfg()
     tr, _ = split_titles(cache.title_ids, cfg.val_fraction, cfg.seed)
@@ -159,14 +160,10 @@ def _ddp_grad_worker(rank: int, port: int, store_root: str, out: str) -> None:
 
 def test_ddp_step_gradient_equals_single_process_step(store_root, tmp_path):
     """2 gloo ranks with uneven masked counts give the gradient of one process on the global batch."""
-    import socket
-
     import torch.multiprocessing as mp
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+
     out = tmp_path / "ddp.pt"
-    mp.spawn(_ddp_grad_worker, args=(port, str(store_root), str(out)), nprocs=2, join=True)
+    mp.spawn(_ddp_grad_worker, args=(str(tmp_path / "rendezvous"), str(store_root), str(out)), nprocs=2, join=True)
     ddp = torch.load(out)
     cache = build_cache(store_root)
     cfg = _cfg()
