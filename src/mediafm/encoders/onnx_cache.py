@@ -10,7 +10,6 @@ we export again, in memory if need be.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import warnings
@@ -27,13 +26,14 @@ def cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "mediafm"
 
 
-def file_digest(path: str | os.PathLike, n: int = 16) -> str:
-    """First `n` hex digits of the file's SHA-256 (the weights' identity; ~40 ms for 18 MB)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:n]
+def cache_name(model: str, encoder_version: str, weights: str | os.PathLike) -> str:
+    """A cached export's file stem: changes with the encoder's version, its weights and torch."""
+    from importlib.metadata import version
+
+    from mediafm.store.digest import file_sha256
+
+    # torch's version from metadata: importing torch here would cost ~2 s on a cache hit.
+    return f"{model}-{encoder_version}-{file_sha256(weights)[:16]}-torch{version('torch')}"
 
 
 def export_onnx(module: Any, example: Any, input_names: list[str], output_names: list[str],

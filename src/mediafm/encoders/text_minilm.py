@@ -19,7 +19,7 @@ import numpy as np
 
 from mediafm.encoders.base import (Encoder, Provenance, ort_session, package_dir, package_file_reason,
                                    register_encoder)
-from mediafm.encoders.onnx_cache import cached_onnx_session, export_onnx, file_digest
+from mediafm.encoders.onnx_cache import cache_name, cached_onnx_session, export_onnx
 from mediafm.errors import EncoderUnavailableError
 
 _MODEL_DIR = "model"
@@ -86,7 +86,6 @@ class MiniLM(Encoder):
 
     def __init__(self, batch_size: int = 64) -> None:
         import onnxruntime  # noqa: F401  (fail here, not mid-encode, if it is broken)
-        from importlib.metadata import version
         from tokenizers import Tokenizer
 
         folder = model_dir()
@@ -100,9 +99,7 @@ class MiniLM(Encoder):
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.enable_truncation(max_length=self.max_len)
         self.tokenizer.enable_padding(pad_id=self.tokenizer.token_to_id("[PAD]"), pad_token="[PAD]")  # to longest
-        weights = folder / "model.safetensors"
-        # torch's version named from metadata: importing torch here would cost ~2 s on a cache hit.
-        name = f"minilm-l6-{self.version}-{file_digest(weights)}-torch{version('torch')}"
+        name = cache_name("minilm-l6", self.version, folder / "model.safetensors")
         self.session = cached_onnx_session(name, lambda: _export_bert(folder), ort_session)
         self.batch_size = batch_size
         self.dim = 384

@@ -17,7 +17,7 @@ from importlib import resources
 import numpy as np
 
 from mediafm.encoders.base import Encoder, Provenance, ort_session, register_encoder, torch_device
-from mediafm.encoders.onnx_cache import cached_onnx_session, export_onnx, file_digest
+from mediafm.encoders.onnx_cache import cache_name, cached_onnx_session, export_onnx
 
 _BATCH = 32  # images per forward pass: bounds peak memory (~0.5 GB activations)
 
@@ -89,9 +89,7 @@ class EfficientNetLite0(Encoder):
         self.class_names = imagenet_class_names()
         self.model = self.session = None
         if self.device == "cpu":
-            # The cached export is named by all it depends on, so new weights/torch/code re-export.
-            name = f"effnet-lite0-{self.version}-{file_digest(_weights_file())}-torch{torch.__version__}"
-            self.session = cached_onnx_session(name, _export,
+            self.session = cached_onnx_session(cache_name("effnet-lite0", self.version, _weights_file()), _export,
                                                lambda m: ort_session(m, threads=torch.get_num_threads()))
         else:  # GPU: torch on CUDA is already fast and needs no onnxruntime-gpu
             self.model = _torch_network().to(self.device)

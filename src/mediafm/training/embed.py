@@ -9,7 +9,6 @@ records exactly which weights produced them.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ import torch
 from mediafm.errors import StoreError
 from mediafm.model.mediafm import CONFIG_FILE, WEIGHTS_FILE, load_pretrained
 from mediafm.store.catalog import Store
+from mediafm.store.digest import file_sha256
 
 
 @dataclass
@@ -30,11 +30,7 @@ class EmbedResult:
 
 
 def weights_hash(model_dir: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(Path(model_dir) / WEIGHTS_FILE, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_sha256(Path(model_dir) / WEIGHTS_FILE)
 
 
 def model_identity(model_dir: str | Path) -> dict:
