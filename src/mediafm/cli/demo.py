@@ -24,11 +24,22 @@ class DemoConfig:
     seed: int = 0
     min_scenes: int = 4  # shorter titles than the benchmark's 5-8 scenes (~30 s each)
     max_scenes: int = 6
+    catalog: str = "demo"  # "demo" (min/max_scenes above) or a synth preset (mediafm.synth.story.STORY_PRESETS)
     preset: str = "small"
-    max_steps: int = 300  # pretraining steps: "briefly"
-    max_shots: int = 64  # model window in shots; a demo title has 15-30
+    max_steps: int = 0  # pretraining steps; 0 = `mediafm pretrain`'s own schedule for the catalog
     n_boot: int = 500  # bootstrap resamples per cell
     workers: int = 2  # synth render processes
+
+
+    def story(self):
+        """The StoryConfig the catalog is rendered with."""
+        from mediafm.synth.story import STORY_PRESETS, StoryConfig
+
+        if self.catalog == "demo":
+            return StoryConfig(min_scenes=self.min_scenes, max_scenes=self.max_scenes)
+        if self.catalog not in STORY_PRESETS:
+            raise StageError(None, f"unknown catalog preset {self.catalog!r}; choose demo or one of {sorted(STORY_PRESETS)}")
+        return STORY_PRESETS[self.catalog]
 
 
 @dataclass(frozen=True)
@@ -67,7 +78,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=_D.out, help=f"output folder (default: ./{_D.out})")
     p.add_argument("--titles", type=int, default=_D.titles, help=f"synthetic titles (default: {_D.titles})")
     p.add_argument("--seed", type=int, default=_D.seed)
-    p.add_argument("--max-steps", type=int, default=_D.max_steps, help=f"pretraining steps (default: {_D.max_steps})")
+    p.add_argument("--max-steps", type=int, default=_D.max_steps,
+                   help="pretraining steps (default: 0 = chosen by `mediafm pretrain` for the catalog)")
     p.add_argument("--preset", default=_D.preset, help=f"model size (default: {_D.preset})")
     p.add_argument("--n-boot", type=int, default=_D.n_boot, help=f"bootstrap resamples (default: {_D.n_boot})")
 
@@ -92,7 +104,7 @@ def run_pipeline(cfg: DemoConfig, eval_kinds: tuple[str, ...] | None = None) -> 
     """Run (or reuse) every stage; returns {"layout": Layout, "timings": {...}, "grid_md": str}."""
     from mediafm.store.catalog import Store
     from mediafm.synth.render import RenderConfig, synthesize_catalog
-    from mediafm.synth.story import StoryConfig, make_story
+    from mediafm.synth.story import make_story
     from mediafm.tasks.clips import EMBEDDING_KINDS
     from mediafm.tasks.evaluate import run_grid, write_reports
     from mediafm.tasks.probes import ProbeConfig
@@ -103,10 +115,10 @@ def run_pipeline(cfg: DemoConfig, eval_kinds: tuple[str, ...] | None = None) -> 
     state = json.loads(state_file.read_text()) if state_file.exists() else {"stages": {}}
     params = asdict(cfg)
     keys = {  # the parameters each stage depends on (a change re-runs it and every later stage)
-        "synth": ("titles", "seed", "min_scenes", "max_scenes"),
-        "ingest": ("titles", "seed", "min_scenes", "max_scenes"),
-        "pretrain": ("titles", "seed", "min_scenes", "max_scenes", "preset", "max_steps", "max_shots"),
-        "embed": ("titles", "seed", "min_scenes", "max_scenes", "preset", "max_steps", "max_shots"),
+        "synth": ("titles", "seed", "min_scenes", "max_scenes", "catalog"),
+        "ingest": ("titles", "seed", "min_scenes", "max_scenes", "catalog"),
+        "pretrain": ("titles", "seed", "min_scenes", "max_scenes", "catalog", "preset", "max_steps"),
+        "embed": ("titles", "seed", "min_scenes", "max_scenes", "catalog", "preset", "max_steps"),
         "eval": tuple(params),
     }
     invalid = False
@@ -127,14 +139,14 @@ def run_pipeline(cfg: DemoConfig, eval_kinds: tuple[str, ...] | None = None) -> 
         _say(f"[{i}/{len(stages)}] {name}: {time.time() - t0:.0f} s")
 
     def synth() -> None:
-        story = StoryConfig(min_scenes=cfg.min_scenes, max_scenes=cfg.max_scenes)
+        story = cfg.story()
         info = synthesize_catalog(lay.catalog, cfg.titles, cfg.seed, story, RenderConfig(), workers=cfg.workers)
         _say(f"  {len(info.titles)} titles rendered into {info.videos}")
 
     def ingest() -> None:
         # The catalog's first `titles` files by name, not the folder: a folder rendered earlier for
         # more titles (same seed) must not pull extra titles in.
-        story = StoryConfig(min_scenes=cfg.min_scenes, max_scenes=cfg.max_scenes)
+        story = cfg.story()
         paths = [str(lay.videos / f"{make_story(i, cfg.seed, story).title}.mp4") for i in range(cfg.titles)]
         rc = _call(["ingest", *paths, "--out", str(lay.store)])
         n = len(Store(lay.store).title_ids())
@@ -144,15 +156,11 @@ def run_pipeline(cfg: DemoConfig, eval_kinds: tuple[str, ...] | None = None) -> 
             _say(f"  warning: ingest exited {rc}; continuing with the {n} titles it stored")
 
     def pretrain() -> None:
-        # A demo title fits one window of max_shots, so the training set has about as many windows
-        # as training titles (90%). The batch must not exceed that, and a quarter of it gives a few
-        # steps per epoch (pretrain validates and checkpoints at every epoch end: measured 5 s/step
-        # on 2 loaded cores when each epoch was one step).
-        n_train = int(len(Store(lay.store).title_ids()) * 0.9) - 1
-        batch = max(1, min(16, n_train // 4))
-        rc = _call(["pretrain", str(lay.store), "--out", str(lay.model), "--preset", cfg.preset, "--batch-size", str(batch),
-                    "--max-steps", str(cfg.max_steps), "--epochs", str(cfg.max_steps), "--patience", str(cfg.max_steps),
-                    "--max-shots", str(cfg.max_shots), "--seed", str(cfg.seed)])
+        # No schedule flags: the demo shows what `mediafm pretrain STORE --out M` gives a user.
+        argv = ["pretrain", str(lay.store), "--out", str(lay.model), "--preset", cfg.preset, "--seed", str(cfg.seed)]
+        if cfg.max_steps:
+            argv += ["--max-steps", str(cfg.max_steps), "--min-steps", str(cfg.max_steps)]
+        rc = _call(argv)
         if rc != 0:
             raise StageError(lay.model, f"pretraining failed (exit {rc})")
 

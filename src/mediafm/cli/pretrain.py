@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from mediafm.model.mediafm import PRESETS
+from mediafm.model.mediafm import OBJECTIVES, PRESETS, READOUTS
 from mediafm.training.optim import OptimConfig
 from mediafm.training.pretrain import TrainConfig
 
@@ -16,13 +16,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("store", help="catalog store with encoded titles")
     p.add_argument("--out", required=True, help="model directory to write")
     p.add_argument("--preset", default=_T.preset, choices=sorted(PRESETS), help="model size")
-    p.add_argument("--max-steps", type=int, default=_T.max_steps, help="stop after N steps (0: --epochs decides)")
-    p.add_argument("--epochs", type=int, default=_T.epochs)
-    p.add_argument("--batch-size", type=int, default=_T.batch_size, help="global batch in windows")
+    p.add_argument("--max-steps", type=int, default=_T.max_steps,
+                   help=f"optimiser steps (0: auto, at least {_T.min_steps} and {_T.min_epochs} epochs)")
+    p.add_argument("--epochs", type=int, default=_T.epochs, help="passes over the training windows (0: auto)")
+    p.add_argument("--min-steps", type=int, default=_T.min_steps, help="auto schedule: at least this many steps")
+    p.add_argument("--batch-size", type=int, default=_T.batch_size,
+                   help="global batch in windows (0: auto, 16 or fewer on small catalogs)")
     p.add_argument("--max-shots", type=int, default=_T.max_shots, help="window length in shots")
+    p.add_argument("--objective", default=_T.objective, choices=OBJECTIVES, help="masked-shot loss")
+    p.add_argument("--temperature", type=float, default=_T.temperature, help="InfoNCE temperature")
+    p.add_argument("--readout", default=_T.readout, choices=READOUTS,
+                   help="per-shot vector that `mediafm embed` writes")
     p.add_argument("--mask-ratio", type=float, default=_T.mask_ratio)
+    p.add_argument("--mask-span", type=float, default=_T.mask_span, help="mean run length of masked shots")
+    p.add_argument("--keep-ratio", type=float, default=_T.keep_ratio, help="share of masked shots left visible")
+    p.add_argument("--random-ratio", type=float, default=_T.random_ratio,
+                   help="share of masked shots shown as another shot")
+    p.add_argument("--no-meta", action="store_true", help="do not feed title metadata to [GLOBAL]")
     p.add_argument("--val-fraction", type=float, default=_T.val_fraction)
-    p.add_argument("--patience", type=int, default=_T.patience, help="early-stopping patience in epochs")
+    p.add_argument("--val-every", type=int, default=_T.val_every, help="steps between validations (0: auto)")
+    p.add_argument("--patience", type=int, default=_T.patience, help="early-stopping patience in validations")
     p.add_argument("--optimizer", default=_O.optimizer, choices=["muon", "adamw"])
     p.add_argument("--lr", type=float, default=_O.lr, help="AdamW peak learning rate")
     p.add_argument("--muon-lr", type=float, default=_O.muon_lr)
@@ -42,8 +55,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def config_from_args(a: argparse.Namespace) -> TrainConfig:
     optim = dataclasses.replace(_O, optimizer=a.optimizer, lr=a.lr, muon_lr=a.muon_lr, warmup_steps=a.warmup_steps)
     return dataclasses.replace(
-        _T, preset=a.preset, max_steps=a.max_steps, epochs=a.epochs, batch_size=a.batch_size,
-        max_shots=a.max_shots, mask_ratio=a.mask_ratio, val_fraction=a.val_fraction, patience=a.patience,
+        _T, preset=a.preset, max_steps=a.max_steps, epochs=a.epochs, min_steps=a.min_steps, batch_size=a.batch_size,
+        max_shots=a.max_shots, objective=a.objective, temperature=a.temperature, readout=a.readout,
+        mask_ratio=a.mask_ratio, mask_span=a.mask_span, keep_ratio=a.keep_ratio, random_ratio=a.random_ratio,
+        use_meta=not a.no_meta, val_fraction=a.val_fraction, val_every=a.val_every, patience=a.patience,
         optim=optim, time_features=a.time_features, checkpoint_every=a.checkpoint_every,
         steps_this_run=a.steps_this_run, seed=a.seed, device=a.device, compile=a.compile, bf16=not a.no_bf16,
         num_threads=a.threads)

@@ -11,8 +11,11 @@ The whole model lives in this one file (nanoGPT style). Input per title:
 - [CLS]: a learned vector whose output summarises the title.
 
 Pretraining is masked shot modeling: 20% of the real shots are replaced by a learned [MASK]
-vector and the model predicts their fused vectors; the loss is the cosine distance on masked
-positions only. Attention is `F.scaled_dot_product_attention`, so GPUs get flash/memory-efficient
+vector and the model predicts their fused vectors, scored on masked positions only by the cosine
+distance (`cosine`), by InfoNCE (`contrastive`: the prediction must pick its true shot among every
+other real shot of the batch, its own title's included), or by both. The read-out (`readout`)
+says which vector `embed_title` returns per shot: the last hidden state, the output projection
+in fused space, either joined with the shot's own input, or the mean of the layers. Attention is `F.scaled_dot_product_attention`, so GPUs get flash/memory-efficient
 kernels; variable-length batches use a key-padding mask.
 """
 
@@ -28,6 +31,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 N_SPECIAL = 2  # [CLS] and [GLOBAL] precede the shots
+OBJECTIVES = ("cosine", "contrastive", "both")
+# "+input": the read-out joined with the shot's own (fused) input, each part unit-norm, so a
+# consumer gets the shot's own detail and its context side by side.
+READOUTS = ("hidden", "proj", "layers", "hidden+input", "proj+input", "layers+input")
 
 
 @dataclass
@@ -41,11 +48,25 @@ class ModelConfig:
     max_shots: int = 512  # longest shot sequence per window (learned positions); longer titles use windows
     dropout: float = 0.0  # dropout on attention output and MLP; 0 keeps runs exactly reproducible
     time_features: bool = False  # add projected (log start time, log duration) of each shot
+    objective: str = "cosine"  # masked-shot loss: a name in OBJECTIVES
+    temperature: float = 0.1  # InfoNCE softmax temperature (contrastive objectives)
+    readout: str = "hidden"  # what embed_title returns per shot: a name in READOUTS
     name: str = "mediafm"  # recorded in model cards and contextual model ids
 
     def __post_init__(self) -> None:
         if self.hidden % self.n_heads:
             raise ValueError(f"hidden={self.hidden} is not divisible by n_heads={self.n_heads}")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"unknown objective {self.objective!r}; choose one of {', '.join(OBJECTIVES)}")
+        if self.readout not in READOUTS:
+            raise ValueError(f"unknown readout {self.readout!r}; choose one of {', '.join(READOUTS)}")
+
+    @property
+    def embed_dim(self) -> int:
+        """Size of the per-shot vectors `embed_title` returns (depends on the read-out)."""
+        own = {"hidden": self.hidden, "layers": self.hidden, "proj": self.input_dim}
+        base, _, joined = self.readout.partition("+")
+        return own[base] + (self.input_dim if joined else 0)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -156,8 +177,10 @@ class MediaFM(nn.Module):
     # ------------------------------------------------------------ forward
     def encode(self, fused: torch.Tensor, meta: torch.Tensor | None, pad_mask: torch.Tensor,
                mask_positions: torch.Tensor | None = None, times: torch.Tensor | None = None,
-               keep_positions: torch.Tensor | None = None) -> torch.Tensor:
-        """Hidden states after the final norm: [B, 2 + N, h] ([CLS], [GLOBAL], shots)."""
+               keep_positions: torch.Tensor | None = None, all_layers: bool = False
+               ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+        """Hidden states after the final norm: [B, 2 + N, h] ([CLS], [GLOBAL], shots); with
+        all_layers, also every block's output (before the final norm)."""
         B, N, _ = fused.shape
         cfg = self.config
         if N > cfg.max_shots:
@@ -179,36 +202,59 @@ class MediaFM(nn.Module):
         x = torch.cat([cls.to(x.dtype), glob.to(x.dtype), x], dim=1)
         keep = torch.cat([pad_mask.new_ones(B, N_SPECIAL), pad_mask], dim=1)
         attn_mask = keep[:, None, None, :]
+        layers = []
         for block in self.blocks:
             x = block(x, attn_mask)
-        return self.ln_f(x)
+            layers.append(x)
+        return (self.ln_f(x), layers) if all_layers else self.ln_f(x)
 
     def forward(self, fused: torch.Tensor, meta: torch.Tensor | None, pad_mask: torch.Tensor,
                 mask_positions: torch.Tensor | None = None, times: torch.Tensor | None = None,
-                keep_positions: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+                keep_positions: torch.Tensor | None = None, targets: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Predicted fused vectors [B, N, D] and, when shots are masked, the MSM loss.
 
         Args:
-            fused: [B, N, D] fused shot vectors (padding rows arbitrary).
+            fused: [B, N, D] fused shot vectors, the model's input (padding rows arbitrary).
             meta: [B, D_text] metadata embeddings (zero row = no metadata) or None.
             pad_mask: bool [B, N], True for real shots.
             mask_positions: bool [B, N], shots that carry the loss; replaced by [MASK] unless kept.
             keep_positions: bool [B, N], masked shots whose real input stays visible (BERT's "unchanged").
             times: [B, N, 2] (start_s, duration_s) when the config uses time features.
+            targets: [B, N, D] what masked shots must predict when it differs from `fused`
+                (training replaced some inputs by other shots); default `fused`.
         """
         h = self.encode(fused, meta, pad_mask, mask_positions, times, keep_positions)
         pred = self.out_proj(h[:, N_SPECIAL:])
         loss = None
         if mask_positions is not None:
-            loss = msm_loss(pred, fused, mask_positions & pad_mask)
+            target = fused if targets is None else targets
+            loss = OBJECTIVES_FN[self.config.objective](pred, target, mask_positions & pad_mask, pad_mask,
+                                                       self.config.temperature)
         return pred, loss
+
+    def readout(self, fused: torch.Tensor, h: torch.Tensor, layers: list[torch.Tensor]) -> torch.Tensor:
+        """Per-shot output vectors [B, N, embed_dim] from the input and the shot rows of the states."""
+        base, _, joined = self.config.readout.partition("+")
+        if base == "proj":
+            out = self.out_proj(h)
+        elif base == "layers":
+            # Every block's output, each normalised (no affine), averaged: lower layers keep more
+            # of the shot itself, upper ones more of its context.
+            out = torch.stack([F.layer_norm(x[:, N_SPECIAL:], x.shape[-1:]) for x in layers]).mean(0)
+        else:
+            out = h
+        if joined:
+            out = torch.cat([F.normalize(fused.float(), dim=-1), F.normalize(out.float(), dim=-1)], -1) / 2 ** 0.5
+        return out
 
     # ------------------------------------------------------------ inference on whole titles
     @torch.no_grad()
     def embed_title(self, fused: np.ndarray, meta: np.ndarray | None = None, times: np.ndarray | None = None,
                     return_cls: bool = False, stride: int | None = None, batch_size: int = 8
                     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-        """Contextual embeddings [N, h] of one title (and its [CLS] embedding [h] if return_cls).
+        """Contextual embeddings [N, embed_dim] of one title (and its [CLS] embedding [h] if
+        return_cls); `config.readout` decides what each shot's vector is.
 
         Titles longer than `max_shots` are covered by windows of `max_shots` shots every `stride`
         shots (default max_shots // 2); each shot's output comes from the window where it is most
@@ -226,7 +272,7 @@ class MediaFM(nn.Module):
         meta_t = None
         if meta is not None and self.meta_proj is not None:
             meta_t = torch.as_tensor(np.asarray(meta, np.float32), device=dev)[None]
-        out = np.zeros((N, self.config.hidden), np.float32)
+        out = np.zeros((N, self.config.embed_dim), np.float32)
         cls = np.zeros(self.config.hidden, np.float64)
         for b in range(0, len(starts), batch_size):
             chunk = starts[b:b + batch_size]
@@ -237,11 +283,12 @@ class MediaFM(nn.Module):
                 t = torch.as_tensor(np.stack([np.asarray(times, np.float32)[s:s + n] for s in chunk]), device=dev)
             pad = torch.ones(len(chunk), n, dtype=torch.bool, device=dev)
             m = None if meta_t is None else meta_t.expand(len(chunk), -1)
-            h = self.encode(x, m, pad, times=t).float().cpu().numpy()
-            cls += h[:, 0].sum(0)
+            h, layers = self.encode(x, m, pad, times=t, all_layers=True)
+            cls += h[:, 0].float().sum(0).cpu().numpy()
+            shots = self.readout(x, h[:, N_SPECIAL:], layers).float().cpu().numpy()
             for j, s in enumerate(chunk):
                 rows = np.nonzero(owner[s:s + n] == b + j)[0]
-                out[s + rows] = h[j, N_SPECIAL + rows]
+                out[s + rows] = shots[j, rows]
         self.train(was_training)
         return (out, (cls / len(starts)).astype(np.float32)) if return_cls else out
 
@@ -251,6 +298,37 @@ def msm_loss(pred: torch.Tensor, target: torch.Tensor, masked: torch.Tensor) -> 
     cos = F.cosine_similarity(pred.float(), target.float(), dim=-1)
     n = masked.sum()
     return ((1.0 - cos) * masked).sum() / n.clamp(min=1)
+
+
+def contrastive_loss(pred: torch.Tensor, target: torch.Tensor, masked: torch.Tensor, real: torch.Tensor,
+                     temperature: float) -> torch.Tensor:
+    """InfoNCE over masked positions: each prediction must score its own target's cosine above
+    every other real shot of the batch (its title's other shots are the hard negatives).
+
+    Regression to a cosine target is satisfied by the mean of the plausible shots, which washes
+    out what tells one shot from its neighbours; here such a blurred prediction loses to them.
+    """
+    B, N, D = target.shape
+    cand = F.normalize(target.float().reshape(B * N, D), dim=-1)
+    real_flat = real.reshape(-1)
+    q_idx = torch.nonzero(masked.reshape(-1), as_tuple=True)[0]
+    if len(q_idx) == 0:
+        return pred.sum() * 0.0
+    q = F.normalize(pred.float().reshape(B * N, D)[q_idx], dim=-1)
+    logits = (q @ cand.T) / temperature
+    logits = logits.masked_fill(~real_flat[None, :], float("-inf"))
+    return F.cross_entropy(logits, q_idx)
+
+
+def _cosine_objective(pred, target, masked, real, temperature):
+    return msm_loss(pred, target, masked)
+
+
+def _both_objective(pred, target, masked, real, temperature):
+    return msm_loss(pred, target, masked) + contrastive_loss(pred, target, masked, real, temperature)
+
+
+OBJECTIVES_FN = {"cosine": _cosine_objective, "contrastive": contrastive_loss, "both": _both_objective}
 
 
 def _time_features(times: torch.Tensor) -> torch.Tensor:
@@ -323,5 +401,6 @@ def param_count_str(n: int) -> str:
     return f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.0f}k"
 
 
-__all__ = ["ModelConfig", "MediaFM", "PRESETS", "tiny", "small", "base", "msm_loss", "window_plan",
+__all__ = ["ModelConfig", "MediaFM", "PRESETS", "OBJECTIVES", "READOUTS", "tiny", "small", "base", "msm_loss",
+           "contrastive_loss", "window_plan",
            "save_pretrained", "load_pretrained", "flops_per_shot"]

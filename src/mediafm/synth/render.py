@@ -6,13 +6,16 @@ buildings; character shots put the character's shape and colour large in frame o
 Tone shows as a colour tint and brightness, genre as an overlay motif, tension as camera shake,
 each drawn from the shot's (noisy) cues. Sound: a location ambience (filtered noise), a chord whose
 harmony follows the shot's tone cue, loudness following tension, and a voiced buzz at the speaking
-character's pitch during dialogue. Every cut is a hard cut between visually different images, so a
-shot detector (TransNetV2) finds them.
+character's pitch during dialogue. Cuts are hard cuts between visually different images, so a
+shot detector (TransNetV2) finds them, except the scene changes a story marks as dissolves or fades
+(`TitleStory.transitions`, off in the default catalog): those blend across the cut, picture and
+sound, centred on it so that shot timings do not move.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +24,7 @@ import numpy as np
 import pysubs2
 from PIL import Image, ImageDraw
 
-from mediafm.synth.story import GENRES, N_CHARACTERS, N_LOCATIONS, TONES, ShotSpec, TitleStory
+from mediafm.synth.story import GENRES, N_CHARACTERS, N_LOCATIONS, TONES, ShotSpec, TitleStory, TransitionSpec
 
 AUDIO_RATE = 16_000
 
@@ -211,6 +214,76 @@ def shot_frames(shot: ShotSpec, story: TitleStory, cfg: RenderConfig) -> np.ndar
     return out
 
 
+# ------------------------------------------------------------------ transitions
+def _ramp(n: int) -> np.ndarray:
+    """Mid-point positions 0..1 of n steps across a transition (never exactly 0 or 1)."""
+    return (np.arange(n) + 0.5) / n
+
+
+def _fade_gain(before: int, after: int) -> np.ndarray:
+    """Gain of a fade: down towards black over `before` steps, up again over `after` (never 0)."""
+    return np.concatenate([_ramp(before)[::-1], _ramp(after)])
+
+
+def blend_transition(a: np.ndarray, b: np.ndarray, kind: str) -> np.ndarray:
+    """The frames of a transition window, cut at frame len(a) // 2.
+
+    Args:
+        a: [n, H, W, 3] uint8, the outgoing shot (its last frames, then its last frame held).
+        b: [n, H, W, 3] uint8, the incoming shot (its first frame held, then its first frames).
+        kind: "dissolve" (cross-fade from a to b) or "fade" (a fades to black, b fades in).
+    Returns:
+        [n, H, W, 3] uint8.
+    """
+    n, before = len(a), len(a) // 2
+    if kind == "dissolve":
+        alpha = _ramp(n)[:, None, None, None]
+        out = (1 - alpha) * a + alpha * b
+    elif kind == "fade":
+        gain = _fade_gain(before, n - before)[:, None, None, None]
+        out = gain * np.concatenate([a[:before], b[before:]])
+    else:
+        raise ValueError(f"unknown transition kind {kind!r}")
+    return np.round(out).astype(np.uint8)
+
+
+def _transition_window(t: TransitionSpec, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
+    """The blended frames of transition t between the (unblended) frames of its two shots."""
+    before = t.n_frames // 2
+    after = t.n_frames - before
+    a = np.concatenate([prev[len(prev) - before:], np.repeat(prev[-1:], after, axis=0)])
+    b = np.concatenate([np.repeat(nxt[:1], before, axis=0), nxt[:after]])
+    return blend_transition(a, b, t.kind)
+
+
+def title_frames(story: TitleStory, cfg: RenderConfig = RenderConfig()) -> Iterator[np.ndarray]:
+    """Every frame of the title in order, [H, W, 3] uint8, with its dissolves and fades applied.
+
+    Renders shot by shot, one shot ahead (a transition needs the next shot's first frames), so at
+    most three shots' frames are in memory whatever the title's length.
+    """
+    by_shot = {t.shot: t for t in story.transitions}
+    shots = story.shots
+    cur = shot_frames(shots[0], story, cfg)
+    pending = None  # the incoming half of a transition, for the start of the next shot
+    for k in range(len(shots)):
+        nxt = shot_frames(shots[k + 1], story, cfg) if k + 1 < len(shots) else None
+        frames = cur
+        if pending is not None:
+            frames = frames.copy()
+            frames[:len(pending)] = pending
+            pending = None
+        t = by_shot.get(k + 1)
+        if t is not None:
+            window = _transition_window(t, cur, nxt)
+            before = t.n_frames // 2
+            frames = frames.copy() if frames is cur else frames
+            frames[len(frames) - before:] = window[:before]
+            pending = window[before:]
+        yield from frames
+        cur = nxt
+
+
 # ------------------------------------------------------------------ sound
 def shot_audio(shot: ShotSpec, story: TitleStory, n_samples: int) -> np.ndarray:
     rng = np.random.default_rng([story.seed, shot.index, 11])
@@ -249,6 +322,39 @@ def shot_audio(shot: ShotSpec, story: TitleStory, n_samples: int) -> np.ndarray:
     return (np.clip(sig * fade, -1, 1) * 0.8).astype(np.float32)
 
 
+def title_audio(story: TitleStory) -> np.ndarray:
+    """The title's soundtrack, mono float32 at AUDIO_RATE: shot by shot, cross-faded (equal power)
+    under dissolves and faded to silence and back under fades."""
+    fps = story.fps
+
+    def sample(frame: int) -> int:
+        return round(frame / fps * AUDIO_RATE)
+
+    edges = [sample(s.start_frame) for s in story.shots] + [sample(story.n_frames)]
+    windows = {t.shot: (sample(t.start_frame), sample(t.start_frame + t.n_frames), t.kind) for t in story.transitions}
+    cuts = {t.shot: edges[t.shot] for t in story.transitions}
+    out = np.zeros(edges[-1], dtype=np.float32)
+    for k, shot in enumerate(story.shots):
+        lo, hi = edges[k], edges[k + 1]
+        enter, leave = windows.get(k), windows.get(k + 1)
+        # A dissolve's two shots both sound through its window: each shot's audio extends across it.
+        enter = enter if enter and enter[2] == "dissolve" else None
+        leave = leave if leave and leave[2] == "dissolve" else None
+        lo, hi = (enter[0] if enter else lo), (leave[1] if leave else hi)
+        seg = shot_audio(shot, story, hi - lo)
+        if enter:
+            n = enter[1] - enter[0]
+            seg[:n] *= np.sin(np.pi / 2 * _ramp(n))
+        if leave:
+            n = leave[1] - leave[0]
+            seg[len(seg) - n:] *= np.cos(np.pi / 2 * _ramp(n))
+        out[lo:hi] += seg
+    for shot, (a, b, kind) in windows.items():
+        if kind == "fade":
+            out[a:b] *= _fade_gain(cuts[shot] - a, b - cuts[shot])
+    return out
+
+
 # ------------------------------------------------------------------ files
 def render_title(story: TitleStory, out_dir: str | Path, cfg: RenderConfig = RenderConfig()) -> Path:
     """Write NAME.mp4, NAME.srt and NAME.json for one story into out_dir; returns the video path.
@@ -271,13 +377,10 @@ def render_title(story: TitleStory, out_dir: str | Path, cfg: RenderConfig = Ren
             "crf": str(cfg.crf), "preset": cfg.preset, "mbtree": "0"})
         vs.width, vs.height, vs.pix_fmt = cfg.width, cfg.height, "yuv420p"
         as_ = container.add_stream("aac", rate=AUDIO_RATE, layout="mono")
-        audio = np.concatenate([
-            shot_audio(s, story, round(s.end_s(fps) * AUDIO_RATE) - round(s.start_s(fps) * AUDIO_RATE))
-            for s in story.shots])
-        for shot in story.shots:
-            for img in shot_frames(shot, story, cfg):
-                for pkt in vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                    container.mux(pkt)
+        audio = title_audio(story)
+        for img in title_frames(story, cfg):
+            for pkt in vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                container.mux(pkt)
         for pkt in vs.encode():
             container.mux(pkt)
         step = 1024
@@ -302,7 +405,8 @@ def render_title(story: TitleStory, out_dir: str | Path, cfg: RenderConfig = Ren
     return video
 
 
-__all__ = ["RenderConfig", "render_title", "shot_frames", "shot_image", "shot_audio", "GENRES", "TONES"]
+__all__ = ["RenderConfig", "render_title", "title_frames", "title_audio", "blend_transition", "shot_frames",
+           "shot_image", "shot_audio", "GENRES", "TONES"]
 
 
 # ------------------------------------------------------------------ catalog
@@ -327,10 +431,11 @@ def _render_one(args: tuple) -> str:
 
 def synthesize_catalog(root: str | Path, n_titles: int, seed: int = 0, story_cfg=None,
                        render_cfg: RenderConfig = RenderConfig(), workers: int = 1,
-                       progress: bool = True) -> CatalogInfo:
+                       progress: bool = True, preset: str | None = None) -> CatalogInfo:
     """Render titles 0..n_titles-1 of catalog `seed` into root/videos, labels into root/labels.
 
     Titles already rendered are kept (re-running resumes); labels are rewritten for all n titles.
+    `preset` (the name story_cfg was built from, if any) is recorded in catalog.json.
     """
     import time
     from concurrent.futures import ProcessPoolExecutor
@@ -366,7 +471,7 @@ def synthesize_catalog(root: str | Path, n_titles: int, seed: int = 0, story_cfg
     for name, (fname, _, _) in TASK_FILES.items():
         write_labels(labels / fname, rows[name])
     tasks = {name: {"file": f"labels/{f}", "task": k, "metric": m} for name, (f, k, m) in TASK_FILES.items()}
-    manifest = {"generator": "mediafm synth", "seed": seed, "n_titles": n_titles, "tasks": tasks,
+    manifest = {"generator": "mediafm synth", "preset": preset, "seed": seed, "n_titles": n_titles, "tasks": tasks,
                 "story_config": story_cfg.__dict__, "render_config": render_cfg.__dict__}
     (root / "catalog.json").write_text(json.dumps(manifest, indent=1))
     return CatalogInfo(root, videos, labels, titles, time.time() - t0)

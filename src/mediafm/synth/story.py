@@ -9,6 +9,9 @@ Each shot shows its scene's tone and its title's genre only partially and noisil
 motif, chord, dialogue words) is the true one with a probability below one and otherwise drawn at
 random, so one shot alone is often ambiguous and its scene or title resolves it. Labels for five
 tasks are functions of the latent story (see `labels_for`).
+
+Catalog presets (`STORY_PRESETS`): `narrative`, the benchmark's short titles joined by hard cuts,
+and `long`, titles of 150-600 shots (minutes each) with dissolves and fades between some scenes.
 """
 
 from __future__ import annotations
@@ -57,6 +60,40 @@ class StoryConfig:
     tension_noise: float = 0.12  # sd of per-scene tension noise around the arc
     line_p: float = 0.7  # probability that a character shot has a dialogue line
     clips_per_title: int = 8  # candidate clips per title (half end at scene boundaries)
+    # Shot budget per title; 0 = off (the scene count is drawn from min_scenes..max_scenes). When on,
+    # scenes are added until a target drawn from min_shots..max_shots - max_shots_per_scene + 1 is
+    # reached (within min_scenes..max_scenes), so a title has min_shots..max_shots shots.
+    min_shots: int = 0
+    max_shots: int = 0
+    # Probability that a scene boundary is a dissolve or a fade (half each) instead of a hard cut.
+    transition_p: float = 0.0
+    min_transition_frames: int = 6  # a transition's length, centred on the cut
+    max_transition_frames: int = 8
+
+    def __post_init__(self) -> None:
+        pairs = [("min_scenes", "max_scenes"), ("min_shots_per_scene", "max_shots_per_scene"),
+                 ("min_shot_frames", "max_shot_frames"), ("min_transition_frames", "max_transition_frames")]
+        for lo, hi in pairs:
+            if not 1 <= getattr(self, lo) <= getattr(self, hi):
+                raise ValueError(f"need 1 <= {lo} <= {hi}, got {getattr(self, lo)} and {getattr(self, hi)}")
+        if self.max_shots and not 1 <= self.min_shots <= self.max_shots - self.max_shots_per_scene + 1:
+            raise ValueError(f"shot budget {self.min_shots}..{self.max_shots} leaves no room for a last scene "
+                             f"of up to {self.max_shots_per_scene} shots")
+        # Half of a transition lies on each side of its cut: it must fit inside the shorter shot.
+        if self.transition_p and self.max_transition_frames > self.min_shot_frames:
+            raise ValueError("max_transition_frames must not exceed min_shot_frames")
+
+
+def long_form() -> StoryConfig:
+    """Long titles: 150-600 shots of 1.3-2 s (4-17 minutes at the mean), 30% of scene changes dissolve or fade."""
+    return StoryConfig(min_scenes=1, max_scenes=200, min_shots_per_scene=3, max_shots_per_scene=8,
+                       min_shot_frames=16, max_shot_frames=24, clips_per_title=24,
+                       min_shots=150, max_shots=600, transition_p=0.3)
+
+
+# Catalog presets by name (`mediafm synth --preset`); "narrative" is the benchmark's default.
+STORY_PRESETS = {"narrative": StoryConfig(), "long": long_form()}
+TRANSITION_KINDS = ("dissolve", "fade")
 
 
 @dataclass
@@ -92,6 +129,20 @@ class SceneSpec:
 
 
 @dataclass
+class TransitionSpec:
+    """A gradual scene change: frames start_frame..start_frame + n_frames - 1 blend across the cut.
+
+    The cut stays at shots[shot].start_frame (n_frames // 2 frames into the window), so shot
+    timings, and the labels computed from them, are the same as with a hard cut.
+    """
+
+    shot: int  # index of the first shot of the incoming scene
+    kind: str  # "dissolve" (cross-fade) | "fade" (to black and back)
+    start_frame: int
+    n_frames: int
+
+
+@dataclass
 class TitleStory:
     title: str  # file stem
     seed: int
@@ -104,6 +155,7 @@ class TitleStory:
     fps: int
     synopsis: str = ""
     tags: list[str] = field(default_factory=list)
+    transitions: list[TransitionSpec] = field(default_factory=list)  # empty: every cut is hard
 
     @property
     def n_frames(self) -> int:
@@ -174,7 +226,10 @@ def make_story(index: int, seed: int, cfg: StoryConfig = StoryConfig()) -> Title
     meta_genres = sorted([genre, str(rng.choice(other))])  # catalog lists two genres, one is the label
     arc = ARCS[int(rng.integers(len(ARCS)))]
     cast = [int(c) for c in rng.choice(N_CHARACTERS, size=int(rng.integers(2, 5)), replace=False)]
-    n_scenes = int(rng.integers(cfg.min_scenes, cfg.max_scenes + 1))
+    # With a shot budget the scene lengths are drawn up front; without, inside the loop as always
+    # (so the default configuration's random stream, and its stories, stay as they were).
+    budget = _scene_lengths(rng, cfg) if cfg.max_shots else None
+    n_scenes = len(budget) if budget else int(rng.integers(cfg.min_scenes, cfg.max_scenes + 1))
     pos = (np.arange(n_scenes) + 0.5) / n_scenes
     tension = np.clip(_arc(arc, pos) + rng.normal(0, cfg.tension_noise, n_scenes), 0.0, 1.0)
     scenes: list[SceneSpec] = []
@@ -190,7 +245,7 @@ def make_story(index: int, seed: int, cfg: StoryConfig = StoryConfig()) -> Title
         pair = rng.choice(cast, size=2, replace=False)
         prior = np.asarray(GENRE_TONE_PRIOR[genre]) * np.array([1 - 0.5 * tension[s], 0.4 + 1.6 * tension[s], 1.0, 1.0])
         tone = TONES[int(rng.choice(len(TONES), p=prior / prior.sum()))]
-        n_shots = int(rng.integers(cfg.min_shots_per_scene, cfg.max_shots_per_scene + 1))
+        n_shots = budget[s] if budget else int(rng.integers(cfg.min_shots_per_scene, cfg.max_shots_per_scene + 1))
         scenes.append(SceneSpec(s, location, (int(pair[0]), int(pair[1])), tone, float(tension[s]), len(shots), n_shots))
         for k in range(n_shots):
             n_frames = int(rng.integers(cfg.min_shot_frames, cfg.max_shot_frames + 1))
@@ -213,7 +268,35 @@ def make_story(index: int, seed: int, cfg: StoryConfig = StoryConfig()) -> Title
                 f"a story of {hint} and {str(rng.choice(GENRE_WORDS[str(rng.choice(other))]))}.")
     tags = sorted({LOCATION_NAMES[sc.location] for sc in scenes})[:4]
     return TitleStory(f"synth_{seed}_{index:04d}", seed, genre, meta_genres, arc, cast, scenes, shots,
-                      cfg.fps, synopsis, tags)
+                      cfg.fps, synopsis, tags, _transitions(seed, index, scenes, shots, cfg))
+
+
+def _scene_lengths(rng: np.random.Generator, cfg: StoryConfig) -> list[int]:
+    """Shots per scene for a title with a shot budget: scenes are added until the target is reached."""
+    target = int(rng.integers(cfg.min_shots, cfg.max_shots - cfg.max_shots_per_scene + 2))
+    lengths: list[int] = []
+    while len(lengths) < cfg.max_scenes and (sum(lengths) < target or len(lengths) < cfg.min_scenes):
+        lengths.append(int(rng.integers(cfg.min_shots_per_scene, cfg.max_shots_per_scene + 1)))
+    return lengths
+
+
+def _transitions(seed: int, index: int, scenes: list[SceneSpec], shots: list[ShotSpec],
+                 cfg: StoryConfig) -> list[TransitionSpec]:
+    """Dissolves and fades at scene boundaries, each with probability transition_p.
+
+    Drawn from their own generator, so turning transitions on changes nothing else in the story.
+    """
+    if not cfg.transition_p:
+        return []
+    rng = np.random.default_rng([seed, index, 20_000])
+    out = []
+    for sc in scenes[1:]:
+        kind = TRANSITION_KINDS[int(rng.integers(len(TRANSITION_KINDS)))]
+        n = int(rng.integers(cfg.min_transition_frames, cfg.max_transition_frames + 1))
+        if rng.random() < cfg.transition_p:
+            cut = shots[sc.first_shot].start_frame
+            out.append(TransitionSpec(sc.first_shot, kind, cut - n // 2, n))
+    return out
 
 
 # ------------------------------------------------------------------ labels from the latent story

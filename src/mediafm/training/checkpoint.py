@@ -34,7 +34,7 @@ class TrainState:
     batch_in_epoch: int = 0  # global batches of `epoch` already consumed
     best_val: float = float("inf")
     best_step: int = 0
-    bad_epochs: int = 0  # epochs since the best validation loss (early stopping)
+    bad_epochs: int = 0  # validations since the best validation loss (early stopping)
     done: bool = False
     history: list[dict] = field(default_factory=list)  # per-epoch validation records
 
@@ -84,8 +84,11 @@ def write_model_card(out_dir: Path, card: dict) -> None:
              f"- data: {d['train_titles']} training titles ({d['train_shots']:,} shots), "
              f"{d['val_titles']} validation titles ({d['val_shots']:,} shots)",
              f"- trained: {card['steps']} steps, {card['epochs']} epochs, optimizer `{card['optimizer']}`",
-             f"- best validation MSM loss (1 - cosine on masked shots): {card['best_val_loss']:.4f} "
-             f"at step {card['best_step']}",
+             *([f"- schedule: {card['schedule']['note']}"] if "schedule" in card else []),
+             *([f"- objective `{e['objective']}`; embeddings: read-out `{e['readout']}`, {e['dim']} dimensions; "
+                f"title metadata {'used' if e['metadata'] else 'not used'}"] if (e := card.get("embedding")) else []),
+             f"- best validation MSM loss ({card.get('embedding', {}).get('objective', 'cosine')} objective, "
+             f"masked shots): {card['best_val_loss']:.4f} at step {card['best_step']}",
              f"- created {card['created']} with mediafm {card['mediafm_version']}", ""]
     with atomic_path(out_dir / "MODEL_CARD.md") as tmp:
         tmp.write_text("\n".join(lines), encoding="utf-8")

@@ -199,27 +199,53 @@ def epoch_windows(cache: ShotCache, titles: list[int], window: int, seed: int, e
     return [w for t in order for w in title_windows(int(t), cache.length(int(t)), window)]
 
 
-KEEP_RATIO = 0.1  # share of the selected shots left unchanged in the input (training only)
+@dataclass(frozen=True)
+class MaskSpec:
+    """Which shots of a window carry the masked-shot loss, and what the model sees in their place."""
+
+    ratio: float = 0.2  # share of a window's real shots selected (at least one)
+    span: float = 1.0  # mean length in shots of a run of selected shots (1 = single shots)
+    # Shares of the selected shots that keep their real input (BERT's "unchanged") or show another
+    # shot of the window (BERT's "random"); the rest show [MASK]. Both train the outputs at shots
+    # whose input is visible, which are the contextual embeddings used at inference.
+    keep: float = 0.1
+    random: float = 0.0
 
 
-def mask_for(w: Window, ratio: float, seed: int, epoch: int) -> tuple[np.ndarray, np.ndarray]:
-    """(selected, kept) bool [w.length], fixed by the window's identity.
+def _as_spec(ratio: float | MaskSpec) -> MaskSpec:
+    return ratio if isinstance(ratio, MaskSpec) else MaskSpec(ratio=float(ratio))
 
-    round(ratio * length) shots (at least 1) are selected and carry the loss. As in BERT, a share
-    KEEP_RATIO of them keep their real input instead of [MASK]: the loss is then the only signal
-    that trains the outputs at *visible* shots, which are the contextual embeddings used at
-    inference. Without it those outputs are unconstrained and collapsed (within-title cosine 0.98
-    on the narrative benchmark). Validation (epoch -1) keeps none, so its loss stays comparable.
+
+def mask_for(w: Window, ratio: float | MaskSpec, seed: int, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(selected, kept, swapped) bool [w.length], fixed by the window's identity.
+
+    round(ratio * length) shots (at least 1) are selected and carry the loss. With span > 1 they
+    come in runs of geometric length (mean `span`), so a masked shot's nearest neighbours are
+    often masked too and the model must use farther context than the shot next door. Kept and
+    swapped shares apply to training only: validation (epoch -1) masks every selected shot, so its
+    loss stays comparable across settings.
     """
+    spec = _as_spec(ratio)
     rng = np.random.default_rng([seed, epoch + 1, w.title, w.start])  # epoch -1 = validation
-    k = max(1, int(round(ratio * w.length)))
-    m = np.zeros(w.length, bool)
-    chosen = rng.choice(w.length, size=min(k, w.length), replace=False)
-    m[chosen] = True
-    kept = np.zeros(w.length, bool)
-    if epoch >= 0:
-        kept[chosen[rng.random(len(chosen)) < KEEP_RATIO]] = True
-    return m, kept
+    n = w.length
+    k = min(n, max(1, int(round(spec.ratio * n))))
+    m = np.zeros(n, bool)
+    if spec.span <= 1:
+        chosen = rng.choice(n, size=k, replace=False)
+        m[chosen] = True
+    else:
+        while m.sum() < k:
+            run = min(int(rng.geometric(1.0 / spec.span)), k - int(m.sum()))
+            start = int(rng.integers(0, n - run + 1))
+            m[start:start + run] = True
+        chosen = np.flatnonzero(m)
+    kept = np.zeros(n, bool)
+    swapped = np.zeros(n, bool)
+    if epoch >= 0 and (spec.keep or spec.random):
+        u = rng.random(len(chosen))
+        kept[chosen[u < spec.keep]] = True
+        swapped[chosen[(u >= spec.keep) & (u < spec.keep + spec.random)]] = True
+    return m, kept, swapped
 
 
 @dataclass
@@ -230,14 +256,16 @@ class Batch:
     mask_positions: torch.Tensor  # bool [B, N], shots that carry the loss
     times: torch.Tensor  # [B, N, 2]
     keep_positions: torch.Tensor | None = None  # bool [B, N], loss-carrying shots whose input stays visible
+    targets: torch.Tensor | None = None  # [B, N, D] true vectors where `fused` had inputs swapped (else None)
 
     def to(self, device) -> Batch:
         mv = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
         return Batch(mv(self.fused), mv(self.meta), mv(self.pad_mask), mv(self.mask_positions), mv(self.times),
-                     mv(self.keep_positions))
+                     mv(self.keep_positions), mv(self.targets))
 
 
-def collate(cache: ShotCache, windows: list[Window], ratio: float, seed: int, epoch: int) -> Batch:
+def collate(cache: ShotCache, windows: list[Window], ratio: float | MaskSpec, seed: int, epoch: int,
+            use_meta: bool = True) -> Batch:
     """Pad windows to the longest in the batch; reads only these windows' rows of the memmap."""
     B, N = len(windows), max(w.length for w in windows)
     fused = np.zeros((B, N, cache.dim), np.float32)
@@ -245,14 +273,22 @@ def collate(cache: ShotCache, windows: list[Window], ratio: float, seed: int, ep
     pad = np.zeros((B, N), bool)
     masked = np.zeros((B, N), bool)
     kept = np.zeros((B, N), bool)
+    swaps = []
     for j, w in enumerate(windows):
         a = int(cache.offsets[w.title]) + w.start
         fused[j, :w.length], times[j, :w.length] = cache.read(a, w.length)
         pad[j, :w.length] = True
-        masked[j, :w.length], kept[j, :w.length] = mask_for(w, ratio, seed, epoch)
-    meta = torch.from_numpy(cache.meta[[w.title for w in windows]]) if cache.meta_dim else None
+        masked[j, :w.length], kept[j, :w.length], swapped = mask_for(w, ratio, seed, epoch)
+        if swapped.any():
+            rng = np.random.default_rng([seed, epoch + 1, w.title, w.start, 1])
+            rows = np.flatnonzero(swapped)
+            swaps.append((j, rows, rng.integers(0, w.length, len(rows))))
+    targets = fused.copy() if swaps else None
+    for j, rows, src in swaps:
+        fused[j, rows] = targets[j, src]
+    meta = torch.from_numpy(cache.meta[[w.title for w in windows]]) if cache.meta_dim and use_meta else None
     return Batch(torch.from_numpy(fused), meta, torch.from_numpy(pad), torch.from_numpy(masked),
-                 torch.from_numpy(times), torch.from_numpy(kept))
+                 torch.from_numpy(times), torch.from_numpy(kept), None if targets is None else torch.from_numpy(targets))
 
 
 def global_batches(windows: list[Window], global_batch: int, drop_last: bool) -> list[list[Window]]:
@@ -267,16 +303,20 @@ def rank_slice(batch: list[Window], rank: int, world: int) -> list[Window]:
 
 
 def iter_batches(cache: ShotCache, titles: list[int], window: int, global_batch: int, seed: int, epoch: int,
-                 ratio: float, rank: int = 0, world: int = 1, shuffle: bool = True, drop_last: bool = True,
-                 skip: int = 0) -> Iterator[Batch]:
+                 ratio: float | MaskSpec, rank: int = 0, world: int = 1, shuffle: bool = True, drop_last: bool = True,
+                 skip: int = 0, use_meta: bool = True) -> Iterator[Batch]:
     """This rank's batches for one epoch, skipping the first `skip` global batches (resume)."""
     wins = epoch_windows(cache, titles, window, seed, epoch, shuffle)
     for gb in global_batches(wins, global_batch, drop_last)[skip:]:
         mine = rank_slice(gb, rank, world)
         if mine:
-            yield collate(cache, mine, ratio, seed, epoch)
+            yield collate(cache, mine, ratio, seed, epoch, use_meta)
+
+
+def train_windows(cache: ShotCache, titles: list[int], window: int) -> int:
+    """Windows in one epoch over `titles`."""
+    return sum(len(title_windows(t, cache.length(t), window)) for t in titles)
 
 
 def steps_per_epoch(cache: ShotCache, titles: list[int], window: int, global_batch: int) -> int:
-    n = sum(len(title_windows(t, cache.length(t), window)) for t in titles)
-    return n // global_batch
+    return train_windows(cache, titles, window) // global_batch

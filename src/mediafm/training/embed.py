@@ -40,7 +40,14 @@ def model_identity(model_dir: str | Path) -> dict:
     digest = weights_hash(model_dir)
     card_file = model_dir / "model_card.json"
     card = json.loads(card_file.read_text()) if card_file.exists() else {}
-    return {"model_id": f"{cfg['name']}-{digest[:10]}", "name": cfg["name"], "config": cfg,
+    from mediafm.model.mediafm import ModelConfig
+
+    mcfg = ModelConfig.from_dict(cfg)
+    # Different read-outs of the same weights are different embeddings: the id names the read-out
+    # (ids of models with the plain hidden-state read-out are unchanged).
+    suffix = "" if mcfg.readout == "hidden" else "-" + mcfg.readout.replace("+", "-")
+    return {"model_id": f"{cfg['name']}-{digest[:10]}{suffix}", "name": cfg["name"], "config": cfg,
+            "readout": mcfg.readout, "dim": mcfg.embed_dim,
             "weights_sha256": digest, "model_dir": str(model_dir.resolve()),
             "encoders": card.get("encoders"), "best_val_loss": card.get("best_val_loss"),
             "steps": card.get("steps")}

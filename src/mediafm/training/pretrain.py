@@ -24,10 +24,10 @@ import torch
 import torch.distributed as dist
 
 from mediafm.errors import ConfigError
-from mediafm.model.mediafm import PRESETS, MediaFM, ModelConfig, save_pretrained
+from mediafm.model.mediafm import OBJECTIVES, PRESETS, READOUTS, MediaFM, ModelConfig, save_pretrained
 from mediafm.training import checkpoint as ckpt
 from mediafm.prefetch import prefetch
-from mediafm.training.data import ShotCache, build_cache, iter_batches, split_titles, steps_per_epoch
+from mediafm.training.data import MaskSpec, ShotCache, build_cache, iter_batches, split_titles, train_windows
 from mediafm.training.optim import OptimConfig, build_optimizer, set_lr
 
 log = logging.getLogger(__name__)
@@ -39,13 +39,24 @@ class TrainConfig:
     max_shots: int = 512  # window length in shots (= the model's learned positions)
     time_features: bool = False  # feed shot start time / duration to the model
     dropout: float = 0.0
-    batch_size: int = 16  # GLOBAL batch in windows, split across ranks
-    epochs: int = 20
-    max_steps: int = 0  # stop after this many optimiser steps in total (0 = epochs decide)
+    # Model choices that only training can make (kept in the model's config and card)
+    objective: str = "cosine"  # masked-shot loss: cosine | contrastive | both (mediafm.model.OBJECTIVES)
+    temperature: float = 0.1  # InfoNCE temperature
+    readout: str = "hidden"  # what `mediafm embed` writes per shot (mediafm.model.READOUTS)
+    use_meta: bool = True  # feed the title metadata embedding to [GLOBAL]
+    batch_size: int = 0  # GLOBAL batch in windows, split across ranks; 0 = auto (AUTO_BATCH, fewer on small catalogs)
+    epochs: int = 0  # 0 = auto: as many as the step budget needs
+    max_steps: int = 0  # optimiser steps in total; 0 = auto: max(min_steps, min_epochs epochs)
+    min_steps: int = 1500  # auto schedule: at least this many steps, however small the catalog
+    min_epochs: int = 20  # auto schedule: at least this many passes over the training windows
     steps_this_run: int = 0  # stop this invocation after N steps, checkpointing (time-limited jobs + --resume)
-    mask_ratio: float = 0.2  # share of real shots replaced by [MASK]
+    mask_ratio: float = 0.2  # share of real shots that carry the loss
+    mask_span: float = 1.0  # mean length of a run of masked shots (1 = single shots)
+    keep_ratio: float = 0.1  # share of the selected shots whose real input stays visible
+    random_ratio: float = 0.0  # share of the selected shots shown as another shot of the window
     val_fraction: float = 0.1  # share of titles held out (by title) for validation
-    patience: int = 3  # early stopping: epochs without a better validation loss
+    val_every: int = 0  # steps between validations; 0 = auto (one epoch, within [20, 200] steps)
+    patience: int = 5  # early stopping: validations without a better validation loss
     optim: OptimConfig = field(default_factory=OptimConfig)
     checkpoint_every: int = 200  # steps between checkpoints (also at every epoch end)
     log_every: int = 10  # steps between metrics.csv rows
@@ -62,11 +73,67 @@ class TrainConfig:
             raise ConfigError(None, f"unknown preset {self.preset!r}; choose one of {sorted(PRESETS)}")
         if not 0 < self.mask_ratio < 1:
             raise ConfigError(None, f"mask_ratio must be in (0, 1), got {self.mask_ratio}")
-        if self.batch_size < 1 or self.max_shots < 2:
-            raise ConfigError(None, "batch_size must be >= 1 and max_shots >= 2")
+        if self.batch_size < 0 or self.max_shots < 2:
+            raise ConfigError(None, "batch_size must be >= 1 (0 = auto) and max_shots >= 2")
+        if self.objective not in OBJECTIVES:
+            raise ConfigError(None, f"unknown objective {self.objective!r}; choose one of {', '.join(OBJECTIVES)}")
+        if self.readout not in READOUTS:
+            raise ConfigError(None, f"unknown readout {self.readout!r}; choose one of {', '.join(READOUTS)}")
+        if self.mask_span < 1 or not 0 <= self.keep_ratio + self.random_ratio <= 1 or min(self.keep_ratio, self.random_ratio) < 0:
+            raise ConfigError(None, "mask_span must be >= 1, and keep_ratio + random_ratio within [0, 1]")
+
+    @property
+    def mask(self) -> MaskSpec:
+        return MaskSpec(self.mask_ratio, self.mask_span, self.keep_ratio, self.random_ratio)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+AUTO_BATCH = 16  # windows per global batch when the catalog has that many
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """What the training loop runs, resolved from TrainConfig and the catalog (auto values filled)."""
+
+    batch_size: int
+    steps_per_epoch: int
+    total_steps: int
+    val_every: int
+    note: str  # one line saying what was chosen and why
+
+
+def plan_schedule(cfg: TrainConfig, n_windows: int, n_titles: int, world: int = 1) -> Schedule:
+    """Resolve batch size, total steps and validation interval for `n_windows` training windows.
+
+    Auto values scale with the data: a small catalog gets a smaller batch rather than an error, and
+    every catalog gets at least `min_steps` steps and `min_epochs` passes.
+    """
+    auto = []
+    batch = cfg.batch_size
+    if not batch:
+        batch = max(world, min(AUTO_BATCH, n_windows) // world * world)
+        auto.append(f"batch {batch}")
+    if batch % world:
+        raise ConfigError(None, f"batch_size {batch} must be divisible by the {world} ranks")
+    spe = n_windows // batch
+    if spe == 0:
+        raise ConfigError(None, f"batch_size {batch} exceeds the {n_titles} training titles' {n_windows} windows; "
+                          "lower --batch-size (or leave it out to let pretraining choose)")
+    if cfg.max_steps:
+        total = min(cfg.max_steps, cfg.epochs * spe) if cfg.epochs else cfg.max_steps
+    elif cfg.epochs:
+        total = cfg.epochs * spe
+    else:
+        total = max(cfg.min_steps, cfg.min_epochs * spe)
+        auto.append(f"{total} steps (= max({cfg.min_steps}, {cfg.min_epochs} epochs of {spe}))")
+    val_every = cfg.val_every or min(max(spe, 20), 200)
+    if not cfg.val_every:
+        auto.append(f"validation every {val_every} steps")
+    note = (f"pretrain: {n_titles} training titles, {n_windows} windows of <= {cfg.max_shots} shots; "
+            + (("auto: " + ", ".join(auto)) if auto else f"batch {batch}, {total} steps"))
+    return Schedule(batch, spe, total, val_every, note)
 
 
 @dataclass
@@ -119,7 +186,7 @@ def _masked_sum_loss(model, batch, cfg: TrainConfig, device) -> tuple[torch.Tens
     b = batch.to(device)
     with _autocast(device, cfg.bf16):
         _, loss = model(b.fused, b.meta, b.pad_mask, b.mask_positions, b.times if cfg.time_features else None,
-                        b.keep_positions)
+                        b.keep_positions, b.targets)
     n = (b.mask_positions & b.pad_mask).sum().float()
     return loss.float() * n, n
 
@@ -147,14 +214,15 @@ def train_step(model, optimizer, batch, cfg: TrainConfig, step: int, total: int,
 
 
 @torch.no_grad()
-def evaluate(model, cache: ShotCache, titles: list[int], cfg: TrainConfig, rank: int, world: int, device) -> float:
+def evaluate(model, cache: ShotCache, titles: list[int], cfg: TrainConfig, rank: int, world: int, device,
+             batch_size: int | None = None) -> float:
     """Validation MSM loss over all windows of `titles` with fixed masks (epoch -1 = fixed seed)."""
     if not titles:
         return float("nan")
     model.eval()
     tot = torch.zeros(2, device=device)
-    for batch in iter_batches(cache, titles, cfg.max_shots, cfg.batch_size, cfg.seed, -1, cfg.mask_ratio,
-                              rank, world, shuffle=False, drop_last=False):
+    for batch in iter_batches(cache, titles, cfg.max_shots, batch_size or cfg.batch_size or AUTO_BATCH, cfg.seed, -1,
+                              cfg.mask, rank, world, shuffle=False, drop_last=False, use_meta=cfg.use_meta):
         s, n = _masked_sum_loss(model, batch, cfg, device)
         tot += torch.stack([s, n])
     model.train()
@@ -164,8 +232,9 @@ def evaluate(model, cache: ShotCache, titles: list[int], cfg: TrainConfig, rank:
 
 # ---------------------------------------------------------------- the recipe
 def build_model(cfg: TrainConfig, dim: int, meta_dim: int) -> MediaFM:
-    mcfg = PRESETS[cfg.preset](dim, meta_dim, max_shots=cfg.max_shots, dropout=cfg.dropout,
-                               time_features=cfg.time_features)
+    mcfg = PRESETS[cfg.preset](dim, meta_dim if cfg.use_meta else 0, max_shots=cfg.max_shots, dropout=cfg.dropout,
+                               time_features=cfg.time_features, objective=cfg.objective,
+                               temperature=cfg.temperature, readout=cfg.readout)
     torch.manual_seed(cfg.seed)  # same initial weights on every rank and every rerun
     return MediaFM(mcfg)
 
@@ -187,8 +256,6 @@ def pretrain(store_root: str | Path, out_dir: str | Path, config: TrainConfig = 
     cfg.validate()
     out_dir = Path(out_dir)
     rank, world, device = _dist_setup(cfg.device)
-    if cfg.batch_size % world:
-        raise ConfigError(None, f"batch_size {cfg.batch_size} must be divisible by the {world} ranks")
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     if rank == 0:
@@ -199,11 +266,15 @@ def pretrain(store_root: str | Path, out_dir: str | Path, config: TrainConfig = 
     train_titles, val_titles = split_titles(cache.title_ids, cfg.val_fraction, cfg.seed)
     if not train_titles:
         raise ConfigError(store_root, "no training titles after the validation split")
-    spe = steps_per_epoch(cache, train_titles, cfg.max_shots, cfg.batch_size)
-    if spe == 0:
-        raise ConfigError(store_root, f"batch_size {cfg.batch_size} exceeds the {len(train_titles)} training "
-                          "titles' windows; lower --batch-size")
-    total = cfg.epochs * spe if not cfg.max_steps else min(cfg.max_steps, cfg.epochs * spe)
+    try:
+        plan = plan_schedule(cfg, train_windows(cache, train_titles, cfg.max_shots), len(train_titles), world)
+    except ConfigError as exc:
+        raise ConfigError(store_root, exc.problem) from None
+    if rank == 0:
+        log.info(plan.note)
+        if cfg.progress:
+            print(plan.note, flush=True)
+    spe, total, batch_size = plan.steps_per_epoch, plan.total_steps, plan.batch_size
 
     model = build_model(cfg, cache.dim, cache.meta_dim).to(device)
     optimizer = build_optimizer(model, cfg.optim)
@@ -230,8 +301,8 @@ def pretrain(store_root: str | Path, out_dir: str | Path, config: TrainConfig = 
     run_model.train()
     try:
         while not state.done:
-            batches = iter_batches(cache, train_titles, cfg.max_shots, cfg.batch_size, cfg.seed, state.epoch,
-                                   cfg.mask_ratio, rank, world, skip=state.batch_in_epoch)
+            batches = iter_batches(cache, train_titles, cfg.max_shots, batch_size, cfg.seed, state.epoch,
+                                   cfg.mask, rank, world, skip=state.batch_in_epoch, use_meta=cfg.use_meta)
             for batch in prefetch(batches, cfg.prefetch):
                 last_loss = train_step(run_model, optimizer, batch, cfg, state.step, total, world, device)
                 state.step += 1
@@ -246,37 +317,36 @@ def pretrain(store_root: str | Path, out_dir: str | Path, config: TrainConfig = 
                     metrics.write(step=state.step, epoch=state.epoch, train_loss=last_loss,
                                   lr=optimizer.param_groups[-1]["lr"], shots_per_s=shots_per_batch / max(dt, 1e-9))
                     t0, shots_per_batch = time.perf_counter(), 0
-                if state.step >= total:
+                if state.step >= total or state.step % plan.val_every == 0:
                     break
                 if cfg.steps_this_run and steps_run >= cfg.steps_this_run:
                     break
                 if state.step % cfg.checkpoint_every == 0 and rank == 0:
                     ckpt.save_checkpoint(out_dir, model, optimizer, state, cfg.to_dict())
-            interrupted = cfg.steps_this_run and steps_run >= cfg.steps_this_run and state.step < total
-            epoch_end = state.batch_in_epoch >= spe
-            if interrupted and not epoch_end:
+            if state.batch_in_epoch >= spe:  # the epoch's batches are used up
+                state.epoch, state.batch_in_epoch = state.epoch + 1, 0
+            validate = state.step >= total or state.step % plan.val_every == 0
+            interrupted = bool(cfg.steps_this_run and steps_run >= cfg.steps_this_run)
+            if interrupted and not validate:
                 stopped = "steps_this_run"
                 break
-            val = evaluate(model, cache, val_titles, cfg, rank, world, device)
-            state.history.append({"epoch": state.epoch, "step": state.step, "val_loss": val, "train_loss": last_loss})
-            metrics.write(step=state.step, epoch=state.epoch, train_loss=last_loss, val_loss=val)
-            improved = not math.isnan(val) and val < state.best_val
-            if improved or math.isnan(val):
-                state.best_val, state.best_step, state.bad_epochs = val, state.step, 0
+            if validate:
+                val = evaluate(model, cache, val_titles, cfg, rank, world, device, batch_size)
+                state.history.append({"epoch": state.epoch, "step": state.step, "val_loss": val, "train_loss": last_loss})
+                metrics.write(step=state.step, epoch=state.epoch, train_loss=last_loss, val_loss=val)
+                improved = not math.isnan(val) and val < state.best_val
+                if improved or math.isnan(val):
+                    state.best_val, state.best_step, state.bad_epochs = val, state.step, 0
+                    if rank == 0:
+                        save_pretrained(model, out_dir, extra={"train": cfg.to_dict()})
+                else:
+                    state.bad_epochs += 1
+                if state.step >= total:
+                    state.done, stopped = True, "max_steps" if cfg.max_steps and total == cfg.max_steps else "epochs"
+                elif state.bad_epochs >= cfg.patience:
+                    state.done, stopped = True, "early_stopping"
                 if rank == 0:
-                    save_pretrained(model, out_dir, extra={"train": cfg.to_dict()})
-            else:
-                state.bad_epochs += 1
-            if epoch_end:
-                state.epoch, state.batch_in_epoch = state.epoch + 1, 0
-            if state.step >= total:
-                state.done, stopped = True, "max_steps" if cfg.max_steps and total == cfg.max_steps else "epochs"
-            elif state.bad_epochs >= cfg.patience:
-                state.done, stopped = True, "early_stopping"
-            elif state.epoch >= cfg.epochs:
-                state.done, stopped = True, "epochs"
-            if rank == 0:
-                ckpt.save_checkpoint(out_dir, model, optimizer, state, cfg.to_dict())
+                    ckpt.save_checkpoint(out_dir, model, optimizer, state, cfg.to_dict())
             if interrupted and not state.done:
                 stopped = "steps_this_run"
                 break
@@ -284,7 +354,7 @@ def pretrain(store_root: str | Path, out_dir: str | Path, config: TrainConfig = 
             if stopped == "steps_this_run":
                 ckpt.save_checkpoint(out_dir, model, optimizer, state, cfg.to_dict())
             else:
-                ckpt.write_model_card(out_dir, _card(cfg, model, cache, train_titles, val_titles, state))
+                ckpt.write_model_card(out_dir, _card(cfg, model, cache, train_titles, val_titles, state, plan))
     finally:
         if bar is not None:
             bar.close()
@@ -295,9 +365,14 @@ def pretrain(store_root: str | Path, out_dir: str | Path, config: TrainConfig = 
 
 
 def _card(cfg: TrainConfig, model: MediaFM, cache: ShotCache, train: list[int], val: list[int],
-          state: ckpt.TrainState) -> dict:
+          state: ckpt.TrainState, plan: Schedule) -> dict:
     from mediafm import __version__
-    return {"name": model.config.name, "preset": cfg.preset, "config": model.config.to_dict(),
+    mc = model.config
+    return {"name": mc.name, "preset": cfg.preset, "config": mc.to_dict(),
+            "embedding": {"readout": mc.readout, "dim": mc.embed_dim, "objective": mc.objective,
+                          "metadata": bool(mc.meta_dim)},
+            "schedule": {"batch_size": plan.batch_size, "total_steps": plan.total_steps,
+                         "val_every": plan.val_every, "note": plan.note},
             "parameters": model.num_params(), "encoders": cache.encoders,
             "data": {"train_titles": len(train), "val_titles": len(val),
                      "train_shots": int(sum(cache.length(t) for t in train)),

@@ -1,0 +1,133 @@
+"""The lever table: pretraining settings x read-outs, probed on one cached store (used by tasks.py).
+
+Each row pretrains a model with the defaults of `TrainConfig` changed by the row's overrides (same
+store, same seed, same validation split), then probes the `contextual` embedding of each listed
+read-out with the same probes, folds and regularisation search as every other row of the grid.
+Models and results are cached under ROOT/ablation/, keyed by the row's full training config, so a
+re-run only computes rows whose config changed.
+
+    python benchmarks/ablation.py --store STORE --labels LABELS_DIR --root CACHE [--rows NAME ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import shutil
+import time
+from pathlib import Path
+
+# name -> (TrainConfig overrides, read-outs probed). The first row is the previous default.
+ROWS: dict[str, tuple[dict, tuple[str, ...]]] = {
+    "cosine, 1000 steps (previous default)": (dict(objective="cosine", max_steps=1000), ("hidden",)),
+    "cosine": (dict(objective="cosine"), ("hidden", "proj", "layers", "hidden+input", "proj+input", "layers+input")),
+    "contrastive": (dict(objective="contrastive"), ("hidden", "proj", "layers", "hidden+input", "layers+input")),
+    "cosine + contrastive": (dict(objective="both"), ("hidden", "proj", "layers", "hidden+input", "layers+input")),
+    "both, spans of 3": (dict(objective="both", mask_span=3.0), ("hidden", "hidden+input", "layers+input")),
+    "both, spans of 8": (dict(objective="both", mask_span=8.0), ("hidden", "hidden+input", "layers+input")),
+    "both, mask 40%": (dict(objective="both", mask_ratio=0.4), ("hidden", "hidden+input", "layers+input")),
+    "both, keep 30%": (dict(objective="both", keep_ratio=0.3), ("hidden", "hidden+input", "layers+input")),
+    "both, keep 10% + random 10%": (dict(objective="both", random_ratio=0.1), ("hidden", "hidden+input", "layers+input")),
+    "both, 500 steps": (dict(objective="both", max_steps=500), ("hidden", "hidden+input", "layers+input")),
+    "both, 4000 steps": (dict(objective="both", max_steps=4000, min_steps=4000), ("hidden", "hidden+input", "layers+input")),
+}
+
+
+def _key(cfg) -> str:
+    return hashlib.sha256(json.dumps(dataclasses.asdict(cfg), sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def with_readout(model_dir: Path, readout: str) -> Path:
+    """A model folder with the same weights and another read-out (config.json edited)."""
+    if json.loads((model_dir / "config.json").read_text())["model"]["readout"] == readout:
+        return model_dir
+    out = model_dir.parent / f"{model_dir.name}@{readout.replace('+', '-')}"
+    out.mkdir(exist_ok=True)
+    for f in ("model.safetensors", "model_card.json"):
+        if (model_dir / f).exists():
+            shutil.copyfile(model_dir / f, out / f)
+    cfg = json.loads((model_dir / "config.json").read_text())
+    cfg["model"]["readout"] = readout
+    (out / "config.json").write_text(json.dumps(cfg))
+    return out
+
+
+def run_rows(store: Path, labels: Path, root: Path, names: list[str], base=None, n_boot: int = 1000,
+             seed: int = 0, kinds: tuple[str, ...] = ("contextual",), rows: dict | None = None) -> list[dict]:
+    """Pretrain (or reuse) and probe each named row; returns one record per (row, read-out)."""
+    from mediafm.tasks.evaluate import run_grid
+    from mediafm.tasks.probes import ProbeConfig
+    from mediafm.training.pretrain import TrainConfig, pretrain
+
+    rows = rows or ROWS
+    base = base or TrainConfig(seed=seed, progress=False)
+    root = Path(root) / "ablation"
+    root.mkdir(parents=True, exist_ok=True)
+    results_file = root / "results.json"
+    results = json.loads(results_file.read_text()) if results_file.exists() else {}
+    out = []
+    for name in names:
+        overrides, readouts = rows[name]
+        cfg = dataclasses.replace(base, **overrides)
+        key = _key(cfg)
+        model_dir = root / f"model-{key}"
+        train_s = results.get(f"{key}/train_s")
+        if not (model_dir / "model_card.json").exists():
+            t0 = time.time()
+            res = pretrain(store, model_dir, cfg)
+            train_s = time.time() - t0
+            results[f"{key}/train_s"] = train_s
+            results[f"{key}/steps"] = res.steps
+            results_file.write_text(json.dumps(results, indent=1))
+        card = json.loads((model_dir / "model_card.json").read_text())
+        for readout in readouts:
+            rkey = f"{key}/{readout}/{'+'.join(kinds)}/{n_boot}"
+            if rkey not in results:
+                t0 = time.time()
+                grid = run_grid(store, labels, with_readout(model_dir, readout), kinds,
+                                config=ProbeConfig(n_boot=n_boot, seed=seed), progress=False)
+                results[rkey] = {"cells": grid.to_dict()["cells"], "probe_s": time.time() - t0}
+                results_file.write_text(json.dumps(results, indent=1))
+            out.append({"row": name, "readout": readout, "cells": results[rkey]["cells"], "train_s": train_s,
+                        "steps": card["steps"], "best_val_loss": card["best_val_loss"]})
+            print(format_rows(out[-1:], header=False), flush=True)
+    return out
+
+
+def format_rows(records: list[dict], header: bool = True) -> str:
+    from mediafm.tasks.evaluate import TASKS
+
+    lines = []
+    if header:
+        lines += ["| row | read-out | embedding | " + " | ".join(t.name for t in TASKS) + " | steps | pretrain s |",
+                  "|---|---|---|" + "---|" * len(TASKS) + "---|---|"]
+    for r in records:
+        for kind, cells in r["cells"].items():
+            vals = []
+            for t in TASKS:
+                c = cells.get(t.name)
+                vals.append("-" if c is None else f"{c['value']:.3f} [{c['ci_low']:.3f}, {c['ci_high']:.3f}]")
+            ts = "-" if r["train_s"] is None else f"{r['train_s']:.0f}"
+            lines.append(f"| {r['row']} | {r['readout']} | {kind} | " + " | ".join(vals) + f" | {r['steps']} | {ts} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--store", required=True)
+    p.add_argument("--labels", required=True)
+    p.add_argument("--root", required=True, help="folder for the ablation's models and results")
+    p.add_argument("--rows", nargs="*", default=list(ROWS), help="row names (default: all)")
+    p.add_argument("--n-boot", type=int, default=1000)
+    p.add_argument("--kinds", nargs="*", default=["contextual"])
+    a = p.parse_args()
+    recs = run_rows(Path(a.store), Path(a.labels), Path(a.root), a.rows, n_boot=a.n_boot, kinds=tuple(a.kinds))
+    print()
+    print(format_rows(recs))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

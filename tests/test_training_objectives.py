@@ -1,0 +1,180 @@
+"""Objectives, masking modes, read-outs and the auto schedule of masked-shot pretraining."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from mediafm.cli.main import main
+from mediafm.errors import ConfigError
+from mediafm.model import MediaFM, load_pretrained, tiny
+from mediafm.model.mediafm import OBJECTIVES, READOUTS, contrastive_loss
+from mediafm.training.data import MaskSpec, Window, build_cache, iter_batches, mask_for, split_titles
+from mediafm.training.embed import embed_store, model_identity
+from mediafm.training.pretrain import TrainConfig, plan_schedule, pretrain
+from mediafm.training.synthetic import SyntheticConfig, structured_store
+
+torch.set_num_threads(1)
+
+
+def _unit(x):
+    return x / x.norm(dim=-1, keepdim=True)
+
+
+@pytest.mark.parametrize("objective", OBJECTIVES)
+def test_each_objective_is_carried_by_masked_real_positions_only(objective):
+    torch.manual_seed(0)
+    m = MediaFM(tiny(24, 0, objective=objective)).eval()
+    x = _unit(torch.randn(2, 10, 24))
+    pad = torch.ones(2, 10, dtype=torch.bool)
+    pad[1, 7:] = False
+    mask = torch.zeros(2, 10, dtype=torch.bool)
+    mask[0, [1, 5]] = True
+    mask[1, [2, 8]] = True  # 8 is padding: no loss there
+    pred, loss = m(x, None, pad, mask)
+    assert torch.isfinite(loss) and float(loss.detach()) > 0
+    pred = pred.detach().requires_grad_()
+    fn = {"cosine": lambda p: torch.nn.functional.cosine_similarity(p, x, dim=-1)[mask & pad].sum(),
+          "contrastive": lambda p: contrastive_loss(p, x, mask & pad, pad, 0.1),
+          "both": lambda p: contrastive_loss(p, x, mask & pad, pad, 0.1)}[objective]
+    fn(pred).backward()
+    rows = pred.grad.abs().sum(-1) > 0
+    assert rows.tolist() == (mask & pad).tolist()
+
+
+def test_contrastive_loss_ignores_padding_candidates_and_is_minimal_for_the_true_shot():
+    x = _unit(torch.randn(1, 6, 16))
+    pad = torch.ones(1, 6, dtype=torch.bool)
+    mask = torch.zeros(1, 6, dtype=torch.bool)
+    mask[0, 2] = True
+    exact = contrastive_loss(x.clone(), x, mask, pad, 0.05)
+    wrong = contrastive_loss(x[:, [3, 3, 3, 3, 3, 3]], x, mask, pad, 0.05)
+    assert float(exact) < 0.05 < float(wrong)
+    garbage = torch.cat([x, x[:, 2:3].expand(1, 4, 16)], 1)  # padding rows identical to the target
+    pad2 = torch.cat([pad, torch.zeros(1, 4, dtype=torch.bool)], 1)
+    mask2 = torch.cat([mask, torch.zeros(1, 4, dtype=torch.bool)], 1)
+    assert torch.isclose(contrastive_loss(garbage, garbage, mask2, pad2, 0.05), exact, atol=1e-5)
+
+
+def test_contrastive_loss_falls_on_a_learnable_toy():
+    # Shots of a title repeat a 3-shot motif; a masked shot is recoverable from its period-3 neighbours.
+    torch.manual_seed(0)
+    protos = _unit(torch.randn(16, 3, 24))
+    x = protos.repeat(1, 4, 1) + 0.05 * torch.randn(16, 12, 24)
+    x = _unit(x)
+    pad = torch.ones(16, 12, dtype=torch.bool)
+    m = MediaFM(tiny(24, 0, objective="contrastive", max_shots=16))
+    opt = torch.optim.AdamW(m.parameters(), lr=3e-3)
+    g = torch.Generator().manual_seed(1)
+    losses = []
+    for _ in range(120):
+        mask = torch.rand(16, 12, generator=g) < 0.2
+        mask[:, 0] = True
+        _, loss = m(x, None, pad, mask)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    first, last = np.mean(losses[:10]), np.mean(losses[-10:])
+    assert last < 0.5 * first, (first, last)
+
+
+@pytest.mark.parametrize("readout", READOUTS)
+def test_every_readout_has_its_declared_dim_and_input_joins_the_shot(readout):
+    torch.manual_seed(0)
+    cfg = tiny(24, 8, readout=readout, max_shots=8)
+    m = MediaFM(cfg).eval()
+    x = _unit(torch.randn(20, 24)).numpy()
+    out = m.embed_title(x, stride=4)
+    assert out.shape == (20, cfg.embed_dim) and np.isfinite(out).all()
+    if readout.endswith("+input"):
+        # the first 24 columns are the shot's own unit input, scaled so the joined vector has norm 1
+        assert np.allclose(out[:, :24] * 2 ** 0.5, x, atol=1e-5)
+        assert np.allclose(np.linalg.norm(out, axis=1), 1, atol=1e-5)
+
+
+def test_span_masks_come_in_runs_and_keep_the_ratio():
+    w = Window(0, 0, 200)
+    single, _, _ = mask_for(w, MaskSpec(0.2, span=1.0), 0, 3)
+    spans, _, _ = mask_for(w, MaskSpec(0.2, span=6.0), 0, 3)
+
+    def runs(m):
+        return int(np.sum(np.diff(np.r_[0, m.astype(int)]) == 1))
+    assert single.sum() == spans.sum() == 40
+    assert runs(spans) < runs(single) / 2
+
+
+def test_keep_and_random_shares_apply_to_training_only():
+    w = Window(1, 0, 1000)
+    spec = MaskSpec(0.5, keep=0.2, random=0.3)
+    m, kept, swapped = mask_for(w, spec, 0, 0)
+    assert not (kept & swapped).any() and (kept <= m).all() and (swapped <= m).all()
+    assert 0.15 < kept.sum() / m.sum() < 0.25 and 0.25 < swapped.sum() / m.sum() < 0.35
+    _, kept_v, swapped_v = mask_for(w, spec, 0, -1)  # validation
+    assert not kept_v.any() and not swapped_v.any()
+
+
+@pytest.fixture(scope="module")
+def store_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("store")
+    structured_store(root, SyntheticConfig(n_titles=10, dim=16, meta_dim=8, shots_per_title=(20, 40), seed=5))
+    return root
+
+
+def test_swapped_inputs_show_another_shot_while_targets_stay_true(store_root):
+    cache = build_cache(store_root)
+    tr, _ = split_titles(cache.title_ids, 0.2, 0)
+    spec = MaskSpec(0.5, keep=0.0, random=1.0)
+    b = next(iter_batches(cache, tr, 64, 4, 0, 0, spec))
+    assert b.targets is not None
+    changed = (b.fused != b.targets).any(-1)
+    assert changed.any() and (changed <= b.mask_positions).all()
+    for j in range(4):
+        n = int(b.pad_mask[j].sum())
+        for i in torch.nonzero(changed[j]).flatten().tolist():
+            # the shown vector is one of the window's true shots
+            assert (b.targets[j, :n] == b.fused[j, i]).all(-1).any()
+
+
+def test_auto_schedule_adapts_to_small_catalogs_and_scales_with_data():
+    cfg = TrainConfig()
+    tiny_plan = plan_schedule(cfg, n_windows=1, n_titles=1)
+    assert tiny_plan.batch_size == 1 and tiny_plan.total_steps == cfg.min_steps
+    assert "auto" in tiny_plan.note and "batch 1" in tiny_plan.note
+    big = plan_schedule(cfg, n_windows=16_000, n_titles=10_000)
+    assert big.batch_size == 16 and big.total_steps == 20 * 1000 and big.val_every == 200
+    assert plan_schedule(dataclasses.replace(cfg, max_steps=50), 100, 100).total_steps == 50
+    assert plan_schedule(dataclasses.replace(cfg, epochs=2), 160, 160).total_steps == 20
+    with pytest.raises(ConfigError, match="lower --batch-size"):
+        plan_schedule(dataclasses.replace(cfg, batch_size=16), 3, 3)
+    assert plan_schedule(cfg, n_windows=7, n_titles=7, world=2).batch_size == 6
+
+
+def test_two_title_store_pretrains_with_no_flags_and_embeds_the_chosen_readout(tmp_path, capsys):
+    structured_store(tmp_path / "s", SyntheticConfig(n_titles=2, dim=16, meta_dim=8, shots_per_title=(20, 30), meta_fraction=1.0, seed=2))
+    rc = main(["pretrain", str(tmp_path / "s"), "--out", str(tmp_path / "m"), "--preset", "tiny",
+               "--min-steps", "30", "--readout", "hidden+input", "--objective", "both", "--threads", "1"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "auto: batch 1" in out
+    card = json.loads((tmp_path / "m" / "model_card.json").read_text())
+    assert card["embedding"] == {"readout": "hidden+input", "dim": 64 + 16, "objective": "both", "metadata": True}
+    assert "read-out `hidden+input`" in (tmp_path / "m" / "MODEL_CARD.md").read_text()
+    res = embed_store(tmp_path / "s", tmp_path / "m")
+    info = model_identity(tmp_path / "m")
+    assert info["model_id"].endswith("-hidden-input") and info["dim"] == 80
+    from mediafm.store.catalog import Store
+    st = Store(tmp_path / "s")
+    assert st.contextual(st.title_ids()[0], res.model_id).shape[1] == 80
+
+
+def test_pretraining_without_metadata_builds_a_model_without_metadata_input(store_root, tmp_path):
+    cfg = TrainConfig(preset="tiny", max_shots=32, max_steps=4, val_every=2, use_meta=False, progress=False,
+                      num_threads=1)
+    pretrain(store_root, tmp_path / "m", cfg)
+    m = load_pretrained(tmp_path / "m")
+    assert m.meta_proj is None and m.config.meta_dim == 0
