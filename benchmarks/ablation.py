@@ -20,18 +20,27 @@ import time
 from pathlib import Path
 
 # name -> (TrainConfig overrides, read-outs probed). The first row is the previous default.
+READOUTS_PROBED = ("hidden", "hidden+input", "stack+input", "masked+input")
+# Every row sets every lever (the previous release's values unless the row changes them) and the
+# same budget: at most 1,500 steps, validation every 75, early stopping after 5 without a better
+# validation loss. So a row's model does not change when the shipped defaults do.
+LEVERS = dict(preset="small", objective="cosine", keep_ratio=0.1, random_ratio=0.0, mask_span=1.0, mask_ratio=0.2,
+              neighbor_weight=0.0, max_steps=1500, val_every=75)
 ROWS: dict[str, tuple[dict, tuple[str, ...]]] = {
-    "cosine, 1000 steps (previous default)": (dict(objective="cosine", max_steps=1000), ("hidden",)),
-    "cosine": (dict(objective="cosine"), ("hidden", "proj", "layers", "hidden+input", "proj+input", "layers+input")),
-    "contrastive": (dict(objective="contrastive"), ("hidden", "proj", "layers", "hidden+input", "layers+input")),
-    "cosine + contrastive": (dict(objective="both"), ("hidden", "proj", "layers", "hidden+input", "layers+input")),
-    "both, spans of 3": (dict(objective="both", mask_span=3.0), ("hidden", "hidden+input", "layers+input")),
-    "both, spans of 8": (dict(objective="both", mask_span=8.0), ("hidden", "hidden+input", "layers+input")),
-    "both, mask 40%": (dict(objective="both", mask_ratio=0.4), ("hidden", "hidden+input", "layers+input")),
-    "both, keep 30%": (dict(objective="both", keep_ratio=0.3), ("hidden", "hidden+input", "layers+input")),
-    "both, keep 10% + random 10%": (dict(objective="both", random_ratio=0.1), ("hidden", "hidden+input", "layers+input")),
-    "both, 500 steps": (dict(objective="both", max_steps=500), ("hidden", "hidden+input", "layers+input")),
-    "both, 4000 steps": (dict(objective="both", max_steps=4000, min_steps=4000), ("hidden", "hidden+input", "layers+input")),
+    "cosine": (dict(), READOUTS_PROBED),
+    "contrastive": (dict(objective="contrastive"), READOUTS_PROBED),
+    "cosine + contrastive": (dict(objective="both"), ("hidden", "proj", "masked", "hidden+input", "proj+input",
+                                                      "stack+input", "masked+input")),
+    "both, keep 20% + random 20%": (dict(objective="both", keep_ratio=0.2, random_ratio=0.2),
+                                    ("hidden", "proj", "hidden+input", "proj+input")),
+    "both, spans of 3": (dict(objective="both", mask_span=3.0), READOUTS_PROBED),
+    "both, medium (512 wide)": (dict(objective="both", keep_ratio=0.2, random_ratio=0.2, preset="medium"),
+                                ("hidden", "hidden+input", "stack+input")),
+    "both + neighbours, auto schedule": (dict(objective="both", neighbor_weight=0.5, max_steps=0, val_every=0),
+                                         ("hidden", "hidden+input", "stack+input")),
+    "both + neighbours, keep 20% + random 20%, auto schedule": (
+        dict(objective="both", neighbor_weight=0.5, keep_ratio=0.2, random_ratio=0.2, max_steps=0, val_every=0),
+        ("hidden", "hidden+input", "stack+input")),
 }
 
 
@@ -55,22 +64,35 @@ def with_readout(model_dir: Path, readout: str) -> Path:
 
 
 def run_rows(store: Path, labels: Path, root: Path, names: list[str], base=None, n_boot: int = 1000,
-             seed: int = 0, kinds: tuple[str, ...] = ("contextual",), rows: dict | None = None) -> list[dict]:
-    """Pretrain (or reuse) and probe each named row; returns one record per (row, read-out)."""
+             seed: int = 0, kinds: tuple[str, ...] = ("contextual",), rows: dict | None = None,
+             levers: dict | None = None) -> list[dict]:
+    """Pretrain (or reuse) and probe each named row; returns one record per (row, read-out).
+
+    Rows of ROWS start from LEVERS; custom `rows` start from `base` unless `levers` is given.
+    """
     from mediafm.tasks.evaluate import run_grid
     from mediafm.tasks.probes import ProbeConfig
     from mediafm.training.pretrain import TrainConfig, pretrain
 
-    rows = rows or ROWS
+    if rows is None:
+        rows, levers = ROWS, LEVERS if levers is None else levers
     base = base or TrainConfig(seed=seed, progress=False)
     root = Path(root) / "ablation"
     root.mkdir(parents=True, exist_ok=True)
     results_file = root / "results.json"
     results = json.loads(results_file.read_text()) if results_file.exists() else {}
+
+    def save(**new) -> None:
+        # Re-read before writing: another run may have added rows meanwhile.
+        results.update(new)
+        merged = {**(json.loads(results_file.read_text()) if results_file.exists() else {}), **new}
+        tmp = results_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(merged, indent=1))
+        tmp.replace(results_file)
     out = []
     for name in names:
         overrides, readouts = rows[name]
-        cfg = dataclasses.replace(base, **overrides)
+        cfg = dataclasses.replace(base, **{**(levers or {}), **overrides})
         key = _key(cfg)
         model_dir = root / f"model-{key}"
         train_s = results.get(f"{key}/train_s")
@@ -78,9 +100,7 @@ def run_rows(store: Path, labels: Path, root: Path, names: list[str], base=None,
             t0 = time.time()
             res = pretrain(store, model_dir, cfg)
             train_s = time.time() - t0
-            results[f"{key}/train_s"] = train_s
-            results[f"{key}/steps"] = res.steps
-            results_file.write_text(json.dumps(results, indent=1))
+            save(**{f"{key}/train_s": train_s, f"{key}/steps": res.steps})
         card = json.loads((model_dir / "model_card.json").read_text())
         for readout in readouts:
             rkey = f"{key}/{readout}/{'+'.join(kinds)}/{n_boot}"
@@ -88,11 +108,55 @@ def run_rows(store: Path, labels: Path, root: Path, names: list[str], base=None,
                 t0 = time.time()
                 grid = run_grid(store, labels, with_readout(model_dir, readout), kinds,
                                 config=ProbeConfig(n_boot=n_boot, seed=seed), progress=False)
-                results[rkey] = {"cells": grid.to_dict()["cells"], "probe_s": time.time() - t0}
-                results_file.write_text(json.dumps(results, indent=1))
+                save(**{rkey: {"cells": grid.to_dict()["cells"], "probe_s": time.time() - t0}})
             out.append({"row": name, "readout": readout, "cells": results[rkey]["cells"], "train_s": train_s,
                         "steps": card["steps"], "best_val_loss": card["best_val_loss"]})
             print(format_rows(out[-1:], header=False), flush=True)
+    return out
+
+
+def subset_store(store: Path, out: Path, n_titles: int) -> Path:
+    """A store of the first n_titles titles of `store`, by symbolic links (pretraining data scaling)."""
+    from mediafm.store.catalog import Store
+
+    tids = Store(store).title_ids()[:n_titles]
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(store / "store.json", out / "store.json")
+    for table in ("titles", "shots", "features"):
+        (out / table).mkdir(exist_ok=True)
+        for t in tids:
+            link = out / table / f"{t}.parquet"
+            if not link.exists():
+                link.symlink_to(store / table / f"{t}.parquet")
+    (out / "meta").mkdir(exist_ok=True)
+    for t in tids:
+        src, link = store / "meta" / f"{t}.npy", out / "meta" / f"{t}.npy"
+        if src.exists() and not link.exists():
+            link.symlink_to(src)
+    return out
+
+
+def scaling_rows(store: Path, labels: Path, root: Path, sizes: list[int], base, readout: str, n_boot: int,
+                 seed: int) -> list[dict]:
+    """Pretrain the default model on the first k titles (k in sizes), probe `contextual` on all titles."""
+    from mediafm.tasks.evaluate import run_grid
+    from mediafm.tasks.probes import ProbeConfig
+    from mediafm.training.pretrain import pretrain
+
+    out = []
+    for k in sizes:
+        sub = subset_store(store, Path(root) / "ablation" / f"store-{k}", k)
+        model_dir = Path(root) / "ablation" / f"scaling-{k}-{_key(base)}"
+        t0 = time.time()
+        if not (model_dir / "model_card.json").exists():
+            pretrain(sub, model_dir, base)
+        train_s = time.time() - t0
+        grid = run_grid(store, labels, with_readout(model_dir, readout), ("contextual",),
+                        config=ProbeConfig(n_boot=n_boot, seed=seed), progress=False)
+        card = json.loads((model_dir / "model_card.json").read_text())
+        out.append({"row": f"pretrained on {k} titles", "readout": readout, "cells": grid.to_dict()["cells"],
+                    "train_s": train_s, "steps": card["steps"], "best_val_loss": card["best_val_loss"]})
+        print(format_rows(out[-1:], header=False), flush=True)
     return out
 
 

@@ -37,6 +37,8 @@ def main() -> int:
                    help="skip the rows of a model pretrained without title metadata")
     p.add_argument("--ablation", nargs="*", default=None, metavar="ROW",
                    help="run the lever table (benchmarks/ablation.py ROWS; no names: all rows) on this store")
+    p.add_argument("--scaling", nargs="*", type=int, default=None, metavar="K",
+                   help="also pretrain the default model on the first K titles only (probes on all titles)")
     p.add_argument("--oracle", action="store_true",
                    help="no media: probe the latent cues directly, per shot vs with context (a ceiling check)")
     a = p.parse_args()
@@ -72,6 +74,14 @@ def main() -> int:
         print(format_rows([nometa]))
         print()
     print(check_expectation(grid, nometa["cells"] if nometa else None))
+    if a.scaling:
+        from ablation import format_rows, scaling_rows
+
+        recs = scaling_rows(lay.store, lay.labels, lay.root, a.scaling, _train_config(cfg), card["config"]["readout"],
+                            a.n_boot, a.seed)
+        print(f"\n# Pretraining titles ({a.catalog} catalog; probes on all {a.titles} titles; the full row is the "
+              "table above)\n")
+        print(format_rows(recs))
     if a.ablation is not None:
         from ablation import ROWS, format_rows, run_rows
 

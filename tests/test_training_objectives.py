@@ -146,7 +146,9 @@ def test_auto_schedule_adapts_to_small_catalogs_and_scales_with_data():
     assert tiny_plan.batch_size == 1 and tiny_plan.total_steps == cfg.min_steps
     assert "auto" in tiny_plan.note and "batch 1" in tiny_plan.note
     big = plan_schedule(cfg, n_windows=16_000, n_titles=10_000)
-    assert big.batch_size == 16 and big.total_steps == 20 * 1000 and big.val_every == 200
+    assert big.batch_size == 16 and big.total_steps == cfg.max_auto_steps and big.val_every == 2500
+    mid = plan_schedule(cfg, n_windows=180, n_titles=180)
+    assert mid.total_steps == cfg.auto_epochs * 11 and mid.val_every == mid.total_steps // 20
     assert plan_schedule(dataclasses.replace(cfg, max_steps=50), 100, 100).total_steps == 50
     assert plan_schedule(dataclasses.replace(cfg, epochs=2), 160, 160).total_steps == 20
     with pytest.raises(ConfigError, match="lower --batch-size"):
@@ -178,3 +180,33 @@ def test_pretraining_without_metadata_builds_a_model_without_metadata_input(stor
     pretrain(store_root, tmp_path / "m", cfg)
     m = load_pretrained(tmp_path / "m")
     assert m.meta_proj is None and m.config.meta_dim == 0
+
+
+def test_masked_readout_predicts_each_shot_from_its_context_alone():
+    torch.manual_seed(0)
+    m = MediaFM(tiny(24, 0, readout="masked", max_shots=32)).eval()
+    x = _unit(torch.randn(12, 24)).numpy()
+    a = m.embed_title(x)
+    x2 = x.copy()
+    x2[5] = _unit(torch.randn(24)).numpy()  # change shot 5 only
+    b = m.embed_title(x2)
+    assert np.allclose(a[5], b[5], atol=1e-5)  # shot 5's own vector never reaches its prediction
+    assert not np.allclose(a[6], b[6], atol=1e-4)  # ... but it is context for its neighbours
+
+
+def test_neighbor_loss_is_minimal_when_each_shot_names_its_neighbours():
+    from mediafm.model.mediafm import neighbor_loss
+    x = _unit(torch.randn(2, 8, 16))
+    real = torch.ones(2, 8, dtype=torch.bool)
+    real[1, 6:] = False
+    nxt = torch.roll(x, -1, 1)  # row i holds shot i + 1
+    prv = torch.roll(x, 1, 1)  # row i holds shot i - 1
+    right = neighbor_loss(nxt, prv, x, real, 0.05)
+    wrong = neighbor_loss(prv, nxt, x, real, 0.05)
+    assert float(right) < 0.05 < float(wrong)
+    m = MediaFM(tiny(16, 0, neighbor_weight=0.5, objective="both"))
+    mask = torch.zeros(2, 8, dtype=torch.bool)
+    mask[:, 3] = True
+    _, loss = m(x, None, real, mask)
+    loss.backward()
+    assert m.next_proj.weight.grad.abs().sum() > 0 and torch.isfinite(loss)

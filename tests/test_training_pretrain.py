@@ -29,6 +29,8 @@ SMALL = SyntheticConfig(n_titles=12, dim=16, meta_dim=8, shots_per_title=(20, 70
 
 
 def _cfg(**kw) -> TrainConfig:
+    # DDP equality holds exactly for the cosine objective (see test_torchrun_two_processes_equal_one)
+    kw = {"objective": "cosine", "neighbor_weight": 0.0, **kw}
     base = TrainConfig(preset="tiny", max_shots=32, batch_size=4, epochs=3, val_fraction=0.2, progress=False,
                        num_threads=1, checkpoint_every=2, log_every=1, optim=OptimConfig(warmup_steps=2))
     return dataclasses.replace(base, **kw)
@@ -123,10 +125,14 @@ def test_resumed_run_equals_uninterrupted_run(store_root, tmp_path):
 
 
 def test_torchrun_two_processes_equal_one(store_root, tmp_path):
-    """2 gloo ranks, each reading half of every global batch, end with the single-process weights."""
+    """2 gloo ranks, each reading half of every global batch, end with the single-process weights.
+
+    With the cosine objective only: the contrastive and neighbour losses draw their negatives from
+    each rank's own share of the batch, so there a 2-rank run is close to, not equal to, one process.
+    """
     args = ["pretrain", str(store_root), "--preset", "tiny", "--max-shots", "32", "--batch-size", "4",
             "--max-steps", "5", "--val-fraction", "0.2", "--warmup-steps", "2",
-            "--threads", "1", "--optimizer", "adamw"]
+            "--threads", "1", "--optimizer", "adamw", "--objective", "cosine", "--neighbor-weight", "0"]
     assert main(args + ["--out", str(tmp_path / "one")]) == 0
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
@@ -183,7 +189,9 @@ def test_embed_store_writes_contextual_embeddings(store_root, tmp_path):
     assert res.titles == SMALL.n_titles and res.model_id.startswith("mediafm-tiny-")
     assert store.model_ids() == [res.model_id]
     info = json.loads((store.contextual_dir(res.model_id) / "model.json").read_text())
-    assert info["weights_sha256"].startswith(res.model_id.rsplit("-", 1)[1])
+    # <name>-<10 hex of the weights>-<read-out>; the default read-out joins the layers with the input
+    assert res.model_id == f"mediafm-tiny-{info['weights_sha256'][:10]}-stack-input"
+    assert info["readout"] == "stack+input" and info["dim"] == 2 * 64 + 16
     model = load_pretrained(out)
     tid = store.title_ids()[0]
     emb, cls = model.embed_title(store.features(tid), store.meta_embedding(tid), return_cls=True)

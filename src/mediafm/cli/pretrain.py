@@ -17,7 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="model directory to write")
     p.add_argument("--preset", default=_T.preset, choices=sorted(PRESETS), help="model size")
     p.add_argument("--max-steps", type=int, default=_T.max_steps,
-                   help=f"optimiser steps (0: auto, at least {_T.min_steps} and {_T.min_epochs} epochs)")
+                   help=f"optimiser steps (0: auto, {_T.auto_epochs} epochs, at least {_T.min_steps} steps)")
     p.add_argument("--epochs", type=int, default=_T.epochs, help="passes over the training windows (0: auto)")
     p.add_argument("--min-steps", type=int, default=_T.min_steps, help="auto schedule: at least this many steps")
     p.add_argument("--batch-size", type=int, default=_T.batch_size,
@@ -25,6 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-shots", type=int, default=_T.max_shots, help="window length in shots")
     p.add_argument("--objective", default=_T.objective, choices=OBJECTIVES, help="masked-shot loss")
     p.add_argument("--temperature", type=float, default=_T.temperature, help="InfoNCE temperature")
+    p.add_argument("--neighbor-weight", type=float, default=_T.neighbor_weight,
+                   help="weight of the neighbour loss (each shot's output names the shots before and after it)")
     p.add_argument("--readout", default=_T.readout, choices=READOUTS,
                    help="per-shot vector that `mediafm embed` writes")
     p.add_argument("--mask-ratio", type=float, default=_T.mask_ratio)
@@ -57,6 +59,7 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
     return dataclasses.replace(
         _T, preset=a.preset, max_steps=a.max_steps, epochs=a.epochs, min_steps=a.min_steps, batch_size=a.batch_size,
         max_shots=a.max_shots, objective=a.objective, temperature=a.temperature, readout=a.readout,
+        neighbor_weight=a.neighbor_weight,
         mask_ratio=a.mask_ratio, mask_span=a.mask_span, keep_ratio=a.keep_ratio, random_ratio=a.random_ratio,
         use_meta=not a.no_meta, val_fraction=a.val_fraction, val_every=a.val_every, patience=a.patience,
         optim=optim, time_features=a.time_features, checkpoint_every=a.checkpoint_every,

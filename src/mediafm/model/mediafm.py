@@ -15,7 +15,9 @@ vector and the model predicts their fused vectors, scored on masked positions on
 distance (`cosine`), by InfoNCE (`contrastive`: the prediction must pick its true shot among every
 other real shot of the batch, its own title's included), or by both. The read-out (`readout`)
 says which vector `embed_title` returns per shot: the last hidden state, the output projection
-in fused space, either joined with the shot's own input, or the mean of the layers. Attention is `F.scaled_dot_product_attention`, so GPUs get flash/memory-efficient
+in fused space, the mean of the layers or all of them side by side, `masked` (the prediction for the shot from its context
+alone, with the shot itself masked: exactly what pretraining trains), each optionally joined with
+the shot's own input. Attention is `F.scaled_dot_product_attention`, so GPUs get flash/memory-efficient
 kernels; variable-length batches use a key-padding mask.
 """
 
@@ -34,7 +36,9 @@ N_SPECIAL = 2  # [CLS] and [GLOBAL] precede the shots
 OBJECTIVES = ("cosine", "contrastive", "both")
 # "+input": the read-out joined with the shot's own (fused) input, each part unit-norm, so a
 # consumer gets the shot's own detail and its context side by side.
-READOUTS = ("hidden", "proj", "layers", "hidden+input", "proj+input", "layers+input")
+READOUTS = ("hidden", "proj", "layers", "stack", "masked",
+            "hidden+input", "proj+input", "layers+input", "stack+input", "masked+input")
+MASKED_PASSES = 5  # "masked" read-out: passes per window, each masking every 5th shot (20%, as in training)
 
 
 @dataclass
@@ -50,6 +54,7 @@ class ModelConfig:
     time_features: bool = False  # add projected (log start time, log duration) of each shot
     objective: str = "cosine"  # masked-shot loss: a name in OBJECTIVES
     temperature: float = 0.1  # InfoNCE softmax temperature (contrastive objectives)
+    neighbor_weight: float = 0.0  # weight of the neighbour loss (0 = off): each shot's output names its previous and next shot
     readout: str = "hidden"  # what embed_title returns per shot: a name in READOUTS
     name: str = "mediafm"  # recorded in model cards and contextual model ids
 
@@ -64,7 +69,8 @@ class ModelConfig:
     @property
     def embed_dim(self) -> int:
         """Size of the per-shot vectors `embed_title` returns (depends on the read-out)."""
-        own = {"hidden": self.hidden, "layers": self.hidden, "proj": self.input_dim}
+        own = {"hidden": self.hidden, "layers": self.hidden, "stack": self.n_layers * self.hidden,
+               "proj": self.input_dim, "masked": self.input_dim}
         base, _, joined = self.readout.partition("+")
         return own[base] + (self.input_dim if joined else 0)
 
@@ -90,13 +96,19 @@ def small(input_dim: int, meta_dim: int = 0, **kw) -> ModelConfig:
                        name="mediafm-small", **kw)
 
 
+def medium(input_dim: int, meta_dim: int = 0, **kw) -> ModelConfig:
+    """Wider CPU model: ~16M parameters, twice the width of `small`."""
+    return ModelConfig(input_dim=input_dim, meta_dim=meta_dim, hidden=512, n_layers=4, n_heads=8,
+                       name="mediafm-medium", **kw)
+
+
 def base(input_dim: int, meta_dim: int = 0, **kw) -> ModelConfig:
     """GPUs: BERT-base sized (12 layers, 768 wide, 12 heads, ~85M encoder parameters)."""
     return ModelConfig(input_dim=input_dim, meta_dim=meta_dim, hidden=768, n_layers=12, n_heads=12,
                        name="mediafm-base", **kw)
 
 
-PRESETS = {"tiny": tiny, "small": small, "base": base}
+PRESETS = {"tiny": tiny, "small": small, "medium": medium, "base": base}
 
 
 # ---------------------------------------------------------------- modules
@@ -159,6 +171,9 @@ class MediaFM(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.ln_f = nn.LayerNorm(h)
         self.out_proj = nn.Linear(h, cfg.input_dim)
+        # Neighbour heads (training only): each shot's output must pick out the shots before and after it.
+        self.next_proj = nn.Linear(h, cfg.input_dim) if cfg.neighbor_weight else None
+        self.prev_proj = nn.Linear(h, cfg.input_dim) if cfg.neighbor_weight else None
         self.apply(self._init_weights)
         for name in ("cls_token", "no_meta_token", "mask_token"):
             nn.init.normal_(getattr(self, name), std=0.02)
@@ -231,6 +246,10 @@ class MediaFM(nn.Module):
             target = fused if targets is None else targets
             loss = OBJECTIVES_FN[self.config.objective](pred, target, mask_positions & pad_mask, pad_mask,
                                                        self.config.temperature)
+            if self.next_proj is not None:
+                loss = loss + self.config.neighbor_weight * neighbor_loss(
+                    self.next_proj(h[:, N_SPECIAL:]), self.prev_proj(h[:, N_SPECIAL:]), target, pad_mask,
+                    self.config.temperature)
         return pred, loss
 
     def readout(self, fused: torch.Tensor, h: torch.Tensor, layers: list[torch.Tensor]) -> torch.Tensor:
@@ -238,15 +257,31 @@ class MediaFM(nn.Module):
         base, _, joined = self.config.readout.partition("+")
         if base == "proj":
             out = self.out_proj(h)
-        elif base == "layers":
-            # Every block's output, each normalised (no affine), averaged: lower layers keep more
-            # of the shot itself, upper ones more of its context.
-            out = torch.stack([F.layer_norm(x[:, N_SPECIAL:], x.shape[-1:]) for x in layers]).mean(0)
+        elif base in ("layers", "stack"):
+            # Every block's output, each normalised (no affine), averaged or side by side: lower
+            # layers keep more of the shot itself and its neighbours, upper ones more of the title.
+            normed = [F.layer_norm(x[:, N_SPECIAL:], x.shape[-1:]) for x in layers]
+            out = torch.stack(normed).mean(0) if base == "layers" else torch.cat(normed, -1)
         else:
             out = h
         if joined:
             out = torch.cat([F.normalize(fused.float(), dim=-1), F.normalize(out.float(), dim=-1)], -1) / 2 ** 0.5
         return out
+
+    def _masked_readout(self, x: torch.Tensor, meta: torch.Tensor | None, pad: torch.Tensor,
+                        times: torch.Tensor | None) -> torch.Tensor:
+        """Each shot's prediction from its context with the shot itself masked, over MASKED_PASSES
+        passes that each mask every MASKED_PASSES-th shot (so 80% of the neighbours stay visible)."""
+        n = x.shape[1]
+        pos = torch.arange(n, device=x.device)
+        pred = torch.zeros_like(x)
+        for k in range(min(MASKED_PASSES, n)):
+            mask = (pos % MASKED_PASSES == k).expand(x.shape[0], -1)
+            h = self.encode(x, meta, pad, mask, times)
+            pred = torch.where(mask[..., None], self.out_proj(h[:, N_SPECIAL:]).to(pred.dtype), pred)
+        if self.config.readout.endswith("+input"):
+            return torch.cat([F.normalize(x.float(), dim=-1), F.normalize(pred.float(), dim=-1)], -1) / 2 ** 0.5
+        return pred
 
     # ------------------------------------------------------------ inference on whole titles
     @torch.no_grad()
@@ -285,7 +320,10 @@ class MediaFM(nn.Module):
             m = None if meta_t is None else meta_t.expand(len(chunk), -1)
             h, layers = self.encode(x, m, pad, times=t, all_layers=True)
             cls += h[:, 0].float().sum(0).cpu().numpy()
-            shots = self.readout(x, h[:, N_SPECIAL:], layers).float().cpu().numpy()
+            if self.config.readout.startswith("masked"):
+                shots = self._masked_readout(x, m, pad, t).float().cpu().numpy()
+            else:
+                shots = self.readout(x, h[:, N_SPECIAL:], layers).float().cpu().numpy()
             for j, s in enumerate(chunk):
                 rows = np.nonzero(owner[s:s + n] == b + j)[0]
                 out[s + rows] = shots[j, rows]
@@ -318,6 +356,27 @@ def contrastive_loss(pred: torch.Tensor, target: torch.Tensor, masked: torch.Ten
     logits = (q @ cand.T) / temperature
     logits = logits.masked_fill(~real_flat[None, :], float("-inf"))
     return F.cross_entropy(logits, q_idx)
+
+
+def neighbor_loss(next_pred: torch.Tensor, prev_pred: torch.Tensor, target: torch.Tensor, real: torch.Tensor,
+                  temperature: float) -> torch.Tensor:
+    """InfoNCE for every real shot's predictions of the real shots right after and before it.
+
+    A contextual embedding that must name its neighbours carries what comes next and what came
+    before (a change of scene, a cut to another character) into the shot's own vector, where a
+    clip pooled from its shots can see it. Same candidates as `contrastive_loss`.
+    """
+    B, N, D = target.shape
+    nxt = torch.zeros(B, N, D, dtype=next_pred.dtype, device=next_pred.device)
+    prv = torch.zeros_like(nxt)
+    nxt[:, 1:] = next_pred[:, :-1]  # row j: shot j predicted from shot j - 1
+    prv[:, :-1] = prev_pred[:, 1:]  # row j: shot j predicted from shot j + 1
+    has_prev = torch.zeros_like(real)
+    has_prev[:, 1:] = real[:, 1:] & real[:, :-1]
+    has_next = torch.zeros_like(real)
+    has_next[:, :-1] = real[:, :-1] & real[:, 1:]
+    return 0.5 * (contrastive_loss(nxt, target, has_prev, real, temperature)
+                  + contrastive_loss(prv, target, has_next, real, temperature))
 
 
 def _cosine_objective(pred, target, masked, real, temperature):

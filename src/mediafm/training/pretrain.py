@@ -40,22 +40,25 @@ class TrainConfig:
     time_features: bool = False  # feed shot start time / duration to the model
     dropout: float = 0.0
     # Model choices that only training can make (kept in the model's config and card)
-    objective: str = "cosine"  # masked-shot loss: cosine | contrastive | both (mediafm.model.OBJECTIVES)
+    # Defaults chosen by the lever table (docs/narrative-benchmark.md)
+    objective: str = "both"  # masked-shot loss: cosine | contrastive | both (mediafm.model.OBJECTIVES)
     temperature: float = 0.1  # InfoNCE temperature
-    readout: str = "hidden"  # what `mediafm embed` writes per shot (mediafm.model.READOUTS)
+    neighbor_weight: float = 0.5  # weight of the neighbour loss (each shot's output names the shots around it)
+    readout: str = "stack+input"  # what `mediafm embed` writes per shot (mediafm.model.READOUTS)
     use_meta: bool = True  # feed the title metadata embedding to [GLOBAL]
     batch_size: int = 0  # GLOBAL batch in windows, split across ranks; 0 = auto (AUTO_BATCH, fewer on small catalogs)
     epochs: int = 0  # 0 = auto: as many as the step budget needs
-    max_steps: int = 0  # optimiser steps in total; 0 = auto: max(min_steps, min_epochs epochs)
-    min_steps: int = 1500  # auto schedule: at least this many steps, however small the catalog
-    min_epochs: int = 20  # auto schedule: at least this many passes over the training windows
+    max_steps: int = 0  # optimiser steps in total; 0 = auto: auto_epochs epochs within [min_steps, max_auto_steps]
+    auto_epochs: int = 100  # auto schedule: passes over the training windows
+    min_steps: int = 300  # auto schedule: at least this many steps, however small the catalog
+    max_auto_steps: int = 50_000  # auto schedule: at most this many steps, however large the catalog
     steps_this_run: int = 0  # stop this invocation after N steps, checkpointing (time-limited jobs + --resume)
     mask_ratio: float = 0.2  # share of real shots that carry the loss
     mask_span: float = 1.0  # mean length of a run of masked shots (1 = single shots)
     keep_ratio: float = 0.1  # share of the selected shots whose real input stays visible
     random_ratio: float = 0.0  # share of the selected shots shown as another shot of the window
     val_fraction: float = 0.1  # share of titles held out (by title) for validation
-    val_every: int = 0  # steps between validations; 0 = auto (one epoch, within [20, 200] steps)
+    val_every: int = 0  # steps between validations; 0 = auto (VALIDATIONS per run, at least 20 steps apart)
     patience: int = 5  # early stopping: validations without a better validation loss
     optim: OptimConfig = field(default_factory=OptimConfig)
     checkpoint_every: int = 200  # steps between checkpoints (also at every epoch end)
@@ -91,6 +94,11 @@ class TrainConfig:
 
 
 AUTO_BATCH = 16  # windows per global batch when the catalog has that many
+# Validations per run when val_every is auto. The validation loss is noisy (+-0.005 between
+# consecutive checks on 20 held-out titles), so patience must span a good share of the run: with
+# 20 checks and patience 5, a quarter of the run without a new best. Validating every 20 steps
+# stopped a 1,500-step run at step 360, far short of the better weights found later.
+VALIDATIONS = 20
 
 
 @dataclass(frozen=True)
@@ -108,7 +116,9 @@ def plan_schedule(cfg: TrainConfig, n_windows: int, n_titles: int, world: int = 
     """Resolve batch size, total steps and validation interval for `n_windows` training windows.
 
     Auto values scale with the data: a small catalog gets a smaller batch rather than an error, and
-    every catalog gets at least `min_steps` steps and `min_epochs` passes.
+    `auto_epochs` passes over its windows, kept within [min_steps, max_auto_steps] steps. Measured
+    on the 200-title narrative benchmark (docs/model.md): the best validation loss came after
+    ~80-100 epochs (~1,000 steps of 16 windows); 20 epochs (the earlier default) stopped far short.
     """
     auto = []
     batch = cfg.batch_size
@@ -126,9 +136,10 @@ def plan_schedule(cfg: TrainConfig, n_windows: int, n_titles: int, world: int = 
     elif cfg.epochs:
         total = cfg.epochs * spe
     else:
-        total = max(cfg.min_steps, cfg.min_epochs * spe)
-        auto.append(f"{total} steps (= max({cfg.min_steps}, {cfg.min_epochs} epochs of {spe}))")
-    val_every = cfg.val_every or min(max(spe, 20), 200)
+        total = min(max(cfg.min_steps, cfg.auto_epochs * spe), cfg.max_auto_steps)
+        auto.append(f"{total} steps ({cfg.auto_epochs} epochs of {spe} steps, within "
+                    f"[{cfg.min_steps}, {cfg.max_auto_steps}])")
+    val_every = cfg.val_every or max(20, total // VALIDATIONS)
     if not cfg.val_every:
         auto.append(f"validation every {val_every} steps")
     note = (f"pretrain: {n_titles} training titles, {n_windows} windows of <= {cfg.max_shots} shots; "
@@ -234,7 +245,7 @@ def evaluate(model, cache: ShotCache, titles: list[int], cfg: TrainConfig, rank:
 def build_model(cfg: TrainConfig, dim: int, meta_dim: int) -> MediaFM:
     mcfg = PRESETS[cfg.preset](dim, meta_dim if cfg.use_meta else 0, max_shots=cfg.max_shots, dropout=cfg.dropout,
                                time_features=cfg.time_features, objective=cfg.objective,
-                               temperature=cfg.temperature, readout=cfg.readout)
+                               temperature=cfg.temperature, readout=cfg.readout, neighbor_weight=cfg.neighbor_weight)
     torch.manual_seed(cfg.seed)  # same initial weights on every rank and every rerun
     return MediaFM(mcfg)
 
@@ -271,9 +282,10 @@ def pretrain(store_root: str | Path, out_dir: str | Path, config: TrainConfig = 
     except ConfigError as exc:
         raise ConfigError(store_root, exc.problem) from None
     if rank == 0:
-        log.info(plan.note)
         if cfg.progress:
             print(plan.note, flush=True)
+        else:
+            log.info(plan.note)
     spe, total, batch_size = plan.steps_per_epoch, plan.total_steps, plan.batch_size
 
     model = build_model(cfg, cache.dim, cache.meta_dim).to(device)
