@@ -210,3 +210,19 @@ def test_neighbor_loss_is_minimal_when_each_shot_names_its_neighbours():
     _, loss = m(x, None, real, mask)
     loss.backward()
     assert m.next_proj.weight.grad.abs().sum() > 0 and torch.isfinite(loss)
+
+
+def test_contrastive_loss_on_large_batches_scores_a_subset_and_still_ranks_the_true_shot(monkeypatch):
+    import mediafm.model.mediafm as mm
+    monkeypatch.setattr(mm, "MAX_QUERIES", 8)
+    monkeypatch.setattr(mm, "MAX_CANDIDATES", 32)
+    torch.manual_seed(0)
+    x = _unit(torch.randn(4, 30, 16))
+    real = torch.ones(4, 30, dtype=torch.bool)
+    mask = torch.rand(4, 30) < 0.5
+    exact = mm.contrastive_loss(x.clone(), x, mask, real, 0.05)
+    wrong = mm.contrastive_loss(torch.roll(x, 1, 1), x, mask, real, 0.05)
+    assert float(exact) < 0.05 < float(wrong)
+    pred = x.clone().requires_grad_()
+    mm.contrastive_loss(pred, x, mask, real, 0.05).backward()
+    assert int((pred.grad.abs().sum(-1) > 0).sum()) == 8  # only the sampled queries carry gradient
