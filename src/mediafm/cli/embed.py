@@ -18,5 +18,6 @@ def run(args: argparse.Namespace) -> int:
 
     res = embed_store(args.store, args.model, title_ids=args.titles, device=args.device,
                       overwrite=args.overwrite, progress=True)
-    print(f"model {res.model_id}: embedded {res.titles} titles ({res.shots} shots), {res.skipped} already done")
+    print(f"model {res.model_id} (read-out {res.readout}, {res.dim}-d): embedded {res.titles} titles "
+          f"({res.shots} shots), {res.skipped} already done")
     return 0

@@ -27,6 +27,8 @@ class EmbedResult:
     titles: int  # titles embedded in this run
     skipped: int  # titles already embedded by this model (kept)
     shots: int
+    readout: str = "hidden"  # what each shot's vector is (mediafm.model.READOUTS)
+    dim: int = 0  # its size
 
 
 def weights_hash(model_dir: str | Path) -> str:
@@ -98,4 +100,4 @@ def embed_store(store_root: str | Path, model_dir: str | Path, title_ids: list[s
         emb, cls = model.embed_title(fused, store.meta_embedding(tid), times, return_cls=True)
         store.write_contextual(info["model_id"], tid, emb, cls, info)
         done, shots = done + 1, shots + len(emb)
-    return EmbedResult(info["model_id"], done, skipped, shots)
+    return EmbedResult(info["model_id"], done, skipped, shots, info["readout"], info["dim"])
