@@ -1,15 +1,17 @@
-"""Benchmark: the MediaFM comparison grid on a synthetic narrative catalog, end to end.
+"""Benchmark: the MediaFM comparison grid on a synthetic catalog, end to end.
 
-    python benchmarks/tasks.py [--titles 200] [--cache ~/.cache/mediafm/bench-tasks] [--max-steps 0]
-    python benchmarks/tasks.py --ablation [--rows NAME ...]    # the lever table on the same store
+    python benchmarks/tasks.py [--titles 200] [--catalog narrative|long] [--max-steps 0]
+    python benchmarks/tasks.py --titles 200 --scaling 50 100     # pretraining titles
+    python benchmarks/tasks.py --titles 200 --ablation [ROW ...] # the lever table (benchmarks/ablation.py)
 
-Synthesises the catalog (once; cached with its store and model under --cache), ingests it with the
-real shot detector and encoders, pretrains the contextual model, embeds, and prints the grid:
-rows = video, audio, text, fused, contextual-isolated, contextual (in context); columns = the five
-tasks, each with a 95% title-bootstrap interval. Then it checks the expectation stated in issue 5:
-contextual beats fused on every task, with non-overlapping intervals on tone, ad relevancy and
-popularity. The benchmark's latent model is fixed (docs/narrative-benchmark.md); it is not tuned to
-make the model win.
+Synthesises the catalog (once; cached with its store and models under --cache), ingests it with
+the real shot detector and encoders, pretrains the contextual model with `mediafm pretrain`'s
+defaults, embeds, and prints the grid: rows = video, audio, text, fused, contextual-isolated,
+contextual (in context); columns = the five tasks, each with a 95% title-bootstrap interval. Then
+the same model pretrained without title metadata, and `check_expectation`: contextual at least
+fused on every task and above fused's interval on genre, tone and ad relevancy, and above
+contextual-isolated on the narrative tasks. The benchmark's latent model is fixed
+(docs/narrative-benchmark.md); it is not tuned to make the model win.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Boundary precision/recall/F1 against the montage ground truth (../shared/media/truth.json).
 
-Matching rule (issue 2): a cut at frame c matches a detected boundary b with |b - c| <= tolerance;
+Matching rule: a cut at frame c matches a detected boundary b with |b - c| <= tolerance;
 a dissolve or fade matches a boundary inside [start_frame - tolerance, end_frame + tolerance].
 Matching is one-to-one (each detection counts for at most one transition), maximised greedily
 in time order, which is optimal here because transitions are far apart relative to the windows.
@@ -50,7 +50,7 @@ def score_boundaries(detected: Iterable[int], truth: Sequence[Transition], toler
     Args:
         detected: first frames of detected new shots.
         truth: the true transitions.
-        tolerance: frames of slack on each side (2 in issue 2).
+        tolerance: frames of slack on each side (2 in the shot benchmarks).
 
     Returns:
         precision, recall, F1, and the unmatched transitions and detections.
