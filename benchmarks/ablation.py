@@ -54,9 +54,9 @@ def with_readout(model_dir: Path, readout: str) -> Path:
         return model_dir
     out = model_dir.parent / f"{model_dir.name}@{readout.replace('+', '-')}"
     out.mkdir(exist_ok=True)
-    for f in ("model.safetensors", "model_card.json"):
-        if (model_dir / f).exists():
-            shutil.copyfile(model_dir / f, out / f)
+    for f in ("model.safetensors", "model_card.json"):  # linked, not copied: the same weights
+        if (model_dir / f).exists() and not (out / f).exists():
+            (out / f).symlink_to((model_dir / f).resolve())
     cfg = json.loads((model_dir / "config.json").read_text())
     cfg["model"]["readout"] = readout
     (out / "config.json").write_text(json.dumps(cfg))

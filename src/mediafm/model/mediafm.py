@@ -265,7 +265,7 @@ class MediaFM(nn.Module):
         else:
             out = h
         if joined:
-            out = torch.cat([F.normalize(fused.float(), dim=-1), F.normalize(out.float(), dim=-1)], -1) / 2 ** 0.5
+            out = _join_input(fused, out)
         return out
 
     def _masked_readout(self, x: torch.Tensor, meta: torch.Tensor | None, pad: torch.Tensor,
@@ -280,7 +280,7 @@ class MediaFM(nn.Module):
             h = self.encode(x, meta, pad, mask, times)
             pred = torch.where(mask[..., None], self.out_proj(h[:, N_SPECIAL:]).to(pred.dtype), pred)
         if self.config.readout.endswith("+input"):
-            return torch.cat([F.normalize(x.float(), dim=-1), F.normalize(pred.float(), dim=-1)], -1) / 2 ** 0.5
+            return _join_input(x, pred)
         return pred
 
     # ------------------------------------------------------------ inference on whole titles
@@ -407,6 +407,11 @@ def _both_objective(pred, target, masked, real, temperature):
 
 
 OBJECTIVES_FN = {"cosine": _cosine_objective, "contrastive": contrastive_loss, "both": _both_objective}
+
+
+def _join_input(fused: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """The "+input" read-outs: [unit input, unit read-out] / sqrt(2), a unit vector."""
+    return torch.cat([F.normalize(fused.float(), dim=-1), F.normalize(out.float(), dim=-1)], -1) / 2 ** 0.5
 
 
 def _time_features(times: torch.Tensor) -> torch.Tensor:

@@ -53,10 +53,11 @@ class TrainConfig:
     min_steps: int = 300  # auto schedule: at least this many steps, however small the catalog
     max_auto_steps: int = 50_000  # auto schedule: at most this many steps, however large the catalog
     steps_this_run: int = 0  # stop this invocation after N steps, checkpointing (time-limited jobs + --resume)
-    mask_ratio: float = 0.2  # share of real shots that carry the loss
-    mask_span: float = 1.0  # mean length of a run of masked shots (1 = single shots)
-    keep_ratio: float = 0.1  # share of the selected shots whose real input stays visible
-    random_ratio: float = 0.0  # share of the selected shots shown as another shot of the window
+    # Masking (defaults: MaskSpec's, the one source)
+    mask_ratio: float = MaskSpec.ratio  # share of real shots that carry the loss
+    mask_span: float = MaskSpec.span  # mean length of a run of masked shots (1 = single shots)
+    keep_ratio: float = MaskSpec.keep  # share of the selected shots whose real input stays visible
+    random_ratio: float = MaskSpec.random  # share of the selected shots shown as another shot of the window
     val_fraction: float = 0.1  # share of titles held out (by title) for validation
     val_every: int = 0  # steps between validations; 0 = auto (VALIDATIONS per run, at least 20 steps apart)
     patience: int = 5  # early stopping: validations without a better validation loss
