@@ -10,7 +10,6 @@ Numbers are medians of `--repeat` runs in this one process; on a shared machine 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import resource
@@ -23,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-MEDIA = Path(os.environ.get("MEDIAFM_SHARED_MEDIA", REPO.parent / "shared" / "media"))
+MEDIA = Path(os.environ.get("MEDIAFM_SHARED_MEDIA", REPO / "tests" / "media"))
 
 
 def _median_time(fn, repeat: int) -> float:
@@ -37,14 +36,6 @@ def _median_time(fn, repeat: int) -> float:
 
 def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _test_helpers():
-    # The montage store builder and the speech/other clip set live with the tests; reuse them.
-    spec = importlib.util.spec_from_file_location("tm", REPO / "tests" / "test_encoders_media.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def throughput(repeat: int) -> None:
@@ -101,7 +92,8 @@ def whole_title(repeat: int) -> None:
 def audio_quality() -> None:
     from mediafm.encoders import get_encoder
 
-    tm = _test_helpers()
+    import mediafm_testing.montage as tm
+
     speech, other = tm.speech_and_other_clips(MEDIA)
     y = np.array([1] * len(speech) + [0] * len(other))
     secs = sum(len(w) for w in speech + other) / 16_000
@@ -128,9 +120,9 @@ def fusion_quality() -> None:
     from mediafm.encoders.config import EncodeConfig
     from mediafm.encoders.fusion import fuse
     from mediafm.encoders.pipeline import encode_store
-    from mediafm.store.catalog import Store
 
-    tm = _test_helpers()
+    import mediafm_testing.montage as tm
+
     truth = json.loads((MEDIA / "truth.json").read_text())
     shots = tm.piece_shots(truth)
     halves = []

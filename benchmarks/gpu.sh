@@ -20,7 +20,7 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 "$PY" - "$WORK/store" <<'PYEOF'
 import sys, time
-from mediafm.training.synthetic import vector_store
+from mediafm_testing.synthetic import vector_store
 t = time.perf_counter()
 vector_store(sys.argv[1], 120_000, dim=2688, shots_per_title=600)
 print(f"synthetic store: {time.perf_counter() - t:.1f} s")

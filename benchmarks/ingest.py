@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("MEDIAFM_SHARED_MEDIA", REPO.parent / "shared" / "media"))
+SHARED = Path(os.environ.get("MEDIAFM_SHARED_MEDIA", REPO / "tests" / "media"))
 MONTAGE = SHARED / "montage.mp4"
 THREADS = 2
 

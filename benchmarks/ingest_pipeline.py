@@ -17,6 +17,7 @@ import json
 import shutil
 import statistics
 import subprocess
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -24,7 +25,7 @@ from pathlib import Path
 import av
 
 REPO = Path(__file__).resolve().parents[1]
-MEDIA = REPO.parent / "shared" / "media"
+MEDIA = Path(os.environ.get("MEDIAFM_SHARED_MEDIA", REPO / "tests" / "media"))
 
 _CHILD = """
 import json, resource, sys, time

@@ -94,7 +94,7 @@ def optimizer_comparison(steps_epochs: int, threads: int) -> list[dict]:
     from mediafm.training.baselines import masked_prediction_report
     from mediafm.training.data import build_cache, split_titles
     from mediafm.training.pretrain import TrainConfig, pretrain
-    from mediafm.training.synthetic import SyntheticConfig, structured_store
+    from mediafm_testing.synthetic import SyntheticConfig, structured_store
 
     torch.set_num_threads(threads)
     rows = []

@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(res))
         return 0
 
-    from mediafm.training.synthetic import vector_store
+    from mediafm_testing.synthetic import vector_store
 
     root = Path(a.root)
     rows = []

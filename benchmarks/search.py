@@ -2,7 +2,7 @@
 
     python benchmarks/search.py [--sizes 10000 100000 1000000] [--dim 384] [--queries 1000]
 
-Vectors: unit-norm, clustered (`mediafm.search.fixtures.clustered_vectors`, 100 vectors per
+Vectors: unit-norm, clustered (`mediafm_testing.stores.clustered_vectors`, 100 vectors per
 cluster on average, within-cluster noise as large as the centres' scale), dim 384 (the text
 encoder's and a typical contextual model's width). Queries: held-out vectors from the same
 distribution, one at a time (the explorer's and CLI's pattern), on 1 FAISS thread (builds use 2;
@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from mediafm.search.fixtures import clustered_vectors
+from mediafm_testing.stores import clustered_vectors
 from mediafm.search.index import IndexConfig, build_ivf, recall_at_k, tune_nprobe
 
 

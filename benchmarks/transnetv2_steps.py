@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("MEDIAFM_SHARED_MEDIA", REPO.parent / "shared" / "media"))
+SHARED = Path(os.environ.get("MEDIAFM_SHARED_MEDIA", REPO / "tests" / "media"))
 
 
 def main(argv=None) -> int:

@@ -1,5 +1,5 @@
-"""Shared fixtures. Real media comes from ../shared/media (see its README); tests fail, not skip,
-when it is missing, because CI always has it."""
+"""Shared fixtures. Real media lives in tests/media (CC/PD clips with exact ground truth; see its
+README.md and ATTRIBUTION.md); everything else is generated here."""
 
 from __future__ import annotations
 
@@ -14,16 +14,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 REPO = Path(__file__).resolve().parents[1]
+MEDIA = REPO / "tests" / "media"
 
 
 def _shared_media() -> Path:
-    env = os.environ.get("MEDIAFM_SHARED_MEDIA")
-    candidates = [Path(env)] if env else []
-    candidates += [REPO.parent / "shared" / "media", REPO / "shared" / "media"]
-    for c in candidates:
-        if (c / "montage.mp4").exists():
-            return c
-    raise FileNotFoundError(f"shared test media not found in {candidates}; set MEDIAFM_SHARED_MEDIA")
+    # MEDIAFM_SHARED_MEDIA points the suite at another copy of the same set.
+    root = Path(os.environ.get("MEDIAFM_SHARED_MEDIA", MEDIA))
+    if not (root / "montage.mp4").exists():
+        raise FileNotFoundError(f"test media not found in {root} (montage.mp4 missing)")
+    return root
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import pytest
 from mediafm.cli.main import main
 from mediafm.errors import StoreError
 from mediafm.search import IndexConfig, open_index, search_clip, search_shot, search_text, update_index
-from mediafm.search.fixtures import add_montage_title, add_random_title, clustered_vectors
+from mediafm_testing.stores import add_montage_title, add_random_title, clustered_vectors
 from mediafm.search.index import build_ivf, read_info, recall_at_k, tune_nprobe
 from mediafm.store.catalog import Store
 

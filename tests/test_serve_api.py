@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from mediafm.search.fixtures import add_montage_title, add_random_title, write_tiny_video
+from mediafm_testing.stores import add_montage_title, add_random_title, write_tiny_video
 from mediafm.serve.app import create_app
 from mediafm.store.catalog import Store
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mediafm.search.fixtures import add_montage_title, add_random_title, write_tiny_video
+from mediafm_testing.stores import add_montage_title, add_random_title, write_tiny_video
 from mediafm.search.text import default_text_encoder
 from mediafm.serve.app import create_app
 from mediafm.store.catalog import Store

@@ -7,7 +7,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 
 from mediafm.search.text import default_text_encoder
-from mediafm.search.fixtures import add_random_title, write_tiny_video
+from mediafm_testing.stores import add_random_title, write_tiny_video
 from mediafm.serve.app import create_app
 from mediafm.store.catalog import Store
 

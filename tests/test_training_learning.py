@@ -10,7 +10,7 @@ from mediafm.training.baselines import masked_prediction_report
 from mediafm.training.data import build_cache, split_titles
 from mediafm.training.optim import OptimConfig
 from mediafm.training.pretrain import TrainConfig, pretrain
-from mediafm.training.synthetic import SyntheticConfig, structured_store
+from mediafm_testing.synthetic import SyntheticConfig, structured_store
 
 
 def test_pretraining_beats_context_free_baselines(tmp_path):

@@ -16,7 +16,7 @@ from mediafm.model.mediafm import OBJECTIVES, READOUTS, contrastive_loss
 from mediafm.training.data import MaskSpec, Window, build_cache, iter_batches, mask_for, split_titles
 from mediafm.training.embed import embed_store, model_identity
 from mediafm.training.pretrain import TrainConfig, plan_schedule, pretrain
-from mediafm.training.synthetic import SyntheticConfig, structured_store
+from mediafm_testing.synthetic import SyntheticConfig, structured_store
 
 torch.set_num_threads(1)
 

@@ -21,7 +21,7 @@ from mediafm.training.data import build_cache, epoch_windows, iter_batches, spli
 from mediafm.training.embed import embed_store
 from mediafm.training.optim import OptimConfig, split_params
 from mediafm.training.pretrain import TrainConfig, backward, build_model, pretrain
-from mediafm.training.synthetic import SyntheticConfig, structured_store
+from mediafm_testing.synthetic import SyntheticConfig, structured_store
 
 torch.set_num_threads(1)
 

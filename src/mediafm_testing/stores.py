@@ -112,7 +112,6 @@ def montage_shots(shared_media: Path) -> pd.DataFrame:
 def _decode_middles(video: Path, shots: pd.DataFrame) -> np.ndarray:
     """uint8 [n_shots, 1, 224, 224, 3]: each shot's middle frame, short side 224, centre crop."""
     import av
-    from PIL import Image
 
     wanted = {int((a + b) // 2): i for i, (a, b) in enumerate(zip(shots["start_frame"], shots["end_frame"]))}
     out = np.zeros((len(shots), 1, 224, 224, 3), np.uint8)
