@@ -70,7 +70,7 @@ def run_rows(store: Path, labels: Path, root: Path, names: list[str], base=None,
 
     Rows of ROWS start from LEVERS; custom `rows` start from `base` unless `levers` is given.
     """
-    from mediafm.tasks.evaluate import run_grid
+    from mediafm.tasks.grid import run_grid
     from mediafm.tasks.probes import ProbeConfig
     from mediafm.training.pretrain import TrainConfig, pretrain
 
@@ -139,7 +139,7 @@ def subset_store(store: Path, out: Path, n_titles: int) -> Path:
 def scaling_rows(store: Path, labels: Path, root: Path, sizes: list[int], base, readout: str, n_boot: int,
                  seed: int) -> list[dict]:
     """Pretrain the default model on the first k titles (k in sizes), probe `contextual` on all titles."""
-    from mediafm.tasks.evaluate import run_grid
+    from mediafm.tasks.grid import run_grid
     from mediafm.tasks.probes import ProbeConfig
     from mediafm.training.pretrain import pretrain
 
@@ -161,7 +161,7 @@ def scaling_rows(store: Path, labels: Path, root: Path, sizes: list[int], base, 
 
 
 def format_rows(records: list[dict], header: bool = True) -> str:
-    from mediafm.tasks.evaluate import TASKS
+    from mediafm.tasks.grid import TASKS
 
     lines = []
     if header:

@@ -65,12 +65,12 @@ def throughput(repeat: int) -> None:
 
 def whole_title(repeat: int) -> None:
     from mediafm.encoders.config import EncodeConfig
-    from mediafm.encoders.pipeline import encode_store
+    from mediafm.encoders.encode_store import encode_store
     from mediafm.ingest import IngestConfig, ingest
     from mediafm.media.decode import probe
     from mediafm.store.catalog import Store
 
-    print("\n## whole title: ingest (decode + shots + frames/audio) then encode with the defaults")
+    print(f"\n## whole title: ingest (decode + shots + frames/audio) then encode with the defaults, median of {repeat}")
     print(f"{'title':24} {'dur s':>6} {'shots':>6} {'ingest s':>9} {'encode s':>9} {'total xRT':>10} {'encode xRT':>11}")
     for path in (MEDIA / "originals" / "wannaworktogether.mp4", MEDIA / "montage.mp4"):
         dur = probe(path).duration_s
@@ -119,7 +119,7 @@ def fusion_quality() -> None:
 
     from mediafm.encoders.config import EncodeConfig
     from mediafm.encoders.fusion import fuse
-    from mediafm.encoders.pipeline import encode_store
+    from mediafm.encoders.encode_store import encode_store
 
     import mediafm_testing.montage as tm
 
@@ -184,7 +184,7 @@ def main() -> int:
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     print(f"# encode benchmark: {os.cpu_count()} cores visible, torch threads {torch.get_num_threads()}, "
           f"load avg {os.getloadavg()[0]:.1f}")
-    sections = {"throughput": lambda: throughput(args.repeat), "title": lambda: whole_title(max(1, args.repeat // 2)),
+    sections = {"throughput": lambda: throughput(args.repeat), "title": lambda: whole_title(args.repeat),
                 "audio": audio_quality, "fusion": fusion_quality}
     for name, fn in sections.items():
         if (args.only or name) == name and not (args.quick and name != "throughput"):

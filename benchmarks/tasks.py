@@ -25,7 +25,7 @@ from pathlib import Path
 
 
 def main() -> int:
-    from mediafm.cli.demo import DemoConfig, run_pipeline
+    from mediafm.cli.demo import DemoConfig, run_demo
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--titles", type=int, default=200)
@@ -53,7 +53,7 @@ def main() -> int:
     cfg = DemoConfig(out=str(Path(a.cache) / folder), titles=a.titles, seed=a.seed, catalog=a.catalog,
                      preset=a.preset, max_steps=a.max_steps, n_boot=a.n_boot)
     t0 = time.time()
-    res = run_pipeline(cfg)
+    res = run_demo(cfg)
     lay = res["layout"]
     grid = json.loads((lay.eval / "eval.json").read_text())
     print(f"# mediafm tasks benchmark: {a.titles} synthetic titles ({a.catalog} catalog), seed {a.seed}")
@@ -152,7 +152,7 @@ def oracle_grid(n_titles: int, seed: int, n_boot: int) -> str:
     import numpy as np
 
     from mediafm.synth.story import GENRES, N_CHARACTERS, N_LOCATIONS, TONES, labels_for, make_story
-    from mediafm.tasks.evaluate import TASKS
+    from mediafm.tasks.grid import TASKS
     from mediafm.tasks.labels import LabeledClip, targets
     from mediafm.tasks.clips import Clip, clip_shots
     from mediafm.tasks.probes import ProbeConfig, run_probe

@@ -35,7 +35,7 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(args.threads)
     from mediafm.media.decode import iter_frames
-    from mediafm.shots.evaluate import score_boundaries, transitions_from_truth
+    from mediafm.shots.metrics import score_boundaries, transitions_from_truth
     from mediafm.shots.transnetv2 import TransNetV2Config, TransNetV2Detector
 
     frames = np.stack([f.image for f in iter_frames(SHARED / "montage.mp4", size=(48, 27))])

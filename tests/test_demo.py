@@ -10,7 +10,7 @@ import pytest
 
 from mediafm.cli.main import main
 from mediafm.tasks.clips import EMBEDDING_KINDS
-from mediafm.tasks.evaluate import TASKS
+from mediafm.tasks.grid import TASKS
 
 
 @pytest.mark.slow

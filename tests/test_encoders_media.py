@@ -12,9 +12,13 @@ import pytest
 import torch
 
 from mediafm.encoders.config import EncodeConfig
-from mediafm.encoders.pipeline import encode_store
+from mediafm.encoders.encode_store import encode_store
 from mediafm.store.catalog import AUDIO_RATE, Store
-from mediafm_testing.montage import build_montage_store, loo_centroid_accuracy, speech_and_other_clips
+from mediafm_testing.montage import (
+    build_montage_store,
+    loo_centroid_accuracy,
+    speech_and_other_clips,
+)
 
 torch.set_num_threads(2)
 

@@ -14,7 +14,7 @@ from mediafm.cli.main import main
 from mediafm.encoders import available_encoders, get_encoder
 from mediafm.encoders.base import fit_windows, encoder_class
 from mediafm.encoders.fusion import fuse, l2_normalize
-from mediafm.errors import ConfigError, EncoderUnavailableError
+from mediafm.errors import ConfigError, ModelUnavailableError
 
 torch.set_num_threads(2)
 RNG = np.random.default_rng(0)
@@ -116,7 +116,8 @@ def test_classifier_tags(built, modality, name):
     assert all(t in enc.class_names for row in tags for t in row)
 
 
-def test_clip_text_tower_shares_the_image_space(built):
+def test_clip_text_tower_returns_image_sized_vectors(built):
+    # Random weights here: whether text lands near matching images needs the user's real weights.
     enc = built("video", "clip")
     txt = enc.encode_text(["a wolf", "a cat"])
     assert txt.shape == (2, enc.dim) and np.isfinite(txt).all()
@@ -124,9 +125,9 @@ def test_clip_text_tower_shares_the_image_space(built):
 
 
 def test_loaders_need_a_weights_dir(tmp_path):
-    with pytest.raises(EncoderUnavailableError):
+    with pytest.raises(ModelUnavailableError):
         get_encoder("video", "clip")
-    with pytest.raises(EncoderUnavailableError):
+    with pytest.raises(ModelUnavailableError):
         get_encoder("audio", "wav2vec2", weights_dir=tmp_path)
 
 

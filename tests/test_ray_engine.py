@@ -82,7 +82,7 @@ def test_ray_engine_matches_local_and_records_failures(tmp_path, shared_media, r
 
 
 def test_ray_encoder_pool_matches_local_embeddings(tmp_path, ray_local):
-    pytest.importorskip("mediafm.encoders.pipeline")
+    pytest.importorskip("mediafm.encoders.encode_store")
     src = _clips(tmp_path / "in", n=1)
     local = ingest([src], tmp_path / "local", FAST, encode=True, show_progress=False)
     remote = ingest([src], tmp_path / "ray", FAST, encode=True, engine="ray", show_progress=False)

@@ -11,7 +11,7 @@ from mediafm.errors import ConfigError
 from mediafm.media.generate import color_shots, write_video
 from mediafm.shots import available_detectors, detect_shots, get_detector, shots_from_boundaries
 from mediafm.shots.base import ShotDetector, register_detector
-from mediafm.shots.evaluate import Transition, score_boundaries
+from mediafm.shots.metrics import Transition, score_boundaries
 
 
 def test_registry_names_and_unknown():

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from mediafm.media.decode import iter_frames
-from mediafm.shots.evaluate import score_boundaries, transitions_from_truth
+from mediafm.shots.metrics import score_boundaries, transitions_from_truth
 from mediafm.shots.transnetv2 import (
     TransNetV2Config,
     TransNetV2Detector,

@@ -34,9 +34,9 @@ class StoreError(MediafmError):
     """The catalog store is missing, corrupt, or mixes incompatible encoders/models."""
 
 
-class ConfigError(MediafmError):
+class ConfigError(MediafmError, ValueError):
     """A configuration value is invalid."""
 
 
-class EncoderUnavailableError(MediafmError):
-    """An encoder's weights or runtime are not installed."""
+class ModelUnavailableError(MediafmError):
+    """A model's (encoder's, shot detector's) weights or runtime are not installed."""

@@ -8,6 +8,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 
+# The three input modalities, in the order fused vectors concatenate them.
+MODALITIES = ("video", "audio", "text")
+
 
 @dataclass(frozen=True)
 class Shot:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mediafm.linalg import l2_normalize
 from mediafm.media.audio import load_audio
 from mediafm.media.decode import iter_frames
 from mediafm.store.catalog import AUDIO_RATE, Store
@@ -78,7 +79,7 @@ def speech_and_other_clips(shared_media: Path) -> tuple[list[np.ndarray], list[n
 
 def loo_centroid_accuracy(x: np.ndarray, y: np.ndarray) -> float:
     """Leave-one-out nearest-class-centroid accuracy on unit-normalised embeddings."""
-    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    x = l2_normalize(x)
     correct = 0
     for i in range(len(x)):
         keep = np.arange(len(x)) != i

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mediafm.linalg import l2_normalize
 from mediafm.store.catalog import Store
 
 VOCAB = ("river", "mountain", "city", "night", "rain", "dog", "car", "train", "forest", "beach",
@@ -30,8 +31,7 @@ def clustered_vectors(n: int, dim: int, n_clusters: int | None = None, spread: f
     centres = rng.standard_normal((n_clusters, dim), dtype=np.float32)
     x = centres[rng.integers(0, n_clusters, n)]
     x += spread * rng.standard_normal((n, dim), dtype=np.float32)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    return x
+    return l2_normalize(x)
 
 
 def write_tiny_video(path: Path, seconds: float, fps: int = 10, size: int = 64, seed: int = 0) -> Path:

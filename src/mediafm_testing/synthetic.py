@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from mediafm.linalg import l2_normalize
 from mediafm.store.atomic import write_parquet_atomic
 from mediafm.store.catalog import SHOT_COLUMNS, Store
 
@@ -38,23 +39,19 @@ class SyntheticConfig:
     seed: int = 0
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
-
-
 def structured_title(rng: np.random.Generator, cfg: SyntheticConfig) -> np.ndarray:
     """[N, D] unit-norm fused vectors of one title with scene / alternating-character structure."""
     n = int(rng.integers(cfg.shots_per_title[0], cfg.shots_per_title[1] + 1))
-    cast = _unit(rng.standard_normal((cfg.cast_size, cfg.dim)))
+    cast = l2_normalize(rng.standard_normal((cfg.cast_size, cfg.dim)))
     rows = []
     while len(rows) < n:
-        loc = _unit(rng.standard_normal(cfg.dim))
+        loc = l2_normalize(rng.standard_normal(cfg.dim))
         a, b = rng.choice(cfg.cast_size, size=2, replace=False)
         for k in range(int(rng.integers(cfg.scene_len[0], cfg.scene_len[1] + 1))):
             who = cast[a if k % 2 == 0 else b]
             rows.append(cfg.location_weight * loc + cfg.character_weight * who
                         + cfg.noise * rng.standard_normal(cfg.dim) / np.sqrt(cfg.dim) * 3)
-    return _unit(np.asarray(rows[:n]))
+    return l2_normalize(np.asarray(rows[:n]))
 
 
 def _write(store: Store, tid: str, fused: np.ndarray, meta: np.ndarray | None, durations: np.ndarray) -> None:
@@ -75,15 +72,16 @@ def _write(store: Store, tid: str, fused: np.ndarray, meta: np.ndarray | None, d
     store.write_title(record, shots, None, None)
 
 
-def structured_store(root, cfg: SyntheticConfig = SyntheticConfig()) -> Store:
+def structured_store(root, cfg: SyntheticConfig | None = None) -> Store:
     """Write `cfg.n_titles` structured titles into a new store at `root`."""
+    cfg = cfg if cfg is not None else SyntheticConfig()
     store = Store(root, create=True)
     rng = np.random.default_rng(cfg.seed)
     for i in range(cfg.n_titles):
         fused = structured_title(rng, cfg)
         meta = None
         if cfg.meta_dim and rng.random() < cfg.meta_fraction:
-            meta = _unit(rng.standard_normal(cfg.meta_dim))
+            meta = l2_normalize(rng.standard_normal(cfg.meta_dim))
         _write(store, f"synth{i:05d}", fused, meta, rng.uniform(0.5, 8.0, len(fused)))
     return store
 
@@ -100,6 +98,6 @@ def vector_store(root, n_shots: int, dim: int = 128, shots_per_title: int = 1000
         it = tqdm(it, desc="synthetic titles", unit="title")
     for i in it:
         n = min(shots_per_title, n_shots - i * shots_per_title)
-        fused = _unit(rng.standard_normal((n, dim), dtype=np.float32))
+        fused = l2_normalize(rng.standard_normal((n, dim), dtype=np.float32))
         _write(store, f"vec{i:07d}", fused, None, np.full(n, 4.0))
     return store

@@ -100,13 +100,13 @@ def _call(argv: list[str]) -> int:
     return main(argv)
 
 
-def run_pipeline(cfg: DemoConfig, eval_kinds: tuple[str, ...] | None = None) -> dict:
+def run_demo(cfg: DemoConfig, eval_kinds: tuple[str, ...] | None = None) -> dict:
     """Run (or reuse) every stage; returns {"layout": Layout, "timings": {...}, "grid_md": str}."""
     from mediafm.store.catalog import Store
     from mediafm.synth.render import RenderConfig, synthesize_catalog
     from mediafm.synth.story import make_story
     from mediafm.tasks.clips import EMBEDDING_KINDS
-    from mediafm.tasks.evaluate import run_grid, write_reports
+    from mediafm.tasks.grid import run_grid, write_reports
     from mediafm.tasks.probes import ProbeConfig
 
     lay = Layout(Path(cfg.out))
@@ -184,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = DemoConfig(out=args.out, titles=args.titles, seed=args.seed, max_steps=args.max_steps,
                      preset=args.preset, n_boot=args.n_boot)
     t0 = time.time()
-    res = run_pipeline(cfg)
+    res = run_demo(cfg)
     lay: Layout = res["layout"]
     first = sorted(p.stem for p in lay.videos.glob("*.mp4"))[0]
     print("\nLinear probes on frozen embeddings (synthetic narrative catalog; see docs/narrative-benchmark.md):\n")

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 
 from mediafm.encoders.config import EncodeConfig
+from mediafm.types import MODALITIES
 
 _D = EncodeConfig()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("store", help="catalog store folder (from `mediafm ingest`)")
-    for m in ("video", "audio", "text"):
+    for m in MODALITIES:
         parser.add_argument(f"--{m}", default=getattr(_D, m), metavar="NAME",
                             help=f"{m} encoder (default: the registry default; see `mediafm encoders`)")
     parser.add_argument("--video-weights", default=_D.video_weights, metavar="DIR",
@@ -27,14 +28,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mediafm.encoders.pipeline import encode_store
+    from mediafm.encoders.encode_store import encode_store
     from mediafm.store.catalog import Store
 
     config = EncodeConfig(video=args.video, audio=args.audio, text=args.text, video_weights=args.video_weights,
                           audio_weights=args.audio_weights, batch_shots=args.batch_shots, asr=args.asr,
                           force=args.force)
     report = encode_store(Store(args.store), config, title_ids=args.titles)
-    names = {m: report.encoders[m]["name"] for m in ("video", "audio", "text")}
+    names = {m: report.encoders[m]["name"] for m in MODALITIES}
     print(f"encoded {len(report.encoded)} titles ({report.shots} shots) in {report.seconds:.1f} s; "
           f"skipped {len(report.skipped)} already encoded; encoders {names}")
     return 0

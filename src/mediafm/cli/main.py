@@ -26,7 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "embed": ("embed", "write contextual shot embeddings into the store"),
     "synth": ("synth", "render a synthetic narrative catalog with labels"),
     "probe": ("probe", "linear probe of frozen embeddings on a labelled task"),
-    "eval": ("evaluate", "run the comparison grid of embeddings x tasks"),
+    "eval": ("grid", "run the comparison grid of embeddings x tasks"),
     "index": ("index", "build or update the vector index over the store"),
     "search": ("search", "find shots by shot, clip or text"),
     "serve": ("serve", "serve the JSON API and the web explorer"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from mediafm.shots.fast import AdaptiveConfig
+from mediafm.shots.adaptive import AdaptiveConfig
 from mediafm.shots.transnetv2 import TransNetV2Config
 
 

@@ -87,7 +87,7 @@ class EncoderActor:
 
     def __init__(self, store_root: str, encode_config=None):
         from mediafm.encoders.config import EncodeConfig
-        from mediafm.encoders.pipeline import EncoderSet
+        from mediafm.encoders.encode_store import EncoderSet
 
         self.store = Store(store_root)
         self.encoders = EncoderSet(encode_config or EncodeConfig())
@@ -95,7 +95,7 @@ class EncoderActor:
 
     def encode(self, title_id: str) -> tuple[str, str]:
         """Write features/<tid>.parquet and meta/<tid>.npy. Returns (title_id, error or "")."""
-        from mediafm.encoders.pipeline import encode_titles, read_inputs
+        from mediafm.encoders.encode_store import encode_titles, read_inputs
 
         try:
             if self.store.has_features(title_id) and self.store.feature_encoders(title_id) == self.identity:
@@ -113,7 +113,7 @@ class EncoderActor:
 def _encoder_pool(ray, store_root: str) -> tuple[list, str]:
     """Start the encoder actors: one per GPU when there are GPUs, else one CPU actor."""
     try:
-        import mediafm.encoders.pipeline  # noqa: F401  (fail here, on the driver, with a clear message)
+        import mediafm.encoders.encode_store  # noqa: F401  (fail here, on the driver, with a clear message)
     except ImportError as exc:
         return [], f"not available ({exc}); titles are ingested without features"
     gpus = int(ray.cluster_resources().get("GPU", 0))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mediafm.encoders.audio_whisper import model_dir
-from mediafm.errors import EncoderUnavailableError
+from mediafm.errors import ModelUnavailableError
 
 
 @dataclass(frozen=True)
@@ -29,12 +29,13 @@ class AsrConfig:
 class WhisperASR:
     """Transcribes a title's audio and splits the text over its shots."""
 
-    def __init__(self, config: AsrConfig = AsrConfig(), threads: int | None = None) -> None:
+    def __init__(self, config: AsrConfig | None = None, threads: int | None = None) -> None:
+        config = config if config is not None else AsrConfig()
         try:
             import ctranslate2
             from faster_whisper import WhisperModel
         except ImportError as exc:
-            raise EncoderUnavailableError(None, f"ASR needs faster-whisper: {exc}") from exc
+            raise ModelUnavailableError(None, f"ASR needs faster-whisper: {exc}") from exc
         device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
         self.model = WhisperModel(model_dir(), device=device, compute_type="int8" if device == "cpu" else "float16",
                                   cpu_threads=threads or min(4, os.cpu_count() or 1), local_files_only=True)

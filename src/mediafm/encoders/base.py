@@ -20,9 +20,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from mediafm.errors import ConfigError, EncoderUnavailableError
+from mediafm.errors import ConfigError, ModelUnavailableError
+from mediafm.registry import lookup, registrar
+from mediafm.types import MODALITIES
 
-MODALITIES = ("video", "audio", "text")
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ class Encoder(ABC):
 
 # ----------------------------------------------------------------------------- registries
 _REGISTRY: dict[str, dict[str, type[Encoder]]] = {m: {} for m in MODALITIES}
+_REGISTER = {m: registrar(_REGISTRY[m]) for m in MODALITIES}
 _DEFAULTS: dict[str, str] = {}
 
 
@@ -112,7 +114,7 @@ def register_encoder(modality: str, name: str, default: bool = False) -> Callabl
     def wrap(cls: type[Encoder]) -> type[Encoder]:
         cls.modality = modality
         cls.name = name
-        _REGISTRY[modality][name] = cls
+        _REGISTER[modality](name)(cls)
         if default:
             _DEFAULTS[modality] = name
         return cls
@@ -134,22 +136,19 @@ def encoder_class(modality: str, name: str | None = None) -> type[Encoder]:
     _load_builtin()
     if modality not in MODALITIES:
         raise ConfigError(None, f"unknown modality {modality!r}; expected one of {MODALITIES}")
-    name = name or _DEFAULTS[modality]
-    if name not in _REGISTRY[modality]:
-        raise ConfigError(None, f"unknown {modality} encoder {name!r}; known: {sorted(_REGISTRY[modality])}")
-    return _REGISTRY[modality][name]
+    return lookup(_REGISTRY[modality], name or _DEFAULTS[modality], f"{modality} encoder")
 
 
 def get_encoder(modality: str, name: str | None = None, **kwargs: Any) -> Encoder:
     """Construct a registered encoder (None -> the modality's default).
 
     kwargs go to the constructor (e.g. `weights_dir=` for user-supplied CLIP/wav2vec2 weights).
-    Raises EncoderUnavailableError when its runtime or weights are not installed.
+    Raises ModelUnavailableError when its runtime or weights are not installed.
     """
     cls = encoder_class(modality, name)
     reason = cls.check()
     if reason:
-        raise EncoderUnavailableError(None, f"{modality} encoder {cls.name!r} is not available: {reason}")
+        raise ModelUnavailableError(None, f"{modality} encoder {cls.name!r} is not available: {reason}")
     return cls(**kwargs)
 
 
@@ -174,7 +173,7 @@ def package_dir(package: str) -> Path:
     pulls soundfile/torchaudio, which we do not need just to read its data files)."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise EncoderUnavailableError(None, f"package {package!r} is not installed")
+        raise ModelUnavailableError(None, f"package {package!r} is not installed")
     return Path(list(spec.submodule_search_locations)[0])
 
 
@@ -182,7 +181,7 @@ def package_file_reason(package: str, relpath: str) -> str:
     """'' when `package` is installed and ships `relpath`, else why not (for `check()`)."""
     try:
         path = package_dir(package) / relpath
-    except EncoderUnavailableError as exc:
+    except ModelUnavailableError as exc:
         return exc.problem
     return "" if path.exists() else f"{path} is missing"
 

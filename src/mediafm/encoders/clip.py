@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from mediafm.encoders.base import Encoder, Provenance, register_encoder, torch_device
-from mediafm.errors import EncoderUnavailableError
+from mediafm.errors import ModelUnavailableError
 
 # OpenAI CLIP's normalisation, used when the folder has no preprocessor_config.json.
 _MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -36,7 +36,7 @@ class CLIPEncoder(Encoder):
 
     def __init__(self, weights_dir: str | Path | None = None) -> None:
         if weights_dir is None or not (Path(weights_dir) / "config.json").exists():
-            raise EncoderUnavailableError(weights_dir, "the clip encoder needs a local CLIPModel folder "
+            raise ModelUnavailableError(weights_dir, "the clip encoder needs a local CLIPModel folder "
                                           "(config.json + weights); pass --video-weights DIR")
         import torch
         from transformers import AutoTokenizer, CLIPModel
@@ -74,7 +74,7 @@ class CLIPEncoder(Encoder):
         import torch
 
         if self.tokenizer is None:
-            raise EncoderUnavailableError(None, "this CLIP folder has no tokenizer; text search needs one")
+            raise ModelUnavailableError(None, "this CLIP folder has no tokenizer; text search needs one")
         tok = self.tokenizer(list(texts), padding=True, truncation=True,
                              max_length=self.model.config.text_config.max_position_embeddings, return_tensors="pt")
         with torch.inference_mode():

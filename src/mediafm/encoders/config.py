@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mediafm.types import MODALITIES
+
 
 @dataclass
 class EncodeConfig:
@@ -22,4 +24,4 @@ class EncodeConfig:
         """Encoder names with registry defaults filled in."""
         from mediafm.encoders.base import default_name
 
-        return {m: getattr(self, m) or default_name(m) for m in ("video", "audio", "text")}
+        return {m: getattr(self, m) or default_name(m) for m in MODALITIES}

@@ -13,14 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-_EPS = 1e-12
-
-
-def l2_normalize(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length; zero rows stay zero."""
-    x = np.asarray(x, dtype=np.float32)
-    norm = np.linalg.norm(x, axis=-1, keepdims=True)
-    return np.where(norm > _EPS, x / np.maximum(norm, _EPS), 0.0).astype(np.float32)
+from mediafm.linalg import l2_normalize
 
 
 def fuse(parts: Sequence[np.ndarray], normalize_modalities: bool = True) -> np.ndarray:

@@ -20,7 +20,7 @@ import numpy as np
 from mediafm.encoders.base import (Encoder, Provenance, ort_session, package_dir, package_file_reason,
                                    register_encoder)
 from mediafm.encoders.onnx_cache import cache_name, cached_onnx_session, export_onnx
-from mediafm.errors import EncoderUnavailableError
+from mediafm.errors import ModelUnavailableError
 
 _MODEL_DIR = "model"
 
@@ -33,7 +33,7 @@ def _read_json(path: Path) -> dict:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise EncoderUnavailableError(path, f"cannot read the model's config: {exc}") from exc
+        raise ModelUnavailableError(path, f"cannot read the model's config: {exc}") from exc
 
 
 def _export_bert(folder: Path) -> bytes:
@@ -93,7 +93,7 @@ class MiniLM(Encoder):
         pooling = _read_json(folder / "1_Pooling" / "config.json")
         modes = sorted(k for k, v in pooling.items() if k.startswith("pooling_mode_") and v)
         if modules != ["Transformer", "Pooling", "Normalize"] or modes != ["pooling_mode_mean_tokens"]:
-            raise EncoderUnavailableError(folder, f"expected BERT -> mean pooling -> normalise, got {modules} {modes}")
+            raise ModelUnavailableError(folder, f"expected BERT -> mean pooling -> normalise, got {modules} {modes}")
         # sentence-transformers truncates at max_seq_length (256), not at tokenizer.json's 128.
         self.max_len = int(_read_json(folder / "sentence_bert_config.json")["max_seq_length"])
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from mediafm.encoders.base import Provenance, WindowedAudioEncoder, register_encoder, torch_device
-from mediafm.errors import EncoderUnavailableError
+from mediafm.errors import ModelUnavailableError
 
 
 @register_encoder("audio", "wav2vec2")
@@ -28,7 +28,7 @@ class Wav2Vec2Encoder(WindowedAudioEncoder):
 
     def __init__(self, weights_dir: str | Path | None = None) -> None:
         if weights_dir is None or not (Path(weights_dir) / "config.json").exists():
-            raise EncoderUnavailableError(weights_dir, "the wav2vec2 encoder needs a local Wav2Vec2Model folder "
+            raise ModelUnavailableError(weights_dir, "the wav2vec2 encoder needs a local Wav2Vec2Model folder "
                                           "(config.json + weights); pass --audio-weights DIR")
         from transformers import Wav2Vec2Model
 

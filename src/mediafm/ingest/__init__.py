@@ -103,7 +103,7 @@ def plan(paths: Sequence[str | Path], store: Store, config: IngestConfig) -> tup
     return todo, known
 
 
-def ingest(paths: Sequence[str | Path], store_root: str | Path, config: IngestConfig = IngestConfig(),
+def ingest(paths: Sequence[str | Path], store_root: str | Path, config: IngestConfig | None = None,
            encode: bool = True, engine: str = "local", *, address: str | None = None,
            workers: int | None = None, show_progress: bool = True,
            on_outcome: Callable[[Outcome], None] | None = None) -> IngestReport:
@@ -127,6 +127,7 @@ def ingest(paths: Sequence[str | Path], store_root: str | Path, config: IngestCo
         MediaDecodeError: a path given does not exist. Per-title problems never raise: they are
         recorded in the store's failures table and in the report.
     """
+    config = config if config is not None else IngestConfig()
     if engine not in ENGINES:
         raise ConfigError(None, f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     t0 = time.perf_counter()
@@ -190,7 +191,7 @@ def encode_pending(store: Store) -> tuple[list[str], float, str]:
     if not ids:
         return [], 0.0, ""
     try:
-        from mediafm.encoders.pipeline import encode_store
+        from mediafm.encoders.encode_store import encode_store
     except ImportError as exc:
         return [], 0.0, (f"not available ({exc}); titles are ingested without features. "
                          f"Install the encoders and run `mediafm encode {store.root}`")

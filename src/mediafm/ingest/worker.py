@@ -235,7 +235,7 @@ def _detector(name: str):
     return _DETECTORS[name]
 
 
-def process_title(path: str | Path, config: IngestConfig = IngestConfig(), *, scratch_dir: str | Path,
+def process_title(path: str | Path, config: IngestConfig | None = None, *, scratch_dir: str | Path,
                   title_id: str | None = None, key: str | None = None,
                   progress: Progress | None = None) -> TitleResult:
     """Ingest one title into scratch files: shots, K frames per shot, audio, subtitle text.
@@ -256,6 +256,7 @@ def process_title(path: str | Path, config: IngestConfig = IngestConfig(), *, sc
         MediaDecodeError (and subclasses) for unreadable/undecodable files. Subtitle and metadata
         problems are warnings, never errors.
     """
+    config = config if config is not None else IngestConfig()
     from mediafm.media.decode import probe
 
     path = Path(path)

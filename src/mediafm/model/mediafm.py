@@ -480,10 +480,6 @@ def flops_per_shot(cfg: ModelConfig, seq_len: int) -> float:
     return 3 * 2 * (matmul_params + attn) * (seq_len + N_SPECIAL) / seq_len
 
 
-def param_count_str(n: int) -> str:
-    return f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.0f}k"
-
-
 __all__ = ["ModelConfig", "MediaFM", "PRESETS", "OBJECTIVES", "READOUTS", "tiny", "small", "base", "msm_loss",
            "contrastive_loss", "window_plan",
            "save_pretrained", "load_pretrained", "flops_per_shot"]

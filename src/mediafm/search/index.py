@@ -41,6 +41,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from mediafm.errors import ConfigError, StoreError
+from mediafm.linalg import l2_normalize
 from mediafm.store.atomic import atomic_path, write_json_atomic, write_parquet_atomic
 from mediafm.store.catalog import Store
 
@@ -123,18 +124,11 @@ def _signature(path: Path) -> str:
     return f"{st.st_size}:{st.st_mtime_ns}"
 
 
-def normalize(x: np.ndarray) -> np.ndarray:
-    """Unit rows (all-zero rows, e.g. a title without that modality, stay zero)."""
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.maximum(norms, 1e-12)
-
-
 def title_vectors(store: Store, title_id: str, embedding: str = "fused", model_id: str | None = None) -> np.ndarray:
     """Unit-norm float32 [n_shots, D] embeddings of one title."""
     if embedding == "fused":
-        return normalize(store.features(title_id, "fused"))
-    return normalize(store.contextual(title_id, model_id))
+        return l2_normalize(store.features(title_id, "fused"))
+    return l2_normalize(store.contextual(title_id, model_id))
 
 
 def _wanted_titles(store: Store, embedding: str, model_id: str | None) -> dict[str, str]:
@@ -225,7 +219,7 @@ class ShotIndex:
 
     def search(self, queries: np.ndarray, k: int) -> list[list[tuple[str, int, float]]]:
         """Top-k (title_id, shot_index, cosine) per query row; queries are normalised here."""
-        q = normalize(np.atleast_2d(queries))
+        q = l2_normalize(np.atleast_2d(queries))
         if q.shape[1] != self.dim:
             raise ConfigError(None, f"query has dim {q.shape[1]}, index {self.info.name!r} has dim {self.dim}")
         k = max(1, min(k, len(self)))
@@ -243,10 +237,6 @@ class ShotIndex:
 
 
 # ----------------------------------------------------------------------------- persistence
-def index_dir(store: Store, config: IndexConfig) -> Path:
-    return store.root / "index" / index_name(config.embedding, _resolve_model(store, config))
-
-
 def read_info(directory: Path) -> IndexInfo | None:
     f = directory / "manifest.json"
     if not f.exists():
@@ -323,10 +313,11 @@ def _full_build(store: Store, config: IndexConfig, name: str, model_id: str | No
     return info, index, rows
 
 
-def update_index(store: Store, config: IndexConfig = IndexConfig(), progress: bool = True,
+def update_index(store: Store, config: IndexConfig | None = None, progress: bool = True,
                  rebuild: bool = False) -> IndexInfo:
     """Bring STORE/index/<name>/ up to date with the store: add new titles, drop removed or
     re-encoded ones; rebuild from scratch when the index kind must change. Returns the manifest."""
+    config = config if config is not None else IndexConfig()
     _faiss().omp_set_num_threads(config.threads)
     model_id = _resolve_model(store, config)
     name = index_name(config.embedding, model_id)
@@ -376,9 +367,10 @@ def update_index(store: Store, config: IndexConfig = IndexConfig(), progress: bo
     return info
 
 
-def open_index(store: Store, config: IndexConfig = IndexConfig(), update: bool = True,
+def open_index(store: Store, config: IndexConfig | None = None, update: bool = True,
                progress: bool = False) -> ShotIndex:
     """Load the index for `config`, first bringing it up to date (cheap when nothing changed)."""
+    config = config if config is not None else IndexConfig()
     model_id = _resolve_model(store, config)
     directory = store.root / "index" / index_name(config.embedding, model_id)
     info = update_index(store, config, progress=progress) if update else read_info(directory)

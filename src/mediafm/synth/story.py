@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from mediafm.tasks.evaluate import TASKS
+from mediafm.tasks.grid import TASKS
 
 GENRES = ("action", "comedy", "drama", "horror", "romance")
 TONES = ("calm", "tense", "joyful", "sad")
@@ -218,8 +218,9 @@ def _line(rng: np.random.Generator, tone: str, genre: str, cfg: StoryConfig) -> 
     return " ".join(words).capitalize() + rng.choice([".", "!", "?"]), words_tone
 
 
-def make_story(index: int, seed: int, cfg: StoryConfig = StoryConfig()) -> TitleStory:
+def make_story(index: int, seed: int, cfg: StoryConfig | None = None) -> TitleStory:
     """The latent story of title `index` of a catalog generated with `seed` (deterministic)."""
+    cfg = cfg if cfg is not None else StoryConfig()
     rng = np.random.default_rng([seed, index])
     genre = GENRES[int(rng.integers(len(GENRES)))]
     other = [g for g in GENRES if g != genre]
@@ -300,7 +301,7 @@ def _transitions(seed: int, index: int, scenes: list[SceneSpec], shots: list[Sho
 
 
 # ------------------------------------------------------------------ labels from the latent story
-# benchmark task -> (labels file, task kind, metric); one source: mediafm.tasks.evaluate.TASKS
+# benchmark task -> (labels file, task kind, metric); one source: mediafm.tasks.grid.TASKS
 TASK_FILES = {t.name: (t.file, t.kind, t.metric) for t in TASKS}
 # Clip edges sit this far inside their first/last shot, so a detector that places a cut a frame or
 # two off still assigns the clip the intended shots.
@@ -329,7 +330,7 @@ def _clip_tension(story: TitleStory, clip: ClipSpec) -> float:
     return float(np.mean([story.scenes[story.shots[i].scene].tension for i in range(clip.first_shot, clip.last_shot + 1)]))
 
 
-def labels_for(story: TitleStory, cfg: StoryConfig = StoryConfig()) -> dict[str, list[tuple[str, float, float, str]]]:
+def labels_for(story: TitleStory, cfg: StoryConfig | None = None) -> dict[str, list[tuple[str, float, float, str]]]:
     """Label rows (title, start, end, label) per benchmark task, all functions of the latent story.
 
     Candidate clips span 2-4 shots; half of them end at a scene boundary, half inside a scene.
@@ -342,6 +343,7 @@ def labels_for(story: TitleStory, cfg: StoryConfig = StoryConfig()) -> dict[str,
     - retrieval: per title one clip inside the climax scene (positive) and three clips from other
       scenes (negatives): 1:3 positives to negatives.
     """
+    cfg = cfg if cfg is not None else StoryConfig()
     rng = np.random.default_rng([story.seed, 10_000 + int(story.title.rsplit("_", 1)[-1])])
     scenes = story.scenes
     boundaries = [sc.first_shot + sc.n_shots - 1 for sc in scenes[:-1]]  # last shot before each cut

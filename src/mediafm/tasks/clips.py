@@ -18,7 +18,7 @@ from typing import Protocol
 import numpy as np
 
 from mediafm.errors import StoreError
-from mediafm.registry import registrar
+from mediafm.registry import lookup, registrar
 
 EMBEDDING_KINDS = ("video", "audio", "text", "fused", "contextual-isolated", "contextual")
 STORED_KINDS = ("video", "audio", "text", "fused")
@@ -67,9 +67,7 @@ def _duration(vectors: np.ndarray, overlap_s: np.ndarray) -> np.ndarray:
 
 
 def pool(vectors: np.ndarray, overlap_s: np.ndarray, pooling: str = "mean") -> np.ndarray:
-    if pooling not in POOLINGS:
-        raise ValueError(f"unknown pooling {pooling!r}; choose one of {sorted(POOLINGS)}")
-    return POOLINGS[pooling](np.asarray(vectors, dtype=np.float32), np.asarray(overlap_s, dtype=np.float64))
+    return lookup(POOLINGS, pooling, "pooling")(np.asarray(vectors, dtype=np.float32), np.asarray(overlap_s, dtype=np.float64))
 
 
 # ------------------------------------------------------------------ shot selection
@@ -113,8 +111,7 @@ class ClipEmbedder:
     def __post_init__(self) -> None:
         if self.kind not in EMBEDDING_KINDS:
             raise ValueError(f"unknown embedding {self.kind!r}; choose one of {', '.join(EMBEDDING_KINDS)}")
-        if self.pooling not in POOLINGS:
-            raise ValueError(f"unknown pooling {self.pooling!r}; choose one of {sorted(POOLINGS)}")
+        lookup(POOLINGS, self.pooling, "pooling")
         if self.kind == "contextual-isolated" and self.model is None:
             raise StoreError(getattr(self.store, "root", None), "contextual-isolated embeddings need a model (--model DIR)")
         self._time_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}

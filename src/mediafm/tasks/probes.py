@@ -30,7 +30,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from mediafm.errors import ConfigError
-from mediafm.registry import registrar
+from mediafm.registry import lookup, registrar
 from mediafm.tasks.labels import Targets
 from mediafm.tasks.metrics import METRICS, Score, bootstrap
 
@@ -141,7 +141,7 @@ def _fit_select(X, y, groups, kind, n_classes, metric, cfg: ProbeConfig) -> tupl
 
 
 def run_probe(X: np.ndarray, targets: Targets, groups: np.ndarray, metric: str | None = None,
-              config: ProbeConfig = ProbeConfig()) -> ProbeResult:
+              config: ProbeConfig | None = None) -> ProbeResult:
     """Cross-validated linear probe; returns the metric with a CI on out-of-fold scores.
 
     Args:
@@ -151,14 +151,13 @@ def run_probe(X: np.ndarray, targets: Targets, groups: np.ndarray, metric: str |
         metric: a name in mediafm.tasks.metrics.METRICS; defaults by task kind.
         config: folds, regularisation grid, head, bootstrap settings.
     """
-    if config.head not in PROBES:
-        raise ConfigError(None, f"unknown probe head {config.head!r}; choose one of {sorted(PROBES)}")
+    config = config if config is not None else ProbeConfig()
+    lookup(PROBES, config.head, "probe head")
     X = np.asarray(X, dtype=np.float64)
     groups = np.asarray(groups)
     y, kind = targets.y, targets.kind
     metric = metric or DEFAULT_METRIC[kind]
-    if metric not in METRICS:
-        raise ConfigError(None, f"unknown metric {metric!r}; choose one of {sorted(METRICS)}")
+    lookup(METRICS, metric, "metric")
     n_groups = len(np.unique(groups))
     if n_groups < 3:
         raise ConfigError(None, f"probes need clips from at least 3 titles for grouped CV, got {n_groups}")

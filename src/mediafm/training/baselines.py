@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from mediafm.linalg import l2_normalize
 from mediafm.model.mediafm import MediaFM
 from mediafm.training.data import ShotCache, collate, epoch_windows
 
@@ -31,10 +32,6 @@ class PredictionReport:
         return "\n".join(f"{name:<24} {v:.4f}" for name, v in rows) + f"\n(masked shots: {self.n_masked})"
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
 @torch.no_grad()
 def masked_prediction_report(model: MediaFM, cache: ShotCache, titles: list[int], window: int, mask_ratio: float,
                              seed: int, batch_size: int = 16) -> PredictionReport:
@@ -47,16 +44,16 @@ def masked_prediction_report(model: MediaFM, cache: ShotCache, titles: list[int]
         chunk = wins[b:b + batch_size]
         batch = collate(cache, chunk, mask_ratio, seed, -1).to(dev)
         pred, _ = model(batch.fused, batch.meta, batch.pad_mask, batch.mask_positions)
-        pred = _unit(pred.float().cpu().numpy())
+        pred = l2_normalize(pred.float().cpu().numpy())
         for j, w in enumerate(chunk):
             a = int(cache.offsets[w.title])
             title = np.asarray(cache.fused[a:a + cache.length(w.title)])
-            mean = _unit(title.mean(0))
+            mean = l2_normalize(title.mean(0))
             for i in np.nonzero(batch.mask_positions[j].cpu().numpy())[0]:
                 k = w.start + i  # index within the title
                 truth = title[k]
                 prev = title[k - 1] if k > 0 else title[k + 1]
-                nb = _unit(title[max(k - 1, 0)] + title[min(k + 1, len(title) - 1)])
+                nb = l2_normalize(title[max(k - 1, 0)] + title[min(k + 1, len(title) - 1)])
                 sums += [pred[j, i] @ truth, prev @ truth, nb @ truth, mean @ truth]
                 n += 1
     s = sums / max(n, 1)

@@ -226,7 +226,7 @@ def train_step(model, optimizer, batch, cfg: TrainConfig, step: int, total: int,
 
 
 @torch.no_grad()
-def evaluate(model, cache: ShotCache, titles: list[int], cfg: TrainConfig, rank: int, world: int, device,
+def validation_loss(model, cache: ShotCache, titles: list[int], cfg: TrainConfig, rank: int, world: int, device,
              batch_size: int | None = None) -> float:
     """Validation MSM loss over all windows of `titles` with fixed masks (epoch -1 = fixed seed)."""
     if not titles:
@@ -251,7 +251,7 @@ def build_model(cfg: TrainConfig, dim: int, meta_dim: int) -> MediaFM:
     return MediaFM(mcfg)
 
 
-def pretrain(store_root: str | Path, out_dir: str | Path, config: TrainConfig = TrainConfig(),
+def pretrain(store_root: str | Path, out_dir: str | Path, config: TrainConfig | None = None,
              resume: bool = False) -> PretrainResult:
     """Pretrain a MediaFM on the store's fused vectors by masked shot modeling.
 
@@ -264,6 +264,7 @@ def pretrain(store_root: str | Path, out_dir: str | Path, config: TrainConfig = 
     Returns:
         PretrainResult with steps, best validation loss and the per-epoch history.
     """
+    config = config if config is not None else TrainConfig()
     cfg = config
     cfg.validate()
     out_dir = Path(out_dir)
@@ -344,7 +345,7 @@ def pretrain(store_root: str | Path, out_dir: str | Path, config: TrainConfig = 
                 stopped = "steps_this_run"
                 break
             if validate:
-                val = evaluate(model, cache, val_titles, cfg, rank, world, device, batch_size)
+                val = validation_loss(model, cache, val_titles, cfg, rank, world, device, batch_size)
                 state.history.append({"epoch": state.epoch, "step": state.step, "val_loss": val, "train_loss": last_loss})
                 metrics.write(step=state.step, epoch=state.epoch, train_loss=last_loss, val_loss=val)
                 improved = not math.isnan(val) and val < state.best_val

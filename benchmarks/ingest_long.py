@@ -1,6 +1,6 @@
 """Whole-ingest throughput and peak memory on the montage looped to >= 10 minutes.
 
-    python benchmarks/ingest_pipeline.py [--minutes 10] [--detectors adaptive,transnetv2]
+    python benchmarks/ingest_long.py [--minutes 10] [--detectors adaptive,transnetv2]
 
 Each configuration runs in a fresh subprocess (so peak RSS is that run's alone) and ingests the
 looped title with encoders off: decode + shot detection + frame sampling + audio + subtitles +

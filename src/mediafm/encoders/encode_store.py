@@ -27,7 +27,6 @@ from mediafm.store.catalog import AUDIO_RATE, Store
 from mediafm.types import TitleMeta
 
 log = logging.getLogger(__name__)
-MODALITIES = ("video", "audio", "text")
 
 
 @dataclass
@@ -215,7 +214,7 @@ def _maybe_asr(store: Store, inputs: ShotInputs, asr) -> ShotInputs:
     return ShotInputs(inputs.title_id, shots, inputs.frames, inputs.audio, inputs.meta)
 
 
-def encode_store(store: Store | str, config: EncodeConfig = EncodeConfig(), title_ids: Sequence[str] | None = None,
+def encode_store(store: Store | str, config: EncodeConfig | None = None, title_ids: Sequence[str] | None = None,
                  progress: bool = True) -> EncodeReport:
     """Encode every (or the given) title of a store.
 
@@ -228,6 +227,7 @@ def encode_store(store: Store | str, config: EncodeConfig = EncodeConfig(), titl
     Returns:
         An `EncodeReport` of the encoded and skipped titles.
     """
+    config = config if config is not None else EncodeConfig()
     store = store if isinstance(store, Store) else Store(store)
     t0 = time.perf_counter()
     all_ids = store.title_ids()

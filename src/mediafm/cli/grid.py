@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mediafm.errors import ConfigError
-    from mediafm.tasks.evaluate import run_grid, write_reports
+    from mediafm.tasks.grid import run_grid, write_reports
 
     kinds = tuple(k.strip() for k in args.embeddings.split(",") if k.strip())
     bad = [k for k in kinds if k not in EMBEDDING_KINDS]

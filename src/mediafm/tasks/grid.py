@@ -90,12 +90,13 @@ def load_tasks(labels_dir: str | Path, tasks: tuple[TaskSpec, ...] = TASKS) -> d
 
 def run_grid(store_root: str | Path, labels_dir: str | Path, model_dir: str | Path | None = None,
              kinds: tuple[str, ...] = EMBEDDING_KINDS, tasks: tuple[TaskSpec, ...] = TASKS,
-             pooling: str = "mean", config: ProbeConfig = ProbeConfig(), progress: bool = True) -> Grid:
+             pooling: str = "mean", config: ProbeConfig | None = None, progress: bool = True) -> Grid:
     """Probe every embedding kind on every task found in labels_dir.
 
     Rows needing a model (contextual, contextual-isolated) are skipped, with the reason recorded,
     when no model is given and the store holds no contextual embeddings.
     """
+    config = config if config is not None else ProbeConfig()
     from tqdm import tqdm
 
     from mediafm.store.catalog import Store
