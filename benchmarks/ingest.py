@@ -65,6 +65,52 @@ def build_looped(loops: int, cache: Path) -> Path:
     return out_path
 
 
+# The resolution ladder: the montage scaled (same frames, same cuts, its own audio copied), cached.
+# name -> (height, codec, pixel format, x264/x265 options). CRF/presets give bitrates like real
+# masters' web encodes (1080p H.264 ~6-9 Mb/s), so decoding costs what a user's files cost.
+LADDER = {
+    "480p": (480, "libx264", "yuv420p", {"crf": "20", "preset": "faster"}),
+    "720p": (720, "libx264", "yuv420p", {"crf": "20", "preset": "faster"}),
+    "1080p": (1080, "libx264", "yuv420p", {"crf": "20", "preset": "faster"}),
+    "4k-h264": (2160, "libx264", "yuv420p", {"crf": "22", "preset": "veryfast"}),
+    "4k-h264-10bit": (2160, "libx264", "yuv420p10le", {"crf": "22", "preset": "veryfast"}),
+    "4k-hevc": (2160, "libx265", "yuv420p", {"crf": "24", "preset": "ultrafast"}),
+    "4k-hevc-10bit": (2160, "libx265", "yuv420p10le", {"crf": "24", "preset": "ultrafast"}),
+}
+
+
+def build_scaled(name: str, cache: Path) -> Path:
+    """The montage scaled to LADDER[name] (16:9, same frame count and rate), audio packets copied."""
+    import av
+
+    height, codec, pix_fmt, options = LADDER[name]
+    width = (height * 16 // 9 + 1) // 2 * 2  # 4:2:0 needs even sizes (480p: 854)
+    out_path = cache / f"montage_{name}.mp4"
+    if out_path.exists():
+        return out_path
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_suffix(".part.mp4")
+    with av.open(str(MONTAGE)) as src, av.open(str(tmp), "w") as out:
+        vin, ain = src.streams.video[0], src.streams.audio[0]
+        vout = out.add_stream(codec, rate=vin.average_rate)
+        vout.width, vout.height, vout.pix_fmt = width, height, pix_fmt
+        vout.options = dict(options, **({"x265-params": "log-level=error"} if codec == "libx265" else {}))
+        vout.thread_count = os.cpu_count() or 2
+        aout = out.add_stream_from_template(ain)
+        for frame in src.decode(vin):
+            scaled = frame.reformat(width=width, height=height, format=pix_fmt, interpolation="BICUBIC")
+            scaled.pts, scaled.time_base = frame.pts, frame.time_base
+            out.mux(vout.encode(scaled))
+        out.mux(vout.encode(None))
+        for packet in src.demux(ain):
+            if packet.dts is None:
+                continue
+            packet.stream = aout
+            out.mux(packet)
+    tmp.rename(out_path)
+    return out_path
+
+
 # --------------------------------------------------------------------------- tasks (subprocesses)
 def _frames(path: Path, size: tuple[int, int], threads: int | None = None):
     from mediafm.media.decode import iter_frames
@@ -200,10 +246,94 @@ def task_ingest(path: Path, args) -> dict:
                 "failed": len(report.failed)}
 
 
+def task_decode_best(path: Path, _args) -> dict:
+    """Decoding alone with PyAV's fastest settings (FFmpeg frame + slice threads on every core), no
+    pixel conversion: the floor that ingest is held to."""
+    import av
+
+    t, c = time.perf_counter(), time.process_time()
+    n = 0
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for _ in container.decode(stream):
+            n += 1
+    return {"frames": n, "wall_s": time.perf_counter() - t, "cpu_s": time.process_time() - c}
+
+
+def _ingest_timed(path: Path, encode: bool) -> dict:
+    import pandas as pd
+    import torch
+
+    from mediafm.ingest import ingest
+
+    torch.set_num_threads(THREADS)
+    with tempfile.TemporaryDirectory() as store:
+        t, c = time.perf_counter(), time.process_time()
+        report = ingest([path], store, encode=encode, show_progress=False)
+        wall = time.perf_counter() - t
+        out = {"media_s": report.media_s, "wall_s": wall, "cpu_s": time.process_time() - c,
+               "failed": len(report.failed)}
+        shots = pd.read_parquet(Path(store) / "shots")
+        out["f1"] = _f1([int(x) for x in shots["start_frame"].iloc[1:]])
+        return out
+
+
+def task_ingest_only(path: Path, _args) -> dict:
+    return _ingest_timed(path, encode=False)
+
+
+def task_ingest_encode(path: Path, _args) -> dict:
+    return _ingest_timed(path, encode=True)
+
+
+def task_parts(path: Path, args) -> dict:
+    """CPU milliseconds per frame of each part of the ingest, each timed alone in one thread on the
+    first --ref-frames frames: decode, conversion to the detector's 48x27, to a 224 square (picked
+    frames), the TransNetV2 network; and audio decode per second of audio."""
+    import av
+    import torch
+
+    from mediafm.media.audio import iter_audio
+    from mediafm.media.decode import iter_frames
+    from mediafm.shots.transnetv2 import TransNetV2Config, TransNetV2Detector
+
+    torch.set_num_threads(1)
+    n = args.ref_frames
+    c = time.process_time()
+    frames = []
+    for f in iter_frames(path, threads=1):
+        if f.index >= n:
+            break
+        frames.append(f)
+    decode = time.process_time() - c
+    out = {"frames": len(frames), "decode_ms": 1000 * decode / len(frames)}
+    c = time.process_time()
+    small = [f.rgb(48, 27) for f in frames]
+    out["to_48x27_ms"] = 1000 * (time.process_time() - c) / len(frames)
+    c = time.process_time()
+    for f in frames[::10]:
+        f.square(224)
+    out["to_square_ms"] = 1000 * (time.process_time() - c) / len(frames[::10])
+    del frames
+    det = TransNetV2Detector(TransNetV2Config(pipeline=False, threads=1))
+    c = time.process_time()
+    list(det.boundaries(iter(small)))
+    out["network_ms"] = 1000 * (time.process_time() - c) / len(small)
+    c = time.process_time()
+    seconds = sum(len(chunk) for chunk in iter_audio(path)) / 16000
+    out["audio_ms_per_s"] = 1000 * (time.process_time() - c) / max(seconds, 1e-9)
+    with av.open(str(path)) as container:
+        v = container.streams.video[0]
+        out["codec"] = f"{v.codec_context.name} {v.codec_context.pix_fmt} {v.width}x{v.height}"
+    return out
+
+
 TASKS = {"decode": task_decode, "ours": task_ours, "ours_serial": task_ours_serial, "ours_model": task_ours_model,
          "ours_windows": task_ours_windows,
          "reference": task_reference,
-         "adaptive": task_adaptive, "ingest": task_ingest}
+         "adaptive": task_adaptive, "ingest": task_ingest, "decode_best": task_decode_best,
+         "ingest_only": task_ingest_only, "ingest_encode": task_ingest_encode, "parts": task_parts}
 
 
 def run_task(name: str, path: Path, args) -> dict:

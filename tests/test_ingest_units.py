@@ -12,6 +12,7 @@ from mediafm.errors import ConfigError, MediaDecodeError
 from mediafm.ingest.config import IngestConfig
 from mediafm.ingest.discover import SourceItem, discover, plan_items
 from mediafm.ingest.worker import FrameSampler, NpyAppender
+from mediafm.shots.base import ShotDetector
 
 
 def _img(i: int) -> np.ndarray:
@@ -192,7 +193,7 @@ class _FakeFrame:
         return np.full((side, side, 3), self.index % 256, np.uint8)
 
 
-class _EveryN:
+class _EveryN(ShotDetector):
     """A detector that cuts every `n` frames, confirming each cut `lag` frames late."""
 
     frame_size = (8, 6)
@@ -348,3 +349,47 @@ def test_video_failure_cancels_the_audio_thread_and_leaves_no_scratch(monkeypatc
     with pytest.raises(MediaDecodeError, match="simulated"):
         worker.process_title(video, scratch_dir=scratch)
     assert list(scratch.iterdir()) == []
+
+
+def test_large_frames_are_reduced_once_with_the_same_shots_and_near_identical_picks(tmp_path):
+    """Frames too large to keep unconverted (here forced by a small `recent_bytes`) go through one
+    YUV reduction: same shots, and picked squares within rounding of the full-size path's."""
+    import mediafm.ingest.worker as worker
+    from mediafm.media.generate import color_shots, write_video
+
+    src = write_video(tmp_path / "hd.mp4", color_shots([20, 45], 70, (1280, 720), seed=3), 25)
+    out = {}
+    for name, budget in (("full", 1 << 30), ("reduced", 1 << 20)):
+        cfg = IngestConfig(detector="adaptive", recent_bytes=budget)
+        out[name] = worker.process_title(src, cfg, scratch_dir=tmp_path / name, key="k")
+    assert out["full"].shots.equals(out["reduced"].shots)
+    assert out["full"].shots["start_frame"].tolist() == [0, 20, 45]
+    a, b = (out[n].frames.astype(int) for n in ("full", "reduced"))
+    assert a.shape == b.shape == (3, 3, 224, 224, 3)
+    assert np.abs(a - b).mean() < 2.0 and np.abs(a - b).max() < 40
+    for r in out.values():
+        r.discard()
+
+
+def test_decoder_threads_follow_the_measured_costs(monkeypatch, tmp_path):
+    """Every core to the decoder when decoding costs more per frame than detecting; else the
+    detector's split (one decoder thread beside its own)."""
+    import mediafm.ingest.worker as worker
+    import mediafm.media.decode as decode
+
+    det = _EveryNThreaded(10)
+    det._frame_cost = 0.003
+    monkeypatch.setattr(decode, "decode_cost", lambda path: 0.030)  # 4K-like
+    assert worker._decoder_threads(tmp_path / "x.mp4", det) == 0
+    monkeypatch.setattr(decode, "decode_cost", lambda path: 0.001)  # 360p-like
+    assert worker._decoder_threads(tmp_path / "x.mp4", det) == 1
+    assert worker._decoder_threads(tmp_path / "x.mp4", _EveryN(10)) is None  # no pipeline: FFmpeg's own
+
+
+def test_decode_cost_and_detector_cost_are_measured(montage):
+    from mediafm.media.decode import decode_cost
+    from mediafm.shots import get_detector
+
+    assert 0.0 < decode_cost(montage) < 0.05
+    assert decode_cost(montage.parent / "missing.mp4") == 0.0
+    assert 0.0 < get_detector("adaptive").frame_cost() < 0.05

@@ -347,17 +347,24 @@ def _video_shots(path: Path, info, config: IngestConfig, out: NpyAppender, warni
     w, h = det.frame_size
     side = config.frame_side
     pts = array("d")  # 8 bytes per frame: the only per-frame state kept
-    sampler = FrameSampler(config.frames_per_shot, _recent_frames(det, config), config.sample_capacity,
-                           lambda f: f.square(side), lazy=_lazy_frames(info, config))
+    recent, lazy = _recent_frames(det, config), _lazy_frames(info, config)
+    # Frames too large to keep unconverted until a shot ends (the usual case from 1080p up) are
+    # reduced once, in YUV, to the sampled frames' short side: the detector's input and the
+    # picked squares then both come from that small frame (docs/ingest.md, "where the time goes").
+    reduce = lazy < recent + config.sample_capacity
+    sampler = FrameSampler(config.frames_per_shot, recent, config.sample_capacity,
+                           lambda f: f.square(side), lazy=None if reduce else lazy)
     stats = DecodeStats()
     pending = 0
     lock = threading.Lock()  # the detector may run feed() in a thread of its own (input_threads)
-    threads = getattr(det, "input_threads", None)  # read here: it may depend on this thread's torch setting
+    threads = _decoder_threads(path, det)
 
     def feed() -> Iterator[np.ndarray]:
         nonlocal pending
         for f in iter_frames(path, stats=stats, threads=threads):
             pts.append(f.pts_s)
+            if reduce:
+                f = f.reduced(side)
             with lock:
                 sampler.push(f.index, f)
             if progress is not None:
@@ -389,6 +396,22 @@ def _video_shots(path: Path, info, config: IngestConfig, out: NpyAppender, warni
     if len(shots) != out.rows:
         raise RuntimeError(f"{path}: {len(shots)} shots but {out.rows} frame groups")
     return shots, n
+
+
+def _decoder_threads(path: Path, det) -> int | None:
+    """Decoder threads for this title: the detector's choice (one, beside its own thread) while
+    the detector costs more per frame than decoding, else every core (FFmpeg frame threads).
+
+    Measured per file, because decoding costs 1 ms a frame at 360p H.264 and 30-40 ms at 4K,
+    against ~3 ms for TransNetV2 at any resolution: one split tuned at one resolution leaves a
+    core idle at the other (docs/ingest.md).
+    """
+    from mediafm.media.decode import decode_cost
+
+    threads = getattr(det, "input_threads", None)  # read here: it may depend on this thread's torch setting
+    if threads is None:
+        return None
+    return 0 if decode_cost(path) > det.frame_cost() else threads
 
 
 class _Background:

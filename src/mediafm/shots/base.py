@@ -8,6 +8,7 @@ length is processed in bounded memory.
 from __future__ import annotations
 
 import abc
+import time
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -36,6 +37,29 @@ class ShotDetector(abc.ABC):
     frame_size: tuple[int, int] = (48, 27)
     lookahead: int = 0
     input_threads: int | None = None
+    _frame_cost: float | None = None
+
+    def frame_cost(self) -> float:
+        """CPU seconds (all threads) this detector spends per frame in a long stream, measured once
+        on random frames. Ingest weighs it against the decoder's cost to share the cores."""
+        if self._frame_cost is None:
+            w, h = self.frame_size
+            frames = np.random.default_rng(0).integers(0, 256, (32, h, w, 3), dtype=np.uint8)
+
+            def run(n: int) -> float:
+                t = time.thread_time()
+                for _ in self._single_thread_stream(frames[i % len(frames)] for i in range(n)):
+                    pass
+                return time.thread_time() - t
+
+            run(32)  # one-time setup (weights, kernels) is not a per-frame cost
+            # The difference of two lengths cancels what every stream pays once (padding, flush).
+            self._frame_cost = max(run(192) - run(64), 0.0) / 128
+        return self._frame_cost
+
+    def _single_thread_stream(self, frames: Iterable[np.ndarray]) -> Iterator:
+        """`boundaries` (or the equivalent work) run in the calling thread alone, for frame_cost."""
+        return self.boundaries(frames)
 
     @abc.abstractmethod
     def boundaries(self, frames: Iterable[np.ndarray]) -> Iterator[int]:

@@ -354,6 +354,15 @@ class TransNetV2Detector(ShotDetector):
             if c.threads:
                 torch.set_num_threads(old)
 
+    def _single_thread_stream(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        c = self.config
+        if c.schedule != "stream":
+            return super()._single_thread_stream(frames)
+        from mediafm.shots.transnetv2_stream import StreamingTransNetV2
+
+        dtype = torch.bfloat16 if self.bf16 else torch.float32
+        return StreamingTransNetV2(self.net, c.chunk, dtype, c.int8, pipeline=False, threads=1).probabilities(frames)
+
     @property
     def input_threads(self) -> int | None:
         """Threads the caller's frame decoding should use: the pipeline decodes in its first thread."""
