@@ -1,6 +1,7 @@
 """Ingestion benchmark: shot detection speed and F1, whole-ingest realtime factor, peak RSS.
 
     python benchmarks/ingest.py [--loops 7] [--ref-frames 1000] [--cache DIR]
+    python benchmarks/ingest.py --ladder [480p,1080p,...] [--parts]   # resolution ladder
 
 Input: the shared montage (97.4 s, 640x360, 25 fps) remuxed `--loops` times back to back into a
 >= 10 minute title (no re-encode; built once into the cache dir, never committed). Every
@@ -296,10 +297,10 @@ def task_parts(path: Path, args) -> dict:
 
     from mediafm.media.audio import iter_audio
     from mediafm.media.decode import iter_frames
-    from mediafm.shots.transnetv2 import TransNetV2Config, TransNetV2Detector
+    from mediafm.shots import get_detector
 
     torch.set_num_threads(1)
-    n = args.ref_frames
+    n = min(args.ref_frames, 200)  # decoded frames are held: 200 at 4K is 2.4 GB
     c = time.process_time()
     frames = []
     for f in iter_frames(path, threads=1):
@@ -315,11 +316,17 @@ def task_parts(path: Path, args) -> dict:
     for f in frames[::10]:
         f.square(224)
     out["to_square_ms"] = 1000 * (time.process_time() - c) / len(frames[::10])
-    del frames
-    det = TransNetV2Detector(TransNetV2Config(pipeline=False, threads=1))
     c = time.process_time()
-    list(det.boundaries(iter(small)))
-    out["network_ms"] = 1000 * (time.process_time() - c) / len(small)
+    reduced = [f.reduced(224) for f in frames]
+    out["reduce_ms"] = 1000 * (time.process_time() - c) / len(frames)
+    c = time.process_time()
+    for f in reduced:
+        f.rgb(48, 27)
+    out["reduced_to_48x27_ms"] = 1000 * (time.process_time() - c) / len(frames)
+    del reduced
+    del frames
+    # Steady state, one thread, without the fixed cost a 200-frame stream would spread (padding).
+    out["network_ms"] = 1000 * get_detector("transnetv2").frame_cost()
     c = time.process_time()
     seconds = sum(len(chunk) for chunk in iter_audio(path)) / 16000
     out["audio_ms_per_s"] = 1000 * (time.process_time() - c) / max(seconds, 1e-9)
@@ -348,12 +355,60 @@ def run_task(name: str, path: Path, args) -> dict:
     return res
 
 
+def ladder(args) -> int:
+    """Decode-alone vs whole ingest (without and with encoders) on the montage at each resolution,
+    one subprocess per measurement, all in this one run."""
+    rungs = [r.strip() for r in args.ladder.split(",") if r.strip()]
+    print(f"# ingest resolution ladder: montage (97.4 s, 2,435 frames) scaled; torch threads {THREADS}; "
+          f"load average at start {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    head = (f"{'rung':14} {'codec':28} {'decode s':>8} {'ingest s':>8} {'ratio':>6} {'x RT':>6} "
+            f"{'+encode s':>9} {'ratio':>6} {'RSS MB':>7} {'F1':>6}")
+    print(head)
+    parts = []
+    for rung in rungs:
+        path = MONTAGE if rung == "360p" else build_scaled(rung, args.cache)
+        dec = run_task("decode_best", path, args)
+        ing = run_task("ingest_only", path, args)
+        enc = run_task("ingest_encode", path, args)
+        if args.parts:
+            parts.append((rung, run_task("parts", path, args)))
+        if any("error" in x for x in (dec, ing, enc)):
+            print(f"{rung:14} error: {dec.get('error') or ing.get('error') or enc.get('error')}")
+            continue
+        import av
+
+        with av.open(str(path)) as c:
+            v = c.streams.video[0]
+            codec = f"{v.codec_context.name} {v.codec_context.pix_fmt} {v.width}x{v.height}"
+        d, i, e = dec["wall_s"], ing["wall_s"], enc["wall_s"]
+        rss = max(ing["peak_rss_mb"], enc["peak_rss_mb"])
+        print(f"{rung:14} {codec:28} {d:8.1f} {i:8.1f} {i / d:6.2f} {ing['media_s'] / i:6.1f} "
+              f"{e:9.1f} {e / d:6.2f} {rss:7.0f} {ing['f1']:6.3f}", flush=True)
+    if parts:
+        print("\nwhere the time goes: CPU ms per frame, each part alone in one thread (first "
+              f"{min(args.ref_frames, 200)} frames); audio in CPU ms per second of audio")
+        print(f"{'rung':14} {'decode':>7} {'to 48x27':>9} {'square':>7} {'reduce':>7} {'+48x27':>7} "
+              f"{'network':>8} {'audio/s':>8}")
+        for rung, x in parts:
+            if "error" in x:
+                print(f"{rung:14} error: {x['error']}")
+                continue
+            print(f"{rung:14} {x['decode_ms']:7.2f} {x['to_48x27_ms']:9.2f} {x['to_square_ms']:7.2f} "
+                  f"{x['reduce_ms']:7.2f} {x['reduced_to_48x27_ms']:7.2f} {x['network_ms']:8.2f} "
+                  f"{x['audio_ms_per_s']:8.2f}")
+    return 0
+
+
 # --------------------------------------------------------------------------- report
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--loops", type=int, default=7, help="montage copies (7 x 97.4 s = 11.4 min)")
     ap.add_argument("--ref-frames", type=int, default=2000, help="frames timed for the reference and the network-only run")
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "mediafm-bench")
+    ap.add_argument("--ladder", default=None, const=",".join(["360p", *LADDER]), nargs="?",
+                    help="resolution ladder instead: comma-separated rungs (360p = the montage itself; "
+                         f"others: {', '.join(LADDER)}); no value: all")
+    ap.add_argument("--parts", action="store_true", help="with --ladder: also time each part of the ingest alone")
     ap.add_argument("--task", choices=sorted(TASKS), help=argparse.SUPPRESS)
     ap.add_argument("--input", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -363,6 +418,8 @@ def main(argv=None) -> int:
         print(json.dumps(res))
         return 0
 
+    if args.ladder:
+        return ladder(args)
     path = build_looped(args.loops, args.cache)
     print(f"input: {path.name} ({args.loops} x montage, 640x360 25 fps); torch threads {THREADS}; "
           f"load average at start {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (shared machine: timings are noisy)")
