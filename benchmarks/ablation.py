@@ -3,8 +3,8 @@
 Each row pretrains a model with the defaults of `TrainConfig` changed by the row's overrides (same
 store, same seed, same validation split), then probes the `contextual` embedding of each listed
 read-out with the same probes, folds and regularisation search as every other row of the grid.
-Models and results are cached under ROOT/ablation/, keyed by the row's full training config, so a
-re-run only computes rows whose config changed.
+Models and results are cached under ROOT/ablation/, keyed by the row's full training config and
+the model/training sources, so a re-run only computes rows whose config or code changed.
 
     python benchmarks/ablation.py --store STORE --labels LABELS_DIR --root CACHE [--rows NAME ...]
 """
@@ -44,8 +44,19 @@ ROWS: dict[str, tuple[dict, tuple[str, ...]]] = {
 }
 
 
+def _code_digest() -> str:
+    """What the cached models depend on besides their config: the model and training sources."""
+    src = Path(__file__).resolve().parents[1] / "src" / "mediafm"
+    h = hashlib.sha256()
+    for f in sorted([*(src / "model").glob("*.py"), *(src / "training").glob("*.py")]):
+        h.update(f.name.encode() + f.read_bytes())
+    return h.hexdigest()
+
+
 def _key(cfg) -> str:
-    return hashlib.sha256(json.dumps(dataclasses.asdict(cfg), sort_keys=True, default=str).encode()).hexdigest()[:12]
+    """Cache key: the full training config and the code it runs (a code change retrains)."""
+    raw = json.dumps(dataclasses.asdict(cfg), sort_keys=True, default=str) + _code_digest()
+    return hashlib.sha256(raw.encode()).hexdigest()[:12]
 
 
 def with_readout(model_dir: Path, readout: str) -> Path:

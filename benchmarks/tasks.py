@@ -71,7 +71,7 @@ def main() -> int:
         rows = {"no metadata": (dict(use_meta=False), (card["config"]["readout"],))}
         nometa = run_rows(lay.store, lay.labels, lay.root, ["no metadata"], n_boot=a.n_boot, seed=a.seed,
                           kinds=("contextual-isolated", "contextual"), rows=rows,
-                          base=_train_config(cfg))[0]
+                          base=cfg.train_config())[0]
         print("Model pretrained and applied with the [GLOBAL] metadata withheld (same probes):\n")
         print(format_rows([nometa]))
         print()
@@ -79,7 +79,7 @@ def main() -> int:
     if a.scaling:
         from ablation import format_rows, scaling_rows
 
-        recs = scaling_rows(lay.store, lay.labels, lay.root, a.scaling, _train_config(cfg), card["config"]["readout"],
+        recs = scaling_rows(lay.store, lay.labels, lay.root, a.scaling, cfg.train_config(), card["config"]["readout"],
                             a.n_boot, a.seed)
         print(f"\n# Pretraining titles ({a.catalog} catalog; probes on all {a.titles} titles; the full row is the "
               "table above)\n")
@@ -88,19 +88,11 @@ def main() -> int:
         from ablation import ROWS, format_rows, run_rows
 
         names = a.ablation or list(ROWS)
-        recs = run_rows(lay.store, lay.labels, lay.root, names, n_boot=a.n_boot, seed=a.seed, base=_train_config(cfg))
+        recs = run_rows(lay.store, lay.labels, lay.root, names, n_boot=a.n_boot, seed=a.seed, base=cfg.train_config())
         print(f"\n# Lever table ({a.catalog} catalog, {a.titles} titles; contextual rows; same probes)\n")
         print(format_rows(recs))
     print(f"\nthis invocation: {time.time() - t0:.0f} s")
     return 0
-
-
-def _train_config(cfg):
-    """The TrainConfig `mediafm pretrain` used in the pipeline (its defaults, the demo's preset and seed)."""
-    from mediafm.training.pretrain import TrainConfig
-
-    return TrainConfig(preset=cfg.preset, seed=cfg.seed, max_steps=cfg.max_steps,
-                       min_steps=cfg.max_steps or TrainConfig.min_steps, progress=False)
 
 
 NARRATIVE_TASKS = ("tone", "ad_relevancy", "popularity", "retrieval")  # depend on the story around a clip

@@ -31,6 +31,14 @@ class DemoConfig:
     workers: int = 2  # synth render processes
 
 
+    def train_config(self):
+        """The TrainConfig the demo's `mediafm pretrain` call runs with (its defaults, this preset
+        and seed, and `max_steps` when set)."""
+        from mediafm.training.pretrain import TrainConfig
+
+        return TrainConfig(preset=self.preset, seed=self.seed, max_steps=self.max_steps,
+                           min_steps=self.max_steps or TrainConfig.min_steps, progress=False)
+
     def story(self):
         """The StoryConfig the catalog is rendered with."""
         from mediafm.synth.story import STORY_PRESETS, StoryConfig
