@@ -58,10 +58,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
     from mediafm.store.atomic import atomic_path
 
     with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a shared cache should be readable
+        tmp.write_bytes(data)  # atomic_path creates it with the umask's mode: a shared cache stays readable
 
 
 def cached_onnx_session(name: str, export: Callable[[], bytes], open_session: Callable[[bytes | str], Any]) -> Any:
