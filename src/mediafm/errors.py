@@ -34,6 +34,10 @@ class StoreError(MediafmError):
     """The catalog store is missing, corrupt, or mixes incompatible encoders/models."""
 
 
+class StoreLockedError(StoreError):
+    """Another process is writing the store (it holds the store's writer lock)."""
+
+
 class ConfigError(MediafmError, ValueError):
     """A configuration value is invalid."""
 

@@ -24,6 +24,7 @@ from mediafm.encoders.config import EncodeConfig
 from mediafm.encoders.fusion import fuse
 from mediafm.errors import StoreError
 from mediafm.store.catalog import AUDIO_RATE, Store
+from mediafm.store.lock import store_lock
 from mediafm.types import TitleMeta
 
 log = logging.getLogger(__name__)
@@ -229,6 +230,11 @@ def encode_store(store: Store | str, config: EncodeConfig | None = None, title_i
     """
     config = config if config is not None else EncodeConfig()
     store = store if isinstance(store, Store) else Store(store)
+    with store_lock(store.root, "mediafm encode"):
+        return _encode_store(store, config, title_ids, progress)
+
+
+def _encode_store(store: Store, config: EncodeConfig, title_ids: Sequence[str] | None, progress: bool) -> EncodeReport:
     t0 = time.perf_counter()
     all_ids = store.title_ids()
     ids = list(title_ids) if title_ids is not None else all_ids

@@ -22,6 +22,8 @@ from mediafm.ingest.config import IngestConfig
 from mediafm.ingest.discover import SourceItem, discover, plan_items
 from mediafm.ingest.local import Outcome, record_failure, run_local
 from mediafm.store.catalog import Store
+from mediafm.store.commit import recover_commits
+from mediafm.store.lock import store_lock
 
 __all__ = ["ENGINES", "IngestConfig", "IngestReport", "Outcome", "ingest", "plan"]
 
@@ -126,6 +128,7 @@ def ingest(paths: Sequence[str | Path], store_root: str | Path, config: IngestCo
     Raises:
         MediaDecodeError: a path given does not exist. Per-title problems never raise: they are
         recorded in the store's failures table and in the report.
+        StoreLockedError: another process is writing the store.
     """
     config = config if config is not None else IngestConfig()
     if engine not in ENGINES:
@@ -137,6 +140,17 @@ def ingest(paths: Sequence[str | Path], store_root: str | Path, config: IngestCo
 
         import_ray()  # fail before touching the store when the extra is missing
     store = Store(store_root, create=True)
+    with store_lock(store.root, "mediafm ingest"):
+        report = _ingest_locked(paths, store, config, encode, engine, address=address, workers=workers,
+                                show_progress=show_progress, on_outcome=on_outcome)
+    report.wall_s = time.perf_counter() - t0
+    return report
+
+
+def _ingest_locked(paths: Sequence[str | Path], store: Store, config: IngestConfig, encode: bool, engine: str, *,
+                   address: str | None, workers: int | None, show_progress: bool,
+                   on_outcome: Callable[[Outcome], None] | None) -> IngestReport:
+    recover_commits(store)
     todo, known = plan(paths, store, config)
     report = IngestReport(outcomes=list(known))
     if on_outcome is not None:
@@ -154,7 +168,6 @@ def ingest(paths: Sequence[str | Path], store_root: str | Path, config: IngestCo
                                      estimate_frames=_estimate_frames, on_outcome=on_outcome)
         if encode:
             report.encoded, report.encode_s, report.encode_error = encode_pending(store)
-    report.wall_s = time.perf_counter() - t0
     return report
 
 

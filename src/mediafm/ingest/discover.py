@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from mediafm.errors import MediaDecodeError
-from mediafm.store.catalog import source_key, title_id_for
+from mediafm.store.catalog import source_key
+from mediafm.store.ids import title_id_for, with_suffix
 
 
 @dataclass(frozen=True)
@@ -21,29 +23,70 @@ class SourceItem:
 
 
 def discover(paths: list[str | Path], extensions: tuple[str, ...]) -> list[Path]:
-    """Media files under `paths`, resolved, de-duplicated, sorted by path.
+    """Media files under `paths`, de-duplicated by the file they point to, sorted by path.
 
     A file named explicitly is taken whatever its extension (the user asked for it); inside folders
     only `extensions` count, so sidecars (.srt, .json, .txt) are never titles. Hidden files and
-    folders (store temp files, .git) are skipped.
+    folders (store temp files, .git) are skipped. Symbolic links are followed, but a folder is
+    entered once however many links lead to it (a link to a parent folder would otherwise repeat
+    the tree until the OS refuses), and files reached by several paths are one title, under the
+    path without links if one was found, else the shortest. Broken or looping links are kept: `plan_items` records them as failures.
 
     Raises:
         MediaDecodeError: a path that does not exist.
     """
-    found: set[Path] = set()
+    found: list[Path] = []
     for raw in paths:
         p = Path(raw).expanduser()
         if p.is_dir():
-            for root, dirs, files in os.walk(p, followlinks=True):
-                dirs[:] = [d for d in dirs if not d.startswith(".")]
-                for name in files:
-                    if not name.startswith(".") and Path(name).suffix.lower() in extensions:
-                        found.add((Path(root) / name).absolute())
+            found += _walk(p.absolute(), extensions)
         elif p.exists() or p.is_symlink():
-            found.add(p.absolute())
+            found.append(p.absolute())
         else:
             raise MediaDecodeError(p, "no such file or folder")
-    return sorted(found, key=lambda q: str(q))
+    # One path per real file: the link-free one if it was found, else the shortest.
+    real = {f: _real(f) for f in found}
+    seen: set[str] = set()
+    unique: list[Path] = []
+    for f in sorted(real, key=lambda q: (str(q) != real[q], len(q.parts), str(q))):
+        if real[f] not in seen:
+            seen.add(real[f])
+            unique.append(f)
+    return sorted(unique, key=str)
+
+
+def _walk(root: Path, extensions: tuple[str, ...]) -> list[Path]:
+    """Media files under `root`, entering each real folder once."""
+    visited: set[tuple[int, int]] = set()
+    out: list[Path] = []
+
+    def first_visit(folder: str) -> bool:
+        try:
+            st = os.stat(folder)
+        except OSError:
+            return False  # a broken or looping link to a folder: nothing to walk
+        key = (st.st_dev, st.st_ino)
+        if key in visited:
+            return False
+        visited.add(key)
+        return True
+
+    if not first_visit(str(root)):
+        return out
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and first_visit(os.path.join(folder, d)))
+        for name in files:
+            if not name.startswith(".") and Path(name).suffix.lower() in extensions:
+                out.append(Path(folder) / name)
+    return out
+
+
+def _real(path: Path) -> str:
+    """The file a path leads to; the path itself when it leads nowhere (broken or looping link)."""
+    try:
+        return os.path.realpath(path, strict=True)
+    except OSError:
+        return str(path)
 
 
 def plan_items(files: list[Path], existing: dict[str, str] | None = None) -> list[SourceItem | tuple[Path, Exception]]:
@@ -63,12 +106,20 @@ def plan_items(files: list[Path], existing: dict[str, str] | None = None) -> lis
         try:
             key = source_key(f)
         except OSError as exc:
-            out.append((f, MediaDecodeError(f, f"cannot read file: {exc.strerror or exc}")))
+            out.append((f, MediaDecodeError(f, _unreadable(f, exc))))
             continue
         tid = title_id_for(f)
         owner = taken.get(tid) or existing.get(tid)
         if owner is not None and owner != str(f):
-            tid = f"{tid}-{hashlib.sha1(str(f).encode()).hexdigest()[:8]}"
+            tid = with_suffix(tid, hashlib.sha1(str(f).encode()).hexdigest()[:8])
         taken[tid] = str(f)
         out.append(SourceItem(path=f, key=key, title_id=tid))
     return out
+
+
+def _unreadable(path: Path, exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return "cannot read file: symbolic link loop (the link leads back to itself)"
+    if exc.errno == errno.ENOENT and path.is_symlink():
+        return "cannot read file: broken symbolic link (its target does not exist)"
+    return f"cannot read file: {exc.strerror or exc}"

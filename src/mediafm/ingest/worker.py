@@ -36,7 +36,8 @@ import pandas as pd
 
 from mediafm.errors import MediaDecodeError, MetadataError, SubtitleParseError
 from mediafm.ingest.config import IngestConfig
-from mediafm.store.catalog import SHOT_COLUMNS, TITLE_COLUMNS, Store, source_key, title_id_for
+from mediafm.store.catalog import SHOT_COLUMNS, TITLE_COLUMNS, Store, source_key
+from mediafm.store.ids import title_id_for
 from mediafm.types import Shot
 
 Progress = Callable[[int], None]
@@ -575,45 +576,17 @@ def _alive(pid: int) -> bool:
 
 # --------------------------------------------------------------------------- the writer
 def write_result(store: Store, result: TitleResult) -> None:
-    """Commit one title: media files moved into place, then shots, then the title row (last).
+    """Commit one title: its media files are moved in, then its shots, then its title row (last).
 
     A re-ingested title (its file changed) first loses its title row and derived tables, so a crash
-    in between never leaves a "done" title mixing old and new data. Any failure removes what this
-    call placed: no partial title is left behind.
+    in between never leaves a "done" title mixing old and new data; readers of the table folders
+    never see a partly written title (store/commit.py). Any failure removes what this call placed.
     """
-    tid = result.record["title_id"]
-    root = store.root
-    title_file = root / "titles" / f"{tid}.parquet"
-    media = store.media_dir(tid)
-    # Everything derived from an earlier version of this title (features, meta embedding,
-    # contextual embeddings of every model) would no longer match its shots.
-    stale = [title_file, root / "features" / f"{tid}.parquet", root / "meta" / f"{tid}.npy",
-             media / "frames.npy", media / "audio.npy"]
-    stale += list(root.glob(f"contextual/*/shots/{tid}.parquet")) + list(root.glob(f"contextual/*/cls/{tid}.npy"))
-    # Temp files of an earlier writer of this title that was killed mid-write (atomic_path names
-    # them .NAME.XXXX.tmp next to their target).
-    stale += [t for d, pat in ((root / "titles", f".{tid}.parquet.*.tmp"), (root / "shots", f".{tid}.parquet.*.tmp"),
-                               (media, ".*.npy.*.tmp")) if d.exists() for t in d.glob(pat)]
-    for f in stale:
-        f.unlink(missing_ok=True)
-    placed: list[Path] = []
     try:
         with stage("write"):
-            for src, name in ((result.frames_file, "frames.npy"), (result.audio_file, "audio.npy")):
-                if src is not None:
-                    media.mkdir(parents=True, exist_ok=True)
-                    os.replace(src, media / name)  # same file system: atomic, no copy
-                    placed.append(media / name)
             result.record["ingested_at"] = result.record.get("ingested_at") or time.time()
-            store.write_title(result.record, result.shots, None, None)
+            store.write_title(result.record, result.shots, result.frames_file, result.audio_file)
         _clear_stale_failures(store, result.record["path"])
-    except BaseException:
-        if not title_file.exists():
-            for f in [*placed, root / "shots" / f"{tid}.parquet"]:
-                f.unlink(missing_ok=True)
-            with contextlib.suppress(OSError):
-                media.rmdir()  # only if empty
-        raise
     finally:
         result.discard()
 

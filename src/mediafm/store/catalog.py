@@ -2,7 +2,7 @@
 
     STORE/
       store.json                     format marker and version
-      titles/<title_id>.parquet      one row per title; written LAST, so its presence means "done"
+      titles/<title_id>.parquet      one row per title; published LAST, so its presence means "done"
       shots/<title_id>.parquet       one row per shot (see SHOT_COLUMNS)
       failures/<key>.parquet         one row per failed source file (removed when it later succeeds)
       media/<title_id>/frames.npy    uint8 [n_shots, K, S, S, 3] sampled frames (RGB, centre-cropped)
@@ -13,14 +13,16 @@
 
 Every table is a folder of per-title Parquet files: pandas/pyarrow read the folder
 (`pd.read_parquet("STORE/shots")`), DuckDB reads `STORE/shots/*.parquet`. Per-title files make
-each write atomic and independent, so runs resume and Ray workers write shards without locks.
+each write atomic and independent, so runs resume and Ray workers write shards side by side.
+A title is staged in `STORE/.staging/` and published by renames (store/commit.py); one process at
+a time writes a store (store/lock.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
+import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -33,6 +35,7 @@ import pyarrow.parquet as pq
 from mediafm.errors import StoreError
 from mediafm.store.arrays import from_fixed_list, to_fixed_list
 from mediafm.store.atomic import write_json_atomic, write_npy_atomic, write_parquet_atomic
+from mediafm.store.commit import commit_title
 
 STORE_FORMAT = "mediafm-store"
 STORE_VERSION = 1
@@ -46,22 +49,14 @@ TITLE_COLUMNS = [
 SHOT_COLUMNS = ["title_id", "shot_index", "start_frame", "end_frame", "start_s", "end_s", "text", "text_source"]
 FAILURE_COLUMNS = ["source_key", "path", "stage", "error_type", "message", "failed_at"]
 
-_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
 
 def source_key(path: str | Path) -> str:
     """Identity of a source file for resume: absolute path + size + mtime (cheap, no hashing)."""
-    p = Path(path).resolve()
-    st = p.stat()
+    # os.path.realpath raises OSError (ELOOP) on a link loop; Path.resolve raises RuntimeError.
+    p = os.path.realpath(path, strict=True)
+    st = os.stat(p)
     raw = f"{p}|{st.st_size}|{st.st_mtime_ns}"
     return hashlib.sha1(raw.encode()).hexdigest()[:16]
-
-
-def title_id_for(path: str | Path) -> str:
-    """A file-system-safe id from the file stem (labels CSVs name titles by stem)."""
-    stem = Path(path).stem
-    safe = _SAFE.sub("_", stem).strip("._") or "title"
-    return safe[:120]
 
 
 class Store:
@@ -123,6 +118,8 @@ class Store:
     def shots(self, title_id: str | None = None) -> pd.DataFrame:
         if title_id is None:
             df = self._read_table("shots")
+            if len(df):  # a commit in flight may show shots before their title row: not ours yet
+                df = df[df["title_id"].isin(set(self.title_ids()))]
             return df.sort_values(["title_id", "shot_index"]).reset_index(drop=True) if len(df) else pd.DataFrame(columns=SHOT_COLUMNS)
         f = self._table_file("shots", title_id)
         if not f.exists():
@@ -134,22 +131,25 @@ class Store:
         return df if len(df) else pd.DataFrame(columns=FAILURE_COLUMNS)
 
     # ---------------------------------------------------------------- writes
-    def write_title(self, record: dict, shots: pd.DataFrame, frames: np.ndarray | None,
-                    audio: np.ndarray | None) -> None:
-        """Write one ingested title: media, shots, then the title row last (the commit point)."""
+    def write_title(self, record: dict, shots: pd.DataFrame, frames: np.ndarray | Path | None,
+                    audio: np.ndarray | Path | None) -> None:
+        """Write one ingested title: media, shots, then the title row last (the commit point).
+
+        `frames`/`audio` are arrays, or `.npy` files on the store's file system to move in. An
+        earlier version of the title loses its derived tables (features, embeddings). Readers of
+        the table folders see the old version or the new one (see `store/commit.py`).
+        """
         tid = record["title_id"]
         missing = set(SHOT_COLUMNS) - set(shots.columns)
         if missing:
             raise StoreError(self.root, f"shots table for {tid} lacks columns {sorted(missing)}")
-        if frames is not None:
-            write_npy_atomic(frames, self.media_dir(tid) / "frames.npy")
-        if audio is not None:
-            write_npy_atomic(audio.astype(np.int16, copy=False), self.media_dir(tid) / "audio.npy")
-        write_parquet_atomic(pa.Table.from_pandas(shots[SHOT_COLUMNS], preserve_index=False),
-                             self._table_file("shots", tid))
+        if isinstance(audio, np.ndarray):
+            audio = audio.astype(np.int16, copy=False)
         row = {c: record.get(c) for c in TITLE_COLUMNS}
         row["ingested_at"] = row["ingested_at"] or time.time()
-        write_parquet_atomic(pa.Table.from_pylist([row]), self._table_file("titles", tid))
+        commit_title(self.root, tid, pa.Table.from_pylist([row]),
+                     pa.Table.from_pandas(shots[SHOT_COLUMNS], preserve_index=False),
+                     {"frames.npy": frames, "audio.npy": audio})
         self.clear_failure(record["source_key"])
 
     def write_shots(self, title_id: str, shots: pd.DataFrame) -> None:

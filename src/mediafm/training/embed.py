@@ -19,6 +19,7 @@ from mediafm.errors import StoreError
 from mediafm.model.mediafm import CONFIG_FILE, WEIGHTS_FILE, load_pretrained
 from mediafm.store.catalog import Store
 from mediafm.store.digest import file_sha256
+from mediafm.store.lock import store_lock
 
 
 @dataclass
@@ -69,6 +70,12 @@ def embed_store(store_root: str | Path, model_dir: str | Path, title_ids: list[s
         EmbedResult with the model id and counts.
     """
     store = Store(store_root)
+    with store_lock(store.root, "mediafm embed"):
+        return _embed_titles(store, model_dir, title_ids, device, overwrite, progress)
+
+
+def _embed_titles(store: Store, model_dir: str | Path, title_ids: list[str] | None, device: str,
+                  overwrite: bool, progress: bool) -> EmbedResult:
     info = model_identity(model_dir)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
