@@ -27,7 +27,7 @@ class IngestConfig:
     subtitles: bool = True  # attach sidecar/embedded subtitle text to shots
     keep_audio: bool = True  # write media/<tid>/audio.npy (the audio encoder reads it)
     # Frame sampling (see ingest.worker.FrameSampler): the last `recent_frames` frames are kept at
-    # full rate (None: the detector's look-ahead + 32), up to `recent_bytes` of them as decoded
+    # full rate (None: the detector's look-ahead + 129), up to `recent_bytes` of them as decoded
     # frames and the rest as squares, plus at most `sample_capacity` older squares per open
     # shot, halving their density when full: memory is bounded however long a shot or title is.
     recent_frames: int | None = None

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import os
 import re
 import socket
@@ -41,6 +42,7 @@ from mediafm.store.ids import title_id_for
 from mediafm.types import Shot
 
 Progress = Callable[[int], None]
+log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- streamed .npy files
@@ -116,16 +118,25 @@ class FrameSampler:
     K picks are ever converted (measured: 4,895 conversions on an 11-minute 640x360 title, 6 s
     of a 56 s ingest, against 315).
 
+    The picks do not depend on thread timing. The detector may read frames in a thread of its own
+    and run up to `lag` frames past a shot's end before the shot is closed, so how many of the
+    shot's frames have left the full-rate window (and been thinned) varies from run to run.
+    `close` therefore first moves every frame that *could* have left it (the worst case, `lag`
+    frames late) the same way; thinning keeps every `stride`-th frame counted from the shot's
+    start, so the survivors are a deterministic function of the shot's start, end and `lag`.
+
     Args:
         k: frames picked per shot (centres of K equal parts).
         recent: frames kept at full rate (should cover the detector's look-ahead).
         capacity: older candidates kept per open shot.
         convert: decoded frame -> [S, S, 3] uint8 (e.g. `lambda f: f.square(224)`).
         lazy: how many of the recent frames may stay unconverted (default: all).
+        lag: the most frames pushed past a shot's end before it is closed (the detector's
+            look-ahead + 1; default 0: the shot is closed as soon as its last frame is pushed).
     """
 
     def __init__(self, k: int, recent: int, capacity: int, convert: Callable[[Any], np.ndarray],
-                 lazy: int | None = None):
+                 lazy: int | None = None, lag: int = 0):
         self.k = k
         self.start = 0  # first frame of the open shot
         self.recent: deque[list] = deque()  # [index, frame or square, is_square]
@@ -137,6 +148,8 @@ class FrameSampler:
         self.keep_decoded = self.lazy_max >= recent + capacity  # older candidates need no conversion
         self.stride = 1
         self.convert = convert
+        self.lag = lag
+        self.late = 0  # closes that came later than `lag` (picks may then vary between runs)
         self.converted = 0  # frames converted so far (for benchmarks)
 
     def _square(self, entry: list) -> np.ndarray:
@@ -149,22 +162,32 @@ class FrameSampler:
         self.recent.append([index, frame, False])
         self.n_lazy += 1
         if len(self.recent) > self.recent_max:
-            entry = self.recent.popleft()
-            self.n_lazy = min(self.n_lazy, len(self.recent))
-            idx = entry[0]
-            if idx >= self.start and (idx - self.start) % self.stride == 0:
-                if not self.keep_decoded:
-                    self._square(entry)
-                self.older.append(entry)
-                if len(self.older) > self.capacity:
-                    self.stride *= 2
-                    self.older = [c for c in self.older if (c[0] - self.start) % self.stride == 0]
+            self._age()
         if self.n_lazy > self.lazy_max:
             self._square(self.recent[len(self.recent) - self.n_lazy])
             self.n_lazy -= 1
 
+    def _age(self) -> None:
+        """Move the oldest full-rate frame to the thinned buffer (or drop it)."""
+        entry = self.recent.popleft()
+        self.n_lazy = min(self.n_lazy, len(self.recent))
+        idx = entry[0]
+        if idx >= self.start and (idx - self.start) % self.stride == 0:
+            if not self.keep_decoded:
+                self._square(entry)
+            self.older.append(entry)
+            if len(self.older) > self.capacity:
+                self.stride *= 2
+                self.older = [c for c in self.older if (c[0] - self.start) % self.stride == 0]
+
     def close(self, end: int) -> np.ndarray:
         """Finish the open shot at frame `end` (inclusive): its K frames, [K, S, S, 3]."""
+        if self.recent and self.recent[-1][0] > end + self.lag:
+            self.late += 1
+        # Age what would have aged had the shot been closed `lag` frames late (see class doc).
+        limit = min(end, end + self.lag - self.recent_max)
+        while self.recent and self.recent[0][0] <= limit:
+            self._age()
         s = self.start
         pool = [e for e in self.older if s <= e[0] <= end]
         pool += [e for e in self.recent if s <= e[0] <= end]
@@ -353,8 +376,10 @@ def _video_shots(path: Path, info, config: IngestConfig, out: NpyAppender, warni
     # reduced once, in YUV, to the sampled frames' short side: the detector's input and the
     # picked squares then both come from that small frame (docs/ingest.md, "where the time goes").
     reduce = lazy < recent + config.sample_capacity
+    # lag: a boundary b comes out after the detector read at most b + lookahead frames, and the
+    # shot before it ends at b - 1.
     sampler = FrameSampler(config.frames_per_shot, recent, config.sample_capacity,
-                           lambda f: f.square(side), lazy=None if reduce else lazy)
+                           lambda f: f.square(side), lazy=None if reduce else lazy, lag=int(det.lookahead) + 1)
     stats = DecodeStats()
     pending = 0
     lock = threading.Lock()  # the detector may run feed() in a thread of its own (input_threads)
@@ -388,6 +413,9 @@ def _video_shots(path: Path, info, config: IngestConfig, out: NpyAppender, warni
     if n == 0:
         raise MediaDecodeError(path, "video stream has no decodable frames")
     out.append(sampler.close(n - 1)[None])
+    if sampler.late:
+        log.warning("%s: the shot detector confirmed %d boundaries later than its look-ahead of %d frames; "
+                    "sampled frames may differ between runs", path, sampler.late, det.lookahead)
     warnings.extend(f"video: {msg}" for msg in stats.warnings)
     # The last frame lasts as long as the one before it (the container's declared duration is
     # not trusted: truncated files claim more than they hold).
@@ -444,14 +472,20 @@ class _Background:
         self._thread.join()
 
 
+# Frames at the end of every shot that the sampler keeps at full rate whatever the thread timing
+# (on top of the detector's look-ahead): shots up to this plus `sample_capacity` frames long get
+# their exact centre frames; longer ones the nearest of their thinned candidates.
+FULL_RATE_FRAMES = 128
+
+
 def _recent_frames(det, config: IngestConfig) -> int:
-    """Frames kept at full rate: the detector's look-ahead plus a margin, or the config's value.
+    """Frames kept at full rate: the detector's look-ahead plus FULL_RATE_FRAMES, or the config's value.
 
     `ShotDetector.lookahead` says how late a detector may confirm a boundary.
     """
     if config.recent_frames:
         return config.recent_frames
-    return max(64, int(det.lookahead) + 32)
+    return max(64, int(det.lookahead) + 1 + FULL_RATE_FRAMES)
 
 
 def _lazy_frames(info, config: IngestConfig) -> int:
