@@ -328,7 +328,7 @@ def process_title(path: str | Path, config: IngestConfig | None = None, *, scrat
             frames_file, n_frames = None, 0
             duration = shots[-1].end_s if shots else 0.0
         with stage("subtitles"):
-            texts, sub_source = _shot_texts(path, shots, config, warnings)
+            texts, sub_source, sub_encoding = _shot_texts(path, shots, config, warnings)
         with stage("metadata"):
             meta_json = _metadata_json(path, warnings)
     except BaseException:
@@ -353,7 +353,7 @@ def process_title(path: str | Path, config: IngestConfig | None = None, *, scrat
         "width": int(info.width), "height": int(info.height), "rotation": int(info.rotation),
         "n_frames": int(n_frames), "n_shots": len(shots),
         "detector": config.detector if info.has_video else segmenter,
-        "subtitle_source": sub_source, "meta_json": meta_json,
+        "subtitle_source": sub_source, "subtitle_encoding": sub_encoding, "meta_json": meta_json,
         "warnings_json": json.dumps(warnings), "ingested_at": None,
     }
     assert set(record) == set(TITLE_COLUMNS)
@@ -545,20 +545,22 @@ def _audio_shots(audio_file: Path | None, config: IngestConfig) -> tuple[list[Sh
     return [Shot(i, -1, -1, float(edges[i]), float(edges[i + 1])) for i in range(n)], "audio-window"
 
 
-def _shot_texts(path: Path, shots: list[Shot], config: IngestConfig, warnings: list[str]) -> tuple[list[str], str]:
+def _shot_texts(path: Path, shots: list[Shot], config: IngestConfig,
+                warnings: list[str]) -> tuple[list[str], str, str]:
+    """Per-shot subtitle text, the subtitle source and its text encoding."""
     if not config.subtitles or not shots:
-        return [""] * len(shots), ""
-    from mediafm.media.subtitles import find_cues, texts_for_shots
+        return [""] * len(shots), "", ""
+    from mediafm.media.subtitles import find_subtitles, texts_for_shots
 
     try:
-        cues, source, sub_warnings = find_cues(path)
+        found = find_subtitles(path)
     except SubtitleParseError as exc:
         warnings.append(f"subtitles: {exc}")
-        return [""] * len(shots), ""
-    warnings.extend(f"subtitles: {w}" for w in sub_warnings)
-    if not cues:
-        return [""] * len(shots), source or ""
-    return [t or "" for t in texts_for_shots(cues, shots)], source or ""
+        return [""] * len(shots), "", ""
+    warnings.extend(f"subtitles: {w}" for w in found.warnings)
+    if not found.cues:
+        return [""] * len(shots), found.source, found.encoding
+    return [t or "" for t in texts_for_shots(found.cues, shots)], found.source, found.encoding
 
 
 def _metadata_json(path: Path, warnings: list[str]) -> str:

@@ -2,7 +2,10 @@
 
 Sidecars: `NAME.srt|.vtt|.ass|.ssa` next to `NAME.mp4`, and `NAME.LANG[.more].ext`; preference is
 the exact `NAME.ext`, then English, then any other. Files are parsed with pysubs2 after
-decoding the bytes: BOM first, then strict UTF-8, then charset-normalizer's best guess.
+decoding the bytes: BOM first, then strict UTF-8, then Windows-1252 (Western European) unless
+charset-normalizer finds a clearly better-fitting code page. Cues whose timestamps are broken,
+negative or reversed are dropped and reported with their line numbers (pysubs2 alone would glue
+a broken cue's text onto the cue before it, and read `-00:00:05,000` as 5 s).
 Embedded streams (mov_text, subrip, webvtt, ass) are decoded with PyAV.
 
 Cue times are seconds on the title's time line (0 = first video frame, as `Frame.pts_s`).
@@ -12,17 +15,23 @@ from __future__ import annotations
 
 import bisect
 import codecs
+import logging
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import av
 import charset_normalizer
 import pysubs2
+from charset_normalizer.cd import coherence_ratio
+from charset_normalizer.md import mess_ratio
 
 from mediafm.errors import MediafmError, SubtitleParseError
 from mediafm.media.decode import TEXT_SUBTITLE_CODECS, _reason, first_video_pts_s, open_container
 from mediafm.types import Cue, Shot
+
+log = logging.getLogger(__name__)
 
 SUBTITLE_EXTS = (".srt", ".vtt", ".ass", ".ssa")
 _FORMATS = {".srt": "srt", ".vtt": "vtt", ".ass": "ass", ".ssa": "ssa"}
@@ -34,8 +43,13 @@ MEDIA_EXTS = frozenset(
 # Embedded cues without a duration last until the next cue, at most this long (seconds).
 _MAX_OPEN_CUE_S = 5.0
 
-# How much more "chaos" (charset-normalizer's mess score, 0..1) cp1252 may show and still win.
+# Legacy (non-UTF-8) files are read as Windows-1252, the most common legacy subtitle encoding,
+# unless charset-normalizer's best guess is clearly better: less "chaos" (its mess score, 0..1) by
+# more than this, or more language coherence by more than _COHERENCE_MARGIN. On short Western
+# text it often ranks an exotic sibling (cp775, cp1257, mac_latin2) first and garbles accents
+# ("café" -> "cafķ"); text of another script read as cp1252 scores a mess near 1 and loses.
 _CP1252_CHAOS_TIE = 0.1
+_COHERENCE_MARGIN = 0.1
 _BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
     (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"),
@@ -101,7 +115,7 @@ def find_sidecars(video_path: str | Path) -> list[Path]:
 
 
 def decode_bytes(data: bytes, path: str | Path) -> tuple[str, str]:
-    """Decode subtitle bytes: (text, encoding used). BOM, then strict UTF-8, then detection."""
+    """Decode subtitle bytes: (text, encoding used). BOM, strict UTF-8, then cp1252 or detection."""
     for bom, enc in _BOMS:
         if data.startswith(bom):
             try:
@@ -113,33 +127,171 @@ def decode_bytes(data: bytes, path: str | Path) -> tuple[str, str]:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         pass
+    western = _western(data)
     matches = list(charset_normalizer.from_bytes(data))
     if not matches:
+        if western is not None:
+            return western
         raise SubtitleParseError(path, "text encoding could not be detected (binary or corrupt file?)")
     best = min(matches, key=lambda m: (m.chaos, -m.coherence))
-    # On short Western text charset-normalizer often ranks a Baltic/Central-European sibling
-    # (cp1257, cp1250) a hair above cp1252 and garbles accents. cp1252 is by far the most
-    # common legacy subtitle encoding, so it wins near-ties; a clearly better guess still wins.
-    for m in matches:
-        if (m.encoding == "cp1252" or "cp1252" in m.could_be_from_charset) and (
-            m.chaos <= best.chaos + _CP1252_CHAOS_TIE and m.coherence >= best.coherence - 0.05
-        ):
-            return data.decode("cp1252", errors="replace"), "cp1252"
+    if western is not None:
+        text, _ = western
+        chaos = mess_ratio(text)
+        coherence = max((r for _, r in coherence_ratio(text)), default=0.0)
+        if chaos <= best.chaos + _CP1252_CHAOS_TIE and best.coherence <= coherence + _COHERENCE_MARGIN:
+            return western
     return str(best), best.encoding
+
+
+def _western(data: bytes) -> tuple[str, str] | None:
+    """(text, encoding) as Windows-1252, or as Latin-1 for the five bytes cp1252 leaves undefined."""
+    try:
+        return data.decode("cp1252"), "cp1252"
+    except UnicodeDecodeError:
+        pass
+    text = data.decode("latin-1")  # never fails; C1 control characters make its mess score high
+    return (text, "latin-1") if mess_ratio(text) < 0.5 else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Cue timing checks: before pysubs2, which forgives too much
+
+
+@dataclass(frozen=True)
+class DroppedCue:
+    """A cue left out of a subtitle file: 1-based line of its timing and why."""
+
+    line: int
+    reason: str
+
+
+@dataclass
+class SubtitleFile:
+    """A parsed subtitle file: its cues, the text encoding used, and the cues it had to drop."""
+
+    cues: list[Cue]
+    encoding: str
+    dropped: list[DroppedCue] = field(default_factory=list)
+
+    def dropped_warning(self, path: str | Path) -> str:
+        """One line naming the file, the count and the lines of the dropped cues ("" if none)."""
+        if not self.dropped:
+            return ""
+        shown = ", ".join(f"{d.line} ({d.reason})" for d in self.dropped[:10])
+        more = f" and {len(self.dropped) - 10} more" if len(self.dropped) > 10 else ""
+        return (f"{path}: dropped {len(self.dropped)} cue(s) with broken timing, at line(s) {shown}{more}")
+
+
+_SRT_TS = r"\d+:\d{1,2}:\d{1,2}[,.]\d{1,3}"
+_VTT_TS = r"(?:\d+:)?\d{1,2}:\d{1,2}[.,]\d{1,3}"
+_TIMING = {
+    "srt": re.compile(rf"^\s*(?P<a>{_SRT_TS})\s*-->\s*(?P<b>{_SRT_TS})(?:\s.*)?$"),
+    "vtt": re.compile(rf"^\s*(?P<a>{_VTT_TS})\s*-->\s*(?P<b>{_VTT_TS})(?:\s.*)?$"),
+}
+_VTT_NON_CUES = ("NOTE", "STYLE", "REGION")
+_ASS_TS = re.compile(r"^\s*\d+:\d{1,2}:\d{1,2}(?:\.\d{1,3})?\s*$")
+
+
+def _seconds(ts: str) -> float:
+    parts = re.split(r"[:.,]", ts.strip())
+    *hms, frac = parts if len(parts) >= 3 and ("." in ts or "," in ts) else (*parts, "0")
+    value = 0.0
+    for p in hms:
+        value = value * 60 + int(p)
+    return value + int(frac) / 10 ** len(frac)
+
+
+def _bad_timing(line: str, pattern: re.Pattern) -> str:
+    """Why a timing line is unusable, or "" if it is fine."""
+    m = pattern.match(line)
+    if m is None:
+        return "negative timestamp" if re.match(r"^\s*-\s*\d", line) or "--> -" in line else "unreadable timestamp"
+    if _seconds(m["b"]) <= _seconds(m["a"]):
+        return "ends before it starts"
+    return ""
+
+
+def _drop_bad_cues(text: str, fmt: str | None) -> tuple[str, list[DroppedCue]]:
+    """Remove cues whose timing is broken, negative or reversed; (remaining text, what went)."""
+    if fmt in _TIMING:
+        return _drop_bad_blocks(text, _TIMING[fmt])
+    if fmt in ("ass", "ssa"):
+        return _drop_bad_dialogues(text)
+    return text, []
+
+
+def _drop_bad_blocks(text: str, pattern: re.Pattern) -> tuple[str, list[DroppedCue]]:
+    """SRT/WebVTT: blank-line separated blocks; a block whose `-->` line is bad goes whole
+    (its counter line included, which pysubs2 would otherwise take as text)."""
+    lines = text.splitlines()
+    keep: list[str] = []
+    dropped: list[DroppedCue] = []
+    i = 0
+    while i < len(lines):
+        j = i
+        while j < len(lines) and lines[j].strip():
+            j += 1
+        block = range(i, j)  # lines[i:j] is one block; j is blank or the end
+        timing = next((k for k in block if "-->" in lines[k]), None)
+        reason = _bad_timing(lines[timing], pattern) if timing is not None else ""
+        if reason:
+            dropped.append(DroppedCue(timing + 1, reason))
+        elif timing is not None or not lines[i].lstrip().startswith(_VTT_NON_CUES):
+            keep.extend(lines[i:j])  # WebVTT comment/style blocks go: pysubs2 would take them as text
+        keep.extend(lines[j:j + 1])
+        i = j + 1
+    return "\n".join(keep) + "\n", dropped
+
+
+def _drop_bad_dialogues(text: str) -> tuple[str, list[DroppedCue]]:
+    """ASS/SSA: one `Dialogue:` line per cue; its Start and End fields come from the Format line."""
+    keep: list[str] = []
+    dropped: list[DroppedCue] = []
+    start_i, end_i = 1, 2
+    for n, line in enumerate(text.splitlines(), 1):
+        head, _, rest = line.partition(":")
+        key = head.strip().lower()
+        if key == "format":
+            names = [f.strip().lower() for f in rest.split(",")]
+            if "start" in names and "end" in names:
+                start_i, end_i = names.index("start"), names.index("end")
+        elif key == "dialogue":
+            fields = rest.split(",")
+            reason = ""
+            if len(fields) <= max(start_i, end_i):
+                reason = "unreadable timestamp"
+            else:
+                a, b = fields[start_i], fields[end_i]
+                if a.strip().startswith("-") or b.strip().startswith("-"):
+                    reason = "negative timestamp"
+                elif not (_ASS_TS.match(a) and _ASS_TS.match(b)):
+                    reason = "unreadable timestamp"
+                elif _seconds(b) <= _seconds(a):
+                    reason = "ends before it starts"
+            if reason:
+                dropped.append(DroppedCue(n, reason))
+                continue
+        keep.append(line)
+    return "\n".join(keep) + "\n", dropped
 
 
 def parse_subtitle_file(path: str | Path) -> list[Cue]:
     """Parse a .srt/.vtt/.ass/.ssa file into cues (markup stripped, empty cues dropped, sorted).
 
+    Cues with broken, negative or reversed timestamps are left out with a logged warning that
+    names the file and their lines (`read_subtitle_file` returns them instead).
+
     Raises:
         SubtitleParseError: unreadable, empty, undecodable or malformed file (names the file).
     """
-    cues, _ = parse_subtitle_file_with_encoding(path)
-    return cues
+    sub = read_subtitle_file(path)
+    if sub.dropped:
+        log.warning("%s", sub.dropped_warning(path))
+    return sub.cues
 
 
-def parse_subtitle_file_with_encoding(path: str | Path) -> tuple[list[Cue], str]:
-    """Like parse_subtitle_file, also returning the text encoding that was used."""
+def read_subtitle_file(path: str | Path) -> SubtitleFile:
+    """Like parse_subtitle_file, also returning the text encoding used and the dropped cues."""
     p = Path(path)
     try:
         data = p.read_bytes()
@@ -149,6 +301,7 @@ def parse_subtitle_file_with_encoding(path: str | Path) -> tuple[list[Cue], str]
         raise SubtitleParseError(p, "subtitle file is empty")
     text, encoding = decode_bytes(data, p)
     fmt = _FORMATS.get(p.suffix.lower())
+    text, dropped = _drop_bad_cues(text, fmt)
     try:
         subs = pysubs2.SSAFile.from_string(text, format_=fmt)
     except (pysubs2.Pysubs2Error, ValueError, KeyError, IndexError) as e:
@@ -161,9 +314,10 @@ def parse_subtitle_file_with_encoding(path: str | Path) -> tuple[list[Cue], str]
         if t:
             cues.append(Cue(ev.start / 1000.0, ev.end / 1000.0, t))
     if not cues:
-        raise SubtitleParseError(p, f"no subtitle cues found (malformed {fmt or 'subtitle'} file?)")
+        what = f"no usable subtitle cues ({len(dropped)} with broken timing)" if dropped else "no subtitle cues found"
+        raise SubtitleParseError(p, f"{what} (malformed {fmt or 'subtitle'} file?)")
     cues.sort(key=lambda c: (c.start_s, c.end_s))
-    return cues, encoding
+    return SubtitleFile(cues, encoding, dropped)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -235,29 +389,42 @@ def embedded_text_streams(path: str | Path) -> list[tuple[int, str]]:
 # Per title
 
 
-def find_cues(video_path: str | Path) -> tuple[list[Cue], str, list[str]]:
-    """The title's timed text: (cues, source, warnings). Never raises for subtitle problems.
+@dataclass
+class FoundSubtitles:
+    """A title's timed text: cues, where they came from ("sidecar:NAME.srt", "embedded:stream N"
+    or ""), the text encoding of a sidecar ("" otherwise), and warnings naming files."""
+
+    cues: list[Cue]
+    source: str = ""
+    encoding: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+
+def find_subtitles(video_path: str | Path) -> FoundSubtitles:
+    """The title's timed text. Never raises for subtitle problems.
 
     Tries sidecar files in preference order, then embedded text streams (English first); the
     first source that yields cues wins. A malformed or undecodable source becomes a warning and
-    the next one is tried. `source` is "sidecar:NAME.srt", "embedded:stream N" or "".
+    the next one is tried; dropped cues and a legacy (non-UTF-8) encoding are warnings too.
     """
     warnings: list[str] = []
     for side in find_sidecars(video_path):
         try:
-            cues, encoding = parse_subtitle_file_with_encoding(side)
+            sub = read_subtitle_file(side)
         except SubtitleParseError as e:
             warnings.append(str(e))
             continue
-        if encoding not in ("utf-8", "utf-8-sig", "ascii"):
+        if sub.dropped:
+            warnings.append(sub.dropped_warning(side))
+        if sub.encoding not in ("utf-8", "utf-8-sig", "ascii"):
             # Not an error, but worth knowing when text looks wrong.
-            warnings.append(f"{side}: subtitle text decoded as {encoding} (not UTF-8)")
-        return cues, f"sidecar:{side.name}", warnings
+            warnings.append(f"{side}: subtitle text decoded as {sub.encoding} (not UTF-8)")
+        return FoundSubtitles(sub.cues, f"sidecar:{side.name}", sub.encoding, warnings)
     try:
         streams = embedded_text_streams(video_path)
     except MediafmError as e:
         warnings.append(str(e))
-        return [], "", warnings
+        return FoundSubtitles([], warnings=warnings)
     for index, _lang in streams:
         try:
             cues = read_embedded_cues(video_path, index)
@@ -265,8 +432,14 @@ def find_cues(video_path: str | Path) -> tuple[list[Cue], str, list[str]]:
             warnings.append(str(e))
             continue
         if cues:
-            return cues, f"embedded:stream {index}", warnings
-    return [], "", warnings
+            return FoundSubtitles(cues, f"embedded:stream {index}", "", warnings)
+    return FoundSubtitles([], warnings=warnings)
+
+
+def find_cues(video_path: str | Path) -> tuple[list[Cue], str, list[str]]:
+    """`find_subtitles` as (cues, source, warnings)."""
+    found = find_subtitles(video_path)
+    return found.cues, found.source, found.warnings
 
 
 def texts_for_shots(cues: Sequence[Cue], shots: Sequence[Shot]) -> list[str]:

@@ -44,7 +44,7 @@ AUDIO_RATE = 16_000
 TITLE_COLUMNS = [
     "title_id", "path", "source_key", "duration_s", "has_video", "has_audio", "width", "height",
     "rotation", "n_frames", "n_shots", "detector", "subtitle_source", "meta_json", "warnings_json",
-    "ingested_at",
+    "ingested_at", "subtitle_encoding",
 ]
 SHOT_COLUMNS = ["title_id", "shot_index", "start_frame", "end_frame", "start_s", "end_s", "text", "text_source"]
 FAILURE_COLUMNS = ["source_key", "path", "stage", "error_type", "message", "failed_at"]
@@ -92,7 +92,9 @@ class Store:
         files = sorted(f for f in d.glob("*.parquet")) if d.exists() else []
         if not files:
             return pd.DataFrame(columns=columns or [])
-        return pa.concat_tables([pq.read_table(f, columns=columns) for f in files]).to_pandas()
+        # Rows written by older versions may lack newer columns (e.g. subtitle_encoding): null there.
+        tables = [pq.read_table(f, columns=columns) for f in files]
+        return pa.concat_tables(tables, promote_options="default").to_pandas()
 
     def titles(self) -> pd.DataFrame:
         df = self._read_table("titles")
@@ -147,6 +149,7 @@ class Store:
             audio = audio.astype(np.int16, copy=False)
         row = {c: record.get(c) for c in TITLE_COLUMNS}
         row["ingested_at"] = row["ingested_at"] or time.time()
+        row["subtitle_encoding"] = row["subtitle_encoding"] or ""  # a string column even when unknown
         commit_title(self.root, tid, pa.Table.from_pylist([row]),
                      pa.Table.from_pandas(shots[SHOT_COLUMNS], preserve_index=False),
                      {"frames.npy": frames, "audio.npy": audio})
