@@ -32,7 +32,7 @@ def test_ingested_montage_is_searchable_and_served(tmp_path, shared_media, monta
         hits = search_text(store, " ".join(cue["text"].split()[:6]), k=5)
         best = [h for h in hits if h.score == hits[0].score]  # a cue spanning a cut fills several shots
         assert int(holder.shot_index.iloc[0]) in {h.shot_index for h in best}, (cue["text"], hits)
-    client = TestClient(create_app(store.root), raise_server_exceptions=False)
+    client = TestClient(create_app(store.root), base_url="http://127.0.0.1", raise_server_exceptions=False)
     detail = client.get("/api/titles/montage").json()
     assert len(detail["shots"]) == len(shots) and detail["embeddings"] == []
     assert client.get("/api/titles/montage/shots/0/thumb.jpg").content[:2] == b"\xff\xd8"

@@ -28,7 +28,8 @@ def store(tmp_path_factory, shared_media):
 
 @pytest.fixture(scope="module")
 def client(store):
-    return TestClient(create_app(store.root), raise_server_exceptions=False)
+    # The explorer answers only requests addressed to this machine's names (not httpx's "testserver").
+    return TestClient(create_app(store.root), base_url="http://127.0.0.1", raise_server_exceptions=False)
 
 
 def test_catalog_and_title(client):
@@ -45,12 +46,13 @@ def test_catalog_and_title(client):
     assert d["shots"][1]["start_s"] == pytest.approx(8.8)
 
 
-def test_thumbnails_are_jpeg_and_cached(client, store):
+def test_thumbnails_are_jpeg_and_cached_in_memory(client, store):
     r = client.get("/api/titles/montage/shots/3/thumb.jpg")
     assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
     assert r.content[:3] == b"\xff\xd8\xff"
-    assert (store.root / "thumbs" / "montage" / "3.jpg").exists()
+    assert not (store.root / "thumbs").exists()  # the explorer never writes into the store
     assert client.get("/api/titles/montage/shots/3/thumb.jpg").content == r.content
+    assert client.get("/api/titles/montage/shots/4/thumb.jpg").content != r.content
 
 
 def test_video_supports_range_requests(client, shared_media):
@@ -126,7 +128,8 @@ def test_traversal_with_raw_paths(store):
 
         scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
                  "scheme": "http", "path": path.decode("latin-1"), "raw_path": path, "query_string": b"",
-                 "root_path": "", "headers": [], "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
+                 "root_path": "", "headers": [(b"host", b"127.0.0.1")], "client": ("127.0.0.1", 1),
+                 "server": ("127.0.0.1", 80)}
         await app(scope, receive, send)
         status = next(m["status"] for m in sent if m["type"] == "http.response.start")
         body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")

@@ -1,4 +1,5 @@
-"""`mediafm index STORE`: build or incrementally update the vector index under STORE/index/."""
+"""`mediafm index STORE`: build or incrementally update the vector index under STORE/index/, and
+cache the shots' text embeddings for text search (so `mediafm serve` need not compute them)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import asdict
 
 from mediafm.search.index import EMBEDDINGS, IndexConfig, update_index
 from mediafm.store.catalog import Store
+from mediafm.store.lock import store_lock
 
 _D = IndexConfig()
 
@@ -21,14 +23,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target-recall", type=float, default=_D.target_recall,
                    help="IVF nprobe is raised until sampled recall@10 reaches this (default %(default)s)")
     p.add_argument("--rebuild", action="store_true", help="rebuild from scratch instead of updating")
+    p.add_argument("--no-text", action="store_true", help="do not cache the shots' text embeddings")
 
 
 def run(args: argparse.Namespace) -> int:
     store = Store(args.store)
     config = IndexConfig(embedding=args.embedding, model_id=args.model, exact_max=args.exact_max,
                          target_recall=args.target_recall)
-    info = update_index(store, config, progress=True, rebuild=args.rebuild)
-    summary = {k: v for k, v in asdict(info).items() if k != "titles"}
-    summary["n_titles"] = len(info.titles)
+    with store_lock(store.root, "mediafm index"):
+        info = update_index(store, config, progress=True, rebuild=args.rebuild)
+        summary = {k: v for k, v in asdict(info).items() if k != "titles"}
+        summary["n_titles"] = len(info.titles)
+        if not args.no_text:
+            from mediafm.search.text import default_text_encoder
+            from mediafm.search.text_index import TextIndex
+
+            text = TextIndex(default_text_encoder(), persist=True)
+            text.refresh(store)
+            summary["text_shots"] = len(text)
     print(json.dumps(summary, indent=2))
     return 0

@@ -11,11 +11,16 @@ _D = ServeConfig()
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("store", help="catalog store folder")
+    p.add_argument("store", help="catalog store folder (only read: a read-only store is fine)")
     p.add_argument("--host", default=_D.host,
                    help="address to bind (default %(default)s: this machine only; 0.0.0.0 exposes the catalog)")
     p.add_argument("--port", type=int, default=_D.port, help="port (default %(default)s)")
     p.add_argument("--model", default=_D.model_id, help="contextual model id (default: the store's only model)")
+    p.add_argument("--allow-host", action="append", default=list(_D.allow_hosts), metavar="NAME",
+                   help="also answer requests for this host name (repeatable; e.g. a reverse proxy's name). "
+                        "Requests naming any other host are refused (DNS rebinding)")
+    p.add_argument("--cache-mb", type=int, default=_D.cache_mb,
+                   help="memory for cached responses and thumbnails (default %(default)s)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -23,15 +28,23 @@ def run(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from mediafm.search.text import default_text_encoder
+    from mediafm.serve.hosts import LOOPBACK_NAMES, allowed_hosts
 
-    config = ServeConfig(host=args.host, port=args.port, model_id=args.model)
+    config = ServeConfig(host=args.host, port=args.port, model_id=args.model,
+                         allow_hosts=tuple(args.allow_host), cache_mb=args.cache_mb)
     app = create_app(args.store, config)
-    if config.host not in ("127.0.0.1", "localhost", "::1"):
+    if config.host not in LOOPBACK_NAMES:
         print(f"mediafm serve: warning: binding {config.host}; the catalog and its videos are reachable "
               "from other machines and there is no authentication", file=sys.stderr)
-    print(f"mediafm explorer on http://{config.host}:{config.port}/  (API docs: /docs)", file=sys.stderr)
-    # Load the text encoder in the background so the first search does not wait for it.
-    threading.Thread(target=default_text_encoder, daemon=True).start()
+        names = sorted(allowed_hosts(config.host, config.allow_hosts))
+        print(f"mediafm serve: answering requests for: {', '.join(names)} (add names with --allow-host)",
+              file=sys.stderr)
+    print(f"mediafm explorer on http://{_url_host(config.host)}:{config.port}/  (API docs: /docs)", file=sys.stderr)
+    # Load the text encoder and indexes in the background so the first requests do not wait for them.
+    threading.Thread(target=app.state.catalog.warm, daemon=True, name="mediafm-warm").start()
     uvicorn.run(app, host=config.host, port=config.port, log_level="warning")
     return 0
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host

@@ -40,10 +40,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from mediafm.errors import ConfigError, StoreError
+from mediafm.errors import ConfigError, StoreError, StoreLockedError
 from mediafm.linalg import l2_normalize
 from mediafm.store.atomic import atomic_path, write_json_atomic, write_parquet_atomic
 from mediafm.store.catalog import Store
+from mediafm.store.lock import store_lock
 
 log = logging.getLogger(__name__)
 
@@ -318,6 +319,11 @@ def update_index(store: Store, config: IndexConfig | None = None, progress: bool
     """Bring STORE/index/<name>/ up to date with the store: add new titles, drop removed or
     re-encoded ones; rebuild from scratch when the index kind must change. Returns the manifest."""
     config = config if config is not None else IndexConfig()
+    with store_lock(store.root, "mediafm index"):
+        return _update_index(store, config, progress, rebuild)
+
+
+def _update_index(store: Store, config: IndexConfig, progress: bool, rebuild: bool) -> IndexInfo:
     _faiss().omp_set_num_threads(config.threads)
     model_id = _resolve_model(store, config)
     name = index_name(config.embedding, model_id)
@@ -348,7 +354,7 @@ def update_index(store: Store, config: IndexConfig | None = None, progress: bool
             index, info.dim = build_flat(v.shape[1]), v.shape[1]  # an empty index takes any dim
         if v.shape[1] != info.dim:
             log.info("index %s: %s has dim %d, index has %d; rebuilding", name, tid, v.shape[1], info.dim)
-            return update_index(store, config, progress, rebuild=True)
+            return _update_index(store, config, progress, rebuild=True)
         ids = np.arange(info.next_id, info.next_id + len(v), dtype=np.int64)
         index.add_with_ids(v, ids)
         info.next_id += len(v)
@@ -362,21 +368,55 @@ def update_index(store: Store, config: IndexConfig | None = None, progress: bool
         or (info.kind == "ivf" and info.n_vectors > config.retrain_growth * max(info.n_trained, 1))
     )
     if must_rebuild:
-        return update_index(store, config, progress, rebuild=True)
+        return _update_index(store, config, progress, rebuild=True)
     _save(directory, info, index, rows)
     return info
 
 
 def open_index(store: Store, config: IndexConfig | None = None, update: bool = True,
                progress: bool = False) -> ShotIndex:
-    """Load the index for `config`, first bringing it up to date (cheap when nothing changed)."""
+    """Load the index for `config`, first bringing it up to date (cheap when nothing changed).
+
+    While another process writes the store, the index is not updated on disk: an up-to-date one is
+    loaded, or one is built in memory for this process (`read_only_index`).
+    """
     config = config if config is not None else IndexConfig()
     model_id = _resolve_model(store, config)
     directory = store.root / "index" / index_name(config.embedding, model_id)
-    info = update_index(store, config, progress=progress) if update else read_info(directory)
+    if update:
+        try:
+            info = update_index(store, config, progress=progress)
+        except StoreLockedError:
+            return read_only_index(store, config)
+    else:
+        info = read_info(directory)
     if info is None:
         raise StoreError(directory, "no index; run `mediafm index`")
     if info.n_vectors == 0:
         raise StoreError(store.root, f"no {config.embedding} embeddings in the store; run `mediafm encode`"
                          + (" and `mediafm embed`" if config.embedding == "contextual" else ""))
     return _load(directory, info)
+
+
+def read_only_index(store: Store, config: IndexConfig | None = None) -> ShotIndex:
+    """The index for `config` without writing anything to the store: the stored one when it covers
+    exactly the store's current embeddings, else one built in memory (exact search up to
+    `exact_max` vectors, IVF above; run `mediafm index` to keep it on disk)."""
+    config = config if config is not None else IndexConfig()
+    _faiss().omp_set_num_threads(config.threads)
+    model_id = _resolve_model(store, config)
+    name = index_name(config.embedding, model_id)
+    directory = store.root / "index" / name
+    wanted = _wanted_titles(store, config.embedding, model_id)
+    info = read_info(directory)
+    if info is not None and info.generation and info.titles == wanted and info.n_vectors:
+        try:
+            return _load(directory, info)
+        except StoreError:
+            pass  # files of that generation gone (a writer replaced it meanwhile): build below
+    info, index, rows = _full_build(store, config, name, model_id, wanted, progress=False)
+    if info.n_vectors == 0:
+        raise StoreError(store.root, f"no {config.embedding} embeddings in the store; run `mediafm encode`"
+                         + (" and `mediafm embed`" if config.embedding == "contextual" else ""))
+    log.info("index %s: stored index missing or out of date; built in memory (%d vectors)", name, info.n_vectors)
+    return ShotIndex(info, index, rows, query_threads=config.query_threads)

@@ -7,20 +7,12 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from mediafm.errors import ConfigError, StoreError
 from mediafm.linalg import l2_normalize
 from mediafm.search.index import ShotIndex, title_vectors
-from mediafm.search.text import (
-    TagVectors,
-    TextEncoder,
-    TextSearchConfig,
-    default_text_encoder,
-    score_shots,
-    shot_text_vectors,
-    words,
-)
+from mediafm.search.text import TextEncoder, TextSearchConfig, default_text_encoder
+from mediafm.search.text_index import TextIndex
 from mediafm.store.catalog import Store
 
 _SHOT_SPEC = re.compile(r"^(?P<title>.+):(?P<index>\d+)$")
@@ -58,8 +50,9 @@ def parse_clip_spec(spec: str) -> tuple[str, float, float]:
     return m["title"], float(m["start"]), float(m["end"])
 
 
-class _ShotTable:
-    """Per-call cache of shots tables, to turn (title, index) into times and text."""
+class ShotTable:
+    """Turns (title, shot) into times and text, and gives a title's unit vectors; reads the store
+    once per title. A query builds one; a long-lived reader (the explorer) keeps a bounded one."""
 
     def __init__(self, store: Store):
         self.store = store
@@ -75,6 +68,9 @@ class _ShotTable:
         return Hit(title_id, int(shot_index), float(row["start_s"]), float(row["end_s"]), float(score),
                    str(row["text"] or ""))
 
+    def vectors(self, title_id: str, embedding: str, model_id: str | None) -> np.ndarray:
+        return title_vectors(self.store, title_id, embedding, model_id)
+
 
 def _check_title(store: Store, index: ShotIndex, title_id: str) -> None:
     if not store.has_title(title_id):
@@ -83,13 +79,14 @@ def _check_title(store: Store, index: ShotIndex, title_id: str) -> None:
         raise StoreError(store.root, f"title {title_id!r} has no {index.info.embedding} embeddings in the index")
 
 
-def search_shot(store: Store, index: ShotIndex, title_id: str, shot_index: int, k: int = 10) -> list[Hit]:
+def search_shot(store: Store, index: ShotIndex, title_id: str, shot_index: int, k: int = 10,
+                table: ShotTable | None = None) -> list[Hit]:
     """The k shots nearest to one shot; the shot itself always comes first (score = 1)."""
     _check_title(store, index, title_id)
-    vectors = title_vectors(store, title_id, index.info.embedding, index.info.model_id)
+    table = table if table is not None else ShotTable(store)
+    vectors = table.vectors(title_id, index.info.embedding, index.info.model_id)
     if not 0 <= shot_index < len(vectors):
         raise StoreError(store.root, f"title {title_id!r} has {len(vectors)} shots; no shot {shot_index}")
-    table = _ShotTable(store)
     found = index.search(vectors[shot_index], k + 1)[0]
     # An approximate index may miss the query itself or tie it with duplicates: put it first.
     others = [(t, s, sc) for t, s, sc in found if (t, s) != (title_id, shot_index)]
@@ -112,20 +109,8 @@ def clip_vector(store: Store, index: ShotIndex, title_id: str, start_s: float, e
 def search_clip(store: Store, index: ShotIndex, title_id: str, start_s: float, end_s: float, k: int = 10) -> list[Hit]:
     """The k shots nearest to a clip (a time span of a title)."""
     q = clip_vector(store, index, title_id, start_s, end_s)
-    table = _ShotTable(store)
+    table = ShotTable(store)
     return [table.hit(*f) for f in index.search(q, k)[0]]
-
-
-def _tags_of(store: Store, title_id: str, n: int) -> list[list[str]]:
-    """Each shot's encoder tags (ImageNet and AudioSet class names); empty lists when absent."""
-    if not store.has_features(title_id):
-        return [[] for _ in range(n)]
-    present = set(pq.read_schema(store.root / "features" / f"{title_id}.parquet").names)
-    cols = [c for c in ("video_tags", "audio_tags") if c in present]
-    if not cols:
-        return [[] for _ in range(n)]
-    table = store.feature_table(title_id, cols).to_pydict()
-    return [sorted({t for c in cols for t in (table[c][i] or [])}) for i in range(n)]
 
 
 def search_text(store: Store, query: str, k: int = 10, encoder: TextEncoder | None = None,
@@ -133,32 +118,18 @@ def search_text(store: Store, query: str, k: int = 10, encoder: TextEncoder | No
                 frame_scale: float = 2.5) -> list[Hit]:
     """Shots whose subtitle/ASR text or encoder tags match a sentence (see search/text.py).
 
+    Builds a `TextIndex` of the store for this one query (shot-text embeddings come from the
+    store's cache, and are added to it); a long-lived reader keeps one `TextIndex` instead.
+
     `frame_encoder`: an image-text model with `encode_text` whose image embeddings are the store's
     `video` features (user-supplied CLIP weights); its cosine, times `frame_scale` (CLIP's
     image-text cosines sit around 0.2-0.35, text-text ones around 0.5-0.8), joins the max.
     """
-    config = config if config is not None else TextSearchConfig()
     query = query.strip()
     if not query:
         raise ConfigError(None, "empty text query")
-    encoder = encoder or default_text_encoder()
-    qvec = l2_normalize(encoder.encode([query]))[0]
-    fvec = l2_normalize(np.asarray(frame_encoder.encode_text([query]), np.float32))[0] if frame_encoder else None
-    qwords = words(query)
-    tag_vectors = TagVectors(encoder)
-    scored: list[tuple[float, str, int]] = []
-    table = _ShotTable(store)
-    for tid in store.title_ids():
-        shots = table.get(tid)
-        texts = [str(t or "") for t in shots["text"]]
-        tags = _tags_of(store, tid, len(texts))
-        tvecs = shot_text_vectors(store, tid, texts, encoder)
-        tagv = tag_vectors.get(sorted({t for ts in tags for t in ts}))
-        s = score_shots(qvec, qwords, texts, tvecs, tags, tagv, config)
-        if fvec is not None and store.has_features(tid):
-            frame = l2_normalize(store.features(tid, "video")) @ fvec * frame_scale
-            s = np.where(np.isnan(s), frame, np.fmax(s, frame))
-        for i in np.flatnonzero(~np.isnan(s) & (s >= config.min_score)):
-            scored.append((float(s[i]), tid, int(i)))
-    scored.sort(key=lambda x: (-x[0], x[1], x[2]))
-    return [table.hit(t, i, sc) for sc, t, i in scored[:k]]
+    index = TextIndex(encoder or default_text_encoder(), config, persist=True, frames=frame_encoder is not None)
+    index.refresh(store)
+    fvec = np.asarray(frame_encoder.encode_text([query]), np.float32)[0] if frame_encoder else None
+    return [Hit(h.title_id, h.shot_index, h.start_s, h.end_s, h.score, h.text)
+            for h in index.search(query, k, frame_vector=fvec, frame_scale=frame_scale)]

@@ -8,8 +8,10 @@ A shot's score is `max(text cosine, best tag cosine) + lexical_weight * lexical`
   exact phrase win over a merely similar sentence, while the cosine still ranks paraphrases.
 Shots with neither text nor tags get no score (they cannot match a text query).
 
-Shot-text embeddings are cached per title under STORE/index/text/<encoder>/ and recomputed when the
-title's shots file changes, so a query costs one encoder call plus a matrix product.
+`search/text_index.py` holds all of that in memory for the catalog, so a query costs one encoder
+call and a few array operations. Shot-text embeddings are also cached per title under
+STORE/index/text/<encoder>/ by writers (`mediafm index`, `mediafm search`), keyed by the title's
+shots file, so a read-only reader (`mediafm serve`) starts without re-encoding the catalog.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import numpy as np
 
 from mediafm.errors import ModelUnavailableError
 from mediafm.linalg import l2_normalize
+from mediafm.store.arrays import load_npy
 from mediafm.store.atomic import write_npy_atomic
 from mediafm.store.catalog import Store
 
@@ -82,27 +85,26 @@ def words(text: str) -> set[str]:
     return {w for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 1}
 
 
-def lexical_overlap(query_words: set[str], text: str) -> float:
-    if not query_words:
-        return 0.0
-    return len(query_words & words(text)) / len(query_words)
-
-
 def _cache_dir(store: Store, encoder: TextEncoder) -> Path:
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", getattr(encoder, "name", "text"))
     return store.root / "index" / "text" / safe
 
 
-def shot_text_vectors(store: Store, title_id: str, texts: list[str], encoder: TextEncoder) -> np.ndarray:
-    """Unit-norm embeddings of a title's shot texts (zero rows for empty text), cached on disk."""
+def shot_text_vectors(store: Store, title_id: str, texts: list[str], encoder: TextEncoder,
+                      persist: bool = True) -> np.ndarray:
+    """Unit-norm embeddings of a title's shot texts (zero rows for empty text).
+
+    Read from the store's cache when it holds them for this version of the title's shots; else
+    encoded, and written to the cache when `persist` (a failed write, e.g. a read-only store,
+    only costs the next reader the encoding again).
+    """
     shots_file = store.root / "shots" / f"{title_id}.parquet"
     st = shots_file.stat()
     cache = _cache_dir(store, encoder) / f"{title_id}-{st.st_size}-{st.st_mtime_ns}.npy"
     if cache.exists():
-        v = np.load(cache)
+        v = load_npy(cache)
         if len(v) == len(texts):
             return v
-    out = None
     present = [i for i, t in enumerate(texts) if t.strip()]
     if present:
         enc = l2_normalize(encoder.encode([texts[i] for i in present]))
@@ -110,40 +112,11 @@ def shot_text_vectors(store: Store, title_id: str, texts: list[str], encoder: Te
         out[present] = enc
     else:
         out = np.zeros((len(texts), 1), np.float32)
-    for old in cache.parent.glob(f"{title_id}-*.npy") if cache.parent.exists() else []:
-        old.unlink(missing_ok=True)  # an older version of this title's shots
-    write_npy_atomic(out, cache)
+    if persist:
+        try:
+            for old in cache.parent.glob(f"{title_id}-*.npy") if cache.parent.exists() else []:
+                old.unlink(missing_ok=True)  # an older version of this title's shots
+            write_npy_atomic(out, cache)
+        except OSError:
+            pass  # read-only or full: the vectors are still returned
     return out
-
-
-class TagVectors:
-    """Embeddings of tag (class) names, computed once per name per process."""
-
-    def __init__(self, encoder: TextEncoder):
-        self.encoder = encoder
-        self.vectors: dict[str, np.ndarray] = {}
-
-    def get(self, names: list[str]) -> dict[str, np.ndarray]:
-        missing = sorted({n for n in names if n not in self.vectors})
-        if missing:
-            for n, v in zip(missing, l2_normalize(self.encoder.encode(missing))):
-                self.vectors[n] = v
-        return {n: self.vectors[n] for n in names}
-
-
-def score_shots(query_vec: np.ndarray, query_words: set[str], texts: list[str], text_vecs: np.ndarray,
-                tags: list[list[str]], tag_vecs: dict[str, np.ndarray], config: TextSearchConfig) -> np.ndarray:
-    """Scores [n_shots] for one title (NaN where a shot has neither text nor tags). Pure."""
-    n = len(texts)
-    scores = np.full(n, np.nan, np.float32)
-    for i in range(n):
-        parts = []
-        if texts[i].strip() and text_vecs.shape[1] == len(query_vec):
-            parts.append(float(text_vecs[i] @ query_vec))
-        if tags[i]:
-            parts.append(max(float(tag_vecs[t] @ query_vec) for t in tags[i]))
-        if not parts:
-            continue
-        lexical = lexical_overlap(query_words, texts[i] + " " + " ".join(tags[i]))
-        scores[i] = max(parts) + config.lexical_weight * lexical
-    return scores

@@ -2,16 +2,20 @@
 static page under /static.
 
 Security model: the server reads only the store's own tables and, for playback, the source file
-that a title row names, looked up by title id: no endpoint takes a path. Title ids must match
-`TITLE_ID_PATTERN` and be in the store, shot indices must be in range; anything else is a 404 or
-422. Store errors become 404s, never 500s. The page renders every string with `textContent`, and a
-Content-Security-Policy forbids inline scripts, so subtitle text or file names cannot inject HTML.
+that a title row names, looked up by title id: no endpoint takes a path. Title ids must be ids
+that ingestion can produce (`store.ids.is_title_id`) and be in the store, shot indices must be in
+range; anything else is a 404 or 422. Store errors become 404s, never 500s. Requests must name
+this server in their Host header (serve/hosts.py: no DNS rebinding). The page renders every
+string with `textContent`, and a Content-Security-Policy forbids inline scripts, so subtitle text
+or file names cannot inject HTML.
+
+The server never writes to the store and no request scans the catalog: what it reads is cached in
+memory (serve/catalog.py), so it serves a read-only store and holds steady under load.
 """
 
 from __future__ import annotations
 
 import mimetypes
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -19,23 +23,32 @@ from typing import Annotated, Literal
 import numpy as np
 import pyarrow.parquet as pq
 from fastapi import FastAPI, HTTPException, Path as PathParam, Query, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel, TypeAdapter
 
 from mediafm.errors import ConfigError, MediafmError
-from mediafm.search.index import IndexConfig, ShotIndex, open_index, title_vectors, update_index
-from mediafm.search.query import Hit, search_shot, search_text
-from mediafm.serve.thumbs import get_thumb
+from mediafm.search.index import title_vectors
+from mediafm.search.query import Hit, search_shot
+from mediafm.serve.catalog import Catalog, source_name
+from mediafm.serve.hosts import HostCheck, allowed_hosts
 from mediafm.store.catalog import Store
+from mediafm.store.ids import MAX_CHARS, TITLE_ID_PATTERN, is_title_id
 
 STATIC = Path(__file__).parent / "static"
-TITLE_ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,119}$"  # what store.title_id_for produces
 MAX_SHOTS = 10_000_000
 CSP = ("default-src 'self'; img-src 'self' data:; media-src 'self'; style-src 'self'; script-src 'self'; "
        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
 
-TitleId = Annotated[str, PathParam(pattern=TITLE_ID_PATTERN, max_length=120)]
+
+def _title_id(value: str) -> str:
+    if not is_title_id(value):
+        raise ValueError("not a title id")
+    return value
+
+
+# The pattern documents ids in the OpenAPI schema; the validator is the exact rule ingestion follows.
+TitleId = Annotated[str, PathParam(pattern=TITLE_ID_PATTERN, max_length=MAX_CHARS), AfterValidator(_title_id)]
 ShotIdx = Annotated[int, PathParam(ge=0, le=MAX_SHOTS)]
 K = Annotated[int, Query(ge=1, le=100)]
 Embedding = Annotated[Literal["fused", "contextual"], Query()]
@@ -48,6 +61,10 @@ class ServeConfig:
     host: str = "127.0.0.1"  # loopback only unless the user asks otherwise
     port: int = 8000
     model_id: str | None = None  # contextual model for the "contextual" embedding
+    # Host-header names accepted besides loopback and `host` (e.g. a reverse proxy's name).
+    allow_hosts: tuple[str, ...] = ()
+    refresh_s: float = 1.0  # how often the server looks for titles added to the store
+    cache_mb: int = 256  # memory for cached responses, thumbnails, shot tables and vectors
 
 
 # ----------------------------------------------------------------------------- response models
@@ -103,43 +120,23 @@ def _hit(h: Hit) -> HitOut:
 
 
 # ----------------------------------------------------------------------------- the app
-class _Catalog:
-    """The store plus loaded indexes, reloaded when the index generation changes."""
-
-    def __init__(self, store: Store, config: ServeConfig):
-        self.store = store
-        self.config = config
-        self._lock = threading.Lock()
-        self._indexes: dict[str, ShotIndex] = {}
-
-    def title_ids(self) -> set[str]:
-        return set(self.store.title_ids())
-
-    def require_title(self, title_id: str) -> dict:
-        if title_id not in self.title_ids():
-            raise HTTPException(404, f"no title {title_id!r}")
-        return self.store.title(title_id)
-
-    def index(self, embedding: str) -> ShotIndex:
-        config = IndexConfig(embedding=embedding, model_id=self.config.model_id)
-        with self._lock:  # one writer of STORE/index at a time within this server
-            info = update_index(self.store, config, progress=False)
-            cached = self._indexes.get(embedding)
-            if cached is None or cached.info.generation != info.generation:
-                cached = self._indexes[embedding] = open_index(self.store, config, update=False)
-            return cached
-
-
 def _summary(row: dict) -> TitleSummary:
-    return TitleSummary(title_id=row["title_id"], name=Path(str(row.get("path") or "")).name,
+    return TitleSummary(title_id=row["title_id"], name=source_name(row),
                         duration_s=float(row.get("duration_s") or 0.0), n_shots=int(row.get("n_shots") or 0),
                         has_video=bool(row.get("has_video")), has_audio=bool(row.get("has_audio")))
 
 
-def create_app(store_root: str | Path, config: ServeConfig | None = None) -> FastAPI:
+_TITLES = TypeAdapter(list[TitleSummary])
+
+
+def _json(data: bytes) -> Response:
+    return Response(content=data, media_type="application/json")
+
+
+def create_app(store_root: str | Path, config: ServeConfig | None = None, catalog: Catalog | None = None) -> FastAPI:
     """The explorer app over one store (raises StoreError if `store_root` is not a store)."""
     config = config if config is not None else ServeConfig()
-    cat = _Catalog(Store(store_root), config)
+    cat = catalog or Catalog(Store(store_root), config.model_id, config.refresh_s, config.cache_mb)
     app = FastAPI(title="mediafm explorer", version="1",
                   description="Browse a mediafm catalog: titles, shots, thumbnails, nearest shots, text search.")
 
@@ -151,6 +148,9 @@ def create_app(store_root: str | Path, config: ServeConfig | None = None) -> Fas
         response.headers["Referrer-Policy"] = "no-referrer"
         return response
 
+    # Added last, so it runs first: a request for another host name gets no further.
+    app.add_middleware(HostCheck, allowed=allowed_hosts(config.host, config.allow_hosts))
+
     @app.exception_handler(ConfigError)
     async def config_error(request: Request, exc: ConfigError):
         return JSONResponse({"detail": exc.problem}, status_code=422)
@@ -160,14 +160,19 @@ def create_app(store_root: str | Path, config: ServeConfig | None = None) -> Fas
         # Missing embeddings/index/features for a valid title: the resource does not exist.
         return JSONResponse({"detail": exc.problem}, status_code=404)
 
-    @app.get("/api/titles", response_model=list[TitleSummary], summary="the catalog")
-    def titles() -> list[TitleSummary]:
-        df = cat.store.titles()
-        return [_summary(r) for r in df.to_dict("records")]
+    def require_title(title_id: str) -> dict:
+        row = cat.title(title_id)
+        if row is None:
+            raise HTTPException(404, f"no title {title_id!r}")
+        return row
 
-    @app.get("/api/titles/{title_id}", response_model=TitleDetail, summary="a title's shots with text and tags")
-    def title(title_id: TitleId) -> TitleDetail:
-        row = cat.require_title(title_id)
+    @app.get("/api/titles", response_model=list[TitleSummary], summary="the catalog")
+    def titles():
+        cat.refresh()
+        rows = cat.titles
+        return _json(cat.memo("titles", None, lambda: _TITLES.dump_json([_summary(r) for r in rows.values()])))
+
+    def title_detail(title_id: str, row: dict) -> bytes:
         shots = cat.store.shots(title_id)
         n = len(shots)
         tags = {"video_tags": [[] for _ in range(n)], "audio_tags": [[] for _ in range(n)]}
@@ -180,34 +185,37 @@ def create_app(store_root: str | Path, config: ServeConfig | None = None) -> Fas
                 table = cat.store.feature_table(title_id, cols).to_pydict()
                 for c in cols:
                     tags[c] = [list(v or []) for v in table[c]]
-        models = cat.store.model_ids()
-        model = config.model_id or (models[0] if len(models) == 1 else None)
-        if model and (cat.store.contextual_dir(model) / "shots" / f"{title_id}.parquet").exists():
+        if cat.has_contextual(title_id):
             embeddings.append("contextual")
         out = [ShotOut(shot_index=int(s.shot_index), start_s=float(s.start_s), end_s=float(s.end_s),
                        text=str(s.text or ""), text_source=str(s.text_source or ""),
                        video_tags=tags["video_tags"][i], audio_tags=tags["audio_tags"][i])
                for i, s in enumerate(shots.itertuples())]
-        return TitleDetail(title=_summary(row), shots=out, embeddings=embeddings)
+        return TitleDetail(title=_summary(row), shots=out, embeddings=embeddings).model_dump_json().encode()
+
+    @app.get("/api/titles/{title_id}", response_model=TitleDetail, summary="a title's shots with text and tags")
+    def title(title_id: TitleId):
+        row = require_title(title_id)
+        return _json(cat.memo("title", title_id, lambda: title_detail(title_id, row)))
 
     def _shot_count(title_id: str, shot_index: int) -> None:
-        row = cat.require_title(title_id)
-        if shot_index >= int(row.get("n_shots") or len(cat.store.shots(title_id))):
+        row = require_title(title_id)
+        if shot_index >= int(row.get("n_shots") or 0):
             raise HTTPException(404, f"title {title_id!r} has no shot {shot_index}")
 
     @app.get("/api/titles/{title_id}/shots/{shot_index}/thumb.jpg", summary="a shot's thumbnail (JPEG)",
-             response_class=FileResponse, responses={200: {"content": {"image/jpeg": {}}}})
+             response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
     def thumb(title_id: TitleId, shot_index: ShotIdx):
         _shot_count(title_id, shot_index)
-        path = get_thumb(cat.store, title_id, shot_index)
-        if path is None:
+        data = cat.thumb(title_id, shot_index)
+        if data is None:
             raise HTTPException(404, f"title {title_id!r} has no frames")
-        return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "max-age=86400"})
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "max-age=86400"})
 
     @app.get("/api/titles/{title_id}/video", summary="the title's source video (supports HTTP range requests)",
              response_class=FileResponse, responses={200: {"content": {"video/mp4": {}}}, 206: {"description": "partial"}})
     def video(title_id: TitleId):
-        row = cat.require_title(title_id)
+        row = require_title(title_id)
         # The path comes from the store's own title row, never from the request.
         path = Path(str(row.get("path") or ""))
         if not row.get("path") or not path.is_file():
@@ -219,25 +227,27 @@ def create_app(store_root: str | Path, config: ServeConfig | None = None) -> Fas
              summary="nearest shots across the catalog (the shot itself first)")
     def neighbors(title_id: TitleId, shot_index: ShotIdx, k: K = 10, embedding: Embedding = "fused") -> list[HitOut]:
         _shot_count(title_id, shot_index)
-        return [_hit(h) for h in search_shot(cat.store, cat.index(embedding), title_id, shot_index, k)]
+        hits = search_shot(cat.store, cat.index(embedding), title_id, shot_index, k, table=cat.shots)
+        return [_hit(h) for h in hits]
 
     @app.get("/api/search", response_model=list[HitOut], summary="shots matching a text query")
     def search(q: Annotated[str, Query(min_length=1, max_length=500)], k: K = 20) -> list[HitOut]:
         if not q.strip():
             raise HTTPException(422, "empty query")
-        return [_hit(h) for h in search_text(cat.store, q, k)]
+        return [HitOut(**h.__dict__) for h in cat.text_index().search(q.strip(), k)]
 
-    @app.get("/api/titles/{title_id}/map", response_model=MapOut, summary="2-D PCA map of a title's shot embeddings")
-    def shot_map(title_id: TitleId, embedding: Embedding = "fused") -> MapOut:
-        cat.require_title(title_id)
-        model = None
-        if embedding == "contextual":
-            model = cat.index("contextual").info.model_id
+    def shot_map_json(title_id: str, embedding: str) -> bytes:
+        model = cat.index("contextual").info.model_id if embedding == "contextual" else None
         vectors = title_vectors(cat.store, title_id, embedding, model)
         xy, var = pca_2d(vectors)
-        starts = cat.store.shots(title_id)["start_s"].to_numpy(float)
+        starts = cat.shots.get(title_id)["start_s"].to_numpy(float)
         points = [MapPoint(shot_index=i, start_s=float(starts[i]), x=float(x), y=float(y)) for i, (x, y) in enumerate(xy)]
-        return MapOut(embedding=embedding, explained_variance=var, points=points)
+        return MapOut(embedding=embedding, explained_variance=var, points=points).model_dump_json().encode()
+
+    @app.get("/api/titles/{title_id}/map", response_model=MapOut, summary="2-D PCA map of a title's shot embeddings")
+    def shot_map(title_id: TitleId, embedding: Embedding = "fused"):
+        require_title(title_id)
+        return _json(cat.memo("map", (title_id, embedding), lambda: shot_map_json(title_id, embedding)))
 
     @app.get("/", include_in_schema=False)
     def page():

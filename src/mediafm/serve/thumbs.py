@@ -1,22 +1,17 @@
-"""Shot thumbnails: JPEGs cut from frames.npy on first request and cached under STORE/thumbs/."""
+"""Shot thumbnails: JPEGs cut from a title's sampled frames (frames.npy) on first request.
+
+They are kept in the explorer's memory (serve/catalog.py), never written to the store, so the
+explorer works on a read-only store and leaves it as it found it.
+"""
 
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
 
-from mediafm.store.atomic import atomic_path
-from mediafm.store.catalog import Store
-
 THUMB_WIDTH = 160  # px; the timeline shows ~8 per row
 JPEG_QUALITY = 80
-
-
-def thumb_path(store: Store, title_id: str, shot_index: int) -> Path:
-    # title_id and shot_index are validated by the caller against the store (ids, never paths).
-    return store.root / "thumbs" / title_id / f"{shot_index}.jpg"
 
 
 def encode_thumb(frame: np.ndarray, width: int = THUMB_WIDTH) -> bytes:
@@ -28,19 +23,3 @@ def encode_thumb(frame: np.ndarray, width: int = THUMB_WIDTH) -> bytes:
     buf = io.BytesIO()
     img.save(buf, format="JPEG", quality=JPEG_QUALITY)
     return buf.getvalue()
-
-
-def get_thumb(store: Store, title_id: str, shot_index: int) -> Path | None:
-    """The cached thumbnail of one shot (its middle sampled frame), made on first use; None when the
-    title has no frames (audio-only) or no such shot."""
-    path = thumb_path(store, title_id, shot_index)
-    if path.exists():
-        return path
-    frames = store.frames(title_id)
-    if frames is None or not 0 <= shot_index < len(frames):
-        return None
-    frame = frames[shot_index, frames.shape[1] // 2]
-    data = encode_thumb(np.asarray(frame))
-    with atomic_path(path) as tmp:  # concurrent requests for one thumb: the last rename wins, both whole
-        tmp.write_bytes(data)
-    return path

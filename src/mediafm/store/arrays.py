@@ -1,9 +1,24 @@
-"""Numpy <-> Arrow fixed-size-list conversion for embedding columns (zero-copy where possible)."""
+"""Numpy <-> Arrow fixed-size-list conversion for embedding columns (zero-copy where possible), and
+thread-safe `.npy` loading."""
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
+
 import numpy as np
 import pyarrow as pa
+
+# numpy parses .npy headers with ast.literal_eval, which CPython 3.11 cannot run in several threads
+# at once ("SystemError: AST constructor recursion depth mismatch"): opening .npy files takes
+# turns. Reading a memory-mapped array afterwards needs no lock.
+_NPY_LOCK = threading.Lock()
+
+
+def load_npy(path: str | Path, mmap_mode: str | None = None) -> np.ndarray:
+    """`np.load` of a plain array, safe to call from several threads."""
+    with _NPY_LOCK:
+        return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
 
 
 def to_fixed_list(matrix: np.ndarray) -> pa.FixedSizeListArray:

@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mediafm.errors import StoreError
-from mediafm.store.arrays import from_fixed_list, to_fixed_list
+from mediafm.store.arrays import from_fixed_list, load_npy, to_fixed_list
 from mediafm.store.atomic import write_json_atomic, write_npy_atomic, write_parquet_atomic
 from mediafm.store.commit import commit_title
 
@@ -174,12 +174,12 @@ class Store:
     # ---------------------------------------------------------------- media arrays
     def frames(self, title_id: str) -> np.ndarray | None:
         f = self.media_dir(title_id) / "frames.npy"
-        return np.load(f, mmap_mode="r") if f.exists() else None
+        return load_npy(f, mmap_mode="r") if f.exists() else None
 
     def audio(self, title_id: str) -> np.ndarray | None:
         """int16 mono samples at AUDIO_RATE, memory-mapped; None for titles without audio."""
         f = self.media_dir(title_id) / "audio.npy"
-        return np.load(f, mmap_mode="r") if f.exists() else None
+        return load_npy(f, mmap_mode="r") if f.exists() else None
 
     # ---------------------------------------------------------------- features
     def write_features(self, title_id: str, columns: dict[str, np.ndarray | list], encoders: dict) -> None:
@@ -242,7 +242,7 @@ class Store:
 
     def meta_embedding(self, title_id: str) -> np.ndarray | None:
         f = self.root / "meta" / f"{title_id}.npy"
-        return np.load(f) if f.exists() else None
+        return load_npy(f) if f.exists() else None
 
     # ---------------------------------------------------------------- contextual embeddings
     def contextual_dir(self, model_id: str) -> Path:
@@ -271,7 +271,7 @@ class Store:
 
     def cls_embedding(self, title_id: str, model_id: str | None = None) -> np.ndarray:
         model_id = model_id or self._only_model()
-        return np.load(self.contextual_dir(model_id) / "cls" / f"{title_id}.npy")
+        return load_npy(self.contextual_dir(model_id) / "cls" / f"{title_id}.npy")
 
     def _only_model(self) -> str:
         ids = self.model_ids()

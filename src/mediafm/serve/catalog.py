@@ -1,0 +1,197 @@
+"""What the explorer reads from the store, read once and kept in memory until the store changes.
+
+No request scans the catalog or writes to the store: the titles table, per-title responses,
+thumbnails, shot tables and vectors sit in bounded caches; the vector and text indexes are loaded
+(or built in memory) once per change of the store. A change is noticed by the modification times
+of the store's table folders (a commit renames files into them), checked at most every
+`refresh_s` seconds, so a store being ingested into shows its new titles within that delay.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Hashable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mediafm.errors import StoreError
+from mediafm.search.index import IndexConfig, ShotIndex, read_only_index, title_vectors
+from mediafm.search.query import ShotTable
+from mediafm.search.text import TextEncoder, default_text_encoder
+from mediafm.search.text_index import TextIndex
+from mediafm.serve.cache import ByteLRU
+from mediafm.serve.thumbs import encode_thumb
+from mediafm.store.catalog import Store
+
+log = logging.getLogger(__name__)
+
+# Folders whose contents define what the explorer shows (their mtimes change on every commit).
+_WATCHED = ("titles", "shots", "features", "meta", "contextual")
+
+
+class _CachedShotTable(ShotTable):
+    """ShotTable whose shots tables and vectors outlive a request, within a byte budget."""
+
+    def __init__(self, store: Store, budget: int):
+        super().__init__(store)
+        self._tables: ByteLRU[pd.DataFrame] = ByteLRU(budget // 4, lambda df: int(df.memory_usage(deep=True).sum()))
+        self._vectors: ByteLRU[np.ndarray] = ByteLRU(budget)
+
+    def get(self, title_id: str) -> pd.DataFrame:
+        return self._tables.get_or_make(title_id, lambda: self.store.shots(title_id))
+
+    def vectors(self, title_id: str, embedding: str, model_id: str | None) -> np.ndarray:
+        return self._vectors.get_or_make((title_id, embedding, model_id),
+                                         lambda: title_vectors(self.store, title_id, embedding, model_id))
+
+    def clear(self) -> None:
+        self._tables.clear()
+        self._vectors.clear()
+
+
+class Catalog:
+    """The store as the explorer sees it (see the module docstring).
+
+    Args:
+        store: the store (only read).
+        model_id: contextual model for the "contextual" embedding (None: the store's only one).
+        refresh_s: how often to look for changes in the store.
+        cache_mb: memory for cached responses, thumbnails, shot tables and vectors.
+        text_encoder: for text search (default: the project's default text encoder, loaded on
+            first use or by `warm`).
+    """
+
+    def __init__(self, store: Store, model_id: str | None = None, refresh_s: float = 1.0, cache_mb: int = 256,
+                 text_encoder: TextEncoder | None = None):
+        self.store = store
+        self.model_id = model_id
+        self.refresh_s = refresh_s
+        budget = cache_mb << 20
+        self._lock = threading.RLock()
+        self._key: tuple | None = None
+        self._checked = 0.0
+        self.generation = 0
+        self.titles: dict[str, dict] = {}  # title_id -> its titles row
+        self._responses: ByteLRU[Any] = ByteLRU(budget // 4)
+        self._thumbs: ByteLRU[bytes] = ByteLRU(budget // 4)
+        self._frames: ByteLRU[np.ndarray | None] = ByteLRU(64, lambda _: 1)  # memory maps: bound the count
+        self.shots = _CachedShotTable(store, budget // 2)
+        self._indexes: dict[str, ShotIndex] = {}
+        self._index_locks = {e: threading.Lock() for e in ("fused", "contextual")}
+        self._text_encoder = text_encoder
+        self._text: TextIndex | None = None
+        self._text_generation = -1
+        self._text_lock = threading.Lock()
+        self.refresh(force=True)
+
+    # ------------------------------------------------------------------ change detection
+    def _store_key(self) -> tuple:
+        root = self.store.root
+        folders = [root / name for name in _WATCHED]
+        folders += sorted((root / "contextual").glob("*/shots")) + sorted((root / "index").glob("*"))
+        out = []
+        for f in folders:
+            try:
+                out.append((f.name, f.stat().st_mtime_ns))
+            except FileNotFoundError:
+                out.append((f.name, None))
+        return tuple(out)
+
+    def refresh(self, force: bool = False) -> None:
+        """Reload what changed in the store (at most every `refresh_s` seconds unless `force`)."""
+        now = time.monotonic()
+        if not force and now - self._checked < self.refresh_s:
+            return
+        with self._lock:
+            if not force and now - self._checked < self.refresh_s:
+                return
+            self._checked = now
+            key = self._store_key()
+            if key == self._key:
+                return
+            titles = self.store.titles()
+            self.titles = {r["title_id"]: r for r in titles.to_dict("records")}
+            self._responses.clear()
+            self._thumbs.clear()
+            self._frames.clear()
+            self.shots.clear()
+            self._indexes = {}
+            self._key = key
+            self.generation += 1
+
+    # ------------------------------------------------------------------ cached reads
+    def memo(self, kind: str, key: Hashable, make: Callable[[], Any]) -> Any:
+        """A response part computed once per store version (`kind` keeps endpoints apart)."""
+        return self._responses.get_or_make((self.generation, kind, key), make)
+
+    def title(self, title_id: str) -> dict | None:
+        self.refresh()
+        return self.titles.get(title_id)
+
+    def thumb(self, title_id: str, shot_index: int) -> bytes | None:
+        """JPEG of a shot's middle sampled frame, made on first request; None without frames."""
+        def make() -> bytes | None:
+            frames = self._frames.get_or_make(title_id, lambda: self.store.frames(title_id))
+            if frames is None or not 0 <= shot_index < len(frames):
+                return None
+            return encode_thumb(np.asarray(frames[shot_index, frames.shape[1] // 2]))
+
+        return self._thumbs.get_or_make((self.generation, title_id, shot_index), make)
+
+    def contextual_model(self) -> str | None:
+        models = self.store.model_ids()
+        return self.model_id or (models[0] if len(models) == 1 else None)
+
+    def has_contextual(self, title_id: str) -> bool:
+        model = self.contextual_model()
+        return bool(model) and (self.store.contextual_dir(model) / "shots" / f"{title_id}.parquet").exists()
+
+    # ------------------------------------------------------------------ indexes
+    def index(self, embedding: str) -> ShotIndex:
+        """The vector index for `embedding`, loaded (or built in memory) once per store version."""
+        self.refresh()
+        generation = self.generation
+        cached = self._indexes.get(embedding)
+        if cached is not None:
+            return cached
+        with self._index_locks[embedding]:
+            cached = self._indexes.get(embedding)
+            if cached is None:
+                cached = read_only_index(self.store, IndexConfig(embedding=embedding, model_id=self.model_id))
+                if generation == self.generation:
+                    self._indexes[embedding] = cached
+            return cached
+
+    def text_index(self) -> TextIndex:
+        """The text index, brought up to date with the store once per store version."""
+        self.refresh()
+        if self._text is not None and self._text_generation == self.generation:
+            return self._text
+        with self._text_lock:
+            if self._text is None:
+                self._text = TextIndex(self._text_encoder or default_text_encoder(), persist=False)
+            generation = self.generation
+            if self._text_generation != generation:
+                self._text.refresh(self.store)
+                self._text_generation = generation
+            return self._text
+
+    def warm(self) -> None:
+        """Load the text encoder and indexes ahead of the first requests (slow parts, seconds)."""
+        t0 = time.perf_counter()
+        try:
+            self.text_index()
+            self.index("fused")
+        except StoreError as exc:
+            log.info("explorer: %s", exc.problem)  # e.g. nothing encoded yet: neighbours will 404
+        log.info("explorer: indexes ready in %.1f s", time.perf_counter() - t0)
+
+
+def source_name(row: dict) -> str:
+    """The source file's name (never its path) for display."""
+    return Path(str(row.get("path") or "")).name
