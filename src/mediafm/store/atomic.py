@@ -25,8 +25,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp_path = create_temp(path.parent, f".{path.name}.", ".tmp")
+    mode = tmp_path.stat().st_mode & 0o777  # 0666 less the umask, as the kernel applied it
     try:
         yield tmp_path
+        if tmp_path.stat().st_mode & 0o777 != mode:
+            os.chmod(tmp_path, mode)  # the writer replaced the file with its own (safetensors writes 0600)
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp_path, path)

@@ -1,0 +1,539 @@
+"""Hostile inputs and hostile conditions: link loops, unsafe file names, a read-only store, two
+writers, a kill inside a commit, repeat ingests, broken subtitles, foreign Host headers, umasks,
+and the explorer under concurrent load (see docs/reliability.md)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mediafm.cli.main import main as cli_main
+from mediafm.errors import StoreLockedError
+from mediafm.ingest import IngestConfig, ingest
+from mediafm.ingest.discover import discover, plan_items
+from mediafm.media.generate import color_shots, write_video
+from mediafm.media.subtitles import find_subtitles, parse_subtitle_file, read_subtitle_file
+from mediafm.serve.app import ServeConfig, create_app
+from mediafm.serve.hosts import allowed_hosts, host_name
+from mediafm.store.catalog import Store
+from mediafm.store.commit import recover_commits
+from mediafm.store.ids import TITLE_ID_PATTERN, is_title_id, title_id_for, with_suffix
+from mediafm.store.lock import store_lock
+from mediafm_testing.stores import add_random_title, write_tiny_video
+
+REPO = Path(__file__).resolve().parents[1]
+FAST = IngestConfig(detector="adaptive")  # generated clips have hard cuts: the cheap detector suffices
+EXTS = IngestConfig().extensions
+LOCAL = "http://127.0.0.1"
+
+
+def _clip(path: Path, seed: int = 0) -> Path:
+    return write_video(path, color_shots([10], 25, (96, 64), seed=seed), 25)
+
+
+def _env() -> dict:
+    """Subprocesses import this checkout's mediafm (and mediafm_testing)."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
+
+
+def _files(root: Path) -> dict[str, tuple[int, int]]:
+    """Every path under `root` with its size and mtime: what a reader must leave as it found it."""
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(root.rglob("*"))}
+
+
+def _client(root: Path, **config) -> TestClient:
+    return TestClient(create_app(root, ServeConfig(**config)), base_url=LOCAL, raise_server_exceptions=False)
+
+
+# ----------------------------------------------------------------------------- link loops
+def test_a_self_referencing_link_is_a_recorded_failure_and_the_rest_is_ingested(tmp_path, capsys):
+    src = tmp_path / "d"
+    src.mkdir()
+    _clip(src / "ok.mp4")
+    os.symlink("loop.mp4", src / "loop.mp4")
+    rc = cli_main(["ingest", str(src), "--out", str(tmp_path / "s"), "--detector", "adaptive", "--no-encode", "--quiet"])
+    out = capsys.readouterr()
+    assert rc == 1 and "Traceback" not in out.err  # a failed title sets the exit code; nothing crashed
+    store = Store(tmp_path / "s")
+    assert store.title_ids() == ["ok"]
+    fails = store.failures()
+    assert list(fails["path"]) == [str(src / "loop.mp4")]
+    assert "symbolic link loop" in fails["message"].iloc[0]
+    assert "loop.mp4" in out.out and "symbolic link loop" in out.out
+
+
+def test_a_folder_link_loop_ingests_each_file_once(tmp_path):
+    src = tmp_path / "d"
+    (src / "sub").mkdir(parents=True)
+    _clip(src / "sub" / "film.mp4")
+    os.symlink("..", src / "sub" / "up")  # sub/up -> d: d/sub/up/sub/up/... forever
+    os.symlink(".", src / "inner")  # d/inner -> d
+    os.symlink("sub/film.mp4", src / "alias.mp4")  # the same file under another name
+    found = discover([src], EXTS)
+    assert found == [src / "sub" / "film.mp4"]  # the link-free path wins
+    report = ingest([src], tmp_path / "s", FAST, encode=False, show_progress=False)
+    assert [o.title_id for o in report.done] == ["film"] and not report.failed
+    assert Store(tmp_path / "s").title_ids() == ["film"]
+
+
+def test_broken_and_looping_links_in_plan_name_the_file(tmp_path):
+    os.symlink("nowhere.mp4", tmp_path / "broken.mp4")
+    os.symlink("a.mp4", tmp_path / "b.mp4")
+    os.symlink("b.mp4", tmp_path / "a.mp4")  # a two-link loop
+    items = plan_items(discover([tmp_path], EXTS))
+    problems = {p.name: str(e) for p, e in (i for i in items if isinstance(i, tuple))}
+    assert set(problems) == {"a.mp4", "b.mp4", "broken.mp4"}
+    assert "symbolic link loop" in problems["a.mp4"] and "a.mp4" in problems["a.mp4"]
+    assert "broken symbolic link" in problems["broken.mp4"]
+
+
+# ----------------------------------------------------------------------------- hostile names
+HOSTILE = ["-dash ünïcödé name with spaces", "東京物語", "..hidden", "name%20with%25percent", "semi;colon&amp=1",
+           "emoji 🎬 film", "Ame\u0301lie", "_under_", "x" * 300, "é" * 200, "—em—dash—", "tab\tand\nnewline",
+           "a?b#c", "CON", "..", "-", "1999", "x½y²", "Ǆemo", "ﬁle ligature"]
+
+
+@pytest.mark.parametrize("stem", HOSTILE)
+def test_ids_of_hostile_names_are_ids(stem):
+    tid = title_id_for(f"{stem}.mp4")
+    assert is_title_id(tid) and re.fullmatch(TITLE_ID_PATTERN, tid), tid
+    assert is_title_id(with_suffix(tid, "0c43e2fe"))
+    assert title_id_for(f"{tid}.mp4") == tid  # stable: an id names its own file the same way
+
+
+def test_ids_keep_letters_of_every_script():
+    assert title_id_for("-dash ünïcödé name with spaces.mp4") == "dash_ünïcödé_name_with_spaces"
+    assert title_id_for("東京物語.mkv") == "東京物語"
+    assert title_id_for("Ame\u0301lie.mp4") == title_id_for("Am\u00e9lie.mp4") == "Amélie"  # NFD and NFC agree
+
+
+@given(st.text(min_size=1, max_size=300))
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+def test_every_name_gives_an_id_the_server_pattern_accepts(stem):
+    tid = title_id_for(stem.replace("/", "_").replace("\x00", "_") + ".mp4")
+    assert is_title_id(tid), (stem, tid)
+    assert re.fullmatch(TITLE_ID_PATTERN, tid), (stem, tid)
+    assert len(tid.encode()) <= 180
+
+
+def test_hostile_ids_are_reachable_on_every_endpoint(tmp_path):
+    store = Store(tmp_path / "store", create=True)
+    video = write_tiny_video(tmp_path / "v.mp4", 3)
+    ids = sorted({title_id_for(f"{s}.mp4") for s in HOSTILE})
+    for i, tid in enumerate(ids):
+        add_random_title(store, tid, 4, dim=8, seed=i, video=video)
+    client = _client(store.root)
+    listed = {t["title_id"] for t in client.get("/api/titles").json()}
+    assert listed == set(ids)
+    for tid in ids:
+        q = urllib.parse.quote(tid, safe="")
+        for url in (f"/api/titles/{q}", f"/api/titles/{q}/shots/1/thumb.jpg", f"/api/titles/{q}/shots/1/neighbors",
+                    f"/api/titles/{q}/map", f"/api/titles/{q}/video"):
+            r = client.get(url)
+            assert r.status_code == 200, (tid, url, r.status_code, r.text[:200])
+    assert client.get("/api/titles/-dash").status_code == 422  # not an id: never a 500
+
+
+def test_a_hostile_file_name_is_ingested_and_served(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    _clip(src / "-dash ünïcödé name with spaces.mp4")
+    report = ingest([src], tmp_path / "s", FAST, encode=False, show_progress=False)
+    (tid,) = [o.title_id for o in report.done]
+    assert tid == "dash_ünïcödé_name_with_spaces"
+    client = _client(tmp_path / "s")
+    q = urllib.parse.quote(tid)
+    assert client.get(f"/api/titles/{q}").status_code == 200
+    assert client.get(f"/api/titles/{q}/shots/0/thumb.jpg").content[:2] == b"\xff\xd8"
+
+
+# ----------------------------------------------------------------------------- read-only store
+@pytest.fixture(scope="module")
+def served_store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("served")
+    store = Store(root / "store", create=True)
+    video = write_tiny_video(root / "v.mp4", 4)
+    for i in range(20):
+        add_random_title(store, f"title{i:02d}", 12, dim=32, seed=i, video=video)
+    return store
+
+
+def test_serving_never_writes_into_the_store(tmp_path):
+    store = Store(tmp_path / "store", create=True)
+    video = write_tiny_video(tmp_path / "v.mp4", 4)
+    for i in range(3):
+        add_random_title(store, f"t{i}", 6, dim=16, seed=i, video=video)
+    before = _files(store.root)  # no index, no text cache, no thumbnails: a reader must not add them
+    client = _client(store.root)
+    urls = ["/api/titles", "/api/titles/t1", "/api/titles/t1/shots/2/thumb.jpg", "/api/titles/t0/shots/0/neighbors",
+            "/api/titles/t2/map", "/api/search?q=river%20dog", "/api/titles/t0/video"]
+    for url in urls * 2:
+        assert client.get(url).status_code == 200, url
+    assert _files(store.root) == before
+
+
+def test_a_store_that_refuses_writes_serves_without_errors(tmp_path, monkeypatch):
+    # Tests run as root, where chmod does not stop writes: make every write attempt fail instead.
+    store = Store(tmp_path / "store", create=True)
+    add_random_title(store, "t0", 6, dim=16, seed=0, video=write_tiny_video(tmp_path / "v.mp4", 4))
+    import builtins
+
+    real_open = builtins.open
+
+    def read_only_open(file, mode="r", *args, **kwargs):
+        if any(c in mode for c in "wax+") and str(file).startswith(str(store.root)):
+            raise PermissionError(13, "Read-only file system", str(file))
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", read_only_open)
+    monkeypatch.setattr(os, "replace", lambda *a, **k: (_ for _ in ()).throw(PermissionError(13, "Read-only")))
+    client = _client(store.root)
+    for url in ["/api/titles", "/api/titles/t0", "/api/titles/t0/shots/1/thumb.jpg",
+                "/api/titles/t0/shots/1/neighbors", "/api/titles/t0/map", "/api/search?q=rain"]:
+        r = client.get(url)
+        assert r.status_code == 200, (url, r.status_code, r.text[:300])
+
+
+def test_requests_read_nothing_from_the_store_once_warm(served_store, monkeypatch):
+    client = _client(served_store.root)
+    for url in ["/api/titles", "/api/search?q=warm", "/api/titles/title03", "/api/titles/title03/shots/1/neighbors"]:
+        assert client.get(url).status_code == 200
+    reads: list[str] = []
+    for name in ("read_table", "read_schema", "ParquetFile"):
+        real = getattr(pq, name)
+        monkeypatch.setattr(pq, name, lambda *a, _real=real, _name=name, **k: (reads.append(_name), _real(*a, **k))[1])
+    monkeypatch.setattr(Store, "title_ids", lambda self: reads.append("title_ids") or [])
+    words = ["river", "mountain", "city", "night", "rain", "dog", "car", "storm", "market", "bridge"]
+    for i in range(30):  # distinct queries: the query cache cannot answer them
+        assert client.get("/api/search", params={"q": f"{words[i % 10]} {words[(3 * i + 1) % 10]} {i}"}).status_code == 200
+        assert client.get("/api/titles").status_code == 200
+        assert client.get("/api/titles/title03").status_code == 200
+    assert reads == []
+
+
+def test_the_explorer_holds_concurrent_load_without_errors(served_store):
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = create_app(served_store.root)
+    app.state.catalog.warm()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    base = f"http://127.0.0.1:{port}"
+    rng = np.random.default_rng(0)
+    urls = []
+    for i in range(320):
+        t, shot = f"title{rng.integers(20):02d}", int(rng.integers(12))
+        urls.append([f"/api/titles", f"/api/titles/{t}", f"/api/titles/{t}/shots/{shot}/thumb.jpg",
+                     f"/api/titles/{t}/shots/{shot}/neighbors", f"/api/titles/{t}/map",
+                     f"/api/search?q=dog+{i}"][i % 6])
+
+    def get(url: str) -> int:
+        try:
+            with urllib.request.urlopen(base + url, timeout=60) as r:
+                r.read()
+                return r.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    try:
+        with ThreadPoolExecutor(16) as pool:
+            codes = list(pool.map(get, urls))
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    assert codes == [200] * len(urls)
+
+
+# ----------------------------------------------------------------------------- two writers
+def test_a_second_writer_is_refused_until_the_first_dies(tmp_path):
+    root = tmp_path / "store"
+    Store(root, create=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom mediafm.store.lock import store_lock\n"
+         "with store_lock(sys.argv[1], 'mediafm ingest films/'):\n    print('locked', flush=True)\n    time.sleep(120)",
+         str(root)], stdout=subprocess.PIPE, text=True, env=_env())
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        src = tmp_path / "in"
+        src.mkdir()
+        _clip(src / "a.mp4")
+        with pytest.raises(StoreLockedError, match=rf"pid {holder.pid} .*mediafm ingest films/"):
+            ingest([src], root, FAST, encode=False, show_progress=False)
+        assert Store(root).title_ids() == []
+        rc = cli_main(["index", str(root), "--no-text"])
+        assert rc == 1
+        holder.send_signal(signal.SIGKILL)  # no clean-up runs: the kernel drops the lock
+        holder.wait(10)
+        report = ingest([src], root, FAST, encode=False, show_progress=False)
+        assert [o.title_id for o in report.done] == ["a"]
+    finally:
+        holder.kill()
+        holder.wait(10)
+
+
+def test_the_lock_is_reentrant_within_one_process(tmp_path):
+    with store_lock(tmp_path, "outer"), store_lock(tmp_path, "inner"):
+        pass
+    with store_lock(tmp_path, "again"):  # released above
+        pass
+
+
+# ----------------------------------------------------------------------------- kill inside a commit
+_KILL_AT = """
+import os, signal, sys
+import mediafm.store.commit as commit
+from mediafm.store.catalog import Store
+from mediafm_testing.stores import add_random_title
+root, step, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+commit._step = lambda name: os.kill(os.getpid(), signal.SIGKILL) if name == step else None
+add_random_title(Store(root), "film", n, dim=8, seed=n, with_frames=True)
+"""
+
+
+def _outside_view(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """What pandas sees, as any outside reader would read the store."""
+    def read(table: str) -> pd.DataFrame:
+        return pd.read_parquet(root / table) if list((root / table).glob("*.parquet")) else pd.DataFrame(
+            columns=["title_id", "n_shots"])
+    return read("titles"), read("shots")
+
+
+def _complete(titles: pd.DataFrame, shots: pd.DataFrame) -> bool:
+    counts = shots.groupby("title_id").size().to_dict() if len(shots) else {}
+    rows = dict(zip(titles["title_id"], titles["n_shots"], strict=True))
+    return set(counts) <= set(rows) and all(counts.get(t, 0) == n for t, n in rows.items())
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new-title", "re-ingested-title"])
+@pytest.mark.parametrize("step", ["staged", "retracted", "media", "title"])
+def test_a_kill_inside_a_commit_leaves_only_complete_titles(tmp_path, step, existing):
+    root = tmp_path / "store"
+    store = Store(root, create=True)
+    add_random_title(store, "other", 3, dim=8, seed=1)
+    if existing:
+        add_random_title(store, "film", 5, dim=8, seed=5)
+    proc = subprocess.run([sys.executable, "-c", _KILL_AT, str(root), step, "7"], env=_env(), capture_output=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
+    titles, shots = _outside_view(root)
+    assert _complete(titles, shots), (titles, shots.groupby("title_id").size())
+    versions = dict(zip(titles["title_id"], titles["n_shots"], strict=True))
+    if step == "title":
+        assert versions["film"] == 7
+    elif existing and step == "staged":
+        assert versions["film"] == 5  # the old version, whole
+    else:
+        assert "film" not in versions
+    recover_commits(store)
+    assert not (root / ".staging").exists()
+    assert _complete(*_outside_view(root))
+
+
+def test_a_kill_between_the_two_publishing_renames_is_finished_by_the_next_writer(tmp_path):
+    root = tmp_path / "store"
+    store = Store(root, create=True)
+    proc = subprocess.run([sys.executable, "-c", _KILL_AT, str(root), "shots", "7"], env=_env(), capture_output=True)
+    assert proc.returncode == -signal.SIGKILL
+    # The one window the layout cannot close (docs/reliability.md): mediafm's own reader hides it.
+    assert store.title_ids() == [] and len(store.shots()) == 0
+    assert recover_commits(store) == ["film"]
+    titles, shots = _outside_view(root)
+    assert _complete(titles, shots) and list(titles["n_shots"]) == [7]
+
+
+def test_an_exception_inside_a_commit_removes_what_it_placed(tmp_path, monkeypatch):
+    import mediafm.store.commit as commit
+
+    store = Store(tmp_path / "store", create=True)
+
+    def fail(name):
+        if name == "shots":
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(commit, "_step", fail)
+    with pytest.raises(OSError, match="space"):
+        add_random_title(store, "film", 4, dim=8)
+    assert not (store.root / "shots" / "film.parquet").exists() and not (store.root / "media" / "film").exists()
+    assert not list((store.root / ".staging").iterdir())
+
+
+# ----------------------------------------------------------------------------- determinism
+def _picks_closing_at(lag_used: int, shot_len: int, lag: int = 60, recent: int = 90, capacity: int = 6) -> list:
+    """Frame indices a FrameSampler picks when each shot is closed `lag_used` frames late."""
+    from mediafm.ingest.worker import FrameSampler
+
+    sampler = FrameSampler(3, recent, capacity, lambda f: np.array([f]), lag=lag)
+    picks, cuts = [], list(range(shot_len, 2000, shot_len))
+    pending = list(cuts)
+    for i in range(2000):
+        sampler.push(i, i)
+        while pending and i >= pending[0] - 1 + lag_used:
+            picks.append(sampler.close(pending.pop(0) - 1).ravel().tolist())
+    picks += [sampler.close(cut - 1).ravel().tolist() for cut in pending]  # confirmed at the end of the stream
+    picks.append(sampler.close(1999).ravel().tolist())
+    return picks
+
+
+@pytest.mark.parametrize("shot_len", [20, 45, 130, 400])
+def test_frame_picks_do_not_depend_on_how_late_a_shot_is_closed(shot_len):
+    reference = _picks_closing_at(1, shot_len)
+    for late in (7, 30, 59, 60):  # anything up to the detector's look-ahead
+        assert _picks_closing_at(late, shot_len) == reference, late
+    if shot_len <= 90 - 60 + 6:  # within the full-rate tail (recent - lag) plus the buffer: exact centres
+        centre = [int(round(s + (k + 0.5) * shot_len / 3 - 0.5)) for s in range(0, 2000 - shot_len, shot_len) for k in range(3)]
+        got = [p for shot in reference[:-1] for p in shot]
+        assert max(abs(a - b) for a, b in zip(got, centre, strict=True)) <= 1
+
+
+def test_repeat_ingest_is_byte_identical(tmp_path, shared_media):
+    """Twice the real montage with TransNetV2's two-thread pipeline (on even with OMP_NUM_THREADS=1)."""
+    import torch
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("montage.mp4", "montage.srt"):
+        os.symlink(shared_media / name, src / name)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # the detector reads frames in a thread of its own only with >= 2
+    try:
+        for run in ("a", "b"):
+            ingest([src], tmp_path / run, IngestConfig(), encode=False, show_progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    for rel in ("media/montage/frames.npy", "media/montage/audio.npy", "shots/montage.parquet"):
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
+    a, b = (pq.read_table(tmp_path / r / "titles" / "montage.parquet").to_pylist()[0] for r in ("a", "b"))
+    assert {**a, "ingested_at": 0} == {**b, "ingested_at": 0}
+
+
+# ----------------------------------------------------------------------------- subtitles
+BAD_SRT = """1
+00:00:00,100 --> 00:00:00,500
+Un café
+
+2
+00:00:0x,000 --> 00:00:00,700
+BROKEN START
+
+3
+-00:00:00,600 --> 00:00:00,800
+NEGATIVE
+
+4
+00:00:00,900 --> 00:00:00,850
+REVERSED
+
+5
+00:00:00,500 --> 00:00:00,900
+s'il vous plaît
+"""
+
+
+def test_broken_cues_are_dropped_with_a_warning_naming_file_and_lines(tmp_path, caplog):
+    path = tmp_path / "film.srt"
+    path.write_bytes(BAD_SRT.encode("latin-1"))
+    sub = read_subtitle_file(path)
+    assert [c.text for c in sub.cues] == ["Un café", "s'il vous plaît"]  # no broken text glued on
+    assert sub.encoding == "cp1252"
+    assert [(d.line, d.reason) for d in sub.dropped] == [
+        (6, "unreadable timestamp"), (10, "negative timestamp"), (14, "ends before it starts")]
+    with caplog.at_level(logging.WARNING, logger="mediafm.media.subtitles"):
+        parse_subtitle_file(path)
+    (msg,) = [r.getMessage() for r in caplog.records]
+    assert str(path) in msg and "dropped 3 cue(s)" in msg and "6" in msg and "10" in msg and "14" in msg
+
+
+@pytest.mark.parametrize("text, encoding", [
+    ("café", "latin-1"), ("Grüße aus München", "latin-1"), ("Ça va très bien, élève", "cp1252"),
+    ("Привет, как дела? Всё хорошо.", "cp1251"), ("Zażółć gęślą jaźń, dzień dobry.", "cp1250"),
+])
+def test_legacy_encodings_prefer_western_when_unsure(tmp_path, text, encoding):
+    path = tmp_path / "t.srt"
+    path.write_bytes(f"1\n00:00:01,000 --> 00:00:02,000\n{text}\n".encode(encoding))
+    assert read_subtitle_file(path).cues[0].text == text
+
+
+def test_ingest_keeps_the_subtitle_encoding_and_the_warnings(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    _clip(src / "film.mp4")
+    (src / "film.srt").write_bytes(BAD_SRT.encode("latin-1"))
+    found = find_subtitles(src / "film.mp4")
+    assert found.encoding == "cp1252" and any("dropped 3" in w for w in found.warnings)
+    report = ingest([src], tmp_path / "s", FAST, encode=False, show_progress=False)
+    (done,) = report.done
+    assert any("film.srt" in w and "dropped 3" in w for w in done.warnings)
+    row = Store(tmp_path / "s").title("film")
+    assert row["subtitle_encoding"] == "cp1252" and row["subtitle_source"] == "sidecar:film.srt"
+    assert any("line(s) 6" in w for w in json.loads(row["warnings_json"]))
+    assert Store(tmp_path / "s").shots("film")["text"].iloc[0] == "Un café s'il vous plaît"
+
+
+# ----------------------------------------------------------------------------- Host header
+@pytest.mark.parametrize("host, status", [
+    ("127.0.0.1", 200), ("127.0.0.1:8000", 200), ("localhost:8000", 200), ("LOCALHOST", 200), ("[::1]:8000", 200),
+    ("evil.example", 400), ("evil.example:8000", 400), ("127.0.0.1.evil.example", 400), ("", 400),
+    ("localhost.", 400), ("[::2]:8000", 400),
+])
+def test_requests_for_other_host_names_are_refused(served_store, host, status):
+    client = _client(served_store.root)
+    for url in ("/api/titles", "/", "/api/titles/title01/video"):
+        r = client.get(url, headers={"host": host})
+        assert r.status_code == status, (host, url, r.status_code)
+        if status == 400:
+            assert b"title01" not in r.content
+
+
+def test_host_names_follow_the_bound_address_and_the_option(served_store):
+    assert host_name("[::1]:8000") == "::1" and host_name("Example.COM:80") == "example.com"
+    assert {"localhost", "127.0.0.1", "::1", "films.lan"} <= allowed_hosts("127.0.0.1", ["films.lan"])
+    assert socket.gethostname().lower() in allowed_hosts("0.0.0.0")
+    assert socket.gethostname().lower() not in allowed_hosts("127.0.0.1")
+    client = _client(served_store.root, allow_hosts=("films.lan",))
+    assert client.get("/api/titles", headers={"host": "films.lan:8000"}).status_code == 200
+
+
+# ----------------------------------------------------------------------------- file modes
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_written_files_follow_the_umask(tmp_path, umask, mode):
+    from mediafm.model.mediafm import MediaFM, save_pretrained, tiny
+
+    old = os.umask(umask)
+    try:
+        store = Store(tmp_path / "store", create=True)
+        add_random_title(store, "t", 3, dim=8)
+        save_pretrained(MediaFM(tiny(8)), tmp_path / "model")
+        with store_lock(store.root):
+            pass
+    finally:
+        os.umask(old)
+    files = [p for p in [*(tmp_path / "store").rglob("*"), *(tmp_path / "model").rglob("*")] if p.is_file()]
+    assert len(files) >= 8
+    assert {p.relative_to(tmp_path).as_posix(): oct(p.stat().st_mode & 0o777) for p in files} == {
+        p.relative_to(tmp_path).as_posix(): oct(mode) for p in files}
