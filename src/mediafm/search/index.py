@@ -206,7 +206,9 @@ class ShotIndex:
         self.query_threads = query_threads
         self.index = index
         ids = rows["id"].to_numpy(np.int64)
-        self._id_to_pos = pd.Series(np.arange(len(rows)), index=ids)
+        # FAISS id -> row, by binary search over the sorted ids (a pandas lookup costs ~0.2 ms/query).
+        self._order = np.argsort(ids, kind="stable")
+        self._sorted_ids = ids[self._order]
         self._titles = rows["title_id"].to_numpy(object)
         self._shots = rows["shot_index"].to_numpy(np.int64)
         self.title_ids = sorted(info.titles)
@@ -231,7 +233,7 @@ class ShotIndex:
         out = []
         for srow, irow in zip(scores, ids):
             keep = irow >= 0
-            pos = self._id_to_pos.loc[irow[keep]].to_numpy()
+            pos = self._order[np.searchsorted(self._sorted_ids, irow[keep])]
             out.append([(str(self._titles[p]), int(self._shots[p]), float(s))
                         for p, s in zip(pos, srow[keep])])
         return out

@@ -16,6 +16,7 @@ memory (serve/catalog.py), so it serves a read-only store and holds steady under
 from __future__ import annotations
 
 import mimetypes
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -25,12 +26,13 @@ import pyarrow.parquet as pq
 from fastapi import FastAPI, HTTPException, Path as PathParam, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from pydantic import AfterValidator, BaseModel, TypeAdapter
 
 from mediafm.errors import ConfigError, MediafmError
 from mediafm.search.index import title_vectors
 from mediafm.search.query import Hit, search_shot
-from mediafm.serve.catalog import Catalog, source_name
+from mediafm.serve.catalog import MISSING, Catalog, source_name
 from mediafm.serve.hosts import HostCheck, allowed_hosts
 from mediafm.store.catalog import Store
 from mediafm.store.ids import MAX_CHARS, TITLE_ID_PATTERN, is_title_id
@@ -120,6 +122,29 @@ def _hit(h: Hit) -> HitOut:
 
 
 # ----------------------------------------------------------------------------- the app
+_SECURITY_HEADERS = [(b"content-security-policy", CSP.encode()), (b"x-content-type-options", b"nosniff"),
+                     (b"referrer-policy", b"no-referrer")]
+
+
+class SecurityHeaders:
+    """Adds CSP, nosniff and no-referrer to every response. Plain ASGI: Starlette's
+    `@app.middleware("http")` wraps each request in extra tasks and streams (about a millisecond)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def with_headers(message):
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *_SECURITY_HEADERS]}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
 def _summary(row: dict) -> TitleSummary:
     return TitleSummary(title_id=row["title_id"], name=source_name(row),
                         duration_s=float(row.get("duration_s") or 0.0), n_shots=int(row.get("n_shots") or 0),
@@ -140,14 +165,7 @@ def create_app(store_root: str | Path, config: ServeConfig | None = None, catalo
     app = FastAPI(title="mediafm explorer", version="1",
                   description="Browse a mediafm catalog: titles, shots, thumbnails, nearest shots, text search.")
 
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next):
-        response = await call_next(request)
-        response.headers["Content-Security-Policy"] = CSP
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        return response
-
+    app.add_middleware(SecurityHeaders)
     # Added last, so it runs first: a request for another host name gets no further.
     app.add_middleware(HostCheck, allowed=allowed_hosts(config.host, config.allow_hosts))
 
@@ -160,17 +178,34 @@ def create_app(store_root: str | Path, config: ServeConfig | None = None, catalo
         # Missing embeddings/index/features for a valid title: the resource does not exist.
         return JSONResponse({"detail": exc.problem}, status_code=404)
 
+    # Endpoints whose answer is usually cached are `async`: a cache hit is answered on the event loop
+    # without a thread hand-off; a miss (or a due look at the store) is computed in a worker thread.
+    async def fresh() -> None:
+        if cat.refresh_due():
+            await run_in_threadpool(cat.refresh)
+
+    async def memo(kind: str, key, make):
+        hit = cat.peek(kind, key)
+        return hit if hit is not MISSING else await run_in_threadpool(cat.memo, kind, key, make)
+
     def require_title(title_id: str) -> dict:
         row = cat.title(title_id)
         if row is None:
             raise HTTPException(404, f"no title {title_id!r}")
         return row
 
+    async def require_title_async(title_id: str) -> dict:
+        await fresh()
+        row = cat.titles.get(title_id)
+        if row is None:
+            raise HTTPException(404, f"no title {title_id!r}")
+        return row
+
     @app.get("/api/titles", response_model=list[TitleSummary], summary="the catalog")
-    def titles():
-        cat.refresh()
+    async def titles():
+        await fresh()
         rows = cat.titles
-        return _json(cat.memo("titles", None, lambda: _TITLES.dump_json([_summary(r) for r in rows.values()])))
+        return _json(await memo("titles", None, lambda: _TITLES.dump_json([_summary(r) for r in rows.values()])))
 
     def title_detail(title_id: str, row: dict) -> bytes:
         shots = cat.store.shots(title_id)
@@ -194,20 +229,24 @@ def create_app(store_root: str | Path, config: ServeConfig | None = None, catalo
         return TitleDetail(title=_summary(row), shots=out, embeddings=embeddings).model_dump_json().encode()
 
     @app.get("/api/titles/{title_id}", response_model=TitleDetail, summary="a title's shots with text and tags")
-    def title(title_id: TitleId):
-        row = require_title(title_id)
-        return _json(cat.memo("title", title_id, lambda: title_detail(title_id, row)))
+    async def title(title_id: TitleId):
+        row = await require_title_async(title_id)
+        return _json(await memo("title", title_id, lambda: title_detail(title_id, row)))
 
-    def _shot_count(title_id: str, shot_index: int) -> None:
-        row = require_title(title_id)
+    def _check_shot(row: dict, title_id: str, shot_index: int) -> None:
         if shot_index >= int(row.get("n_shots") or 0):
             raise HTTPException(404, f"title {title_id!r} has no shot {shot_index}")
 
+    def _shot_count(title_id: str, shot_index: int) -> None:
+        _check_shot(require_title(title_id), title_id, shot_index)
+
     @app.get("/api/titles/{title_id}/shots/{shot_index}/thumb.jpg", summary="a shot's thumbnail (JPEG)",
              response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
-    def thumb(title_id: TitleId, shot_index: ShotIdx):
-        _shot_count(title_id, shot_index)
-        data = cat.thumb(title_id, shot_index)
+    async def thumb(title_id: TitleId, shot_index: ShotIdx):
+        _check_shot(await require_title_async(title_id), title_id, shot_index)
+        data = cat.peek("thumb", (title_id, shot_index))
+        if data is MISSING:
+            data = await run_in_threadpool(cat.thumb, title_id, shot_index)
         if data is None:
             raise HTTPException(404, f"title {title_id!r} has no frames")
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "max-age=86400"})
@@ -218,10 +257,14 @@ def create_app(store_root: str | Path, config: ServeConfig | None = None, catalo
         row = require_title(title_id)
         # The path comes from the store's own title row, never from the request.
         path = Path(str(row.get("path") or ""))
-        if not row.get("path") or not path.is_file():
+        try:
+            st = path.stat() if row.get("path") else None
+        except OSError:
+            st = None
+        if st is None or not stat.S_ISREG(st.st_mode):
             raise HTTPException(404, f"source file of {title_id!r} is not available")
         media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        return FileResponse(path, media_type=media_type)
+        return FileResponse(path, media_type=media_type, stat_result=st)  # no second stat in a thread
 
     @app.get("/api/titles/{title_id}/shots/{shot_index}/neighbors", response_model=list[HitOut],
              summary="nearest shots across the catalog (the shot itself first)")
@@ -245,9 +288,9 @@ def create_app(store_root: str | Path, config: ServeConfig | None = None, catalo
         return MapOut(embedding=embedding, explained_variance=var, points=points).model_dump_json().encode()
 
     @app.get("/api/titles/{title_id}/map", response_model=MapOut, summary="2-D PCA map of a title's shot embeddings")
-    def shot_map(title_id: TitleId, embedding: Embedding = "fused"):
-        require_title(title_id)
-        return _json(cat.memo("map", (title_id, embedding), lambda: shot_map_json(title_id, embedding)))
+    async def shot_map(title_id: TitleId, embedding: Embedding = "fused"):
+        await require_title_async(title_id)
+        return _json(await memo("map", (title_id, embedding), lambda: shot_map_json(title_id, embedding)))
 
     @app.get("/", include_in_schema=False)
     def page():
@@ -260,13 +303,19 @@ def create_app(store_root: str | Path, config: ServeConfig | None = None, catalo
 
 
 def pca_2d(vectors: np.ndarray) -> tuple[np.ndarray, list[float]]:
-    """[n, D] -> ([n, 2] PCA coordinates, explained variance ratios). Pure; n < 3 gives zeros."""
+    """[n, D] -> ([n, 2] PCA coordinates, explained variance ratios). Pure; n < 3 gives zeros.
+
+    An exact SVD of the centred vectors, with sklearn's sign convention (each axis's largest
+    loading positive), without importing sklearn in a request.
+    """
     n = len(vectors)
-    if n < 3 or not np.any(np.ptp(vectors, axis=0) > 0):
+    x = np.asarray(vectors, np.float64)
+    if n < 3 or not np.any(np.ptp(x, axis=0) > 0):
         return np.zeros((n, 2), np.float32), [0.0, 0.0]
-    from sklearn.decomposition import PCA
-
-    pca = PCA(n_components=2, random_state=0)
-    xy = pca.fit_transform(np.asarray(vectors, np.float64))
-    return xy.astype(np.float32), [float(v) for v in pca.explained_variance_ratio_]
-
+    x = x - x.mean(axis=0)
+    u, sv, vt = np.linalg.svd(x, full_matrices=False)
+    signs = np.sign(vt[range(2), np.argmax(np.abs(vt[:2]), axis=1)])
+    signs[signs == 0] = 1.0
+    xy = u[:, :2] * sv[:2] * signs
+    var = sv ** 2
+    return xy.astype(np.float32), [float(v) for v in var[:2] / var.sum()]

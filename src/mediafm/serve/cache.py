@@ -56,6 +56,15 @@ class ByteLRU(Generic[V]):
                     self._bytes -= old
         return value
 
+    def peek(self, key: Hashable, default: object = None) -> V | object:
+        """The cached value (counted as a use), or `default` when absent; never makes one."""
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is None:
+                return default
+            self._items.move_to_end(key)
+            return hit[0]
+
     def clear(self) -> None:
         with self._lock:
             self._items.clear()

@@ -21,14 +21,17 @@ import pandas as pd
 
 from mediafm.errors import StoreError
 from mediafm.search.index import IndexConfig, ShotIndex, read_only_index, title_vectors
-from mediafm.search.query import ShotTable
-from mediafm.search.text import TextEncoder, default_text_encoder
+from mediafm.search.query import Hit, ShotTable
+from mediafm.search.text import TextEncoder, query_text_encoder
 from mediafm.search.text_index import TextIndex
 from mediafm.serve.cache import ByteLRU
 from mediafm.serve.thumbs import encode_thumb
 from mediafm.store.catalog import Store
 
 log = logging.getLogger(__name__)
+
+WARM_TITLES = 2000  # titles whose shot rows `warm` reads ahead (neighbour hits span the catalog)
+MISSING = object()  # a cache miss (None is a valid cached answer: a title without frames)
 
 # Folders whose contents define what the explorer shows (their mtimes change on every commit).
 _WATCHED = ("titles", "shots", "features", "meta", "contextual")
@@ -40,10 +43,22 @@ class _CachedShotTable(ShotTable):
     def __init__(self, store: Store, budget: int):
         super().__init__(store)
         self._tables: ByteLRU[pd.DataFrame] = ByteLRU(budget // 4, lambda df: int(df.memory_usage(deep=True).sum()))
-        self._vectors: ByteLRU[np.ndarray] = ByteLRU(budget)
+        self._rows: ByteLRU[tuple] = ByteLRU(budget // 4)
+        self._vectors: ByteLRU[np.ndarray] = ByteLRU(budget // 2)
 
     def get(self, title_id: str) -> pd.DataFrame:
         return self._tables.get_or_make(title_id, lambda: self.store.shots(title_id))
+
+    def hit(self, title_id: str, shot_index: int, score: float) -> Hit:
+        # Plain arrays: a DataFrame row lookup costs more than the rest of a neighbour query.
+        def make() -> tuple:
+            df = self.get(title_id)
+            return (df["start_s"].to_numpy(float), df["end_s"].to_numpy(float),
+                    [str(t or "") for t in df["text"]])
+
+        starts, ends, texts = self._rows.get_or_make(title_id, make)
+        return Hit(title_id, int(shot_index), float(starts[shot_index]), float(ends[shot_index]), float(score),
+                   texts[shot_index])
 
     def vectors(self, title_id: str, embedding: str, model_id: str | None) -> np.ndarray:
         return self._vectors.get_or_make((title_id, embedding, model_id),
@@ -51,6 +66,7 @@ class _CachedShotTable(ShotTable):
 
     def clear(self) -> None:
         self._tables.clear()
+        self._rows.clear()
         self._vectors.clear()
 
 
@@ -62,8 +78,8 @@ class Catalog:
         model_id: contextual model for the "contextual" embedding (None: the store's only one).
         refresh_s: how often to look for changes in the store.
         cache_mb: memory for cached responses, thumbnails, shot tables and vectors.
-        text_encoder: for text search (default: the project's default text encoder, loaded on
-            first use or by `warm`).
+        text_encoder: for text search (default: the project's default text encoder on one thread,
+            loaded on first use or by `warm`).
     """
 
     def __init__(self, store: Store, model_id: str | None = None, refresh_s: float = 1.0, cache_mb: int = 256,
@@ -102,6 +118,10 @@ class Catalog:
                 out.append((f.name, None))
         return tuple(out)
 
+    def refresh_due(self) -> bool:
+        """True when `refresh` would look at the store (cheap to ask from the event loop)."""
+        return time.monotonic() - self._checked >= self.refresh_s
+
     def refresh(self, force: bool = False) -> None:
         """Reload what changed in the store (at most every `refresh_s` seconds unless `force`)."""
         now = time.monotonic()
@@ -128,6 +148,11 @@ class Catalog:
     def memo(self, kind: str, key: Hashable, make: Callable[[], Any]) -> Any:
         """A response part computed once per store version (`kind` keeps endpoints apart)."""
         return self._responses.get_or_make((self.generation, kind, key), make)
+
+    def peek(self, kind: str, key: Hashable) -> Any:
+        """What `memo` or `thumb` holds for (kind, key), or MISSING: answers without a thread."""
+        cache = self._thumbs if kind == "thumb" else self._responses
+        return cache.peek((self.generation, kind, key) if kind != "thumb" else (self.generation, *key), MISSING)
 
     def title(self, title_id: str) -> dict | None:
         self.refresh()
@@ -174,7 +199,7 @@ class Catalog:
             return self._text
         with self._text_lock:
             if self._text is None:
-                self._text = TextIndex(self._text_encoder or default_text_encoder(), persist=False)
+                self._text = TextIndex(self._text_encoder or query_text_encoder(), persist=False)
             generation = self.generation
             if self._text_generation != generation:
                 self._text.refresh(self.store)
@@ -182,14 +207,18 @@ class Catalog:
             return self._text
 
     def warm(self) -> None:
-        """Load the text encoder and indexes ahead of the first requests (slow parts, seconds)."""
+        """Load the text encoder and indexes, and the shot times and text that neighbour hits show,
+        ahead of the first requests (the slow parts: seconds)."""
         t0 = time.perf_counter()
         try:
             self.text_index()
             self.index("fused")
         except StoreError as exc:
             log.info("explorer: %s", exc.problem)  # e.g. nothing encoded yet: neighbours will 404
-        log.info("explorer: indexes ready in %.1f s", time.perf_counter() - t0)
+        for tid, row in list(self.titles.items())[:WARM_TITLES]:
+            if int(row.get("n_shots") or 0):
+                self.shots.hit(tid, 0, 0.0)
+        log.info("explorer: ready in %.1f s", time.perf_counter() - t0)
 
 
 def source_name(row: dict) -> str:
