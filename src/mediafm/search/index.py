@@ -209,9 +209,13 @@ class ShotIndex:
         # FAISS id -> row, by binary search over the sorted ids (a pandas lookup costs ~0.2 ms/query).
         self._order = np.argsort(ids, kind="stable")
         self._sorted_ids = ids[self._order]
+        self._ids = ids
         self._titles = rows["title_id"].to_numpy(object)
         self._shots = rows["shot_index"].to_numpy(np.int64)
         self.title_ids = sorted(info.titles)
+        # Each title's rows are one block in shot order (titles are added and removed whole).
+        starts = np.flatnonzero(np.r_[True, self._titles[1:] != self._titles[:-1]]) if len(ids) else []
+        self._first_row = {str(self._titles[p]): int(p) for p in starts}
 
     def __len__(self) -> int:
         return int(self.index.ntotal)
@@ -219,6 +223,17 @@ class ShotIndex:
     @property
     def dim(self) -> int:
         return self.info.dim
+
+    def stored_vector(self, title_id: str, shot_index: int) -> np.ndarray | None:
+        """A shot's unit vector as the exact index holds it (no file read); None when the index
+        cannot give it back (IVF) or does not hold that shot."""
+        p = self._first_row.get(title_id)
+        if p is None or self.info.kind != "flat":
+            return None
+        p += shot_index
+        if not (0 <= shot_index and p < len(self._ids) and self._titles[p] == title_id and self._shots[p] == shot_index):
+            return None
+        return self.index.reconstruct(int(self._ids[p]))
 
     def search(self, queries: np.ndarray, k: int) -> list[list[tuple[str, int, float]]]:
         """Top-k (title_id, shot_index, cosine) per query row; queries are normalised here."""

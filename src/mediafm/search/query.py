@@ -84,13 +84,16 @@ def search_shot(store: Store, index: ShotIndex, title_id: str, shot_index: int, 
     """The k shots nearest to one shot; the shot itself always comes first (score = 1)."""
     _check_title(store, index, title_id)
     table = table if table is not None else ShotTable(store)
-    vectors = table.vectors(title_id, index.info.embedding, index.info.model_id)
-    if not 0 <= shot_index < len(vectors):
-        raise StoreError(store.root, f"title {title_id!r} has {len(vectors)} shots; no shot {shot_index}")
-    found = index.search(vectors[shot_index], k + 1)[0]
+    query = index.stored_vector(title_id, shot_index)
+    if query is None:
+        vectors = table.vectors(title_id, index.info.embedding, index.info.model_id)
+        if not 0 <= shot_index < len(vectors):
+            raise StoreError(store.root, f"title {title_id!r} has {len(vectors)} shots; no shot {shot_index}")
+        query = vectors[shot_index]
+    found = index.search(query, k + 1)[0]
     # An approximate index may miss the query itself or tie it with duplicates: put it first.
     others = [(t, s, sc) for t, s, sc in found if (t, s) != (title_id, shot_index)]
-    self_score = float(vectors[shot_index] @ vectors[shot_index])
+    self_score = float(query @ query)
     return [table.hit(title_id, shot_index, self_score)] + [table.hit(*f) for f in others[: k - 1]]
 
 

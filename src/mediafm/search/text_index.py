@@ -12,6 +12,7 @@ time sees the old catalog or the new one.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -100,7 +101,9 @@ class TextIndex:
         self._tag_vectors: dict[str, np.ndarray] = {}
         self._arrays: _Arrays | None = None
         self._refresh_lock = threading.Lock()
-        self._encode_lock = threading.Lock()  # one encoder call at a time: it uses every core already
+        # At most one encoder call per core at a time: more only queue inside onnxruntime.
+        self._encoding = threading.BoundedSemaphore(os.cpu_count() or 1)
+        self._queries_lock = threading.Lock()
         self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
 
     # ------------------------------------------------------------------ building
@@ -141,7 +144,7 @@ class TextIndex:
     def _tag_matrix(self, names: list[str]) -> np.ndarray:
         missing = [n for n in names if n not in self._tag_vectors]
         if missing:
-            with self._encode_lock:
+            with self._encoding:
                 encoded = l2_normalize(self.encoder.encode(missing))
             self._tag_vectors.update(zip(missing, encoded, strict=True))
         if not names:
@@ -198,15 +201,18 @@ class TextIndex:
 
     # ------------------------------------------------------------------ querying
     def query_vector(self, query: str) -> np.ndarray:
-        with self._encode_lock:
+        with self._queries_lock:
             vec = self._queries.get(query)
-            if vec is None:
-                vec = self._queries[query] = l2_normalize(self.encoder.encode([query]))[0]
-                while len(self._queries) > QUERY_CACHE:
-                    self._queries.popitem(last=False)
-            else:
+            if vec is not None:
                 self._queries.move_to_end(query)
-            return vec
+                return vec
+        with self._encoding:
+            vec = l2_normalize(self.encoder.encode([query]))[0]
+        with self._queries_lock:
+            self._queries[query] = vec
+            while len(self._queries) > QUERY_CACHE:
+                self._queries.popitem(last=False)
+        return vec
 
     def scores(self, query: str, frame_vector: np.ndarray | None = None, frame_scale: float = 2.5) -> np.ndarray:
         """Score of every shot [N] in index order; NaN where a shot has neither text nor tags."""
