@@ -213,12 +213,12 @@ def test_exception_mid_title_leaves_nothing_partial(tmp_path, monkeypatch):
     root = tmp_path / "store"
     real = Store.write_title
 
-    def exploding(self, record, shots, frames, audio):
+    def exploding(self, record, shots, frames, audio, **kwargs):
         if record["title_id"] == "silent":
             # Media and shots are written, then the commit fails.
             real(self, {**record, "title_id": "__never__"}, shots.iloc[:0], None, None)
             raise OSError(28, "No space left on device")
-        return real(self, record, shots, frames, audio)
+        return real(self, record, shots, frames, audio, **kwargs)
 
     monkeypatch.setattr(Store, "write_title", exploding)
     report = ingest([src], root, FAST, encode=False, show_progress=False)

@@ -621,7 +621,9 @@ def write_result(store: Store, result: TitleResult) -> None:
     try:
         with stage("write"):
             result.record["ingested_at"] = result.record.get("ingested_at") or time.time()
-            store.write_title(result.record, result.shots, result.frames_file, result.audio_file)
+            # A re-ingested file's shots differ: features and embeddings of the old ones must go.
+            store.write_title(result.record, result.shots, result.frames_file, result.audio_file,
+                              drop_derived=True)
         _clear_stale_failures(store, result.record["path"])
     finally:
         result.discard()

@@ -134,12 +134,13 @@ class Store:
 
     # ---------------------------------------------------------------- writes
     def write_title(self, record: dict, shots: pd.DataFrame, frames: np.ndarray | Path | None,
-                    audio: np.ndarray | Path | None) -> None:
+                    audio: np.ndarray | Path | None, drop_derived: bool = False) -> None:
         """Write one ingested title: media, shots, then the title row last (the commit point).
 
-        `frames`/`audio` are arrays, or `.npy` files on the store's file system to move in. An
-        earlier version of the title loses its derived tables (features, embeddings). Readers of
-        the table folders see the old version or the new one (see `store/commit.py`).
+        `frames`/`audio` are arrays, or `.npy` files on the store's file system to move in. With
+        `drop_derived`, what was derived from an earlier version of the title (features, meta and
+        contextual embeddings) is removed too. Readers of the table folders see the old version
+        or the new one (see `store/commit.py`).
         """
         tid = record["title_id"]
         missing = set(SHOT_COLUMNS) - set(shots.columns)
@@ -152,7 +153,7 @@ class Store:
         row["subtitle_encoding"] = row["subtitle_encoding"] or ""  # a string column even when unknown
         commit_title(self.root, tid, pa.Table.from_pylist([row]),
                      pa.Table.from_pandas(shots[SHOT_COLUMNS], preserve_index=False),
-                     {"frames.npy": frames, "audio.npy": audio})
+                     {"frames.npy": frames, "audio.npy": audio}, drop_derived)
         self.clear_failure(record["source_key"])
 
     def write_shots(self, title_id: str, shots: pd.DataFrame) -> None:

@@ -69,7 +69,7 @@ def _owner() -> str:
 
 
 def commit_title(root: Path, title_id: str, title_row: pa.Table, shots: pa.Table,
-                 media: dict[str, Path | np.ndarray | None]) -> None:
+                 media: dict[str, Path | np.ndarray | None], drop_derived: bool = False) -> None:
     """Write one title (see the module docstring for the order and what readers see).
 
     Args:
@@ -78,8 +78,10 @@ def commit_title(root: Path, title_id: str, title_row: pa.Table, shots: pa.Table
         title_row: its one-row titles table.
         shots: its shots table.
         media: "frames.npy"/"audio.npy" -> an array to save, a file to move in (same file system,
-            e.g. the ingest scratch folder), or None for none. The title's other media files and
-            everything derived from an earlier version of it (features, embeddings) are removed.
+            e.g. the ingest scratch folder), or None for none. The title's other media files are
+            removed.
+        drop_derived: also remove what was derived from an earlier version of the title
+            (features, meta embedding, contextual embeddings): a re-ingested file's shots differ.
     """
     stage = root / STAGING / f"{title_id}.{_owner()}.{uuid.uuid4().hex[:8]}"
     stage.mkdir(parents=True)
@@ -97,7 +99,7 @@ def commit_title(root: Path, title_id: str, title_row: pa.Table, shots: pa.Table
         _fsync_file(stage / "title.parquet")
         _fsync_dir(stage)
         _step("staged")
-        retract_title(root, title_id)
+        retract_title(root, title_id, drop_derived)
         _step("retracted")
         _publish(root, title_id, stage)
     except BaseException:
@@ -136,13 +138,15 @@ def _unpublish(root: Path, title_id: str) -> None:
         media.rmdir()  # only if empty
 
 
-def retract_title(root: Path, title_id: str) -> None:
-    """Remove a title's row, shots, media and everything derived from them, title row first."""
+def retract_title(root: Path, title_id: str, drop_derived: bool = True) -> None:
+    """Remove a title's row, shots and media (and, with `drop_derived`, everything derived from
+    them: features, meta embedding, contextual embeddings), title row first."""
     (root / "titles" / f"{title_id}.parquet").unlink(missing_ok=True)
-    stale = [root / "shots" / f"{title_id}.parquet", root / "features" / f"{title_id}.parquet",
-             root / "meta" / f"{title_id}.npy"]
-    stale += [root / "media" / title_id / name for name in MEDIA_FILES]
-    stale += list(root.glob(f"contextual/*/shots/{title_id}.parquet")) + list(root.glob(f"contextual/*/cls/{title_id}.npy"))
+    stale = [root / "shots" / f"{title_id}.parquet"] + [root / "media" / title_id / name for name in MEDIA_FILES]
+    if drop_derived:
+        stale += [root / "features" / f"{title_id}.parquet", root / "meta" / f"{title_id}.npy"]
+        stale += list(root.glob(f"contextual/*/shots/{title_id}.parquet"))
+        stale += list(root.glob(f"contextual/*/cls/{title_id}.npy"))
     for f in stale:
         f.unlink(missing_ok=True)
 
