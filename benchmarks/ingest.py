@@ -74,7 +74,6 @@ LADDER = {
     "720p": (720, "libx264", "yuv420p", {"crf": "20", "preset": "faster"}),
     "1080p": (1080, "libx264", "yuv420p", {"crf": "20", "preset": "faster"}),
     "4k-h264": (2160, "libx264", "yuv420p", {"crf": "22", "preset": "veryfast"}),
-    "4k-h264-10bit": (2160, "libx264", "yuv420p10le", {"crf": "22", "preset": "veryfast"}),
     "4k-hevc": (2160, "libx265", "yuv420p", {"crf": "24", "preset": "ultrafast"}),
     "4k-hevc-10bit": (2160, "libx265", "yuv420p10le", {"crf": "24", "preset": "ultrafast"}),
 }
