@@ -164,3 +164,49 @@ def test_yamnet_chunks_give_the_same_output(monkeypatch):
     monkeypatch.setattr(audio_yamnet, "_CHUNK", 3)  # 22 windows -> 8 passes, the last one partial
     emb, scores = enc.encode_with_scores(waves)
     assert np.abs(emb - whole_emb).max() < 1e-5 and np.abs(scores - whole_scores).max() < 1e-5
+
+
+def test_yamnet_torch_graph_stays_close_to_onnxruntime():
+    """The GPU path without onnxruntime-gpu (the int8 graph simulated in torch, the front end in
+    torch), run here on the CPU. Rounding ties in 27 requantisations make it differ from
+    onnxruntime's integer kernels about as much as onnxruntime's own float run of the graph does."""
+    from mediafm.devices import PinnedStaging
+    from mediafm.encoders import audio_yamnet
+    from mediafm.encoders.qdq_torch import QDQGraph
+
+    enc = audio_yamnet.YamNet(threads=2, device="cpu")
+    sim = audio_yamnet.YamNet.__new__(audio_yamnet.YamNet)
+    sim.__dict__.update(enc.__dict__, session=None, graph=QDQGraph(audio_yamnet._prepared_model()[0], "cpu"),
+                        staging=PinnedStaging("cpu"))
+    waves = [np.random.default_rng(i).normal(0, 0.1, 16_000 * s).astype(np.float32) for i, s in enumerate((1, 3, 7))]
+    (a, sa), (b, sb) = enc.encode_with_scores(waves), sim.encode_with_scores(waves)
+    cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert b.shape == a.shape and np.isfinite(b).all() and cos.min() > 0.99
+    assert np.abs(sa - sb).max() < 0.05 * np.abs(sa).max()
+
+
+def test_qdq_graph_refuses_operators_it_cannot_run():
+    import onnx
+    from onnx import TensorProto, helper
+
+    from mediafm.encoders.qdq_torch import QDQGraph
+    from mediafm.errors import ModelUnavailableError
+
+    graph = helper.make_graph([helper.make_node("Sigmoid", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    with pytest.raises(ModelUnavailableError, match="Sigmoid"):
+        QDQGraph(helper.make_model(graph).SerializeToString(), "cpu")
+
+
+def test_minilm_from_a_local_folder_equals_the_package(minilm, tmp_path):
+    """`weights_dir` (EncodeConfig.text_weights): a copy of the model folder gives the same vectors
+    and is recorded as where the weights came from."""
+    import shutil
+
+    from mediafm.encoders.text_minilm import MiniLM, model_dir
+
+    folder = shutil.copytree(model_dir(), tmp_path / "minilm")
+    local = MiniLM(batch_size=4, device="cpu", weights_dir=folder)
+    assert np.array_equal(local.encode(SENTENCES[:3]), minilm.encode(SENTENCES[:3]))
+    assert local.provenance.file == str(folder.resolve()) and local.provenance.package == ""

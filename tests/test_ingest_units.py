@@ -243,7 +243,7 @@ def _fake_title(monkeypatch, tmp_path, n_frames: int, cut_every: int, detector=_
         return (_FakeFrame(i) for i in range(n_frames))
 
     monkeypatch.setattr(decode, "iter_frames", iter_frames)
-    monkeypatch.setattr(worker, "_detector", lambda name: detector(cut_every))
+    monkeypatch.setattr(worker, "_detector", lambda name, device="auto": detector(cut_every))
     tmp_path.mkdir(parents=True, exist_ok=True)
     src = tmp_path / "long.mp4"
     src.write_bytes(b"x")

@@ -17,6 +17,7 @@ from mediafm.shots.transnetv2 import (
     TransNetV2Detector,
     boundaries_from_probabilities,
     iter_probabilities,
+    iter_probabilities_blocks,
     weights_path,
 )
 from mediafm.shots.transnetv2_stream import StreamingTransNetV2
@@ -122,6 +123,17 @@ def test_stream_equals_one_window_over_the_whole_title(n, chunk, montage48, dete
     ours = np.concatenate(list(stream.probabilities(iter(frames))))
     assert ours.shape == (n,)
     np.testing.assert_allclose(ours, whole, atol=1e-5)
+
+
+def test_blocks_equal_one_window_over_the_whole_title(montage48, detector):
+    """The GPU schedule (one call per block plus RADIUS frames of reach on each side), run here on
+    the CPU in float32: a block cut inside the title still equals the whole-title computation."""
+    frames = montage48[200:280]  # a cut at 220
+    whole = np.concatenate(list(iter_probabilities(detector.net, iter(frames), window=130, context=25)))
+    # Padded to 130 frames: the second block's input starts at padded frame 99 - RADIUS = 1.
+    blocks = list(iter_probabilities_blocks(detector.net, iter(frames), kept=99))
+    assert [len(b) for b in blocks] == [74, 6]  # 25 padded frames dropped at each end
+    np.testing.assert_allclose(np.concatenate(blocks), whole, atol=1e-5)
 
 
 def test_stream_int8_and_bf16_stay_close_to_float(montage48, detector):

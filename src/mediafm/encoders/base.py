@@ -65,6 +65,8 @@ class Encoder(ABC):
     has_tags: ClassVar[bool] = False
     static_dim: ClassVar[int | None] = None  # dim known without loading (None: from the weights)
     static_provenance: ClassVar[Provenance | None] = None
+    # True when the constructor takes `device` ("auto" | "cpu" | "cuda"...) and has a GPU path.
+    runs_on_gpu: ClassVar[bool] = False
     class_names: Sequence[str] = ()  # the classifier's class names, where `has_tags`
 
     @classmethod
@@ -142,12 +144,13 @@ def encoder_class(modality: str, name: str | None = None) -> type[Encoder]:
 def get_encoder(modality: str, name: str | None = None, **kwargs: Any) -> Encoder:
     """Construct a registered encoder (None -> the modality's default).
 
-    kwargs go to the constructor (e.g. `weights_dir=` for user-supplied CLIP/wav2vec2 weights).
+    kwargs go to the constructor (e.g. `weights_dir=` for user-supplied CLIP/wav2vec2 weights, or a
+    local copy of a packaged model's folder; the constructor then checks that folder itself).
     Raises ModelUnavailableError when its runtime or weights are not installed.
     """
     cls = encoder_class(modality, name)
     reason = cls.check()
-    if reason:
+    if reason and not kwargs.get("weights_dir"):
         raise ModelUnavailableError(None, f"{modality} encoder {cls.name!r} is not available: {reason}")
     return cls(**kwargs)
 
@@ -188,13 +191,14 @@ def package_file_reason(package: str, relpath: str) -> str:
 
 def torch_device() -> str:
     """'cuda' when a GPU is present, else 'cpu'. Threads: torch's default (physical cores)."""
-    import torch
+    from mediafm.devices import resolve_device
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return resolve_device("auto")
 
 
-def ort_session(model: bytes | str, threads: int | None = None):
-    """An onnxruntime session on the GPU when its provider is installed, else the CPU."""
+def ort_session(model: bytes | str, threads: int | None = None, device: str = "cpu"):
+    """An onnxruntime session on the CPU, or on the GPU when `device` is CUDA and onnxruntime's
+    CUDA provider is installed (onnxruntime-gpu); else on the CPU."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -202,7 +206,7 @@ def ort_session(model: bytes | str, threads: int | None = None):
     opts.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
-    wanted = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    wanted = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device.startswith("cuda") else ["CPUExecutionProvider"]
     providers = [p for p in wanted if p in ort.get_available_providers()]
     return ort.InferenceSession(model, sess_options=opts, providers=providers)
 

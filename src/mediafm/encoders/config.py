@@ -14,11 +14,15 @@ class EncodeConfig:
     text: str | None = None  # text encoder name; None -> the registry default
     video_weights: str | None = None  # local weights directory for loaders such as `clip`
     audio_weights: str | None = None  # local weights directory for loaders such as `wav2vec2`
+    text_weights: str | None = None  # local weights directory (minilm-l6: a copy of the model's folder)
     batch_shots: int = 64  # shots per encoder call, gathered across titles (bounds memory)
     tags_k: int = 5  # top classifier tags kept per shot and modality
     normalize_modalities: bool = True  # L2-normalise each modality before concatenation (docs/encoders.md)
     asr: bool = False  # transcribe shots' audio (Whisper tiny.en) for titles without subtitles
     force: bool = False  # re-encode titles already encoded with the same encoder set
+    # Where encoders with a GPU path run: auto | cpu | cuda | cuda:N (mediafm.devices); others run
+    # where they always do.
+    device: str = "auto"
 
     def names(self) -> dict[str, str]:
         """Encoder names with registry defaults filled in."""

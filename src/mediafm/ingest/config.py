@@ -33,6 +33,9 @@ class IngestConfig:
     recent_frames: int | None = None
     recent_bytes: int = 192 << 20
     sample_capacity: int = 24
+    # Where the shot detector and (when ingest encodes) the encoders run: auto | cpu | cuda | cuda:N
+    # (mediafm.devices). Decoding and frame scaling stay on the CPU.
+    device: str = "auto"
     extensions: tuple[str, ...] = field(default=VIDEO_EXTENSIONS + AUDIO_EXTENSIONS)
 
     def __post_init__(self) -> None:

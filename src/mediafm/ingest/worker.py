@@ -247,16 +247,17 @@ def stage(name: str) -> Iterator[None]:
         raise
 
 
-_DETECTORS: dict[str, object] = {}
+_DETECTORS: dict[tuple[str, str], object] = {}
 
 
-def _detector(name: str):
-    """One detector per process and name: TransNetV2 loads its weights once, not per title."""
-    if name not in _DETECTORS:
-        from mediafm.shots.base import get_detector
+def _detector(name: str, device: str = "auto"):
+    """One detector per process, name and device: TransNetV2 loads its weights once, not per title."""
+    if (name, device) not in _DETECTORS:
+        from mediafm.shots.base import detector_class, get_detector
 
-        _DETECTORS[name] = get_detector(name)
-    return _DETECTORS[name]
+        kwargs = {"device": device} if detector_class(name).runs_on_gpu else {}
+        _DETECTORS[(name, device)] = get_detector(name, **kwargs)
+    return _DETECTORS[(name, device)]
 
 
 def process_title(path: str | Path, config: IngestConfig | None = None, *, scratch_dir: str | Path,
@@ -367,7 +368,7 @@ def _video_shots(path: Path, info, config: IngestConfig, out: NpyAppender, warni
     from mediafm.media.decode import DecodeStats, iter_frames
     from mediafm.shots.base import shots_from_boundaries
 
-    det = _detector(config.detector)
+    det = _detector(config.detector, config.device)
     w, h = det.frame_size
     side = config.frame_side
     pts = array("d")  # 8 bytes per frame: the only per-frame state kept

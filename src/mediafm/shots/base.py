@@ -31,12 +31,14 @@ class ShotDetector(abc.ABC):
         input_threads: threads the caller's frame source (decoder) should use, or None for its
             default. A detector that sets it may pull `frames` from a thread of its own, so a
             frame source that shares state with the consumer of the boundaries needs a lock.
+        runs_on_gpu: whether the constructor takes `device` (mediafm.devices.resolve_device).
     """
 
     name: str = ""
     frame_size: tuple[int, int] = (48, 27)
     lookahead: int = 0
     input_threads: int | None = None
+    runs_on_gpu: bool = False
     _frame_cost: float | None = None
 
     def frame_cost(self) -> float:
@@ -107,10 +109,15 @@ def available_detectors() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def detector_class(name: str) -> type[ShotDetector]:
+    """The class registered as `name` (or an alias)."""
+    _load_builtin()
+    return lookup(_REGISTRY, name, "shot detector")
+
+
 def get_detector(name: str, **kwargs) -> ShotDetector:
     """Construct the detector registered as `name`; kwargs go to its constructor."""
-    _load_builtin()
-    return lookup(_REGISTRY, name, "shot detector")(**kwargs)
+    return detector_class(name)(**kwargs)
 
 
 def shots_from_boundaries(boundaries: Iterable[int], frame_pts: Sequence[float], end_s: float) -> list[Shot]:

