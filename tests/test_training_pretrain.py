@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from mediafm.cli.main import main
 from mediafm.model import load_pretrained
 from mediafm.store.catalog import Store
-from mediafm.training.data import build_cache, epoch_windows, iter_batches, split_titles
+from mediafm.training.data import DeviceCache, MaskSpec, build_cache, epoch_windows, iter_batches, split_titles
 from mediafm.training.embed import embed_store
 from mediafm.training.optim import OptimConfig, split_params
 from mediafm.training.pretrain import TrainConfig, backward, build_model, pretrain
@@ -92,6 +92,52 @@ def test_batches_are_deterministic_and_ranks_partition_the_global_batch(store_ro
     assert all(not (b.mask_positions & ~b.pad_mask).any() for b in one)
     wins = epoch_windows(cache, tr, 32, 0, 1)
     assert max(w.length for w in wins) <= 32  # long titles are cut into windows
+
+
+def test_device_cache_batches_equal_host_batches(store_root):
+    """The GPU's batches (rows gathered from a copy of the cache on the device), built here on the
+    CPU: the same tensors as the host's, swapped inputs and padding included; no pad_mask when no
+    window is padded."""
+    cache = build_cache(store_root)
+    tr, _ = split_titles(cache.title_ids, 0.2, 0)
+    dev = DeviceCache(cache, "cpu", chunk_rows=50)  # several chunks
+    spec = MaskSpec(ratio=0.3, keep=0.2, random=0.3)
+    padded = full = 0
+    for window in (40, 16):  # 40: some titles are shorter (padded batches); 16: none is
+        host = iter_batches(cache, tr, window, 4, 0, 2, spec)
+        gathered = iter_batches(cache, tr, window, 4, 0, 2, spec, device_cache=dev)
+        for a, b in zip(host, gathered, strict=True):
+            for name in ("fused", "meta", "mask_positions", "times", "keep_positions", "targets"):
+                x, y = getattr(a, name), getattr(b, name)
+                assert (x is None and y is None) or torch.equal(x, y), name
+            assert a.real == b.real == int(a.pad_mask.sum())
+            if bool(a.pad_mask.all()):
+                assert b.pad_mask is None
+                full += 1
+            else:
+                assert torch.equal(a.pad_mask, b.pad_mask)
+                padded += 1
+    assert padded and full and any(b.targets is not None for b in iter_batches(cache, tr, 32, 4, 0, 2, spec))
+
+
+def test_batched_muon_equals_torch_muon():
+    """The GPU's Muon (one batched Newton-Schulz per shape), run here on the CPU, takes torch's
+    steps, and its state loads into torch's Muon."""
+    from mediafm.training.optim import BatchedMuon
+
+    torch.manual_seed(0)
+    shapes = [(48, 16), (48, 16), (16, 16), (16, 64), (16, 64)]
+    ours = [torch.nn.Parameter(torch.randn(s)) for s in shapes]
+    ref = [torch.nn.Parameter(p.detach().clone()) for p in ours]
+    a, b = BatchedMuon(ours, lr=0.02, weight_decay=0.01), torch.optim.Muon(ref, lr=0.02, weight_decay=0.01)
+    for _ in range(3):
+        for p, q in zip(ours, ref):
+            p.grad = torch.randn_like(p)
+            q.grad = p.grad.clone()
+        a.step()
+        b.step()
+    assert max(float((p - q).detach().abs().max()) for p, q in zip(ours, ref)) < 1e-2  # bfloat16 rounding at most
+    torch.optim.Muon(ref, lr=0.02).load_state_dict(a.state_dict())
 
 
 def test_muon_gets_only_hidden_matrices():

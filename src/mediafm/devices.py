@@ -61,18 +61,18 @@ class PinnedStaging:
         """The array as a tensor on the device (the copy may still be in flight: stream-ordered)."""
         import torch
 
-        host = torch.from_numpy(np.ascontiguousarray(array))
+        array = np.ascontiguousarray(array)
         if self.device.type != "cuda":
-            return host
+            return torch.from_numpy(array if array.flags.writeable else array.copy())
         i, self._turn = self._turn, 1 - self._turn
-        nbytes = host.numel() * host.element_size()
         if self._copied[i] is not None:
             self._copied[i].synchronize()  # that copy has read the buffer: it may be overwritten
         buf = self._buffers[i]
-        if buf is None or buf.numel() < nbytes:
-            buf = self._buffers[i] = torch.empty(max(nbytes, 1 << 20), dtype=torch.uint8, pin_memory=True)
-        staged = buf[:nbytes].view(host.dtype).view(host.shape)
-        staged.copy_(host)
+        if buf is None or buf.numel() < array.nbytes:
+            buf = self._buffers[i] = torch.empty(max(array.nbytes, 1 << 20), dtype=torch.uint8, pin_memory=True)
+        dtype = torch.from_numpy(np.empty(0, array.dtype)).dtype
+        staged = buf[:array.nbytes].view(dtype).view(array.shape)
+        np.copyto(staged.numpy(), array)
         out = staged.to(self.device, non_blocking=True)
         event = torch.cuda.Event()
         event.record()

@@ -190,12 +190,13 @@ class MediaFM(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     # ------------------------------------------------------------ forward
-    def encode(self, fused: torch.Tensor, meta: torch.Tensor | None, pad_mask: torch.Tensor,
+    def encode(self, fused: torch.Tensor, meta: torch.Tensor | None, pad_mask: torch.Tensor | None,
                mask_positions: torch.Tensor | None = None, times: torch.Tensor | None = None,
                keep_positions: torch.Tensor | None = None, all_layers: bool = False
                ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         """Hidden states after the final norm: [B, 2 + N, h] ([CLS], [GLOBAL], shots); with
-        all_layers, also every block's output (before the final norm)."""
+        all_layers, also every block's output (before the final norm). pad_mask None: no padding
+        (attention then needs no mask, which lets GPUs use the flash kernels)."""
         B, N, _ = fused.shape
         cfg = self.config
         if N > cfg.max_shots:
@@ -215,15 +216,16 @@ class MediaFM(nn.Module):
             glob = torch.where(present, self.meta_proj(meta), glob)
         glob = (glob + self.type_emb.weight[1])[:, None]
         x = torch.cat([cls.to(x.dtype), glob.to(x.dtype), x], dim=1)
-        keep = torch.cat([pad_mask.new_ones(B, N_SPECIAL), pad_mask], dim=1)
-        attn_mask = keep[:, None, None, :]
+        attn_mask = None
+        if pad_mask is not None:
+            attn_mask = torch.cat([pad_mask.new_ones(B, N_SPECIAL), pad_mask], dim=1)[:, None, None, :]
         layers = []
         for block in self.blocks:
             x = block(x, attn_mask)
             layers.append(x)
         return (self.ln_f(x), layers) if all_layers else self.ln_f(x)
 
-    def forward(self, fused: torch.Tensor, meta: torch.Tensor | None, pad_mask: torch.Tensor,
+    def forward(self, fused: torch.Tensor, meta: torch.Tensor | None, pad_mask: torch.Tensor | None,
                 mask_positions: torch.Tensor | None = None, times: torch.Tensor | None = None,
                 keep_positions: torch.Tensor | None = None, targets: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -232,7 +234,7 @@ class MediaFM(nn.Module):
         Args:
             fused: [B, N, D] fused shot vectors, the model's input (padding rows arbitrary).
             meta: [B, D_text] metadata embeddings (zero row = no metadata) or None.
-            pad_mask: bool [B, N], True for real shots.
+            pad_mask: bool [B, N], True for real shots; None when every shot is real.
             mask_positions: bool [B, N], shots that carry the loss; replaced by [MASK] unless kept.
             keep_positions: bool [B, N], masked shots whose real input stays visible (BERT's "unchanged").
             times: [B, N, 2] (start_s, duration_s) when the config uses time features.
@@ -244,11 +246,12 @@ class MediaFM(nn.Module):
         loss = None
         if mask_positions is not None:
             target = fused if targets is None else targets
-            loss = OBJECTIVES_FN[self.config.objective](pred, target, mask_positions & pad_mask, pad_mask,
+            real = torch.ones_like(mask_positions) if pad_mask is None else pad_mask
+            loss = OBJECTIVES_FN[self.config.objective](pred, target, mask_positions & real, real,
                                                        self.config.temperature)
             if self.next_proj is not None:
                 loss = loss + self.config.neighbor_weight * neighbor_loss(
-                    self.next_proj(h[:, N_SPECIAL:]), self.prev_proj(h[:, N_SPECIAL:]), target, pad_mask,
+                    self.next_proj(h[:, N_SPECIAL:]), self.prev_proj(h[:, N_SPECIAL:]), target, real,
                     self.config.temperature)
         return pred, loss
 
@@ -472,14 +475,25 @@ def load_pretrained(model_dir: str | Path, device: str | torch.device = "cpu") -
     return model.to(device).eval()
 
 
-def flops_per_shot(cfg: ModelConfig, seq_len: int) -> float:
-    """Training FLOPs per shot token (forward + backward = 3x forward), PaLM-style accounting."""
-    h, L = cfg.hidden, cfg.n_layers
-    matmul_params = L * (4 * h * h + 2 * cfg.mlp_ratio * h * h) + 2 * cfg.input_dim * h
-    attn = L * 2 * seq_len * h  # QK^T and AV per token
-    return 3 * 2 * (matmul_params + attn) * (seq_len + N_SPECIAL) / seq_len
+def train_flops(cfg: ModelConfig, n_shots: int) -> float:
+    """Model FLOPs of one training step on one window of `n_shots` shots, counted the standard way
+    (Kaplan et al. 2020; PaLM, Chowdhery et al. 2022, appendix B): forward + backward is 3x the
+    forward, 2 FLOPs per multiply-add, so
+
+        6 x (parameters in matrix products) x tokens  +  12 x layers x hidden x tokens^2,
+
+    the second term being attention's two products (QK^T and AV) over a sequence of `tokens` =
+    n_shots + 2 ([CLS], [GLOBAL]). The blocks' matrices act on every token; the input and output
+    projections (and the neighbour heads, when trained) on the shot tokens only, so they count
+    n_shots times. Embedding lookups, norms, biases, [GLOBAL]'s metadata projection (one token),
+    the losses and the optimiser are not model FLOPs. MFU = train_flops x windows per second / the accelerator's dense peak.
+    """
+    h, L, s = cfg.hidden, cfg.n_layers, n_shots + N_SPECIAL
+    blocks = L * (4 * h * h + 2 * cfg.mlp_ratio * h * h)  # qkv + proj, fc + out
+    shots = 2 * cfg.input_dim * h * (1 + (cfg.neighbor_weight > 0))  # in_proj + out_proj (+ next/prev heads)
+    return 6 * (blocks * s + shots * n_shots) + 12 * L * h * s * s
 
 
 __all__ = ["ModelConfig", "MediaFM", "PRESETS", "OBJECTIVES", "READOUTS", "tiny", "small", "base", "msm_loss",
            "contrastive_loss", "window_plan",
-           "save_pretrained", "load_pretrained", "flops_per_shot"]
+           "save_pretrained", "load_pretrained", "train_flops"]

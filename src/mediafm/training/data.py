@@ -10,6 +10,11 @@ each into windows of at most `window` shots (overlapping by half a window), and 
 global batches; DDP rank r takes the r-th slice of each global batch, and the masked positions of
 a window depend only on (seed, epoch, title, window start). So a run on k ranks sees exactly the
 same global batches, with the same masks, as a run on one.
+
+On a GPU, a cache that fits in a share of the device's memory is copied there once
+(`DeviceCache`): each batch is then a gather of rows on the device from row indices and masks made
+on the CPU (a few hundred KB), instead of ~170 MB assembled on the host and copied per step for
+`base` at 32 x 512 shots. The batches are the same, bit for bit, as `collate`'s.
 """
 
 from __future__ import annotations
@@ -257,11 +262,19 @@ class Batch:
     times: torch.Tensor  # [B, N, 2]
     keep_positions: torch.Tensor | None = None  # bool [B, N], loss-carrying shots whose input stays visible
     targets: torch.Tensor | None = None  # [B, N, D] true vectors where `fused` had inputs swapped (else None)
+    real: int = 0  # real shots in the batch, counted on the host (reading pad_mask could wait for a GPU)
+
+    def _map(self, fn) -> Batch:
+        mv = lambda t: None if t is None else fn(t)  # noqa: E731
+        return Batch(mv(self.fused), mv(self.meta), mv(self.pad_mask), mv(self.mask_positions), mv(self.times),
+                     mv(self.keep_positions), mv(self.targets), self.real)
 
     def to(self, device) -> Batch:
-        mv = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
-        return Batch(mv(self.fused), mv(self.meta), mv(self.pad_mask), mv(self.mask_positions), mv(self.times),
-                     mv(self.keep_positions), mv(self.targets))
+        return self._map(lambda t: t.to(device, non_blocking=True))
+
+    def pin_memory(self) -> Batch:
+        """The batch in page-locked memory, so that `to(cuda)` runs asynchronously."""
+        return self._map(lambda t: t.pin_memory())
 
 
 def collate(cache: ShotCache, windows: list[Window], ratio: float | MaskSpec, seed: int, epoch: int,
@@ -288,7 +301,63 @@ def collate(cache: ShotCache, windows: list[Window], ratio: float | MaskSpec, se
         fused[j, rows] = targets[j, src]
     meta = torch.from_numpy(cache.meta[[w.title for w in windows]]) if cache.meta_dim and use_meta else None
     return Batch(torch.from_numpy(fused), meta, torch.from_numpy(pad), torch.from_numpy(masked),
-                 torch.from_numpy(times), torch.from_numpy(kept), None if targets is None else torch.from_numpy(targets))
+                 torch.from_numpy(times), torch.from_numpy(kept), None if targets is None else torch.from_numpy(targets),
+                 sum(w.length for w in windows))
+
+
+class DeviceCache:
+    """The cache's fused vectors, times and metadata in GPU memory, each with a zero row appended
+    (index `len`: what padding positions gather)."""
+
+    def __init__(self, cache: ShotCache, device, chunk_rows: int = 1 << 15):
+        from mediafm.devices import PinnedStaging
+
+        self.cache, self.device = cache, torch.device(device)
+        stage = PinnedStaging(str(self.device))
+        n = len(cache.fused)
+        self.fused = torch.zeros((n + 1, cache.dim), dtype=torch.float32, device=self.device)
+        self.times = torch.zeros((n + 1, 2), dtype=torch.float32, device=self.device)
+        for a in range(0, n, chunk_rows):  # bounded host memory: pread + pinned copy per chunk
+            fused, times = cache.read(a, min(chunk_rows, n - a))
+            self.fused[a:a + len(fused)] = stage(fused)
+            self.times[a:a + len(times)] = stage(times)
+        self.meta = torch.from_numpy(cache.meta).to(self.device)
+        self.stage = PinnedStaging(str(self.device))
+
+    @staticmethod
+    def fits(cache: ShotCache, device, share: float = 0.25) -> bool:
+        """Whether the cache takes at most `share` of the device's free memory."""
+        free, _ = torch.cuda.mem_get_info(torch.device(device))
+        return (cache.fused.nbytes + cache.times.nbytes) <= share * free
+
+    def batch(self, windows: list[Window], ratio: float | MaskSpec, seed: int, epoch: int,
+              use_meta: bool = True) -> Batch:
+        """`collate`'s batch, gathered on the device. pad_mask is None when no window is padded."""
+        cache = self.cache
+        B, N = len(windows), max(w.length for w in windows)
+        pad_row = len(cache.fused)
+        # Rows of the device arrays per position: inputs (after swaps), targets; masks as 0/1.
+        index = np.zeros((5, B, N), np.int64)
+        index[:2] = pad_row
+        swapped_any = False
+        for j, w in enumerate(windows):
+            a = int(cache.offsets[w.title]) + w.start
+            rows = a + np.arange(w.length)
+            index[0, j, :w.length] = index[1, j, :w.length] = rows
+            index[2, j, :w.length] = 1
+            masked, kept, swapped = mask_for(w, ratio, seed, epoch)
+            index[3, j, :w.length], index[4, j, :w.length] = masked, kept
+            if swapped.any():  # the same draws as collate's
+                rng = np.random.default_rng([seed, epoch + 1, w.title, w.start, 1])
+                pos = np.flatnonzero(swapped)
+                index[0, j, pos] = a + rng.integers(0, w.length, len(pos))
+                swapped_any = True
+        padded = any(w.length < N for w in windows)
+        dev = self.stage(index)
+        src, tgt, pad, masked, kept = dev.unbind(0)
+        meta = self.meta[[w.title for w in windows]] if cache.meta_dim and use_meta else None
+        return Batch(self.fused[src], meta, pad.bool() if padded else None, masked.bool(), self.times[tgt],
+                     kept.bool(), self.fused[tgt] if swapped_any else None, sum(w.length for w in windows))
 
 
 def global_batches(windows: list[Window], global_batch: int, drop_last: bool) -> list[list[Window]]:
@@ -304,13 +373,23 @@ def rank_slice(batch: list[Window], rank: int, world: int) -> list[Window]:
 
 def iter_batches(cache: ShotCache, titles: list[int], window: int, global_batch: int, seed: int, epoch: int,
                  ratio: float | MaskSpec, rank: int = 0, world: int = 1, shuffle: bool = True, drop_last: bool = True,
-                 skip: int = 0, use_meta: bool = True) -> Iterator[Batch]:
-    """This rank's batches for one epoch, skipping the first `skip` global batches (resume)."""
+                 skip: int = 0, use_meta: bool = True, device_cache: DeviceCache | None = None,
+                 pin: bool = False) -> Iterator[Batch]:
+    """This rank's batches for one epoch, skipping the first `skip` global batches (resume).
+
+    With `device_cache`, batches are gathered on its device; else assembled on the host (in
+    page-locked memory with `pin`, for asynchronous copies to a GPU).
+    """
     wins = epoch_windows(cache, titles, window, seed, epoch, shuffle)
     for gb in global_batches(wins, global_batch, drop_last)[skip:]:
         mine = rank_slice(gb, rank, world)
-        if mine:
-            yield collate(cache, mine, ratio, seed, epoch, use_meta)
+        if not mine:
+            continue
+        if device_cache is not None:
+            yield device_cache.batch(mine, ratio, seed, epoch, use_meta)
+        else:
+            batch = collate(cache, mine, ratio, seed, epoch, use_meta)
+            yield batch.pin_memory() if pin else batch
 
 
 def train_windows(cache: ShotCache, titles: list[int], window: int) -> int:

@@ -27,7 +27,8 @@ from mediafm.errors import ConfigError
 from mediafm.model.mediafm import OBJECTIVES, PRESETS, READOUTS, MediaFM, ModelConfig, save_pretrained
 from mediafm.training import checkpoint as ckpt
 from mediafm.prefetch import prefetch
-from mediafm.training.data import MaskSpec, ShotCache, build_cache, iter_batches, split_titles, train_windows
+from mediafm.training.data import (DeviceCache, MaskSpec, ShotCache, build_cache, iter_batches, split_titles,
+                                   train_windows)
 from mediafm.training.optim import OptimConfig, build_optimizer, set_lr
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,10 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto = cuda if available, else cpu
     compile: bool = False  # torch.compile the model (GPU runs)
-    bf16: bool = True  # bf16 autocast on CUDA (ignored on CPU)
+    bf16: bool = True  # bf16 autocast on CUDA (ignored on CPU); float32 matmuls outside it use TF32 there
+    # CUDA: copy the consolidated features to the GPU once when they take at most a quarter of its
+    # free memory, and gather each batch there (no per-step host assembly and copy)
+    device_cache: bool = True
     num_threads: int = 0  # torch CPU threads (0 = torch default)
     prefetch: int = 2  # batches assembled ahead in a background thread (0 = inline)
     progress: bool = True  # tqdm bar (rank 0 only)
@@ -199,7 +203,7 @@ def _masked_sum_loss(model, batch, cfg: TrainConfig, device) -> tuple[torch.Tens
     with _autocast(device, cfg.bf16):
         _, loss = model(b.fused, b.meta, b.pad_mask, b.mask_positions, b.times if cfg.time_features else None,
                         b.keep_positions, b.targets)
-    n = (b.mask_positions & b.pad_mask).sum().float()
+    n = (b.mask_positions if b.pad_mask is None else b.mask_positions & b.pad_mask).sum().float()
     return loss.float() * n, n
 
 
@@ -214,27 +218,29 @@ def backward(model, batch, cfg: TrainConfig, world: int, device) -> torch.Tensor
     return _all_sum(torch.stack([loss_sum.detach(), n]))
 
 
-def train_step(model, optimizer, batch, cfg: TrainConfig, step: int, total: int, world: int, device) -> float:
-    """One optimiser step on this rank's share of a global batch; returns the global mean loss."""
+def train_step(model, optimizer, batch, cfg: TrainConfig, step: int, total: int, world: int, device) -> torch.Tensor:
+    """One optimiser step on this rank's share of a global batch; returns the global mean loss as a
+    0-d tensor on the device (reading it waits for the GPU: the caller does so every few steps)."""
     set_lr(optimizer, step, total, cfg.optim)
     stats = backward(model, batch, cfg, world, device)
     if cfg.optim.grad_clip:
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    return float(stats[0] / stats[1].clamp(min=1))
+    return stats[0] / stats[1].clamp(min=1)
 
 
 @torch.no_grad()
 def validation_loss(model, cache: ShotCache, titles: list[int], cfg: TrainConfig, rank: int, world: int, device,
-             batch_size: int | None = None) -> float:
+             batch_size: int | None = None, device_cache: DeviceCache | None = None) -> float:
     """Validation MSM loss over all windows of `titles` with fixed masks (epoch -1 = fixed seed)."""
     if not titles:
         return float("nan")
     model.eval()
     tot = torch.zeros(2, device=device)
     for batch in iter_batches(cache, titles, cfg.max_shots, batch_size or cfg.batch_size or AUTO_BATCH, cfg.seed, -1,
-                              cfg.mask, rank, world, shuffle=False, drop_last=False, use_meta=cfg.use_meta):
+                              cfg.mask, rank, world, shuffle=False, drop_last=False, use_meta=cfg.use_meta,
+                              device_cache=device_cache):
         s, n = _masked_sum_loss(model, batch, cfg, device)
         tot += torch.stack([s, n])
     model.train()
@@ -291,6 +297,11 @@ def pretrain(store_root: str | Path, out_dir: str | Path, config: TrainConfig | 
     spe, total, batch_size = plan.steps_per_epoch, plan.total_steps, plan.batch_size
 
     model = build_model(cfg, cache.dim, cache.meta_dim).to(device)
+    dcache = None
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True  # float32 products outside autocast (the losses)
+        if cfg.device_cache and DeviceCache.fits(cache, device):
+            dcache = DeviceCache(cache, device)
     optimizer = build_optimizer(model, cfg.optim)
     state = ckpt.TrainState()
     if resume and ckpt.has_checkpoint(out_dir):
@@ -316,17 +327,21 @@ def pretrain(store_root: str | Path, out_dir: str | Path, config: TrainConfig | 
     try:
         while not state.done:
             batches = iter_batches(cache, train_titles, cfg.max_shots, batch_size, cfg.seed, state.epoch,
-                                   cfg.mask, rank, world, skip=state.batch_in_epoch, use_meta=cfg.use_meta)
+                                   cfg.mask, rank, world, skip=state.batch_in_epoch, use_meta=cfg.use_meta,
+                                   device_cache=dcache, pin=device.type == "cuda" and dcache is None)
+            loss_t = None
             for batch in prefetch(batches, cfg.prefetch):
-                last_loss = train_step(run_model, optimizer, batch, cfg, state.step, total, world, device)
+                loss_t = train_step(run_model, optimizer, batch, cfg, state.step, total, world, device)
                 state.step += 1
                 state.batch_in_epoch += 1
                 steps_run += 1
-                shots_per_batch += int(batch.pad_mask.sum()) * world  # approx. global shots
+                shots_per_batch += batch.real * world  # approx. global shots
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix(loss=f"{last_loss:.4f}", epoch=state.epoch)
                 if state.step % cfg.log_every == 0:
+                    last_loss = float(loss_t)  # waits for the GPU: once per log_every steps, not every step
+                    if bar is not None:
+                        bar.set_postfix(loss=f"{last_loss:.4f}", epoch=state.epoch)
                     dt = time.perf_counter() - t0
                     metrics.write(step=state.step, epoch=state.epoch, train_loss=last_loss,
                                   lr=optimizer.param_groups[-1]["lr"], shots_per_s=shots_per_batch / max(dt, 1e-9))
@@ -337,6 +352,8 @@ def pretrain(store_root: str | Path, out_dir: str | Path, config: TrainConfig | 
                     break
                 if state.step % cfg.checkpoint_every == 0 and rank == 0:
                     ckpt.save_checkpoint(out_dir, model, optimizer, state, cfg.to_dict())
+            if loss_t is not None:
+                last_loss = float(loss_t)
             if state.batch_in_epoch >= spe:  # the epoch's batches are used up
                 state.epoch, state.batch_in_epoch = state.epoch + 1, 0
             validate = state.step >= total or state.step % plan.val_every == 0
@@ -345,7 +362,7 @@ def pretrain(store_root: str | Path, out_dir: str | Path, config: TrainConfig | 
                 stopped = "steps_this_run"
                 break
             if validate:
-                val = validation_loss(model, cache, val_titles, cfg, rank, world, device, batch_size)
+                val = validation_loss(model, cache, val_titles, cfg, rank, world, device, batch_size, dcache)
                 state.history.append({"epoch": state.epoch, "step": state.step, "val_loss": val, "train_loss": last_loss})
                 metrics.write(step=state.step, epoch=state.epoch, train_loss=last_loss, val_loss=val)
                 improved = not math.isnan(val) and val < state.best_val
