@@ -1,18 +1,30 @@
-"""Pretraining throughput, memory, and Muon vs AdamW on structured synthetic titles.
+"""Pretraining throughput, MFU, memory, a profile of the step, and Muon vs AdamW.
 
-    python benchmarks/pretrain.py              # CPU throughput (small) + optimizer comparison (~5 min)
-    python benchmarks/pretrain.py --gpu        # + GPU: base at 512 shots, bf16 (eager and compiled)
-    python benchmarks/pretrain.py --gpu-only   # what benchmarks/gpu.sh runs
+    python benchmarks/pretrain.py               # CPU throughput (small) + optimizer comparison (~5 min)
+    python benchmarks/pretrain.py --gpu-only    # GPU: base at 512 shots, bf16 (what benchmarks/gpu.sh runs)
+    python benchmarks/pretrain.py --gpu-only --device cpu --preset tiny --shots 64 --batch 4 \\
+        --titles 12 --warmup 1 --steps 2        # the same code paths, small, on a CPU
 
-Throughput is the median over timed steps after warmup, in one process; on the shared 2-core dev
-box the CPU numbers are noisy. MFU = achieved model FLOPs / the card's dense bf16 peak, with
-training FLOPs per token = 6 x matmul parameters + 12 x layers x seq x hidden (PaLM accounting).
+The GPU part runs the data path and step of `mediafm pretrain` (`iter_batches` in a prefetch thread
+-> `train_step`; the model compiled where the row says so) on a synthetic cache of random unit
+vectors: `--titles` titles of 600 shots (every 512-shot window full), or with `--mixed` 100 to
+1,000 shots (padded batches). TrainConfig's defaults otherwise: the `both` objective with the
+neighbour loss, Muon + AdamW, bf16 autocast. Time is wall time over `--steps` steps after
+`--warmup` (which includes compiling), the device synchronised only at the two ends, as in
+training. MFU = model FLOPs per second / the card's dense bf16 peak, with model FLOPs per window
+from `mediafm.model.train_flops`: 6 x matmul parameters x tokens + 12 x layers x hidden x tokens^2
+(PaLM's count; tokens = real shots + [CLS] + [GLOBAL]; padding, losses and optimiser not counted).
+`--profile` adds a torch.profiler pass over a few steps of the first compiled row: GPU time by
+kernel kind, how busy the GPU was, the top kernels and the step's named ranges.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
+import json
+import re
 import resource
 import statistics
 import sys
@@ -20,24 +32,38 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from mediafm.model.mediafm import PRESETS, MediaFM, flops_per_shot  # noqa: E402
-from mediafm.training.optim import OptimConfig, build_optimizer, set_lr  # noqa: E402
+from mediafm.model.mediafm import PRESETS, MediaFM, train_flops  # noqa: E402
+from mediafm.training.optim import MultiOptimizer, OptimConfig, build_optimizer, set_lr  # noqa: E402
 
 FUSED_DIM = 2688  # default encoders: EfficientNet-Lite0 1280 + YAMNet 1024 + MiniLM 384
 META_DIM = 384
-# dense bf16 peak FLOP/s (no sparsity) by device-name substring
-PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12}
+# Dense bf16 peak FLOP/s (no sparsity), by device-name substring, from the vendors' datasheets.
+PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "L4": 121e12, "A10": 125e12}
 
 
 def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def peak_flops(device: str) -> float | None:
+    if not device.startswith("cuda"):
+        return None
+    name = torch.cuda.get_device_name()
+    return next((v for k, v in PEAK_BF16.items() if k in name), None)
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+# ----------------------------------------------------------------------------- CPU (model only)
 def _batch(B: int, N: int, device, ratio: float = 0.2, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     x = torch.nn.functional.normalize(torch.randn(B, N, FUSED_DIM, generator=g), dim=-1)
@@ -47,45 +73,27 @@ def _batch(B: int, N: int, device, ratio: float = 0.2, seed: int = 0):
     return [t.to(device) for t in (x, meta, pad, mask)]
 
 
-def throughput(preset: str, B: int, N: int, device: str, steps: int, warmup: int, bf16: bool,
-               compile_: bool = False, optimizer: str = "muon") -> dict:
-    """Median seconds per training step (forward, backward, clip, optimizer) on random data."""
+def cpu_throughput(preset: str, B: int, N: int, steps: int, warmup: int, optimizer: str = "muon") -> dict:
+    """Median seconds per training step (forward, backward, clip, optimizer) on one random batch."""
     torch.manual_seed(0)
-    model = MediaFM(PRESETS[preset](FUSED_DIM, META_DIM, max_shots=max(N, 2))).to(device)
+    model = MediaFM(PRESETS[preset](FUSED_DIM, META_DIM, max_shots=max(N, 2)))
     opt = build_optimizer(model, OptimConfig(optimizer=optimizer))
-    run = torch.compile(model) if compile_ else model
-    data = _batch(B, N, device)
-    if device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
+    data = _batch(B, N, "cpu")
     times = []
     for i in range(warmup + steps):
-        if device == "cuda":
-            torch.cuda.synchronize()
         t0 = time.perf_counter()
         set_lr(opt, i, 1000, OptimConfig())
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda" and bf16):
-            _, loss = run(*data)
+        _, loss = model(*data)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
-        if device == "cuda":
-            torch.cuda.synchronize()
         if i >= warmup:
             times.append(time.perf_counter() - t0)
     dt = statistics.median(times)
-    shots = B * N
-    res = {"preset": preset, "params": model.num_params(), "batch": B, "shots": N, "device": device,
-           "compile": compile_, "optimizer": optimizer, "step_s": dt, "shots_per_s": shots / dt,
-           "tokens_per_s": B * (N + 2) / dt, "flops_per_shot": flops_per_shot(model.config, N)}
-    if device == "cuda":
-        name = torch.cuda.get_device_name()
-        peak = next((v for k, v in PEAK_BF16.items() if k in name), float("nan"))
-        res.update(gpu=name, peak_mem_gb=torch.cuda.max_memory_allocated() / 1e9,
-                   mfu=res["flops_per_shot"] * res["shots_per_s"] / peak)
-    else:
-        res["peak_rss_mb"] = _rss_mb()
-    return res
+    return {"run": f"{preset}, {optimizer}", "preset": preset, "device": "cpu", "batch": B, "shots": N,
+            "step_s": dt, "shots_per_s": B * N / dt, "tokens_per_s": B * (N + 2) / dt, "mfu": None,
+            "peak_mem": f"{_rss_mb():.0f} MB RSS"}
 
 
 def optimizer_comparison(steps_epochs: int, threads: int) -> list[dict]:
@@ -123,56 +131,283 @@ def optimizer_comparison(steps_epochs: int, threads: int) -> list[dict]:
     return rows
 
 
-def _print_tp(rows: list[dict]) -> None:
-    print(f"{'preset':<7}{'dev':<6}{'opt':<6}{'cmp':<5}{'B x N':>10}{'step ms':>10}{'shots/s':>11}{'tokens/s':>11}"
-          f"{'MFU':>7}{'peak mem':>12}")
-    for r in rows:
-        mem = f"{r['peak_mem_gb']:.1f} GB" if "peak_mem_gb" in r else f"{r['peak_rss_mb']:.0f} MB RSS"
-        mfu = f"{100 * r['mfu']:.1f}%" if "mfu" in r else "-"
-        print(f"{r['preset']:<7}{r['device']:<6}{r['optimizer']:<6}{'yes' if r['compile'] else 'no':<5}"
-              f"{str(r['batch']) + ' x ' + str(r['shots']):>10}{1000 * r['step_s']:>10.1f}{r['shots_per_s']:>11,.0f}"
-              f"{r['tokens_per_s']:>11,.0f}{mfu:>7}{mem:>12}")
+# ----------------------------------------------------------------------------- GPU (the training data path)
+def synthetic_cache(root: Path, lengths: list[int], dim: int = FUSED_DIM, meta_dim: int = META_DIM, seed: int = 0):
+    """A consolidated shot cache (training/data.py's layout) of random unit vectors, written
+    directly: the store and its Parquet files are not what this benchmark measures."""
+    from mediafm.store.atomic import write_json_atomic
+    from mediafm.training.data import CACHE_FORMAT, open_cache
+
+    root.mkdir(parents=True, exist_ok=True)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    rng = np.random.default_rng(seed)
+    fused = np.lib.format.open_memmap(root / "fused.npy", mode="w+", dtype=np.float32, shape=(int(offsets[-1]), dim))
+    for a in range(0, len(fused), 1 << 15):
+        x = rng.standard_normal((min(1 << 15, len(fused) - a), dim), dtype=np.float32)
+        fused[a:a + len(x)] = x / np.linalg.norm(x, axis=1, keepdims=True)
+    fused.flush()
+    del fused
+    times = np.zeros((int(offsets[-1]), 2), np.float32)
+    for i, n in enumerate(lengths):
+        times[offsets[i]:offsets[i + 1], 0] = 4.0 * np.arange(n)
+        times[offsets[i]:offsets[i + 1], 1] = 4.0
+    np.save(root / "times.npy", times)
+    np.save(root / "offsets.npy", offsets)
+    meta = rng.standard_normal((len(lengths), meta_dim), dtype=np.float32)
+    np.save(root / "meta.npy", meta / np.linalg.norm(meta, axis=1, keepdims=True))
+    write_json_atomic({"format": CACHE_FORMAT, "title_ids": [f"t{i:05d}" for i in range(len(lengths))],
+                       "encoders": {}}, root / "index.json")
+    return open_cache(root)
+
+
+class Trainer:
+    """One model (compiled or not) trained with `train_step` on batches from `iter_batches`."""
+
+    def __init__(self, cfg, cache, compiled: bool):
+        from mediafm.training.pretrain import build_model
+
+        self.cfg, self.cache = cfg, cache
+        self.device = torch.device(cfg.device)
+        self.model = build_model(cfg, cache.dim, cache.meta_dim).to(self.device)
+        self.run_model = torch.compile(self.model) if compiled else self.model  # as `mediafm pretrain --compile`
+        self.step = 0
+
+    def batches(self, cfg, device_cache):
+        from mediafm.prefetch import prefetch
+        from mediafm.training.data import iter_batches
+
+        titles = list(range(len(self.cache.title_ids)))
+        pin = self.device.type == "cuda" and device_cache is None
+
+        def forever():
+            for epoch in itertools.count():
+                yield from iter_batches(self.cache, titles, cfg.max_shots, cfg.batch_size, cfg.seed, epoch, cfg.mask,
+                                        device_cache=device_cache, pin=pin, use_meta=cfg.use_meta)
+
+        return prefetch(forever(), cfg.prefetch)
+
+    def measure(self, cfg, optimizer, device_cache, warmup: int, steps: int, profile_steps: int = 0) -> dict:
+        from mediafm.training.pretrain import train_step
+
+        dev = str(self.device)
+        it = self.batches(cfg, device_cache)
+        loss = None
+        for _ in range(warmup):
+            loss = train_step(self.run_model, optimizer, next(it), cfg, self.step, 10**6, 1, self.device)
+            self.step += 1
+        _sync(dev)
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        flops = shots = windows = 0
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            batch = next(it)
+            loss = train_step(self.run_model, optimizer, batch, cfg, self.step, 10**6, 1, self.device)
+            self.step += 1
+            flops += sum(train_flops(self.model.config, n) for n in batch.lengths)
+            shots += batch.real
+            windows += len(batch.lengths)
+            padded = max(batch.lengths) * len(batch.lengths)
+        _sync(dev)
+        dt = time.perf_counter() - t0
+        out = {"step_s": dt / steps, "shots_per_s": shots / dt, "tokens_per_s": (shots + 2 * windows) / dt,
+               "model_tflops": flops / dt / 1e12, "padding": 1 - shots / max(1, steps * padded),
+               "loss": float(loss)}
+        peak = peak_flops(dev)
+        out["mfu"] = flops / dt / peak if peak else None
+        out["peak_mem"] = (f"{torch.cuda.max_memory_allocated() / 2**30:.1f} GiB" if self.device.type == "cuda"
+                           else f"{_rss_mb():.0f} MB RSS")
+        if profile_steps:
+            out["profile"] = profile(lambda: train_step(self.run_model, optimizer, next(it), cfg, self.step, 10**6, 1,
+                                                        self.device), profile_steps, dev)
+        return out
+
+
+def torch_muon_optimizer(model, oc: OptimConfig) -> MultiOptimizer:
+    """`build_optimizer`'s groups with torch's per-matrix Muon, for comparison with BatchedMuon."""
+    opt = build_optimizer(model, oc)
+    muon = opt.optimizers[0]
+    ref = torch.optim.Muon(muon.param_groups[0]["params"], lr=oc.muon_lr, weight_decay=oc.weight_decay)
+    for g in ref.param_groups:
+        g["peak_lr"] = g["lr"]
+    return MultiOptimizer([ref, *opt.optimizers[1:]])
+
+
+KINDS = [("attention", r"flash|fmha|attention|sdpa"), ("matrix products", r"gemm|cutlass|xmma|nvjet|cublas|sm90|wgmma"),
+         ("copies and fills", r"memcpy|memset|copy_kernel|fill"), ("other (fused elementwise, norms, reductions)", r".")]
+
+
+def profile(step, steps: int, device: str) -> dict:
+    """torch.profiler over `steps` steps: GPU kernel time by kind, busy share, top kernels, ranges."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    cuda = device.startswith("cuda")
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    step()  # the profiler's own start-up stays out of the window
+    _sync(device)
+    with torch_profile(activities=activities) as prof:
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            step()
+        _sync(device)
+        wall = time.perf_counter() - t0
+    kernels: dict[str, float] = {}
+    for e in prof.events():
+        if cuda and e.device_type == torch.autograd.DeviceType.CUDA:
+            kernels[e.name] = kernels.get(e.name, 0.0) + e.time_range.elapsed_us() / 1e3
+    by_kind = dict.fromkeys((k for k, _ in KINDS), 0.0)
+    for name, ms in kernels.items():
+        kind = next(k for k, pat in KINDS if re.search(pat, name, re.IGNORECASE))
+        by_kind[kind] += ms
+    busy = sum(kernels.values())
+    sort = "self_device_time_total" if cuda else "self_cpu_time_total"
+    avgs = prof.key_averages()
+    ranges = {e.key: {"cpu_ms": e.cpu_time_total / 1e3 / steps,
+                      "device_ms": getattr(e, "device_time_total", 0.0) / 1e3 / steps}
+              for e in avgs if e.key.startswith("mediafm.")}
+    return {"steps": steps, "wall_ms_per_step": 1e3 * wall / steps, "gpu_busy_ms_per_step": busy / steps,
+            "gpu_busy_share": busy / (1e3 * wall) if cuda else None,
+            "kernel_ms_per_step": {k: v / steps for k, v in by_kind.items()},
+            "top_kernels": sorted(((n, ms / steps) for n, ms in kernels.items()), key=lambda x: -x[1])[:12],
+            "ranges": ranges, "table": avgs.table(sort_by=sort, row_limit=15, max_name_column_width=70)}
+
+
+def gpu_rows(a) -> tuple[list[dict], dict | None]:
+    """The GPU table: one model per configuration that needs its own compile, several optimiser
+    and data-path variants on the same compiled model."""
+    from mediafm.training.data import DeviceCache
+    from mediafm.training.pretrain import TrainConfig
+
+    device = a.device
+    cuda = device.startswith("cuda")
+    if cuda:
+        torch.backends.cuda.matmul.allow_tf32 = True  # as `mediafm pretrain` does on CUDA
+    rng = np.random.default_rng(0)
+    lengths = (rng.integers(100, 1001, a.titles).tolist() if a.mixed else [600] * a.titles)
+    tmp = tempfile.TemporaryDirectory()
+    t0 = time.perf_counter()
+    cache = synthetic_cache(Path(tmp.name) / "cache", lengths)
+    print(f"synthetic cache: {len(lengths)} titles, {sum(lengths):,} shots x {FUSED_DIM} "
+          f"({cache.fused.nbytes / 2**30:.2f} GiB) in {time.perf_counter() - t0:.1f} s", flush=True)
+    base = TrainConfig(preset=a.preset, max_shots=a.shots, batch_size=a.batch, device=device, bf16=True,
+                       progress=False)
+    dcache = DeviceCache(cache, device) if (not cuda or DeviceCache.fits(cache, device)) else None
+    rows, prof = [], None
+    print(_header(), flush=True)
+
+    def row(label: str, trainer: Trainer, cfg, optimizer=None, host: bool = False, profile_steps: int = 0):
+        nonlocal prof
+        try:
+            opt = optimizer or build_optimizer(trainer.model, cfg.optim)
+            r = trainer.measure(cfg, opt, None if host else dcache, a.warmup, a.steps, profile_steps)
+        except Exception as exc:  # an OOM or a compile failure: report it, keep the other rows
+            print(f"  {label}: FAILED {type(exc).__name__}: {str(exc)[:300]}", flush=True)
+            return
+        if "profile" in r:
+            prof = r.pop("profile")
+        r.update(run=label, preset=cfg.preset, device=device, batch=cfg.batch_size, shots=cfg.max_shots)
+        rows.append(r)
+        print(_line(r), flush=True)
+        if cuda:
+            torch.cuda.empty_cache()
+
+    compiled = Trainer(base, cache, compiled=True)
+    row("compiled (mediafm pretrain --compile)", compiled, base, profile_steps=a.profile)
+    row("compiled, AdamW only", compiled, dataclasses.replace(base, optim=OptimConfig(optimizer="adamw")))
+    row("compiled, torch's per-matrix Muon", compiled, base, optimizer=torch_muon_optimizer(compiled.model, base.optim))
+    row("compiled, host batches (pinned copy per step)", compiled, base, host=True)
+    del compiled
+    eager = Trainer(base, cache, compiled=False)
+    row("eager", eager, base)
+    del eager
+    double = dataclasses.replace(base, batch_size=2 * a.batch)
+    row("compiled, 2x batch", Trainer(double, cache, compiled=True), double)
+    cosine = dataclasses.replace(base, objective="cosine", neighbor_weight=0.0)
+    row("compiled, cosine loss only (no InfoNCE)", Trainer(cosine, cache, compiled=True), cosine)
+    tmp.cleanup()
+    return rows, prof
+
+
+def _header() -> str:
+    return (f"{'run':<48}{'B x N':>10}{'step ms':>9}{'shots/s':>11}{'tokens/s':>11}{'TFLOP/s':>9}{'MFU':>7}"
+            f"{'pad':>6}{'peak mem':>13}")
+
+
+def _line(r: dict) -> str:
+    mfu = f"{100 * r['mfu']:.1f}%" if r.get("mfu") is not None else "-"
+    tf = f"{r['model_tflops']:.1f}" if "model_tflops" in r else "-"
+    pad = f"{100 * r['padding']:.0f}%" if "padding" in r else "-"
+    return (f"{r['run']:<48}{str(r['batch']) + ' x ' + str(r['shots']):>10}{1000 * r['step_s']:>9.1f}"
+            f"{r['shots_per_s']:>11,.0f}{r['tokens_per_s']:>11,.0f}{tf:>9}{mfu:>7}{pad:>6}{r['peak_mem']:>13}")
+
+
+def print_profile(p: dict) -> None:
+    print(f"\n== profile: {p['steps']} steps of the first row; wall {p['wall_ms_per_step']:.1f} ms/step")
+    if p["gpu_busy_share"] is not None:
+        print(f"GPU kernels {p['gpu_busy_ms_per_step']:.1f} ms/step = {100 * p['gpu_busy_share']:.0f}% of the wall "
+              f"time (the rest: the GPU waits for the host)")
+        for kind, ms in p["kernel_ms_per_step"].items():
+            print(f"  {kind:<46}{ms:>8.2f} ms/step")
+        print("top kernels (ms/step):")
+        for name, ms in p["top_kernels"]:
+            print(f"  {ms:>8.2f}  {name[:110]}")
+    for name, r in sorted(p["ranges"].items()):
+        print(f"range {name:<28} host {r['cpu_ms']:>8.2f} ms/step   device {r['device_ms']:>8.2f} ms/step")
+    print(p["table"])
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--gpu", action="store_true", help="also run the GPU measurements")
-    ap.add_argument("--gpu-only", action="store_true")
+    ap.add_argument("--gpu-only", action="store_true", help="only the GPU measurements (benchmarks/gpu.sh)")
+    ap.add_argument("--device", default="cuda", help="device for the GPU measurements (cpu: check the code paths)")
     ap.add_argument("--threads", type=int, default=1, help="1: on the shared 2-core box more threads thrash")
     ap.add_argument("--epochs", type=int, default=40, help="epochs per optimizer-comparison run")
-    ap.add_argument("--gpu-batch", type=int, default=32)
+    ap.add_argument("--preset", default="base")
+    ap.add_argument("--shots", type=int, default=512, help="window length (max_shots)")
+    ap.add_argument("--batch", "--gpu-batch", type=int, default=32, dest="batch", help="windows per step")
+    ap.add_argument("--titles", type=int, default=200, help="synthetic titles (600 shots each)")
+    ap.add_argument("--mixed", action="store_true", help="titles of 100-1,000 shots (padded batches)")
+    ap.add_argument("--warmup", type=int, default=5, help="steps before timing (includes compiling)")
+    ap.add_argument("--steps", type=int, default=20, help="timed steps per row")
+    ap.add_argument("--profile", type=int, default=5, help="profiled steps of the first row (0: none)")
+    ap.add_argument("--json", type=Path, help="write the rows and the profile here")
     a = ap.parse_args(argv)
     if not a.gpu_only:
         torch.set_num_threads(a.threads)
         print(f"== CPU training throughput ({a.threads} threads, fused dim {FUSED_DIM}; shared box, noisy)")
-        rows = [throughput("tiny", 8, 128, "cpu", 5, 2, False),
-                throughput("small", 8, 128, "cpu", 5, 2, False),
-                throughput("small", 8, 128, "cpu", 5, 2, False, optimizer="adamw"),
-                throughput("small", 2, 512, "cpu", 3, 1, False)]
-        _print_tp(rows)
+        rows = [cpu_throughput("tiny", 8, 128, 5, 2), cpu_throughput("small", 8, 128, 5, 2),
+                cpu_throughput("small", 8, 128, 5, 2, optimizer="adamw"), cpu_throughput("small", 2, 512, 3, 1)]
+        print(_header())
+        for r in rows:
+            print(_line(r))
         print(f"\n== Muon vs AdamW: tiny, 80 structured synthetic titles, {a.epochs} epochs, same schedule")
         print(f"{'optimizer':<10}{'lr':>12}{'steps':>7}{'best val':>10}{'cos model':>11}{'cos best base':>15}"
               f"{'wall s':>8}  val loss curve")
         for r in optimizer_comparison(a.epochs, a.threads):
             print(f"{r['optimizer']:<10}{str(r['lr']):>12}{r['steps']:>7}{r['val_loss']:>10.4f}{r['cos_model']:>11.4f}"
                   f"{r['cos_best_baseline']:>15.4f}{r['wall_s']:>8.1f}  {r['val_curve']}")
-    if a.gpu or a.gpu_only:
-        if not torch.cuda.is_available():
-            print("\n(no CUDA device: GPU measurements skipped)")
-            return 0
-        torch.backends.cuda.matmul.allow_tf32 = True
-        print(f"\n== GPU: {torch.cuda.get_device_name()}, base at 512 shots, bf16 autocast")
-        B = a.gpu_batch
-        runs = [dict(B=B), dict(B=B, optimizer="adamw"), dict(B=B, compile_=True), dict(B=2 * B, compile_=True)]
-        rows = []
-        for r in runs:
-            try:
-                rows.append(throughput("base", r.pop("B"), 512, "cuda", 10, 5, True, **r))
-            except Exception as exc:  # e.g. OOM at 2x batch or a compile failure: report, keep the rest
-                print(f"  run {r} failed: {type(exc).__name__}: {str(exc)[:200]}")
-            torch.cuda.empty_cache()
-        _print_tp(rows)
-    return 0
+    if not (a.gpu or a.gpu_only):
+        return 0
+    if a.device.startswith("cuda") and not torch.cuda.is_available():
+        print("\n(no CUDA device: GPU measurements not run; --device cpu runs their code paths on the CPU)")
+        return 1
+    name = torch.cuda.get_device_name() if a.device.startswith("cuda") else "CPU"
+    peak = peak_flops(a.device)
+    print(f"\n== {name} (dense bf16 peak {peak / 1e12:.0f} TFLOP/s), torch {torch.__version__}: {a.preset} at "
+          f"{a.shots} shots, bf16 autocast, TrainConfig defaults" if peak else
+          f"\n== {name}, torch {torch.__version__}: {a.preset} at {a.shots} shots (no MFU: no known peak)", flush=True)
+    torch._logging.set_logs(recompiles=True)  # a recompile inside the timed steps would show here
+    rows, prof = gpu_rows(a)
+    if prof is not None:
+        print_profile(prof)
+    if a.json:
+        a.json.parent.mkdir(parents=True, exist_ok=True)
+        a.json.write_text(json.dumps({"device": name, "torch": torch.__version__, "peak_flops": peak, "rows": rows,
+                                      "profile": {k: v for k, v in (prof or {}).items() if k != "table"}},
+                                     indent=1, default=str))
+    return 0 if rows else 1
 
 
 if __name__ == "__main__":

@@ -262,12 +262,17 @@ class Batch:
     times: torch.Tensor  # [B, N, 2]
     keep_positions: torch.Tensor | None = None  # bool [B, N], loss-carrying shots whose input stays visible
     targets: torch.Tensor | None = None  # [B, N, D] true vectors where `fused` had inputs swapped (else None)
-    real: int = 0  # real shots in the batch, counted on the host (reading pad_mask could wait for a GPU)
+    lengths: tuple[int, ...] = ()  # each window's real shots, from the host (reading pad_mask may wait for a GPU)
+
+    @property
+    def real(self) -> int:
+        """Real shots in the batch."""
+        return sum(self.lengths)
 
     def _map(self, fn) -> Batch:
         mv = lambda t: None if t is None else fn(t)  # noqa: E731
         return Batch(mv(self.fused), mv(self.meta), mv(self.pad_mask), mv(self.mask_positions), mv(self.times),
-                     mv(self.keep_positions), mv(self.targets), self.real)
+                     mv(self.keep_positions), mv(self.targets), self.lengths)
 
     def to(self, device) -> Batch:
         return self._map(lambda t: t.to(device, non_blocking=True))
@@ -302,7 +307,7 @@ def collate(cache: ShotCache, windows: list[Window], ratio: float | MaskSpec, se
     meta = torch.from_numpy(cache.meta[[w.title for w in windows]]) if cache.meta_dim and use_meta else None
     return Batch(torch.from_numpy(fused), meta, torch.from_numpy(pad), torch.from_numpy(masked),
                  torch.from_numpy(times), torch.from_numpy(kept), None if targets is None else torch.from_numpy(targets),
-                 sum(w.length for w in windows))
+                 tuple(w.length for w in windows))
 
 
 class DeviceCache:
@@ -357,7 +362,7 @@ class DeviceCache:
         src, tgt, pad, masked, kept = dev.unbind(0)
         meta = self.meta[[w.title for w in windows]] if cache.meta_dim and use_meta else None
         return Batch(self.fused[src], meta, pad.bool() if padded else None, masked.bool(), self.times[tgt],
-                     kept.bool(), self.fused[tgt] if swapped_any else None, sum(w.length for w in windows))
+                     kept.bool(), self.fused[tgt] if swapped_any else None, tuple(w.length for w in windows))
 
 
 def global_batches(windows: list[Window], global_batch: int, drop_last: bool) -> list[list[Window]]:

@@ -13,10 +13,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
+from mediafm.devices import resolve_device
 from mediafm.errors import StoreError
 from mediafm.model.mediafm import CONFIG_FILE, WEIGHTS_FILE, load_pretrained
+from mediafm.prefetch import prefetch
 from mediafm.store.catalog import Store
 from mediafm.store.digest import file_sha256
 from mediafm.store.lock import store_lock
@@ -77,8 +77,7 @@ def embed_store(store_root: str | Path, model_dir: str | Path, title_ids: list[s
 def _embed_titles(store: Store, model_dir: str | Path, title_ids: list[str] | None, device: str,
                   overwrite: bool, progress: bool) -> EmbedResult:
     info = model_identity(model_dir)
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device(device)
     model = load_pretrained(model_dir, device=device)
     tids = [t for t in (title_ids if title_ids is not None else store.title_ids()) if store.has_features(t)]
     encoders = store.check_encoders(tids)
@@ -86,15 +85,10 @@ def _embed_titles(store: Store, model_dir: str | Path, title_ids: list[str] | No
         raise StoreError(store.root, f"model {info['model_id']} was trained on encoders {info['encoders']} "
                          f"but the store holds {encoders}; re-encode or retrain")
     out = store.contextual_dir(info["model_id"])
-    it = tids
-    if progress:
-        from tqdm import tqdm
-        it = tqdm(tids, desc="embed", unit="title")
-    done = skipped = shots = 0
-    for tid in it:
-        if not overwrite and (out / "shots" / f"{tid}.parquet").exists():
-            skipped += 1
-            continue
+    todo = [t for t in tids if overwrite or not (out / "shots" / f"{t}.parquet").exists()]
+    skipped = len(tids) - len(todo)
+
+    def inputs(tid: str) -> tuple:
         fused = store.features(tid)
         if fused.shape[1] != model.config.input_dim:
             raise StoreError(store._table_file("features", tid), f"fused dim {fused.shape[1]} does not match "
@@ -104,7 +98,16 @@ def _embed_titles(store: Store, model_dir: str | Path, title_ids: list[str] | No
             sh = store.shots(tid)
             times = sh[["start_s", "end_s"]].to_numpy("float32")
             times[:, 1] -= times[:, 0]
-        emb, cls = model.embed_title(fused, store.meta_embedding(tid), times, return_cls=True)
+        return tid, fused, store.meta_embedding(tid), times
+
+    # On a GPU the next titles are read in a background thread while this one is embedded.
+    it = prefetch((inputs(t) for t in todo), 2 if str(device).startswith("cuda") else 0)
+    if progress:
+        from tqdm import tqdm
+        it = tqdm(it, total=len(todo), desc="embed", unit="title")
+    done = shots = 0
+    for tid, fused, meta, times in it:
+        emb, cls = model.embed_title(fused, meta, times, return_cls=True)
         store.write_contextual(info["model_id"], tid, emb, cls, info)
         done, shots = done + 1, shots + len(emb)
     return EmbedResult(info["model_id"], done, skipped, shots, info["readout"], info["dim"])

@@ -221,12 +221,16 @@ def backward(model, batch, cfg: TrainConfig, world: int, device) -> torch.Tensor
 def train_step(model, optimizer, batch, cfg: TrainConfig, step: int, total: int, world: int, device) -> torch.Tensor:
     """One optimiser step on this rank's share of a global batch; returns the global mean loss as a
     0-d tensor on the device (reading it waits for the GPU: the caller does so every few steps)."""
+    # Named ranges for torch.profiler (benchmarks/pretrain.py --profile); free when no profiler runs.
+    record = torch.profiler.record_function
     set_lr(optimizer, step, total, cfg.optim)
-    stats = backward(model, batch, cfg, world, device)
-    if cfg.optim.grad_clip:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
+    with record("mediafm.forward_backward"):
+        stats = backward(model, batch, cfg, world, device)
+    with record("mediafm.optimizer"):
+        if cfg.optim.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
     return stats[0] / stats[1].clamp(min=1)
 
 
