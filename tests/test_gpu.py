@@ -10,7 +10,8 @@ Selected out of the default run by the `gpu` marker. Run without a CUDA device, 
   own bound against float32); EfficientNet-Lite0 and MiniLM (float16 vs onnxruntime float32)
   cosine >= 0.999 per image or sentence; YAMNet (the int8 graph simulated in torch vs
   onnxruntime's integer kernels) cosine >= 0.99 per clip, as the CPU test of that path states;
-- the whole pipeline on the montage: the same shots, and fused vectors with cosine >= 0.99.
+- the whole pipeline on the montage: shots within 2 frames; frames sampled at the same indices
+  within 4 levels on average (another scaling path: see the test), fused vectors cosine >= 0.99.
 """
 
 from __future__ import annotations
@@ -286,6 +287,9 @@ def test_the_pipeline_on_the_gpu_gives_the_cpu_shots_and_features(montage, tmp_p
     (tid,) = cpu.title_ids()
     a, b = (s.shots(tid)[["start_frame", "end_frame"]].to_numpy() for s in (cpu, gpu))
     assert a.shape == b.shape and np.abs(a - b).max() <= 2  # see test_transnetv2_gpu_finds_the_cpu_boundaries
-    same = (a == b).all(1)  # shots with the same frames sampled
-    assert same.mean() >= 0.8 and np.array_equal(gpu.frames(tid)[same], cpu.frames(tid)[same])
+    same = (a == b).all(1)  # shots whose frames are sampled at the same indices
+    # The GPU detector's longer look-ahead makes ingest keep even 360p frames reduced in YUV
+    # (ingest/worker.py), so the same picks come through another scaling path: close, not equal.
+    fg, fc = gpu.frames(tid)[same].astype(np.int16), cpu.frames(tid)[same].astype(np.int16)
+    assert same.mean() >= 0.8 and np.abs(fg - fc).mean() < 4
     assert _cos(gpu.features(tid)[same], cpu.features(tid)[same]).min() > 0.99

@@ -450,7 +450,7 @@ class TransNetV2Detector(ShotDetector):
 
     def _single_thread_stream(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         c = self.config
-        if c.schedule != "stream":
+        if c.schedule != "stream" or self.device != "cpu":
             return super()._single_thread_stream(frames)
         from mediafm.shots.transnetv2_stream import StreamingTransNetV2
 
