@@ -138,8 +138,13 @@ def pipeline(device: str, title: Path, warm: Path, work: Path) -> dict:
     import torch
 
     from mediafm.encoders.config import EncodeConfig
-    from mediafm.encoders.encode_store import (EncoderSet, encode_audio_shots, encode_titles, encode_video_shots,
-                                               read_inputs)
+    from mediafm.encoders.encode_store import (
+        EncoderSet,
+        encode_audio_shots,
+        encode_titles,
+        encode_video_shots,
+        read_inputs,
+    )
     from mediafm.ingest.config import IngestConfig
     from mediafm.ingest.worker import process_title, write_result
     from mediafm.store.catalog import Store
@@ -191,7 +196,7 @@ def pipeline(device: str, title: Path, warm: Path, work: Path) -> dict:
 
 
 def run(work: Path, height: int, devices: list[str]) -> dict:
-    title, warm = work / f"title{height}.mp4", work / f"warm{height}.mp4"
+    title = work / f"title{height}.mp4"
     if not title.exists():
         raise FileNotFoundError(f"{title}: run `make` first")
     out = {"title": str(title), **decode_rates(title), **hw_decode(title)}
@@ -206,7 +211,7 @@ def run(work: Path, height: int, devices: list[str]) -> dict:
             res_file = Path(f.name)
         cmd = [sys.executable, __file__, "pipeline", "--device", device, "--work", str(work), "--height", str(height),
                "--json", str(res_file)]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             tail = (proc.stderr or proc.stdout)[-1500:]
             print(f"pipeline on {device} FAILED:\n{tail}", flush=True)

@@ -186,7 +186,6 @@ def test_yamnet_torch_graph_stays_close_to_onnxruntime():
 
 
 def test_qdq_graph_refuses_operators_it_cannot_run():
-    import onnx
     from onnx import TensorProto, helper
 
     from mediafm.encoders.qdq_torch import QDQGraph

@@ -145,7 +145,13 @@ def _copy_to(model, device):
 
 
 def test_device_cache_batches_equal_host_batches(tmp_path):
-    from mediafm.training.data import DeviceCache, MaskSpec, build_cache, iter_batches, split_titles
+    from mediafm.training.data import (
+        DeviceCache,
+        MaskSpec,
+        build_cache,
+        iter_batches,
+        split_titles,
+    )
     from mediafm_testing.synthetic import SyntheticConfig, structured_store
 
     structured_store(tmp_path, SyntheticConfig(n_titles=12, dim=16, meta_dim=8, shots_per_title=(20, 70), seed=3))
@@ -198,7 +204,11 @@ def montage48(montage) -> np.ndarray:
 
 
 def test_transnetv2_gpu_equals_the_whole_title_stream(montage48, strict_fp32):
-    from mediafm.shots.transnetv2 import TransNetV2Detector, iter_probabilities, iter_probabilities_blocks
+    from mediafm.shots.transnetv2 import (
+        TransNetV2Detector,
+        iter_probabilities,
+        iter_probabilities_blocks,
+    )
 
     net = TransNetV2Detector(device="cpu").net
     frames = montage48[:700]
