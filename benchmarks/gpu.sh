@@ -26,8 +26,12 @@ elapsed() { echo "$(( $(date +%s) - start )) s"; }
 
 # --- wheels carried here: decompress (*.whl.xz), install, keep MiniLM's small files
 shopt -s nullglob
-for f in .whl/*.whl .whl/*/*.whl; do cp "$f" "$STATE/wheels/"; done
+installed() {  # NAME-VERSION-....whl[.xz] is in the site folder already (a wheel of an earlier run)
+  local stem; stem=$(basename "$1"); [ -d "$STATE/site/$(echo "$stem" | cut -d- -f1-2).dist-info" ]
+}
+for f in .whl/*.whl .whl/*/*.whl; do installed "$f" || cp "$f" "$STATE/wheels/"; done
 for f in .whl/*.whl.xz .whl/*/*.whl.xz; do
+  installed "$f" && continue
   "$PY" -c "import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], 'wb'))" \
     "$f" "$STATE/wheels/$(basename "${f%.xz}")"
 done
