@@ -231,7 +231,7 @@ def test_exception_mid_title_leaves_nothing_partial(tmp_path, monkeypatch):
 
 
 def test_keyboard_interrupt_keeps_finished_titles(tmp_path, monkeypatch):
-    import mediafm.ingest.local as local
+    import mediafm.ingest.outcome as local
 
     src = _catalog(tmp_path / "in")
     root = tmp_path / "store"

@@ -286,7 +286,7 @@ def test_local_engine_never_imports_ray():
     import sys
 
     code = ("import sys, mediafm.ingest, mediafm.ingest.local, mediafm.ingest.worker, mediafm.cli.ingest, "
-            "mediafm.distributed; print('ray' in sys.modules)")
+            "mediafm.ingest.engines; print('ray' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -393,3 +393,13 @@ def test_decode_cost_and_detector_cost_are_measured(montage):
     assert 0.0 < decode_cost(montage) < 0.05
     assert decode_cost(montage.parent / "missing.mp4") == 0.0
     assert 0.0 < get_detector("adaptive").frame_cost() < 0.05
+
+
+def test_engines_are_looked_up_by_name_and_share_one_interface():
+    from mediafm.ingest.engines import ENGINES, get_engine
+    from mediafm.ingest.local import LocalEngine
+
+    assert ENGINES == ("local", "ray")
+    assert isinstance(get_engine("local"), LocalEngine)
+    with pytest.raises(ConfigError, match="unknown engine 'spark'"):
+        get_engine("spark")

@@ -250,7 +250,7 @@ def test_the_explorer_holds_concurrent_load_without_errors(served_store):
     urls = []
     for i in range(320):
         t, shot = f"title{rng.integers(20):02d}", int(rng.integers(12))
-        urls.append([f"/api/titles", f"/api/titles/{t}", f"/api/titles/{t}/shots/{shot}/thumb.jpg",
+        urls.append(["/api/titles", f"/api/titles/{t}", f"/api/titles/{t}/shots/{shot}/thumb.jpg",
                      f"/api/titles/{t}/shots/{shot}/neighbors", f"/api/titles/{t}/map",
                      f"/api/search?q=dog+{i}"][i % 6])
 

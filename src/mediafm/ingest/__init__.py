@@ -1,7 +1,7 @@
 """Ingestion: title files -> shots, per-shot frames/audio/text in the catalog store.
 
     from mediafm.ingest import ingest, IngestConfig
-    report = ingest(["films/"], "store/", IngestConfig(detector="fast"), encode=False)
+    report = ingest(["films/"], "store/", IngestConfig(detector="adaptive"), encode=False)
 
 Engines: "local" (this process, the default, no Ray needed) and "ray" (`pip install
 'mediafm[ray]'`; the same per-title worker as Ray tasks). Both resume: source files whose
@@ -17,10 +17,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mediafm.errors import ConfigError, MediafmError
+from mediafm.errors import ConfigError
 from mediafm.ingest.config import IngestConfig
 from mediafm.ingest.discover import SourceItem, discover, plan_items
-from mediafm.ingest.local import Outcome, record_failure, run_local
+from mediafm.ingest.engines import ENGINES, EngineRun, get_engine
+from mediafm.ingest.outcome import Outcome, record_failure
 from mediafm.store.catalog import Store
 from mediafm.store.commit import recover_commits
 from mediafm.store.lock import store_lock
@@ -28,9 +29,6 @@ from mediafm.store.lock import store_lock
 __all__ = ["ENGINES", "IngestConfig", "IngestReport", "Outcome", "ingest", "plan"]
 
 log = logging.getLogger(__name__)
-
-ENGINES = ("local", "ray")
-
 
 @dataclass
 class IngestReport:
@@ -131,43 +129,30 @@ def ingest(paths: Sequence[str | Path], store_root: str | Path, config: IngestCo
         StoreLockedError: another process is writing the store.
     """
     config = config if config is not None else IngestConfig()
-    if engine not in ENGINES:
-        raise ConfigError(None, f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     t0 = time.perf_counter()
     _check_detector(config.detector)
-    if engine == "ray":
-        from mediafm.distributed.ray_engine import import_ray
-
-        import_ray()  # fail before touching the store when the extra is missing
+    # Built before the store is touched: an unknown engine or a missing extra fails here.
+    runner = get_engine(engine, **({"address": address, "workers": workers} if engine == "ray" else {}))
     store = Store(store_root, create=True)
     with store_lock(store.root, "mediafm ingest"):
-        report = _ingest_locked(paths, store, config, encode, engine, address=address, workers=workers,
-                                show_progress=show_progress, on_outcome=on_outcome)
+        report = _ingest_locked(paths, store, config, encode, runner, show_progress=show_progress,
+                                on_outcome=on_outcome)
     report.wall_s = time.perf_counter() - t0
     return report
 
 
-def _ingest_locked(paths: Sequence[str | Path], store: Store, config: IngestConfig, encode: bool, engine: str, *,
-                   address: str | None, workers: int | None, show_progress: bool,
-                   on_outcome: Callable[[Outcome], None] | None) -> IngestReport:
+def _ingest_locked(paths: Sequence[str | Path], store: Store, config: IngestConfig, encode: bool, runner, *,
+                   show_progress: bool, on_outcome: Callable[[Outcome], None] | None) -> IngestReport:
     recover_commits(store)
     todo, known = plan(paths, store, config)
     report = IngestReport(outcomes=list(known))
     if on_outcome is not None:
         for o in known:
             on_outcome(o)
-    if engine == "ray":
-        from mediafm.distributed.ray_engine import run_ray
-
-        outs, enc = run_ray(todo, store, config, encode=encode, address=address, workers=workers,
-                            show_progress=show_progress, on_outcome=on_outcome)
-        report.outcomes += outs
-        report.encoded, report.encode_s, report.encode_error = enc.encoded, enc.seconds, enc.error
-    else:
-        report.outcomes += run_local(todo, store, config, show_progress=show_progress,
-                                     estimate_frames=_estimate_frames, on_outcome=on_outcome)
-        if encode:
-            report.encoded, report.encode_s, report.encode_error = encode_pending(store, config.device)
+    run: EngineRun = runner.run(todo, store, config, encode=encode, show_progress=show_progress,
+                                on_outcome=on_outcome)
+    report.outcomes += run.outcomes
+    report.encoded, report.encode_s, report.encode_error = run.encoded, run.encode_s, run.encode_error
     return report
 
 
@@ -178,40 +163,3 @@ def _check_detector(name: str) -> None:
     names = available_detectors()
     if name not in names:
         raise ConfigError(None, f"unknown shot detector {name!r}; available: {', '.join(names)}")
-
-
-def _estimate_frames(item: SourceItem) -> int:
-    """Frame count from the container header, for the frames progress bar (0 when unknown)."""
-    from mediafm.media.decode import probe
-
-    try:
-        info = probe(item.path)
-    except MediafmError:
-        return 0
-    if not info.has_video or not info.avg_rate:
-        return 0
-    return int(info.duration_s * float(info.avg_rate))
-
-
-def pending_encode(store: Store) -> list[str]:
-    """Titles without features (new ones, and any whose encoding was interrupted)."""
-    return [t for t in store.title_ids() if not store.has_features(t)]
-
-
-def encode_pending(store: Store, device: str = "auto") -> tuple[list[str], float, str]:
-    """Run the encoders (on `device`) over the titles that lack features. Returns (ids, seconds, error)."""
-    ids = pending_encode(store)
-    if not ids:
-        return [], 0.0, ""
-    try:
-        from mediafm.encoders.config import EncodeConfig
-        from mediafm.encoders.encode_store import encode_store
-    except ImportError as exc:
-        return [], 0.0, (f"not available ({exc}); titles are ingested without features. "
-                         f"Install the encoders and run `mediafm encode {store.root}`")
-    t0 = time.perf_counter()
-    try:
-        encode_store(store, EncodeConfig(device=device), title_ids=ids)
-    except MediafmError as exc:
-        return [], time.perf_counter() - t0, f"{exc} (titles are ingested; fix and run `mediafm encode {store.root}`)"
-    return ids, time.perf_counter() - t0, ""

@@ -28,9 +28,9 @@ import uuid
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import Any
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd

@@ -16,7 +16,7 @@
 Ray tasks rather than Ray Data: each title is one heavy, side-effecting unit (it writes its own
 files), so a task per title gives the same parallelism with per-title error handling and no
 intermediate dataset; Ray Data would add a materialised row format between stages for nothing.
-Ray is an optional extra: nothing else in mediafm imports this module.
+Ray is an optional extra: only `ingest.engines.get_engine("ray")` imports this module.
 """
 
 from __future__ import annotations
@@ -27,12 +27,18 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from mediafm.errors import ConfigError, MediafmError
 from mediafm.ingest.config import IngestConfig
 from mediafm.ingest.discover import SourceItem
-from mediafm.ingest.local import Outcome, cleanup_scratch, ingest_one, record_failure, scratch_dir
+from mediafm.ingest.engines import EngineRun, pending_encode
+from mediafm.ingest.outcome import (
+    Outcome,
+    cleanup_scratch,
+    ingest_one,
+    record_failure,
+    scratch_dir,
+)
 from mediafm.ingest.worker import clean_dead_scratch
 from mediafm.store.catalog import Store
 
@@ -41,11 +47,18 @@ log = logging.getLogger(__name__)
 TASKS_PER_CPU = 2  # in-flight ingest tasks per cluster CPU: keeps CPUs busy, bounds driver memory
 
 
-@dataclass
-class EncodeSummary:
-    encoded: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    error: str = ""
+class RayEngine:
+    """Ray tasks on a cluster (`address`) or a local Ray instance with `workers` CPUs; encoding
+    overlaps ingestion on a pool of encoder actors."""
+
+    def __init__(self, address: str | None = None, workers: int | None = None):
+        import_ray()  # fail before any title is touched when the extra is missing
+        self.address, self.workers = address, workers
+
+    def run(self, items: list[SourceItem], store: Store, config: IngestConfig, *, encode: bool,
+            show_progress: bool = True, on_outcome: Callable[[Outcome], None] | None = None) -> EngineRun:
+        return run_ray(items, store, config, encode=encode, address=self.address, workers=self.workers,
+                       show_progress=show_progress, on_outcome=on_outcome)
 
 
 def import_ray():
@@ -131,7 +144,7 @@ def _first_line(exc: BaseException) -> str:
 
 def run_ray(items: list[SourceItem], store: Store, config: IngestConfig, *, encode: bool = True,
             address: str | None = None, workers: int | None = None, show_progress: bool = True,
-            on_outcome: Callable[[Outcome], None] | None = None) -> tuple[list[Outcome], EncodeSummary]:
+            on_outcome: Callable[[Outcome], None] | None = None) -> EngineRun:
     """Ingest `items` (already filtered for resume) on Ray; then encode titles lacking features.
 
     Returns:
@@ -142,7 +155,7 @@ def run_ray(items: list[SourceItem], store: Store, config: IngestConfig, *, enco
     ray = import_ray()
     started = connect(address, workers)
     root = str(store.root.resolve())
-    summary = EncodeSummary()
+    summary = EngineRun()
     outcomes: list[Outcome] = []
     try:
         # A title lost with its worker is retried once; errors inside the task are not exceptions
@@ -150,7 +163,7 @@ def run_ray(items: list[SourceItem], store: Store, config: IngestConfig, *, enco
         task = ray.remote(num_cpus=1, max_retries=1)(_ingest_task)
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
         max_in_flight = TASKS_PER_CPU * cpus
-        actors, summary.error = _encoder_pool(ray, root) if encode else ([], "")
+        actors, summary.encode_error = _encoder_pool(ray, root) if encode else ([], "")
         enc_pending: dict = {}  # ObjectRef -> title id, drained as results arrive
         enc_errors: list[str] = []
         enc_t0 = time.perf_counter()
@@ -179,8 +192,6 @@ def run_ray(items: list[SourceItem], store: Store, config: IngestConfig, *, enco
                     collect(done)
 
         if actors:
-            from mediafm.ingest import pending_encode
-
             for tid in pending_encode(store):  # titles ingested earlier whose encoding never ran
                 submit_encode(tid)
         queue = deque(items)
@@ -219,16 +230,17 @@ def run_ray(items: list[SourceItem], store: Store, config: IngestConfig, *, enco
         collect(list(enc_pending))
         if enc_errors:
             more = f" (and {len(enc_errors) - 5} more)" if len(enc_errors) > 5 else ""
-            summary.error = "; ".join([summary.error] * bool(summary.error) + enc_errors[:5]) + more
-        summary.seconds = time.perf_counter() - enc_t0 if actors else 0.0
+            summary.encode_error = "; ".join([summary.encode_error] * bool(summary.encode_error) + enc_errors[:5]) + more
+        summary.encode_s = time.perf_counter() - enc_t0 if actors else 0.0
         if actors:
             try:
                 store.check_encoders()
             except MediafmError as exc:
-                summary.error = str(exc)
+                summary.encode_error = str(exc)
     finally:
         cleanup_scratch(store)
         if started:
             ray.shutdown()
-    return outcomes, summary
+    summary.outcomes = outcomes
+    return summary
 

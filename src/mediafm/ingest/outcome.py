@@ -1,0 +1,76 @@
+"""The per-title unit every engine runs: process one title, write it, or record its failure.
+
+Only this function (called by the engines) catches errors per title: a failed title is recorded
+in the store's `failures` table and the run goes on. Ctrl-C stops between writes: finished titles
+are complete (their title row is the commit point) and the next run resumes after them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mediafm.errors import MediafmError
+from mediafm.ingest.config import IngestConfig
+from mediafm.ingest.discover import SourceItem
+from mediafm.ingest.worker import process_title, write_result
+from mediafm.store.catalog import Store
+
+log = logging.getLogger(__name__)
+
+SCRATCH = ".scratch"  # hidden folder in the store: streamed media before it is moved into place
+
+
+@dataclass
+class Outcome:
+    """What happened to one source file."""
+
+    path: str
+    status: str  # "done" | "skipped" | "failed"
+    title_id: str = ""
+    media_s: float = 0.0
+    frames: int = 0
+    stage: str = ""
+    error: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+
+def scratch_dir(store: Store) -> Path:
+    return store.root / SCRATCH
+
+
+def cleanup_scratch(store: Store) -> None:
+    """Remove the scratch folder when nothing is left in it (a live run elsewhere keeps it)."""
+    with contextlib.suppress(OSError):
+        scratch_dir(store).rmdir()
+
+
+def ingest_one(item: SourceItem, store: Store, config: IngestConfig,
+               progress: Callable[[int], None] | None = None) -> Outcome:
+    """Process and write one title; any error is recorded as a failure, never raised.
+
+    KeyboardInterrupt/SystemExit pass through (the worker and writer clean up after themselves).
+    """
+    try:
+        result = process_title(item.path, config, scratch_dir=scratch_dir(store), title_id=item.title_id,
+                               key=item.key, progress=progress)
+        write_result(store, result)
+    except Exception as exc:  # the executor is the one place that catches per title
+        return record_failure(store, item.key, item.path, exc)
+    return Outcome(str(item.path), "done", item.title_id, result.media_s, int(result.record["n_frames"]),
+                   warnings=list(result.warnings))
+
+
+def record_failure(store: Store, key: str, path: str | Path, exc: BaseException) -> Outcome:
+    """Write the failure row; unexpected (non-mediafm) errors are logged with their traceback."""
+    stage = getattr(exc, "mediafm_stage", "ingest")
+    if not isinstance(exc, MediafmError):
+        log.debug("unexpected error ingesting %s", path, exc_info=exc)
+    store.record_failure(key, path, stage, exc)
+    reason = getattr(exc, "problem", None) or str(exc) or type(exc).__name__
+    if not isinstance(exc, MediafmError):
+        reason = f"{type(exc).__name__}: {reason}"
+    return Outcome(str(path), "failed", stage=stage, error=reason)
