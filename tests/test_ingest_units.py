@@ -11,7 +11,8 @@ import pytest
 from mediafm.errors import ConfigError, MediaDecodeError
 from mediafm.ingest.config import IngestConfig
 from mediafm.ingest.discover import SourceItem, discover, plan_items
-from mediafm.ingest.worker import FrameSampler, NpyAppender
+from mediafm.ingest.npy import NpyAppender
+from mediafm.ingest.sampling import FrameSampler
 from mediafm.shots.base import ShotDetector
 
 
@@ -307,15 +308,15 @@ def test_ray_engine_without_ray_says_how_to_install(tmp_path, monkeypatch):
 def test_background_returns_result_reraises_and_cancels():
     import threading
 
-    from mediafm.ingest.worker import _Background
+    from mediafm.prefetch import Background
 
-    assert _Background(lambda a, stop: a + 1, 41).result() == 42
+    assert Background(lambda a, stop: a + 1, 41).result() == 42
 
     def fail(stop):
         raise MediaDecodeError("x.mp4", "broken")
 
     with pytest.raises(MediaDecodeError, match="broken"):
-        _Background(fail).result()
+        Background(fail).result()
 
     seen = threading.Event()
 
@@ -325,7 +326,7 @@ def test_background_returns_result_reraises_and_cancels():
             stop.wait(0.01)
         return "stopped"
 
-    job = _Background(loop)
+    job = Background(loop)
     assert seen.wait(5)
     job.cancel()  # returns only once the function has seen the stop event and ended
     assert not job._thread.is_alive()

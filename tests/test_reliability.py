@@ -386,7 +386,7 @@ def test_an_exception_inside_a_commit_removes_what_it_placed(tmp_path, monkeypat
 # ----------------------------------------------------------------------------- determinism
 def _picks_closing_at(lag_used: int, shot_len: int, lag: int = 60, recent: int = 90, capacity: int = 6) -> list:
     """Frame indices a FrameSampler picks when each shot is closed `lag_used` frames late."""
-    from mediafm.ingest.worker import FrameSampler
+    from mediafm.ingest.sampling import FrameSampler
 
     sampler = FrameSampler(3, recent, capacity, lambda f: np.array([f]), lag=lag)
     picks, cuts = [], list(range(shot_len, 2000, shot_len))

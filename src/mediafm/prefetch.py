@@ -1,12 +1,13 @@
-"""Run an iterator ahead in a background thread (bounded queue, same order, errors re-raised)."""
+"""Work in background threads: an iterator run ahead (bounded queue, same order, errors re-raised),
+and one call run beside the caller (`Background`)."""
 
 from __future__ import annotations
 
 import contextlib
 import queue
 import threading
-from collections.abc import Iterable, Iterator
-from typing import TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -49,3 +50,32 @@ def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
             with contextlib.suppress(queue.Empty):
                 q.get_nowait()
             t.join(timeout=0.01)
+
+
+class Background:
+    """Run `fn(*args, stop=event)` in a thread; `result()` joins it and re-raises its error here."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any):
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._stop = threading.Event()
+
+        def run() -> None:
+            try:
+                self._value = fn(*args, stop=self._stop)
+            except BaseException as exc:  # handed to the caller's thread by result()
+                self._error = exc
+
+        self._thread = threading.Thread(target=run, name=f"mediafm-{fn.__name__}", daemon=True)
+        self._thread.start()
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    def cancel(self) -> None:
+        """Ask `fn` to stop and wait for it; its result and error are dropped."""
+        self._stop.set()
+        self._thread.join()

@@ -9,7 +9,7 @@ from mediafm.ingest.config import IngestConfig
 from mediafm.ingest.discover import SourceItem
 from mediafm.ingest.engines import EngineRun, encode_pending, estimate_frames
 from mediafm.ingest.outcome import Outcome, cleanup_scratch, ingest_one, scratch_dir
-from mediafm.ingest.worker import clean_dead_scratch
+from mediafm.ingest.scratch import clean_dead_scratch
 from mediafm.store.catalog import Store
 
 

@@ -39,7 +39,7 @@ from mediafm.ingest.outcome import (
     record_failure,
     scratch_dir,
 )
-from mediafm.ingest.worker import clean_dead_scratch
+from mediafm.ingest.scratch import clean_dead_scratch
 from mediafm.store.catalog import Store
 
 log = logging.getLogger(__name__)

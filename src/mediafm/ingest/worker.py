@@ -3,11 +3,12 @@
 `process_title` does no store bookkeeping and catches nothing broadly: the executors (local, Ray)
 decide what a failure means. Memory does not grow with the title's length:
 
-- video is decoded ONCE; each frame is converted to the detector's small size and to one
-  `frame_side` square candidate; candidates are kept only for the shot still open (bounded, see
-  `FrameSampler`), and the K frames of a shot are picked as soon as the detector confirms its end;
+- video is decoded ONCE; each frame is converted to the detector's small size (frames too large
+  to keep unconverted are first reduced, in YUV, to the sampled frames' short side); candidates
+  are kept only for the shot still open (bounded, `ingest.sampling.FrameSampler`), and the K
+  frames of a shot are picked as soon as the detector confirms its end;
 - picked frames and int16 audio are appended to `.npy` files in a scratch folder as they come
-  (`NpyAppender`), so a 3-hour film costs disk, not RAM;
+  (`ingest.npy.NpyAppender`), so a 3-hour film costs disk, not RAM;
 - the only per-frame state is the PTS, 8 bytes per frame.
 
 `write_result` then moves the files into the store and commits the title row last.
@@ -16,17 +17,12 @@ decide what a failure means. Memory does not grow with the title's length:
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import logging
-import os
-import re
-import socket
 import threading
 import time
 import uuid
 from array import array
-from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -37,175 +33,16 @@ import pandas as pd
 
 from mediafm.errors import MediaDecodeError, MetadataError, SubtitleParseError
 from mediafm.ingest.config import IngestConfig
+from mediafm.ingest.npy import NpyAppender
+from mediafm.ingest.sampling import FrameSampler, lazy_frames, recent_frames
+from mediafm.ingest.scratch import owner
+from mediafm.prefetch import Background
 from mediafm.store.catalog import SHOT_COLUMNS, TITLE_COLUMNS, Store, source_key
 from mediafm.store.ids import title_id_for
 from mediafm.types import Shot
 
 Progress = Callable[[int], None]
 log = logging.getLogger(__name__)
-
-
-# --------------------------------------------------------------------------- streamed .npy files
-class NpyAppender:
-    """Append rows to a `.npy` file without knowing the row count up front.
-
-    A 128-byte header is reserved and filled on `close()`; numpy pads v1 headers to 64-byte
-    multiples, and any realistic shape fits in 128 bytes (if not, the file is rewritten once).
-    """
-
-    HEADER = 128
-
-    def __init__(self, path: Path, dtype: np.dtype | type, row_shape: tuple[int, ...] = ()):
-        self.path = Path(path)
-        self.dtype = np.dtype(dtype)
-        self.row_shape = tuple(row_shape)
-        self.rows = 0
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.path, "wb")
-        self._fh.write(b"\0" * self.HEADER)
-
-    def append(self, rows: np.ndarray) -> None:
-        rows = np.ascontiguousarray(rows, dtype=self.dtype)
-        if rows.shape[1:] != self.row_shape:
-            raise ValueError(f"row shape {rows.shape[1:]} != {self.row_shape}")
-        self._fh.write(rows.tobytes())  # tobytes of a C-contiguous array is one memcpy
-        self.rows += rows.shape[0]
-
-    def close(self) -> Path:
-        header = io.BytesIO()
-        np.lib.format.write_array_header_1_0(header, {
-            "descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
-            "shape": (self.rows, *self.row_shape)})
-        data = header.getvalue()
-        if len(data) == self.HEADER:
-            self._fh.seek(0)
-            self._fh.write(data)
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
-            self._fh.close()
-        else:  # exotic shape: rewrite with the right header (streamed copy)
-            self._fh.close()
-            tmp = self.path.with_name(self.path.name + ".re")
-            with open(self.path, "rb") as src, open(tmp, "wb") as dst:
-                dst.write(data)
-                src.seek(self.HEADER)
-                while chunk := src.read(1 << 24):
-                    dst.write(chunk)
-                dst.flush()
-                os.fsync(dst.fileno())
-            os.replace(tmp, self.path)
-        return self.path
-
-    def discard(self) -> None:
-        if not self._fh.closed:
-            self._fh.close()
-        self.path.unlink(missing_ok=True)
-
-
-# --------------------------------------------------------------------------- frame sampling
-class FrameSampler:
-    """Bounded buffer of frame candidates for the open shot; picks K frames per shot.
-
-    The last `recent` frames are kept at full frame rate, because the detector confirms a
-    boundary a bounded number of frames after it happens (its look-ahead; TransNetV2's window is
-    500 frames): every shot confirmed within that window gets exact picks. Of those, the newest
-    `lazy` stay as decoded frames, converted to squares only if picked or when they age
-    (conversion costs about as much as decoding, and most frames are never picked); older ones
-    are converted (a 224 square is 150 KB, a decoded 4K frame 12 MB). Frames leaving the window
-    go to a buffer of at most `capacity` candidates whose density halves each time it fills. So a
-    shot of any length holds at most recent + capacity frames. When `lazy` covers recent +
-    capacity frames (the usual case below 1080p), older candidates stay decoded too and only the
-    K picks are ever converted (measured: 4,895 conversions on an 11-minute 640x360 title, 6 s
-    of a 56 s ingest, against 315).
-
-    The picks do not depend on thread timing. The detector may read frames in a thread of its own
-    and run up to `lag` frames past a shot's end before the shot is closed, so how many of the
-    shot's frames have left the full-rate window (and been thinned) varies from run to run.
-    `close` therefore first moves every frame that *could* have left it (the worst case, `lag`
-    frames late) the same way; thinning keeps every `stride`-th frame counted from the shot's
-    start, so the survivors are a deterministic function of the shot's start, end and `lag`.
-
-    Args:
-        k: frames picked per shot (centres of K equal parts).
-        recent: frames kept at full rate (should cover the detector's look-ahead).
-        capacity: older candidates kept per open shot.
-        convert: decoded frame -> [S, S, 3] uint8 (e.g. `lambda f: f.square(224)`).
-        lazy: how many of the recent frames may stay unconverted (default: all).
-        lag: the most frames pushed past a shot's end before it is closed (the detector's
-            look-ahead + 1; default 0: the shot is closed as soon as its last frame is pushed).
-    """
-
-    def __init__(self, k: int, recent: int, capacity: int, convert: Callable[[Any], np.ndarray],
-                 lazy: int | None = None, lag: int = 0):
-        self.k = k
-        self.start = 0  # first frame of the open shot
-        self.recent: deque[list] = deque()  # [index, frame or square, is_square]
-        self.recent_max = recent
-        self.lazy_max = recent if lazy is None else lazy
-        self.n_lazy = 0  # unconverted entries: always the newest ones of `recent`
-        self.older: list[list] = []  # entries like `recent`'s, at the current stride
-        self.capacity = capacity
-        self.keep_decoded = self.lazy_max >= recent + capacity  # older candidates need no conversion
-        self.stride = 1
-        self.convert = convert
-        self.lag = lag
-        self.late = 0  # closes that came later than `lag` (picks may then vary between runs)
-        self.converted = 0  # frames converted so far (for benchmarks)
-
-    def _square(self, entry: list) -> np.ndarray:
-        if not entry[2]:
-            entry[1], entry[2] = self.convert(entry[1]), True
-            self.converted += 1
-        return entry[1]
-
-    def push(self, index: int, frame: Any) -> None:
-        self.recent.append([index, frame, False])
-        self.n_lazy += 1
-        if len(self.recent) > self.recent_max:
-            self._age()
-        if self.n_lazy > self.lazy_max:
-            self._square(self.recent[len(self.recent) - self.n_lazy])
-            self.n_lazy -= 1
-
-    def _age(self) -> None:
-        """Move the oldest full-rate frame to the thinned buffer (or drop it)."""
-        entry = self.recent.popleft()
-        self.n_lazy = min(self.n_lazy, len(self.recent))
-        idx = entry[0]
-        if idx >= self.start and (idx - self.start) % self.stride == 0:
-            if not self.keep_decoded:
-                self._square(entry)
-            self.older.append(entry)
-            if len(self.older) > self.capacity:
-                self.stride *= 2
-                self.older = [c for c in self.older if (c[0] - self.start) % self.stride == 0]
-
-    def close(self, end: int) -> np.ndarray:
-        """Finish the open shot at frame `end` (inclusive): its K frames, [K, S, S, 3]."""
-        if self.recent and self.recent[-1][0] > end + self.lag:
-            self.late += 1
-        # Age what would have aged had the shot been closed `lag` frames late (see class doc).
-        limit = min(end, end + self.lag - self.recent_max)
-        while self.recent and self.recent[0][0] <= limit:
-            self._age()
-        s = self.start
-        pool = [e for e in self.older if s <= e[0] <= end]
-        pool += [e for e in self.recent if s <= e[0] <= end]
-        if not pool:  # only if the detector lagged beyond `recent`: nearest frames instead
-            pool = self.older + list(self.recent)
-        if not pool:
-            raise RuntimeError("FrameSampler.close called before any frame was pushed")
-        idx = np.array([e[0] for e in pool])
-        n = end - s + 1
-        # Centre of the k-th of K equal parts, as a frame index.
-        targets = s + (np.arange(self.k) + 0.5) * n / self.k - 0.5
-        out = [self._square(pool[int(np.argmin(np.abs(idx - t)))]) for t in targets]
-        self.older = [c for c in self.older if c[0] > end]
-        while self.recent and self.recent[0][0] <= end:
-            self.recent.popleft()
-        self.n_lazy = min(self.n_lazy, len(self.recent))
-        self.start, self.stride = end + 1, 1
-        return np.stack(out)
 
 
 # --------------------------------------------------------------------------- results
@@ -291,19 +128,19 @@ def process_title(path: str | Path, config: IngestConfig | None = None, *, scrat
         info = probe(path)
     warnings: list[str] = []
     scratch = Path(scratch_dir)
-    tag = f"{title_id}.{_owner()}.{uuid.uuid4().hex[:8]}"
+    tag = f"{title_id}.{owner()}.{uuid.uuid4().hex[:8]}"
     frames_out: NpyAppender | None = None
     audio_out: NpyAppender | None = None
     try:
         audio_file = None
-        audio_job: _Background | None = None
+        audio_job: Background | None = None
         if info.has_audio and (config.keep_audio or not info.has_video):
             audio_out = NpyAppender(scratch / f"{tag}.audio.npy", np.int16)
             if info.has_video:
                 # Decoded in a thread while the video pass runs: FFmpeg works with the GIL
                 # released, and the video pass leaves part of a core idle (docs/ingest.md).
                 audio_warnings: list[str] = []
-                audio_job = _Background(_decode_audio, path, config, audio_out, audio_warnings, False)
+                audio_job = Background(_decode_audio, path, config, audio_out, audio_warnings, False)
             else:
                 with stage("audio"):
                     audio_file = _decode_audio(path, config, audio_out, warnings, required=True)
@@ -372,7 +209,7 @@ def _video_shots(path: Path, info, config: IngestConfig, out: NpyAppender, warni
     w, h = det.frame_size
     side = config.frame_side
     pts = array("d")  # 8 bytes per frame: the only per-frame state kept
-    recent, lazy = _recent_frames(det, config), _lazy_frames(info, config)
+    recent, lazy = recent_frames(det, config), lazy_frames(info, config)
     # Frames too large to keep unconverted until a shot ends (the usual case from 1080p up) are
     # reduced once, in YUV, to the sampled frames' short side: the detector's input and the
     # picked squares then both come from that small frame (docs/ingest.md, "where the time goes").
@@ -442,57 +279,6 @@ def _decoder_threads(path: Path, det) -> int | None:
     if threads is None:
         return None
     return 0 if decode_cost(path) > det.frame_cost() else threads
-
-
-class _Background:
-    """Run `fn(*args, stop=event)` in a thread; `result()` joins it and re-raises its error here."""
-
-    def __init__(self, fn: Callable[..., Any], *args: Any):
-        self._value: Any = None
-        self._error: BaseException | None = None
-        self._stop = threading.Event()
-
-        def run() -> None:
-            try:
-                self._value = fn(*args, stop=self._stop)
-            except BaseException as exc:  # handed to the caller's thread by result()
-                self._error = exc
-
-        self._thread = threading.Thread(target=run, name=f"mediafm-{fn.__name__}", daemon=True)
-        self._thread.start()
-
-    def result(self) -> Any:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._value
-
-    def cancel(self) -> None:
-        """Ask `fn` to stop and wait for it; its result and error are dropped."""
-        self._stop.set()
-        self._thread.join()
-
-
-# Frames at the end of every shot that the sampler keeps at full rate whatever the thread timing
-# (on top of the detector's look-ahead): shots up to this plus `sample_capacity` frames long get
-# their exact centre frames; longer ones the nearest of their thinned candidates.
-FULL_RATE_FRAMES = 128
-
-
-def _recent_frames(det, config: IngestConfig) -> int:
-    """Frames kept at full rate: the detector's look-ahead plus FULL_RATE_FRAMES, or the config's value.
-
-    `ShotDetector.lookahead` says how late a detector may confirm a boundary.
-    """
-    if config.recent_frames:
-        return config.recent_frames
-    return max(64, int(det.lookahead) + 1 + FULL_RATE_FRAMES)
-
-
-def _lazy_frames(info, config: IngestConfig) -> int:
-    """Decoded frames left unconverted, within `config.recent_bytes` (YUV 4:2:0 frame size)."""
-    frame_bytes = max(1, info.width * info.height * 3 // 2)
-    return max(2 * config.frames_per_shot, config.recent_bytes // frame_bytes)
 
 
 def _decode_audio(path: Path, config: IngestConfig, out: NpyAppender, warnings: list[str],
@@ -578,37 +364,6 @@ def _metadata_json(path: Path, warnings: list[str]) -> str:
     if meta is None or meta.is_empty and not meta.title:
         return ""
     return json.dumps(asdict(meta), ensure_ascii=False, sort_keys=True)
-
-
-# --------------------------------------------------------------------------- scratch hygiene
-def _owner() -> str:
-    """host~pid of this process: scratch files name their writer so dead writers' files are found."""
-    return f"{socket.gethostname().replace('.', '_').replace('~', '_')}~{os.getpid()}"
-
-
-def clean_dead_scratch(scratch_dir: Path) -> int:
-    """Remove scratch files left by killed processes of this host (others' live runs are kept)."""
-    host = socket.gethostname().replace(".", "_").replace("~", "_")
-    removed = 0
-    if not scratch_dir.exists():
-        return 0
-    for f in scratch_dir.iterdir():
-        m = re.search(r"\.([^.~]+)~(\d+)\.[0-9a-f]{8}\.", f.name)
-        if m is None or m.group(1) != host or _alive(int(m.group(2))):
-            continue
-        f.unlink(missing_ok=True)
-        removed += 1
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # --------------------------------------------------------------------------- the writer
