@@ -87,7 +87,7 @@ def build_scaled(name: str, cache: Path) -> Path:
     width = (height * 16 // 9 + 1) // 2 * 2  # 4:2:0 needs even sizes (480p: 854)
     out_path = cache / f"montage_{name}.mp4"
     if out_path.exists():
-        return out_path
+        return _with_audio(out_path)
     cache.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_suffix(".part.mp4")
     with av.open(str(MONTAGE)) as src, av.open(str(tmp), "w") as out:
@@ -102,13 +102,35 @@ def build_scaled(name: str, cache: Path) -> Path:
             scaled.pts, scaled.time_base = frame.pts, frame.time_base
             out.mux(vout.encode(scaled))
         out.mux(vout.encode(None))
-        for packet in src.demux(ain):
-            if packet.dts is None:
-                continue
-            packet.stream = aout
-            out.mux(packet)
+        with av.open(str(MONTAGE)) as again:  # a second pass: the first is at its end
+            for packet in again.demux(again.streams.audio[0]):
+                if packet.dts is None:
+                    continue
+                packet.stream = aout
+                out.mux(packet)
     tmp.rename(out_path)
     return out_path
+
+
+def _with_audio(path: Path) -> Path:
+    """`path` with the montage's audio (remuxed in, packets copied) if a cached file lacks it."""
+    import av
+
+    with av.open(str(path)) as c:
+        if c.streams.audio:
+            return path
+    tmp = path.with_suffix(".audio.mp4")
+    with av.open(str(path)) as vsrc, av.open(str(MONTAGE)) as asrc, av.open(str(tmp), "w") as out:
+        vout = out.add_stream_from_template(vsrc.streams.video[0])
+        aout = out.add_stream_from_template(asrc.streams.audio[0])
+        for src, stream in ((vsrc, vout), (asrc, aout)):
+            for packet in src.demux(src.streams[0] if src is vsrc else src.streams.audio[0]):
+                if packet.dts is None:
+                    continue
+                packet.stream = stream
+                out.mux(packet)
+    tmp.replace(path)
+    return path
 
 
 # --------------------------------------------------------------------------- tasks (subprocesses)
@@ -362,7 +384,7 @@ def ladder(args) -> int:
     print(f"# ingest resolution ladder: montage (97.4 s, 2,435 frames) scaled; torch threads {THREADS}; "
           f"load average at start {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     head = (f"{'rung':14} {'codec':28} {'decode s':>8} {'ingest s':>8} {'ratio':>6} {'x RT':>6} "
-            f"{'+encode s':>9} {'ratio':>6} {'RSS MB':>7} {'F1':>6}")
+            f"{'+encode s':>9} {'ratio':>6} {'RSS MB':>7} {'+enc MB':>7} {'F1':>6}")
     print(head)
     parts = []
     for rung in rungs:
@@ -381,9 +403,9 @@ def ladder(args) -> int:
             v = c.streams.video[0]
             codec = f"{v.codec_context.name} {v.codec_context.pix_fmt} {v.width}x{v.height}"
         d, i, e = dec["wall_s"], ing["wall_s"], enc["wall_s"]
-        rss = max(ing["peak_rss_mb"], enc["peak_rss_mb"])
         print(f"{rung:14} {codec:28} {d:8.1f} {i:8.1f} {i / d:6.2f} {ing['media_s'] / i:6.1f} "
-              f"{e:9.1f} {e / d:6.2f} {rss:7.0f} {ing['f1']:6.3f}", flush=True)
+              f"{e:9.1f} {e / d:6.2f} {ing['peak_rss_mb']:7.0f} {enc['peak_rss_mb']:7.0f} {ing['f1']:6.3f}",
+              flush=True)
     if parts:
         print("\nwhere the time goes: CPU ms per frame, each part alone in one thread (first "
               f"{min(args.ref_frames, 200)} frames); audio in CPU ms per second of audio")

@@ -223,7 +223,7 @@ def test_transnetv2_gpu_finds_the_cpu_boundaries(montage48, montage_truth):
     from mediafm.shots.transnetv2 import TransNetV2Detector
 
     cpu, gpu = TransNetV2Detector(device="cpu"), TransNetV2Detector(device=CUDA)
-    assert gpu.lookahead == gpu.config.gpu_chunk + 98 + gpu.config.min_gap
+    assert gpu.lookahead == gpu.config.gpu_chunk + 98 + gpu.config.min_gap + 64
     p_cpu = np.concatenate(list(cpu.probabilities(iter(montage48))))
     p_gpu = np.concatenate(list(gpu.probabilities(iter(montage48))))
     assert p_gpu.shape == p_cpu.shape and np.abs(p_gpu - p_cpu).max() < 0.2

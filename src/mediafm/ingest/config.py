@@ -31,7 +31,7 @@ class IngestConfig:
     # frames and the rest as squares, plus at most `sample_capacity` older squares per open
     # shot, halving their density when full: memory is bounded however long a shot or title is.
     recent_frames: int | None = None
-    recent_bytes: int = 192 << 20
+    recent_bytes: int = 256 << 20
     sample_capacity: int = 24
     # Where the shot detector and (when ingest encodes) the encoders run: auto | cpu | cuda | cuda:N
     # (mediafm.devices). Decoding and frame scaling stay on the CPU.

@@ -1,4 +1,4 @@
-"""Boundary precision/recall/F1 against the montage ground truth (../shared/media/truth.json).
+"""Boundary precision/recall/F1 against the montage ground truth (tests/media/truth.json).
 
 Matching rule: a cut at frame c matches a detected boundary b with |b - c| <= tolerance;
 a dissolve or fade matches a boundary inside [start_frame - tolerance, end_frame + tolerance].

