@@ -169,6 +169,13 @@ class ClipEmbedder:
             self._vectors = {title: np.asarray(v, dtype=np.float32)}  # one title cached: clips come sorted by title
         return self._vectors[title]
 
+    def shot_vectors(self, title: str) -> np.ndarray:
+        """[n_shots, D] per-shot vectors of a whole title (every kind but contextual-isolated, which
+        has no per-title vectors: each clip is embedded on its own)."""
+        if self.kind == "contextual-isolated":
+            raise StoreError(getattr(self.store, "root", None), "contextual-isolated embeddings exist per clip only, not per shot")
+        return self._title_vectors(title)
+
     def _has_stored_contextual(self, title: str) -> bool:
         if self.model_id is None:
             return False

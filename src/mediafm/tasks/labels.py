@@ -52,25 +52,38 @@ class Targets:
 
 def read_labels(path: str | Path) -> list[LabeledClip]:
     """Read a labels CSV; raises LabelsError naming the file and line of the first bad row."""
+    return _read(path, need_label=True)
+
+
+def read_clips(path: str | Path) -> list[Clip]:
+    """Read clips to score: the labels format with the label column optional (ignored if present)."""
+    return [r.clip for r in _read(path, need_label=False)]
+
+
+def _read(path: str | Path, need_label: bool) -> list[LabeledClip]:
     path = Path(path)
+    noun = "labels" if need_label else "clips"
     if not path.exists():
-        raise LabelsError(path, "labels file does not exist")
+        raise LabelsError(path, f"{noun} file does not exist")
+    header = ",".join(HEADER if need_label else HEADER[:3])
     rows: list[LabeledClip] = []
     with path.open(newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
-        header_seen = False
+        width = 0
         for lineno, row in enumerate(reader, start=1):
             if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
                 continue
             cells = [c.strip() for c in row]
-            if not header_seen:
-                header_seen = True
-                if tuple(c.lower() for c in cells) != HEADER:
-                    raise LabelsError(path, f"line {lineno}: header must be {','.join(HEADER)}, got {','.join(cells)}")
+            if not width:
+                width = len(cells)
+                names = tuple(c.lower() for c in cells)
+                if names != HEADER and (need_label or names != HEADER[:3]):
+                    raise LabelsError(path, f"line {lineno}: header must be {header}, got {','.join(cells)}")
                 continue
-            if len(cells) != 4:
-                raise LabelsError(path, f"line {lineno}: expected 4 fields (title,start,end,label), got {len(cells)}")
-            title, start_s, end_s, label = cells
+            if len(cells) != width:
+                raise LabelsError(path, f"line {lineno}: expected {width} fields ({header}), got {len(cells)}")
+            title, start_s, end_s = cells[:3]
+            label = cells[3] if width == 4 else ""
             if not title:
                 raise LabelsError(path, f"line {lineno}: empty title")
             try:
@@ -79,13 +92,13 @@ def read_labels(path: str | Path) -> list[LabeledClip]:
                 raise LabelsError(path, f"line {lineno}: start/end must be seconds, got {start_s!r}, {end_s!r}") from None
             if not (math.isfinite(start) and math.isfinite(end)) or start < 0 or end <= start:
                 raise LabelsError(path, f"line {lineno}: need 0 <= start < end, got start={start} end={end}")
-            if not label:
+            if need_label and not label:
                 raise LabelsError(path, f"line {lineno}: empty label")
             rows.append(LabeledClip(Clip(title, start, end), label, lineno))
-    if not header_seen:
-        raise LabelsError(path, "empty labels file (expected header title,start,end,label)")
+    if not width:
+        raise LabelsError(path, f"empty {noun} file (expected header {header})")
     if not rows:
-        raise LabelsError(path, "no labelled clips after the header")
+        raise LabelsError(path, f"no {'labelled ' if need_label else ''}clips after the header")
     return rows
 
 
