@@ -39,7 +39,7 @@ from mediafm.ingest.scratch import owner
 from mediafm.prefetch import Background
 from mediafm.store.catalog import SHOT_COLUMNS, TITLE_COLUMNS, Store, source_key
 from mediafm.store.ids import title_id_for
-from mediafm.types import Shot
+from mediafm.types import Cue, Shot
 
 Progress = Callable[[int], None]
 log = logging.getLogger(__name__)
@@ -56,6 +56,7 @@ class TitleResult:
     audio_file: Path | None  # int16 [n_samples] at config.audio_rate
     warnings: list[str] = field(default_factory=list)
     media_s: float = 0.0
+    cues: list[Cue] | None = None  # subtitle cues (kept so ad breaks can avoid splitting a line)
 
     @property
     def frames(self) -> np.ndarray | None:
@@ -166,7 +167,7 @@ def process_title(path: str | Path, config: IngestConfig | None = None, *, scrat
             frames_file, n_frames = None, 0
             duration = shots[-1].end_s if shots else 0.0
         with stage("subtitles"):
-            texts, sub_source, sub_encoding = _shot_texts(path, shots, config, warnings)
+            texts, sub_source, sub_encoding, cues = _shot_texts(path, shots, config, warnings)
         with stage("metadata"):
             meta_json = _metadata_json(path, warnings)
     except BaseException:
@@ -196,7 +197,7 @@ def process_title(path: str | Path, config: IngestConfig | None = None, *, scrat
     }
     assert set(record) == set(TITLE_COLUMNS)
     return TitleResult(record=record, shots=shot_df, frames_file=frames_file, audio_file=audio_file,
-                       warnings=warnings, media_s=float(duration))
+                       warnings=warnings, media_s=float(duration), cues=cues)
 
 
 def _video_shots(path: Path, info, config: IngestConfig, out: NpyAppender, warnings: list[str],
@@ -333,21 +334,22 @@ def _audio_shots(audio_file: Path | None, config: IngestConfig) -> tuple[list[Sh
 
 
 def _shot_texts(path: Path, shots: list[Shot], config: IngestConfig,
-                warnings: list[str]) -> tuple[list[str], str, str]:
-    """Per-shot subtitle text, the subtitle source and its text encoding."""
+                warnings: list[str]) -> tuple[list[str], str, str, list[Cue] | None]:
+    """Per-shot subtitle text, the subtitle source, its text encoding and the cues (None: not
+    looked for, or unreadable)."""
     if not config.subtitles or not shots:
-        return [""] * len(shots), "", ""
+        return [""] * len(shots), "", "", None
     from mediafm.media.subtitles import find_subtitles, texts_for_shots
 
     try:
         found = find_subtitles(path)
     except SubtitleParseError as exc:
         warnings.append(f"subtitles: {exc}")
-        return [""] * len(shots), "", ""
+        return [""] * len(shots), "", "", None
     warnings.extend(f"subtitles: {w}" for w in found.warnings)
     if not found.cues:
-        return [""] * len(shots), found.source, found.encoding
-    return [t or "" for t in texts_for_shots(found.cues, shots)], found.source, found.encoding
+        return [""] * len(shots), found.source, found.encoding, []
+    return [t or "" for t in texts_for_shots(found.cues, shots)], found.source, found.encoding, list(found.cues)
 
 
 def _metadata_json(path: Path, warnings: list[str]) -> str:
@@ -380,6 +382,10 @@ def write_result(store: Store, result: TitleResult) -> None:
             # A re-ingested file's shots differ: features and embeddings of the old ones must go.
             store.write_title(result.record, result.shots, result.frames_file, result.audio_file,
                               drop_derived=True)
+            # After the title row, like every table derived from a published title: until it is
+            # there (or if writing it fails), readers re-read the cues from the title's source.
+            if result.cues is not None:
+                store.write_cues(result.record["title_id"], result.cues)
         _clear_stale_failures(store, result.record["path"])
     finally:
         result.discard()

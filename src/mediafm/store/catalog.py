@@ -4,6 +4,7 @@
       store.json                     format marker and version
       titles/<title_id>.parquet      one row per title; published LAST, so its presence means "done"
       shots/<title_id>.parquet       one row per shot (see SHOT_COLUMNS)
+      cues/<title_id>.parquet        the title's subtitle cues (CUE_COLUMNS; empty table: none found)
       failures/<key>.parquet         one row per failed source file (removed when it later succeeds)
       media/<title_id>/frames.npy    uint8 [n_shots, K, S, S, 3] sampled frames (RGB, centre-cropped)
       media/<title_id>/audio.npy     int16 [n_samples] mono at AUDIO_RATE (absent without audio)
@@ -36,6 +37,7 @@ from mediafm.errors import StoreError
 from mediafm.store.arrays import from_fixed_list, load_npy, to_fixed_list
 from mediafm.store.atomic import write_json_atomic, write_npy_atomic, write_parquet_atomic
 from mediafm.store.commit import commit_title
+from mediafm.types import Cue
 
 STORE_FORMAT = "mediafm-store"
 STORE_VERSION = 1
@@ -47,6 +49,7 @@ TITLE_COLUMNS = [
     "ingested_at", "subtitle_encoding",
 ]
 SHOT_COLUMNS = ["title_id", "shot_index", "start_frame", "end_frame", "start_s", "end_s", "text", "text_source"]
+CUE_COLUMNS = ["start_s", "end_s", "text", "source"]
 FAILURE_COLUMNS = ["source_key", "path", "stage", "error_type", "message", "failed_at"]
 
 
@@ -127,6 +130,25 @@ class Store:
         if not f.exists():
             raise StoreError(self.root, f"no shots for title {title_id!r}")
         return pq.read_table(f).to_pandas()
+
+    def write_cues(self, title_id: str, cues: Iterable[Cue]) -> None:
+        """The title's timed-text cues (an empty list records that it has none)."""
+        cues = list(cues)
+        table = pa.table({"start_s": pa.array([c.start_s for c in cues], pa.float64()),
+                          "end_s": pa.array([c.end_s for c in cues], pa.float64()),
+                          "text": pa.array([c.text for c in cues], pa.string()),
+                          "source": pa.array([c.source for c in cues], pa.string())})
+        write_parquet_atomic(table, self._table_file("cues", title_id))
+
+    def cues(self, title_id: str) -> list[Cue] | None:
+        """The title's cues sorted by start; None when the store has no cue table for it (a store
+        ingested before cue tables existed, or ingested without subtitles)."""
+        f = self._table_file("cues", title_id)
+        if not f.exists():
+            return None
+        rows = pq.read_table(f).to_pylist()
+        return sorted((Cue(float(r["start_s"]), float(r["end_s"]), r["text"] or "", r["source"] or "subtitle")
+                       for r in rows), key=lambda c: (c.start_s, c.end_s))
 
     def failures(self) -> pd.DataFrame:
         df = self._read_table("failures")

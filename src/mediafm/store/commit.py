@@ -42,7 +42,7 @@ STAGING = ".staging"
 _STAGE_NAME = re.compile(r"^(?P<title_id>.+)\.[^.~]+~\d+\.[0-9a-f]{8}$")  # TITLE.HOST~PID.RANDOM
 MEDIA_FILES = ("frames.npy", "audio.npy")
 # Tables whose per-title files may hold temp files (`.NAME.XXXX.tmp`) of a killed atomic write.
-TABLES = ("titles", "shots", "features", "failures", "meta")
+TABLES = ("titles", "shots", "cues", "features", "failures", "meta")
 
 
 def _step(name: str) -> None:
@@ -139,10 +139,11 @@ def _unpublish(root: Path, title_id: str) -> None:
 
 
 def retract_title(root: Path, title_id: str, drop_derived: bool = True) -> None:
-    """Remove a title's row, shots and media (and, with `drop_derived`, everything derived from
-    them: features, meta embedding, contextual embeddings), title row first."""
+    """Remove a title's row, shots, cues and media (and, with `drop_derived`, everything derived
+    from them: features, meta embedding, contextual embeddings), title row first."""
     (root / "titles" / f"{title_id}.parquet").unlink(missing_ok=True)
-    stale = [root / "shots" / f"{title_id}.parquet"] + [root / "media" / title_id / name for name in MEDIA_FILES]
+    stale = [root / "shots" / f"{title_id}.parquet", root / "cues" / f"{title_id}.parquet"]
+    stale += [root / "media" / title_id / name for name in MEDIA_FILES]
     if drop_derived:
         stale += [root / "features" / f"{title_id}.parquet", root / "meta" / f"{title_id}.npy"]
         stale += list(root.glob(f"contextual/*/shots/{title_id}.parquet"))
