@@ -106,6 +106,14 @@ def test_montage_subtitles_land_in_overlapping_shots(montage_store, montage_trut
     assert (far["text"] == "").all() and (far["text_source"] == "").all()
 
 
+def test_montage_cues_are_kept_in_the_store(montage_store, shared_media):
+    from mediafm.media.subtitles import parse_subtitle_file
+
+    root, _ = montage_store
+    want = sorted(parse_subtitle_file(shared_media / "montage.srt"), key=lambda c: (c.start_s, c.end_s))
+    assert Store(root).cues("montage") == want and len(want) > 0
+
+
 def test_montage_media_and_title_row(montage_store, montage_truth):
     root, _ = montage_store
     store = Store(root)

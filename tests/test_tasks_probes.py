@@ -94,3 +94,41 @@ def test_too_few_titles_is_an_error():
     X = np.zeros((4, 3))
     with pytest.raises(ConfigError, match="at least 3 titles"):
         run_probe(X, Targets("rank", np.arange(4.0), ()), np.array([0, 0, 1, 1]))
+
+
+@pytest.mark.parametrize("kind,n_classes", [("binary", 2), ("multiclass", 3), ("multiclass", 4), ("multilabel", 3)])
+def test_logistic_linear_head_matches_sklearn(kind, n_classes):
+    # The saved form of a logistic head (arrays + link) must score as sklearn's fitted model does,
+    # including a class absent from training (multiclass with 4 classes, 3 seen) and 2-class softmax.
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsRestClassifier
+    from sklearn.pipeline import make_pipeline
+
+    rng = np.random.default_rng(3)
+    X, Z = rng.normal(size=(60, 7)), rng.normal(size=(9, 7))
+    y = rng.integers(0, 2, (60, 3)) if kind == "multilabel" else rng.integers(0, min(n_classes, 3), 60)
+    head = PROBES["logistic"](X, y, kind, n_classes, (0.5,), FAST)[0]
+    lr = LogisticRegression(C=0.5, max_iter=FAST.max_iter)
+    ref = make_pipeline(StandardScaler(), OneVsRestClassifier(lr) if kind == "multilabel" else lr).fit(X, y)
+    p = ref.predict_proba(Z)
+    if kind == "binary":
+        p = p[:, 1]
+    elif kind == "multiclass":
+        full = np.zeros((len(Z), n_classes))
+        full[:, ref.classes_] = p
+        p = full
+    np.testing.assert_allclose(head(Z), p, atol=1e-12)
+
+
+def test_fit_probe_reports_the_cv_of_run_probe_and_fits_all_rows():
+    from mediafm.tasks.probes import fit_probe
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(120, 10))
+    y = (X[:, 0] > 0).astype(int)
+    groups = np.repeat(np.arange(12), 10)
+    tg = Targets("binary", y, ("0", "1"))
+    fitted = fit_probe(X, tg, groups, "ap", FAST)
+    assert fitted.cv.score == run_probe(X, tg, groups, "ap", FAST).score
+    assert fitted.c in FAST.c_grid and fitted.head.dim == 10
+    assert np.corrcoef(fitted.head(X), X[:, 0])[0, 1] > 0.9

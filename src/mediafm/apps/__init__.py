@@ -13,7 +13,7 @@ store reading (`titles`), head files (`head`) and result tables (`tables`).
 from mediafm.apps.apply import (Scorer, ad_breaks, break_candidates, predict, scene_cuts, scenes, tag,
                                 top_clips)
 from mediafm.apps.breaks import BreakConfig
-from mediafm.apps.fit import FitResult, fit
+from mediafm.apps.train import FitResult, fit
 from mediafm.apps.head import HeadCard, HeadError, TrainedHead, load_head, save_head
 from mediafm.apps.proposals import ProposalConfig
 

@@ -16,11 +16,12 @@ import pandas as pd
 
 from mediafm.apps import breaks as brk
 from mediafm.apps import proposals as prop
-from mediafm.apps import scenes as sc
+from mediafm.apps import segmentation as sc
 from mediafm.apps.head import EmbeddingSpec, HeadError, TrainedHead, load_head
 from mediafm.apps.titles import Timeline, check_clips, load_timeline, resolve_titles, title_cues
 from mediafm.store.catalog import Store
 from mediafm.tasks.clips import STORED_KINDS, Clip, ClipEmbedder, clip_shots
+from mediafm.tasks.labels import LabeledClip
 
 CLASSIFIERS = ("binary", "multiclass", "multilabel")
 
@@ -170,7 +171,10 @@ def _scene_ids(scorer: Scorer, tl: Timeline) -> np.ndarray:
 
 def _spans(scorer: Scorer, titles, clips, proposal, clips_source=None) -> pd.DataFrame:
     if clips is not None:
-        check_clips(scorer.store, clips, clips_source)
+        # Rows read from a file (LabeledClip) keep their line numbers for error messages.
+        lines = [c.line for c in clips] if clips and all(isinstance(c, LabeledClip) for c in clips) else None
+        clips = [c.clip if isinstance(c, LabeledClip) else c for c in clips]
+        check_clips(scorer.store, clips, clips_source, lines)
         scorer.check(sorted({c.title for c in clips}))
         return clip_spans(scorer.store, clips)
     titles = resolve_titles(scorer.store, titles)
@@ -190,7 +194,7 @@ def _require_clip_head(head: TrainedHead) -> None:
 
 
 # ----------------------------------------------------------------------------- applications
-def predict(store_root, head, titles: list[str] | None = None, clips: list[Clip] | None = None,
+def predict(store_root, head, titles: list[str] | None = None, clips: list[Clip | LabeledClip] | None = None,
             proposal: prop.ProposalConfig = prop.ProposalConfig(), model_dir=None, clips_source=None) -> pd.DataFrame:
     """Scores of the given clips, or of candidate clips proposed from each title's shots.
 
@@ -205,7 +209,7 @@ def predict(store_root, head, titles: list[str] | None = None, clips: list[Clip]
     return out.assign(in_training=out["title"].isin(scorer.head.card.titles))
 
 
-def tag(store_root, head, titles: list[str] | None = None, clips: list[Clip] | None = None, per: str = "clip",
+def tag(store_root, head, titles: list[str] | None = None, clips: list[Clip | LabeledClip] | None = None, per: str = "clip",
         proposal: prop.ProposalConfig = prop.ProposalConfig(), threshold: float | None = None, model_dir=None,
         clips_source=None) -> pd.DataFrame:
     """Labels per clip (given or proposed) or per shot: every class scoring at least its threshold
@@ -220,7 +224,9 @@ def tag(store_root, head, titles: list[str] | None = None, clips: list[Clip] | N
         raise HeadError(None, f"head {h.name!r} is a {h.card.task} head: it scores, it does not label "
                         "(use `mediafm predict` or `mediafm clips --rank`)")
     if per == "shot":
-        titles = resolve_titles(scorer.store, titles if clips is None else sorted({c.title for c in clips}))
+        if clips is not None:
+            titles = sorted({(c.clip if isinstance(c, LabeledClip) else c).title for c in clips})
+        titles = resolve_titles(scorer.store, titles)
         scorer.check(titles)
         spans = shot_spans(scorer.store, titles)
     elif per == "clip":
@@ -332,7 +338,7 @@ def scene_cuts(store_root, titles: list[str] | None = None, head=None, embedding
     """Every cut with its scene-boundary score and whether it opens a scene.
 
     With a scene head (`mediafm fit --task scenes`): its scores and CV threshold. Without: the
-    unsupervised TextTiling scores (`mediafm.apps.scenes`) on `embedding` (default: contextual
+    unsupervised TextTiling scores (`mediafm.apps.segmentation`) on `embedding` (default: contextual
     when the store holds contextual embeddings or a model is given, else fused).
     """
     store = Store(store_root)

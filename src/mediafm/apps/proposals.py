@@ -21,7 +21,7 @@ class ProposalConfig:
     min_s: float | None = None  # shortest candidate in seconds
     max_s: float | None = None  # longest candidate in seconds
     max_overlap: float = 0.5  # a candidate overlapping a kept one by more IoU than this is a duplicate
-    within_scenes: bool = False  # never cross a scene boundary (mediafm.apps.scenes)
+    within_scenes: bool = False  # never cross a scene boundary (mediafm.apps.segmentation)
 
     def lengths(self, default: tuple[float, float]) -> tuple[float, float]:
         lo = default[0] if self.min_s is None else self.min_s

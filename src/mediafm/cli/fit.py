@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from mediafm.apps.head import HEAD_TASKS
-from mediafm.apps.scenes import DEFAULT_WINDOW
+from mediafm.apps.segmentation import DEFAULT_WINDOW
 from mediafm.tasks.clips import EMBEDDING_KINDS, POOLINGS
 from mediafm.tasks.metrics import METRICS
 from mediafm.tasks.probes import PROBES, ProbeConfig
@@ -33,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mediafm.apps.fit import fit
+    from mediafm.apps.train import fit
     from mediafm.apps.head import check_head_dir, save_head
 
     out = Path(args.out)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mediafm.apps.scenes import DEFAULT_WINDOW
+from mediafm.apps.segmentation import DEFAULT_WINDOW
 from mediafm.cli import _apps
 
 

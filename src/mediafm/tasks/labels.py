@@ -55,9 +55,9 @@ def read_labels(path: str | Path) -> list[LabeledClip]:
     return _read(path, need_label=True)
 
 
-def read_clips(path: str | Path) -> list[Clip]:
-    """Read clips to score: the labels format with the label column optional (ignored if present)."""
-    return [r.clip for r in _read(path, need_label=False)]
+def read_clips(path: str | Path) -> list[LabeledClip]:
+    """Read clips to score: the labels format with the label column optional ("" when absent)."""
+    return _read(path, need_label=False)
 
 
 def _read(path: str | Path, need_label: bool) -> list[LabeledClip]:

@@ -4,7 +4,7 @@ well the same procedure did on unseen titles (grouped CV, as `mediafm probe` rep
 Clip tasks (multiclass, multilabel, binary, rank) embed and pool clips exactly as `probe` does.
 The `scenes` task reads scenes instead (one labels row per scene; the label text is free), turns
 them into one 0/1 target per cut between shots (1: a scene starts there) and fits the same probe
-on `mediafm.apps.scenes.gap_features`.
+on `mediafm.apps.segmentation.gap_features`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 
 from mediafm.apps.breaks import cut_times
 from mediafm.apps.head import EmbeddingSpec, HeadCard, HeadError, TrainedHead
-from mediafm.apps.scenes import DEFAULT_WINDOW, boundary_targets, gap_features
+from mediafm.apps.segmentation import DEFAULT_WINDOW, boundary_targets, gap_features
 from mediafm.apps.thresholds import best_f1_thresholds
 from mediafm.apps.titles import check_clips, load_timeline
 from mediafm.store.catalog import Store

@@ -1,0 +1,143 @@
+"""Trained heads: fit -> save -> load -> predict is the in-memory head; heads refuse other stores."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+import mediafm
+from mediafm.apps import HeadError, fit, load_head, predict, save_head, tag, top_clips
+from mediafm.apps.fixtures import clip_labels, scene_store
+from mediafm.tasks.clips import Clip
+from mediafm.tasks.labels import LabelsError
+from mediafm.tasks.probes import ProbeConfig
+
+FAST = ProbeConfig(folds=3, inner_folds=2, n_boot=50)
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory):
+    root = tmp_path_factory.mktemp("heads")
+    store, truth = scene_store(root / "store", n_titles=12)
+    labels = clip_labels(truth, root / "labels")
+    return root, store, truth, labels
+
+
+@pytest.mark.parametrize("task,file,embedding,probe", [
+    ("rank", "popularity.csv", "contextual", "ridge"),
+    ("multilabel", "tone.csv", "fused", "logistic"),
+    ("binary", "calm_end.csv", "contextual", "logistic"),
+])
+def test_fit_save_load_predict_equals_in_memory(catalog, tmp_path, task, file, embedding, probe):
+    root, store, truth, labels = catalog
+    res = fit(store.root, labels / file, task, embedding, config=ProbeConfig(**{**FAST.__dict__, "head": probe}))
+    card = res.head.card
+    assert card.task == task and card.embedding.kind == embedding and card.n_titles == 12
+    assert card.embedding.model_id == ("fixture-model" if embedding == "contextual" else None)
+    assert card.embedding.dim == (32 if embedding == "contextual" else 16)
+    assert np.isfinite(card.value) and card.metric == res.cv.score.metric and card.value == res.cv.score.value
+    save_head(res.head, tmp_path / "head")
+    loaded = load_head(tmp_path / "head")
+    assert loaded.card == replace(res.head.card, mediafm_version=mediafm.__version__)  # everything survives JSON
+    in_memory = predict(store.root, res.head, titles=["title03", "title07"])
+    from_disk = predict(store.root, tmp_path / "head", titles=["title03", "title07"])
+    assert len(in_memory) > 10
+    score_cols = [c for c in in_memory if c.startswith("score")]
+    np.testing.assert_array_equal(in_memory[score_cols].to_numpy(), from_disk[score_cols].to_numpy())
+    # ... and the saved head scores a clip as the fitted LinearHead does on its embedding
+    X = res.head.linear.mean[None, :] + 0.5
+    np.testing.assert_array_equal(res.head.score(X), loaded.score(X))
+
+
+def test_predicted_scores_carry_the_planted_signal(catalog):
+    root, store, truth, labels = catalog
+    head = fit(store.root, labels / "popularity.csv", "rank", "contextual", config=FAST).head
+    assert head.card.value > 0.5  # Kendall tau on grouped CV: the tension dimension is found
+    df = top_clips(store.root, head, k=1)
+    assert list(df["title"]) == sorted(truth) and (df["rank"] == 1).all()
+    hits = [truth[r.title].tension.argmax() in truth[r.title].scene_of_shot[r.first_shot:r.last_shot + 1]
+            for r in df.itertuples()]
+    assert np.mean(hits) >= 0.75  # the best clip of a title lies in its tensest scene
+
+
+def test_head_refuses_a_store_embedded_with_another_model(catalog, tmp_path):
+    root, store, truth, labels = catalog
+    head = fit(store.root, labels / "popularity.csv", "rank", "contextual", config=FAST).head
+    other, _ = scene_store(tmp_path / "other", n_titles=3, model_id="another-model", seed=5)
+    with pytest.raises(HeadError, match="trained on contextual embeddings of model fixture-model.*another-model"):
+        predict(other.root, head)
+    # fused heads check the encoders and the dimension; the same encoders in another store are fine
+    fused = fit(store.root, labels / "popularity.csv", "rank", "fused", config=FAST).head
+    new = predict(other.root, fused)
+    assert len(new) and set(new["title"]) == set(other.title_ids())
+    wide, _ = scene_store(tmp_path / "wide", n_titles=3, dim=24, seed=6)
+    with pytest.raises(HeadError, match="other encoders"):
+        predict(wide.root, fused)
+
+
+def test_head_refuses_other_dimension(catalog, tmp_path):
+    root, store, truth, labels = catalog
+    fused = fit(store.root, labels / "popularity.csv", "rank", "fused", config=FAST).head
+    from mediafm.apps.fixtures import ENCODERS
+
+    wide, _ = scene_store(tmp_path / "wide", n_titles=3, dim=24, seed=6)
+    for t in wide.title_ids():  # same encoder names, other width: the dimension check speaks
+        wide.write_features(t, {"fused": wide.features(t)}, {"fused": {**ENCODERS["fused"], "dim": 16}})
+    with pytest.raises(HeadError, match="takes 16-d fused embeddings; this store's are 24-d"):
+        predict(wide.root, fused)
+
+
+def test_save_replaces_a_head_and_load_detects_corruption(catalog, tmp_path):
+    root, store, truth, labels = catalog
+    a = fit(store.root, labels / "popularity.csv", "rank", "fused", config=FAST).head
+    b = fit(store.root, labels / "popularity.csv", "rank", "contextual", config=FAST).head
+    d = tmp_path / "h"
+    save_head(a, d)
+    save_head(b, d)
+    assert len(list(d.glob("weights-*.npz"))) == 1 and load_head(d).card.embedding.kind == "contextual"
+    w = next(d.glob("weights-*.npz"))
+    w.write_bytes(w.read_bytes()[:-10])
+    with pytest.raises(HeadError, match="do not match the hash"):
+        load_head(d)
+    with pytest.raises(HeadError, match="no card.json"):
+        load_head(tmp_path)
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "notes.txt").write_text("mine")
+    with pytest.raises(HeadError, match="holds no head"):
+        save_head(a, tmp_path / "junk")
+
+
+def test_bad_labels_and_clips_are_one_line_errors(catalog, tmp_path):
+    root, store, truth, labels = catalog
+    bad = tmp_path / "bad.csv"
+    bad.write_text("title,start,end,label\ntitle01,0,2,1\nnope,0,2,1\nnope,3,4,0\n")
+    with pytest.raises(LabelsError, match="2 clips name titles not in the store .*'nope'"):
+        fit(store.root, bad, "binary")
+    bad.write_text("")
+    with pytest.raises(LabelsError, match="empty labels file"):
+        fit(store.root, bad, "binary")
+    bad.write_text("title,start,end,label\ntitle01,0,2,1\ntitle01,500,510,0\n")
+    with pytest.raises(LabelsError, match="line 3: clip 500-510 s is outside title 'title01'"):
+        fit(store.root, bad, "binary")
+    head = fit(store.root, labels / "tone.csv", "multilabel", "fused", config=FAST).head
+    with pytest.raises(LabelsError, match="outside title"):
+        predict(store.root, head, clips=[Clip("title02", 0, 1), Clip("title02", 900, 901)])
+    with pytest.raises(HeadError, match="multilabel head: it scores|scores 2 classes"):
+        top_clips(store.root, head, titles=["title02"])
+
+
+def test_tag_uses_cv_thresholds(catalog):
+    root, store, truth, labels = catalog
+    head = fit(store.root, labels / "tone.csv", "multilabel", "contextual", config=FAST).head
+    assert len(head.card.thresholds) == len(head.card.classes) == 2
+    df = tag(store.root, head, titles=["title04"], per="shot")
+    assert len(df) == len(truth["title04"].starts)
+    for cls, thr in zip(head.card.classes, head.card.thresholds):
+        on = df["tags"].str.split("|").apply(lambda tags: cls in tags)
+        assert (on == (df[f"score_{cls}"] >= thr)).all()
+    t = truth["title04"]
+    tense = np.array([t.tension[s] > 0.5 for s in t.scene_of_shot])
+    said = df["tags"].str.contains("tense").to_numpy()
+    assert (said == tense).mean() > 0.7
