@@ -356,16 +356,13 @@ def labels_for(story: TitleStory, cfg: StoryConfig | None = None) -> dict[str, l
         first = max(0, end - int(rng.integers(1, 4)))
         clips.append(_clip(story, first, end))
     median_t = float(np.median([sc.tension for sc in scenes]))
-    mean_t = float(np.mean([sc.tension for sc in scenes]))
     climax = int(np.argmax([sc.tension for sc in scenes]))
     rows: dict[str, list] = {name: [] for name in TASK_FILES}
     for c in clips:
         end_scene = story.shots[c.last_shot].scene
         at_boundary = c.last_shot == scenes[end_scene].first_shot + scenes[end_scene].n_shots - 1 and end_scene < len(scenes) - 1
         ad = int(at_boundary and scenes[end_scene].tension < median_t)
-        clip_scenes = {story.shots[i].scene for i in range(c.first_shot, c.last_shot + 1)}
-        pop = (_clip_tension(story, c) - mean_t + 0.5 * (climax in clip_scenes)
-               + 0.3 * (SIGNATURE_TONE[story.genre] in _clip_tones(story, c)))
+        pop = clip_popularity(story, c.first_shot, c.last_shot)
         base = (c.title, c.start, c.end)
         rows["genre"].append((*base, story.genre))
         rows["tone"].append((*base, "|".join(_clip_tones(story, c))))
@@ -382,6 +379,16 @@ def labels_for(story: TitleStory, cfg: StoryConfig | None = None) -> dict[str, l
         f = o.first_shot + int(rng.integers(0, max(1, o.n_shots - 1)))
         rows["retrieval"].append((*_as_row(_clip(story, f, min(f + 1, o.first_shot + o.n_shots - 1))), "0"))
     return rows
+
+
+def clip_popularity(story: TitleStory, first: int, last: int) -> float:
+    """The popularity label of the clip of shots first..last (inclusive); see `labels_for`."""
+    c = _clip(story, first, last)
+    scenes = story.scenes
+    climax = int(np.argmax([sc.tension for sc in scenes]))
+    clip_scenes = {story.shots[i].scene for i in range(first, last + 1)}
+    return float(_clip_tension(story, c) - np.mean([sc.tension for sc in scenes]) + 0.5 * (climax in clip_scenes)
+                 + 0.3 * (SIGNATURE_TONE[story.genre] in _clip_tones(story, c)))
 
 
 def _as_row(c: ClipSpec) -> tuple[str, float, float]:
