@@ -242,6 +242,20 @@ def tag(store_root, head, titles: list[str] | None = None, clips: list[Clip | La
     return spans.assign(tags=tags, **_score_columns(h, scores))
 
 
+def shot_scores(store_root, head, titles: list[str] | None = None, klass: str | None = None,
+                model_dir=None) -> pd.DataFrame:
+    """The head's score of every single shot (each shot taken as a clip): title, shot, start, end,
+    score. What the explorer draws along a title's timeline."""
+    scorer = Scorer(store_root, head, model_dir)
+    _require_clip_head(scorer.head)
+    titles = resolve_titles(scorer.store, titles)
+    scorer.check(titles)
+    spans = shot_spans(scorer.store, titles)
+    score, _ = _scalar_scores(scorer.head, scorer.score(spans), klass)
+    return pd.DataFrame({"title": spans["title"], "shot": spans["first_shot"], "start": spans["start"],
+                         "end": spans["end"], "score": score})
+
+
 def _scalar_scores(head: TrainedHead, scores: np.ndarray, klass: str | None) -> tuple[np.ndarray, float | None]:
     """One score per clip (and the CV threshold that goes with it, if any)."""
     card = head.card
@@ -334,12 +348,14 @@ def ad_breaks(store_root, head, titles: list[str] | None = None, config: brk.Bre
 
 
 def scene_cuts(store_root, titles: list[str] | None = None, head=None, embedding: str | None = None,
-               model_dir=None, window: int = sc.DEFAULT_WINDOW, threshold: float | None = None) -> pd.DataFrame:
+               model_dir=None, window: int = sc.DEFAULT_WINDOW, threshold: float | None = None,
+               model_id: str | None = None) -> pd.DataFrame:
     """Every cut with its scene-boundary score and whether it opens a scene.
 
     With a scene head (`mediafm fit --task scenes`): its scores and CV threshold. Without: the
-    unsupervised TextTiling scores (`mediafm.apps.segmentation`) on `embedding` (default: contextual
-    when the store holds contextual embeddings or a model is given, else fused).
+    unsupervised TextTiling scores (`mediafm.apps.segmentation`) on `embedding` (default:
+    contextual when the store holds contextual embeddings or a model is given, else fused), of
+    the model in `model_dir`, or the stored embeddings of `model_id` (default: the store's only one).
     """
     store = Store(store_root)
     if head is not None:
@@ -358,7 +374,10 @@ def scene_cuts(store_root, titles: list[str] | None = None, head=None, embedding
         kind = embedding or ("contextual" if model_dir is not None or store.model_ids() else "fused")
         if kind == "contextual-isolated":
             raise HeadError(None, "scenes need per-shot embeddings; contextual-isolated has none")
-        embedder = ClipEmbedder.open(store_root, kind, model_dir)
+        if kind == "contextual" and model_dir is None and model_id is not None:
+            embedder = ClipEmbedder(store, kind, "mean", None, model_id)
+        else:
+            embedder = ClipEmbedder.open(store_root, kind, model_dir)
         titles = resolve_titles(store, titles)
         thr, vectors, method = threshold, embedder.shot_vectors, f"unsupervised:{kind}"
 

@@ -21,6 +21,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "Requests naming any other host are refused (DNS rebinding)")
     p.add_argument("--cache-mb", type=int, default=_D.cache_mb,
                    help="memory for cached responses and thumbnails (default %(default)s)")
+    p.add_argument("--heads", nargs="+", default=list(_D.heads), metavar="DIR",
+                   help="heads from `mediafm fit` (a head folder, or a folder of them) to show in the explorer")
+    p.add_argument("--break-spacing", type=float, default=_D.break_spacing_s,
+                   help="default seconds between ad-break markers (default %(default)s; the page can change it)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
     from mediafm.serve.hosts import LOOPBACK_NAMES, allowed_hosts
 
     config = ServeConfig(host=args.host, port=args.port, model_id=args.model,
-                         allow_hosts=tuple(args.allow_host), cache_mb=args.cache_mb)
+                         allow_hosts=tuple(args.allow_host), cache_mb=args.cache_mb, heads=tuple(args.heads),
+                         break_spacing_s=args.break_spacing)
     app = create_app(args.store, config)
     if config.host not in LOOPBACK_NAMES:
         print(f"mediafm serve: warning: binding {config.host}; the catalog and its videos are reachable "

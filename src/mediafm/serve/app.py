@@ -29,6 +29,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from pydantic import AfterValidator, BaseModel, TypeAdapter
 
+from mediafm.apps.breaks import BreakConfig
+from mediafm.apps.head import HeadError, TrainedHead, load_head
 from mediafm.errors import ConfigError, MediafmError
 from mediafm.search.index import title_vectors
 from mediafm.search.query import Hit, search_shot
@@ -67,6 +69,9 @@ class ServeConfig:
     allow_hosts: tuple[str, ...] = ()
     refresh_s: float = 1.0  # how often the server looks for titles added to the store
     cache_mb: int = 256  # memory for cached responses, thumbnails, shot tables and vectors
+    heads: tuple[str, ...] = ()  # head folders from `mediafm fit`, or folders holding several
+    clips_k: int = 5  # proposed clips shown per title
+    break_spacing_s: float = BreakConfig.min_spacing_s  # default spacing of ad-break markers
 
 
 # ----------------------------------------------------------------------------- response models
@@ -117,6 +122,63 @@ class MapOut(BaseModel):
     points: list[MapPoint]
 
 
+class HeadOut(BaseModel):
+    name: str
+    task: str
+    classes: list[str]
+    embedding: str
+    model_id: str | None
+    metric: str
+    value: float
+    n_titles: int
+
+
+class ShotScore(BaseModel):
+    shot_index: int
+    start_s: float
+    end_s: float
+    score: float
+
+
+class ClipOut(BaseModel):
+    rank: int
+    start_s: float
+    end_s: float
+    score: float
+
+
+class MarkOut(BaseModel):
+    shot_index: int  # the cut lies just before this shot
+    time_s: float
+    score: float
+
+
+class PredictionsOut(BaseModel):
+    head: str | None
+    cls: str | None  # the class whose scores are shown (multiclass / multilabel heads)
+    shots: list[ShotScore]  # per-shot scores along the timeline (clip heads)
+    clips: list[ClipOut]  # proposed clips, best first, not overlapping
+    breaks: list[MarkOut]  # ad-break points
+    scenes: list[MarkOut]  # cuts that open a scene
+    scene_method: str
+    break_spacing_s: float
+
+
+def load_heads(paths: tuple[str, ...]) -> dict[str, TrainedHead]:
+    """Heads by folder name from folders that are heads or hold heads; ConfigError on a clash."""
+    heads: dict[str, TrainedHead] = {}
+    for p in map(Path, paths):
+        found = [p] if (p / "card.json").exists() else sorted(d for d in p.glob("*") if (d / "card.json").exists())
+        if not found:
+            raise ConfigError(p, "no head here (no card.json in it or in its subfolders)")
+        for d in found:
+            head = load_head(d)
+            if head.name in heads:
+                raise ConfigError(d, f"two heads named {head.name!r}; rename one folder")
+            heads[head.name] = head
+    return heads
+
+
 def _hit(h: Hit) -> HitOut:
     return HitOut(**h.to_dict())
 
@@ -162,6 +224,7 @@ def create_app(store_root: str | Path, config: ServeConfig | None = None, catalo
     """The explorer app over one store (raises StoreError if `store_root` is not a store)."""
     config = config if config is not None else ServeConfig()
     cat = catalog or Catalog(Store(store_root), config.model_id, config.refresh_s, config.cache_mb)
+    heads = load_heads(config.heads)
     app = FastAPI(title="mediafm explorer", version="1",
                   description="Browse a mediafm catalog: titles, shots, thumbnails, nearest shots, text search.")
 
@@ -171,6 +234,11 @@ def create_app(store_root: str | Path, config: ServeConfig | None = None, catalo
 
     @app.exception_handler(ConfigError)
     async def config_error(request: Request, exc: ConfigError):
+        return JSONResponse({"detail": exc.problem}, status_code=422)
+
+    @app.exception_handler(HeadError)
+    async def head_error(request: Request, exc: HeadError):
+        # The head exists but does not fit this store or title: the request cannot be served.
         return JSONResponse({"detail": exc.problem}, status_code=422)
 
     @app.exception_handler(MediafmError)
@@ -291,6 +359,62 @@ def create_app(store_root: str | Path, config: ServeConfig | None = None, catalo
     async def shot_map(title_id: TitleId, embedding: Embedding = "fused"):
         await require_title_async(title_id)
         return _json(await memo("map", (title_id, embedding), lambda: shot_map_json(title_id, embedding)))
+
+    @app.get("/api/heads", response_model=list[HeadOut], summary="the trained heads this server applies")
+    def list_heads() -> list[HeadOut]:
+        return [HeadOut(name=n, task=h.card.task, classes=list(h.card.classes), embedding=h.card.embedding.kind,
+                        model_id=h.card.embedding.model_id, metric=h.card.metric, value=h.card.value,
+                        n_titles=h.card.n_titles) for n, h in heads.items()]
+
+    @app.get("/api/titles/{title_id}/predictions", response_model=PredictionsOut,
+             summary="a head's scores along the title, proposed clips, ad breaks and scene boundaries")
+    async def predictions(title_id: TitleId, head: Annotated[str | None, Query(max_length=200)] = None,
+                          cls: Annotated[str | None, Query(max_length=200)] = None,
+                          spacing: Annotated[float | None, Query(ge=0, le=86_400)] = None):
+        await require_title_async(title_id)
+        h = None
+        if head is not None:
+            if head not in heads:
+                raise HTTPException(404, f"no head {head!r}")
+            h = heads[head]
+            if h.card.task in ("multiclass", "multilabel"):
+                if cls is not None and cls not in h.card.classes:
+                    raise HTTPException(422, f"head {head!r} has no class {cls!r}")
+                cls = cls or h.card.classes[0]
+            else:
+                cls = None
+        spacing = config.break_spacing_s if spacing is None else spacing
+        return _json(await memo("predictions", (title_id, head, cls, spacing),
+                                lambda: predictions_json(title_id, head, h, cls, spacing)))
+
+    def predictions_json(title_id: str, name: str | None, h: TrainedHead | None, cls: str | None,
+                         spacing: float) -> bytes:
+        from mediafm.apps import apply
+
+        store, titles = cat.store.root, [title_id]
+        out = PredictionsOut(head=name, cls=cls, shots=[], clips=[], breaks=[], scenes=[], scene_method="",
+                             break_spacing_s=spacing)
+        if h is not None and h.card.task != "scenes":
+            shots = apply.shot_scores(store, h, titles, cls)
+            out.shots = [ShotScore(shot_index=int(r.shot), start_s=float(r.start), end_s=float(r.end), score=float(r.score))
+                         for r in shots.itertuples()]
+            top = apply.top_clips(store, h, titles, config.clips_k, cls)
+            out.clips = [ClipOut(rank=int(r.rank), start_s=float(r.start), end_s=float(r.end), score=float(r.score))
+                         for r in top.itertuples()]
+            br = apply.ad_breaks(store, h, titles, BreakConfig(min_spacing_s=spacing), cls)
+            out.breaks = [MarkOut(shot_index=int(r.shot), time_s=float(r.time_s), score=float(r.score))
+                          for r in br.itertuples()]
+        scene_head = h if h is not None and h.card.task == "scenes" else None
+        if scene_head is not None:
+            cuts = apply.scene_cuts(store, titles, head=scene_head)
+        elif cat.has_contextual(title_id):  # unsupervised: on contextual embeddings when the title has them
+            cuts = apply.scene_cuts(store, titles, embedding="contextual", model_id=cat.contextual_model())
+        else:
+            cuts = apply.scene_cuts(store, titles, embedding="fused")
+        out.scene_method = str(cuts["method"].iloc[0]) if len(cuts) else ""
+        out.scenes = [MarkOut(shot_index=int(r.shot), time_s=float(r.time_s), score=float(r.score))
+                      for r in cuts[cuts["boundary"]].itertuples()]
+        return out.model_dump_json().encode()
 
     @app.get("/", include_in_schema=False)
     def page():

@@ -2,7 +2,7 @@
 // textContent (never innerHTML), so subtitle text and file names cannot inject markup.
 "use strict";
 
-const state = { title: null, shots: [], selected: null, map: null, stopAt: null, opening: 0 };
+const state = { title: null, shots: [], selected: null, map: null, stopAt: null, opening: 0, heads: [], pred: null, predTicket: 0 };
 const $ = (id) => document.getElementById(id);
 
 function el(tag, attrs = {}, text = null) {
@@ -76,6 +76,7 @@ async function openTitle(tid, selectShot = null) {
   const player = $("player");
   player.removeAttribute("src");
   player.load();
+  $("shot-info").textContent = "";
   const timeline = $("timeline");
   timeline.replaceChildren();
   for (const shot of detail.shots) {
@@ -91,7 +92,118 @@ async function openTitle(tid, selectShot = null) {
     state.map = map;
   }
   drawMap();
+  await loadPredictions();
   if (selectShot !== null) await selectShot_(selectShot);
+}
+
+// ------------------------------------------------------------------ predictions of trained heads
+async function loadHeads() {
+  try { state.heads = await getJSON("/api/heads"); } catch (e) { state.heads = []; status(String(e)); }
+  const select = $("head-select");
+  select.replaceChildren(el("option", { value: "" }, "none (scenes only)"));
+  for (const h of state.heads) {
+    select.append(el("option", { value: h.name }, `${h.name} · ${h.task} · ${h.embedding} (CV ${h.metric} ${h.value.toFixed(3)})`));
+  }
+  const first = state.heads.find((h) => h.task !== "scenes") || state.heads[0];
+  select.value = first ? first.name : "";
+  fillClasses();
+}
+
+function fillClasses() {
+  const head = state.heads.find((h) => h.name === $("head-select").value);
+  const multi = head && (head.task === "multiclass" || head.task === "multilabel");
+  $("class-label").hidden = !multi;
+  const select = $("class-select");
+  select.replaceChildren();
+  if (multi) for (const c of head.classes) select.append(el("option", { value: c }, c));
+}
+
+async function loadPredictions() {
+  const tid = state.title;
+  if (!tid) return;
+  const ticket = ++state.predTicket;
+  const params = new URLSearchParams();
+  const head = $("head-select").value;
+  if (head) params.set("head", head);
+  if (!$("class-label").hidden && $("class-select").value) params.set("cls", $("class-select").value);
+  const spacing = $("spacing-input").value;
+  if (spacing !== "") params.set("spacing", spacing);
+  let pred = null;
+  try {
+    pred = await getJSON(`${titleUrl(tid)}/predictions?${params}`);
+  } catch (e) {
+    if (ticket !== state.predTicket) return;
+    state.pred = null;
+    drawStrip();
+    $("pred-legend").textContent = `No predictions: ${e.message}`;
+    return;
+  }
+  if (ticket !== state.predTicket || tid !== state.title) return;  // a later request or title won
+  state.pred = pred;
+  if ($("spacing-input").value === "") $("spacing-input").value = String(pred.break_spacing_s);
+  drawStrip();
+}
+
+// The timeline strip: per-shot score bars, scene boundaries, ad-break dots, proposed clips.
+function drawStrip() {
+  const lanes = ["lane-scores", "lane-marks", "lane-clips"].map($);
+  lanes.forEach((l) => l.replaceChildren());
+  for (const m of $("strip").querySelectorAll(".scene")) m.remove();
+  $("clip-list").replaceChildren();
+  const pred = state.pred;
+  if (!pred || !state.shots.length) { $("pred-legend").textContent = ""; return; }
+  const total = state.shots[state.shots.length - 1].end_s || 1;
+  const pct = (t) => `${(100 * t) / total}%`;
+  const scores = pred.shots.map((s) => s.score);
+  const [lo, hi] = [Math.min(...scores), Math.max(...scores)];
+  for (const s of pred.shots) {
+    const bar = el("div", { class: "bar", "data-shot": String(s.shot_index), title: `shot #${s.shot_index}: ${s.score.toFixed(3)}` });
+    bar.style.left = pct(s.start_s);
+    bar.style.width = pct(s.end_s - s.start_s);
+    bar.style.height = `${10 + 90 * ((s.score - lo) / (hi - lo || 1))}%`;
+    bar.classList.toggle("selected", s.shot_index === state.selected);
+    bar.addEventListener("click", () => selectShot_(s.shot_index));
+    lanes[0].append(bar);
+  }
+  for (const m of pred.scenes) {
+    const line = el("div", { class: "scene", "data-shot": String(m.shot_index), title: `scene starts ${fmt(m.time_s)}` });
+    line.style.left = pct(m.time_s);
+    $("strip").append(line);
+  }
+  for (const b of pred.breaks) {
+    const dot = el("div", { class: "break", "data-shot": String(b.shot_index), title: `ad break ${fmt(b.time_s)}: ${b.score.toFixed(3)}` });
+    dot.style.left = pct(b.time_s);
+    lanes[1].append(dot);
+  }
+  for (const c of pred.clips) {
+    const span = el("div", { class: "clip", "data-rank": String(c.rank), title: `clip #${c.rank}: ${c.score.toFixed(3)}` });
+    span.style.left = pct(c.start_s);
+    span.style.width = pct(c.end_s - c.start_s);
+    span.addEventListener("click", () => playClip(c));
+    lanes[2].append(span);
+    const item = el("li", { "data-rank": String(c.rank) });
+    const button = el("button", { type: "button" }, "▶ play");
+    button.addEventListener("click", () => playClip(c));
+    item.append(button, el("span", {}, ` ${fmt(c.start_s)}–${fmt(c.end_s)} · score ${c.score.toFixed(3)}`));
+    $("clip-list").append(item);
+  }
+  const what = pred.head ? `${pred.head}${pred.cls ? " · " + pred.cls : ""}: bars = score per shot; green = top clips; ` +
+    `red = ad breaks (at least ${pred.break_spacing_s} s apart); ` : "";
+  $("pred-legend").textContent = `${what}grey lines = scene boundaries (${pred.scene_method || "none"}).`;
+}
+
+function playClip(clip) {
+  for (const s of $("lane-clips").children) s.classList.toggle("playing", Number(s.dataset.rank) === clip.rank);
+  playSpan(clip.start_s, clip.end_s);
+  $("shot-info").textContent = `clip #${clip.rank}: ${fmt(clip.start_s)}–${fmt(clip.end_s)} · score ${clip.score.toFixed(3)}`;
+}
+
+// Media fragment #t=start,end: the browser fetches just that span with HTTP range requests.
+function playSpan(start, end) {
+  const player = $("player");
+  state.stopAt = end;
+  player.src = `${titleUrl(state.title)}/video#t=${start.toFixed(3)},${end.toFixed(3)}`;
+  player.play().catch(() => { /* autoplay may be blocked; the user can press play */ });
 }
 
 async function selectShot_(index) {
@@ -101,11 +213,8 @@ async function selectShot_(index) {
   state.selected = index;
   for (const card of $("timeline").children) card.classList.toggle("selected", Number(card.dataset.shot) === index);
   drawMap();
-  // Media fragment #t=start,end: the browser fetches just that span with HTTP range requests.
-  const player = $("player");
-  state.stopAt = shot.end_s;
-  player.src = `${titleUrl(tid)}/video#t=${shot.start_s.toFixed(3)},${shot.end_s.toFixed(3)}`;
-  player.play().catch(() => { /* autoplay may be blocked; the user can press play */ });
+  for (const bar of $("lane-scores").children) bar.classList.toggle("selected", Number(bar.dataset.shot) === index);
+  playSpan(shot.start_s, shot.end_s);
   $("shot-info").textContent = `shot #${index}: ${fmt(shot.start_s)}–${fmt(shot.end_s)}${shot.text ? " · " + shot.text : ""}`;
   const box = $("neighbors");
   box.replaceChildren();
@@ -191,5 +300,8 @@ document.addEventListener("DOMContentLoaded", () => {
   $("player").addEventListener("timeupdate", (e) => {
     if (state.stopAt !== null && e.target.currentTime >= state.stopAt) { e.target.pause(); state.stopAt = null; }
   });
-  loadCatalog().catch((e) => status(`failed to load the catalog: ${e.message}`));
+  $("head-select").addEventListener("change", () => { fillClasses(); loadPredictions(); });
+  $("class-select").addEventListener("change", loadPredictions);
+  $("spacing-input").addEventListener("change", loadPredictions);
+  loadHeads().then(loadCatalog).catch((e) => status(`failed to load the catalog: ${e.message}`));
 });

@@ -1,0 +1,80 @@
+"""Explorer API for trained heads: the heads list and a title's predictions, consistent with mediafm.apps."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from mediafm.apps import fit, save_head, scene_cuts, shot_scores, top_clips
+from mediafm.apps.fixtures import clip_labels, scene_store
+from mediafm.errors import ConfigError
+from mediafm.serve.app import ServeConfig, create_app
+from mediafm.tasks.probes import ProbeConfig
+
+FAST = ProbeConfig(folds=3, inner_folds=2, n_boot=50)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    root = tmp_path_factory.mktemp("serve-apps")
+    store, truth = scene_store(root / "store", n_titles=6, seed=4)
+    labels = clip_labels(truth, root / "labels")
+    for name, task, file, emb in (("popularity", "rank", "popularity.csv", "contextual"),
+                                  ("tone", "multilabel", "tone.csv", "fused"),
+                                  ("calm_end", "binary", "calm_end.csv", "contextual"),
+                                  ("scenes", "scenes", "scenes.csv", "fused")):
+        save_head(fit(store.root, labels / file, task, emb, config=FAST).head, root / "heads" / name)
+    other, _ = scene_store(root / "other", n_titles=3, dim=24, seed=8, model_id="another-model")
+    save_head(fit(other.root, clip_labels(_, root / "other-labels") / "popularity.csv", "rank", "fused", config=FAST).head,
+              root / "elsewhere" / "foreign")
+    app = create_app(store.root, ServeConfig(heads=(str(root / "heads"), str(root / "elsewhere" / "foreign")),
+                                             break_spacing_s=6.0))
+    return root, store, truth, TestClient(app, raise_server_exceptions=False)
+
+
+def test_heads_are_listed(served):
+    root, store, truth, client = served
+    heads = {h["name"]: h for h in client.get("/api/heads").json()}
+    assert set(heads) == {"popularity", "tone", "calm_end", "scenes", "foreign"}
+    assert heads["tone"]["classes"] == ["calm", "tense"] and heads["popularity"]["model_id"] == "fixture-model"
+
+
+def test_predictions_match_the_library(served):
+    root, store, truth, client = served
+    r = client.get("/api/titles/title02/predictions", params={"head": "popularity"})
+    assert r.status_code == 200, r.text
+    p = r.json()
+    n = len(truth["title02"].starts)
+    assert [s["shot_index"] for s in p["shots"]] == list(range(n))
+    assert [s["score"] for s in p["shots"]] == pytest.approx(shot_scores(store.root, root / "heads" / "popularity",
+                                                                         ["title02"])["score"].tolist())
+    top = top_clips(store.root, root / "heads" / "popularity", ["title02"], k=5)
+    assert [c["start_s"] for c in p["clips"]] == pytest.approx(top["start"].tolist())
+    assert [c["end_s"] for c in p["clips"]] == pytest.approx(top["end"].tolist())
+    assert p["break_spacing_s"] == 6.0 and all(b - a >= 6.0 for a, b in zip([x["time_s"] for x in p["breaks"]],
+                                                                             [x["time_s"] for x in p["breaks"][1:]]))
+    cuts = scene_cuts(store.root, ["title02"])
+    assert [m["shot_index"] for m in p["scenes"]] == cuts.loc[cuts["boundary"], "shot"].tolist()
+    assert p["scene_method"] == "unsupervised:contextual"
+
+
+def test_classes_scene_heads_and_errors(served):
+    root, store, truth, client = served
+    get = lambda **q: client.get("/api/titles/title01/predictions", params=q)  # noqa: E731
+    assert get(head="tone").json()["cls"] == "calm" and get(head="tone", cls="tense").json()["cls"] == "tense"
+    assert get(head="tone", cls="sad").status_code == 422
+    scenes = get(head="scenes").json()
+    assert scenes["scene_method"] == "head:scenes" and scenes["shots"] == [] and scenes["scenes"]
+    none = get().json()
+    assert none["head"] is None and none["shots"] == [] and none["scenes"]
+    assert get(head="nope").status_code == 404
+    foreign = get(head="foreign")
+    assert foreign.status_code == 422 and "other encoders" in foreign.json()["detail"]
+    assert get(head="popularity", spacing=-1).status_code == 422
+    assert client.get("/api/titles/nope/predictions").status_code == 404
+
+
+def test_bad_heads_folder_is_a_config_error(tmp_path, served):
+    root, store, truth, client = served
+    with pytest.raises(ConfigError, match="no head here"):
+        create_app(store.root, ServeConfig(heads=(str(tmp_path),)))

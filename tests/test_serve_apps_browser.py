@@ -1,0 +1,133 @@
+"""The explorer's predictions panel in a real headless browser (Debian chromium via Playwright):
+per-shot score strip, proposed clips (and playing one), ad-break markers, scene boundaries."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from mediafm.apps import fit, save_head
+from mediafm.apps.fixtures import clip_labels, scene_store
+from mediafm.serve.app import ServeConfig, create_app
+from mediafm.tasks.probes import ProbeConfig
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required"]
+REPO = Path(__file__).resolve().parents[1]
+FAST = ProbeConfig(folds=3, inner_folds=2, n_boot=50)
+
+pytestmark = pytest.mark.browser
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    import uvicorn
+
+    root = tmp_path_factory.mktemp("browser-apps")
+    store, truth = scene_store(root / "store", n_titles=4, seed=7, videos=True)
+    labels = clip_labels(truth, root / "labels")
+    save_head(fit(store.root, labels / "popularity.csv", "rank", "contextual", config=FAST).head, root / "heads" / "popularity")
+    save_head(fit(store.root, labels / "tone.csv", "multilabel", "fused", config=FAST).head, root / "heads" / "tone")
+    app = create_app(store.root, ServeConfig(heads=(str(root / "heads"),)))
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if srv.started:
+            break
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", truth
+    srv.should_exit = True
+    thread.join(10)
+
+
+def _get(url: str):
+    with urllib.request.urlopen(url) as r:
+        return json.loads(r.read())
+
+
+def wait_until(pg, expression: str, timeout: float = 30.0) -> None:
+    """Poll from Python: the page's Content-Security-Policy forbids the eval() Playwright's
+    wait_for_function would use."""
+    end = time.monotonic() + timeout
+    while not pg.evaluate(expression):
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {expression}")
+        time.sleep(0.1)
+
+
+def _count(selector: str) -> str:
+    return f"document.querySelectorAll({json.dumps(selector)}).length"
+
+
+def test_predictions_panel_in_a_real_browser(server):
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} missing: install Debian chromium (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    base, truth = server
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+        errors: list[str] = []
+        pg.on("pageerror", lambda e: errors.append(str(e)))
+        pg.goto(base + "/")
+        # The first title opens with the first clip head: one bar per shot.
+        n0 = len(truth["title00"].starts)
+        wait_until(pg, f"{_count('#lane-scores .bar')} === {n0}")
+        assert pg.input_value("#head-select") == "popularity"
+        api = _get(f"{base}/api/titles/title00/predictions?head=popularity")
+        assert pg.locator("#lane-clips .clip").count() == len(api["clips"]) == pg.locator("#clip-list li").count() > 0
+        assert pg.locator("#strip .scene").count() == len(api["scenes"]) > 0
+        assert pg.input_value("#spacing-input") == str(api["break_spacing_s"]).removesuffix(".0")
+        # A closer spacing redraws the ad-break markers from the API.
+        pg.fill("#spacing-input", "4")
+        pg.dispatch_event("#spacing-input", "change")
+        api4 = _get(f"{base}/api/titles/title00/predictions?head=popularity&spacing=4")
+        assert len(api4["breaks"]) > 1
+        wait_until(pg, f"{_count('#lane-marks .break')} === {len(api4['breaks'])}")
+        shots = [b.get_attribute("data-shot") for b in pg.locator("#lane-marks .break").all()]
+        assert shots == [str(b["shot_index"]) for b in api4["breaks"]]
+        # Playing a proposed clip loads its span into the player.
+        first = api["clips"][0]
+        pg.click("#clip-list li[data-rank='1'] button")
+        src = pg.get_attribute("#player", "src")
+        assert src.endswith(f"/api/titles/title00/video#t={first['start_s']:.3f},{first['end_s']:.3f}")
+        wait_until(pg, "document.getElementById('player').readyState >= 1", 15)
+        assert pg.locator("#lane-clips .clip.playing[data-rank='1']").count() == 1
+        assert "clip #1" in pg.locator("#shot-info").text_content()
+        # A multilabel head asks for a class; the strip follows the choice.
+        pg.select_option("#head-select", "tone")
+        wait_until(pg, "!document.getElementById('class-label').hidden")
+        assert [o.get_attribute("value") for o in pg.locator("#class-select option").all()] == ["calm", "tense"]
+        pg.select_option("#class-select", "tense")
+        wait_until(pg, "document.getElementById('pred-legend').textContent.includes('tone · tense')")
+        tense = _get(f"{base}/api/titles/title00/predictions?head=tone&cls=tense")
+        titles = [b.get_attribute("title") for b in pg.locator("#lane-scores .bar").all()]
+        assert titles == [f"shot #{s['shot_index']}: {s['score']:.3f}" for s in tense["shots"]]
+        # Another title redraws the strip for its own shots.
+        pg.click("#catalog li[data-title='title01']")
+        wait_until(pg, f"{_count('#lane-scores .bar')} === {len(truth['title01'].starts)}")
+        out = Path(os.environ.get("MEDIAFM_ARTIFACTS", REPO / "artifacts"))
+        out.mkdir(parents=True, exist_ok=True)
+        shot = out / "explorer-predictions.png"
+        pg.screenshot(path=str(shot), full_page=True)
+        print(f"explorer screenshot: {shot}")
+        assert not errors, errors
+        browser.close()
