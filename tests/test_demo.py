@@ -29,6 +29,13 @@ def test_demo_end_to_end_and_resume(tmp_path, capsys):
             assert np.isfinite(cell["value"]) and cell["ci_low"] <= cell["ci_high"]
             assert cell["n_titles"] == 6
     assert "mediafm serve" in printed.out and str(out / "store") in printed.out
+    # The applications: two heads fitted without the held-out (last) title, its clips and breaks printed.
+    held = sorted(p.stem for p in (out / "store" / "titles").glob("*.parquet"))[-1]
+    for name in ("popularity", "ad_relevancy"):
+        card = json.loads((out / "heads" / name / "card.json").read_text())
+        assert card["n_titles"] == 5 and held not in card["titles"] and card["embedding"]["kind"] == "contextual"
+    assert f"Top clips of the held-out title {held}" in printed.out and f"Ad breaks in {held}" in printed.out
+    assert f"--heads {out / 'heads'}" in printed.out
     # A second run reuses every finished stage.
     assert main(argv) == 0
     err = capsys.readouterr().err

@@ -88,7 +88,7 @@ class Scorer:
             if got != want:
                 raise HeadError(self.store.root, f"title {t!r} was encoded with other encoders than {self.label} "
                                 f"was trained on ({got} vs {want})")
-            if self.spec.kind == "contextual" and self.embedder.model is None and not self.embedder._has_stored_contextual(t):
+            if self.spec.kind == "contextual" and self.embedder.model is None and not self.embedder.has_stored_contextual(t):
                 raise HeadError(self.store.root, f"title {t!r} has no contextual embeddings of model {self.spec.model_id}; "
                                 "run `mediafm embed` with that model, or pass --model")
             if not self._checked and self.spec.kind != "contextual-isolated":

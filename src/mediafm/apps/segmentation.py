@@ -47,16 +47,15 @@ def depth(change: np.ndarray) -> np.ndarray:
     """TextTiling depth of each value: its rise above the lowest point reached by walking downhill
     to the left plus the same to the right (0 where a neighbour is higher on both sides' walks)."""
     c = np.asarray(change, float)
-    out = np.zeros_like(c)
-    for g in range(len(c)):
-        lo = g
-        while lo > 0 and c[lo - 1] <= c[lo]:
-            lo -= 1
-        hi = g
-        while hi < len(c) - 1 and c[hi + 1] <= c[hi]:
-            hi += 1
-        out[g] = (c[g] - c[lo]) + (c[g] - c[hi])
-    return out
+    n = len(c)
+    lo, hi = np.arange(n), np.arange(n)  # where each downhill walk ends (one pass each way: O(n))
+    for g in range(1, n):
+        if c[g - 1] <= c[g]:
+            lo[g] = lo[g - 1]
+    for g in range(n - 2, -1, -1):
+        if c[g + 1] <= c[g]:
+            hi[g] = hi[g + 1]
+    return (c - c[lo]) + (c - c[hi])
 
 
 def boundary_scores(vectors: np.ndarray, window: int = DEFAULT_WINDOW) -> np.ndarray:

@@ -33,7 +33,7 @@ def write_table(df: pd.DataFrame, path: str | Path) -> Path:
     suffix = p.suffix.lower()
     with atomic_path(p) as tmp:
         if suffix == ".csv":
-            df.to_csv(tmp, index=False, float_format="%.6g")
+            df.to_csv(tmp, index=False)
         elif suffix == ".parquet":
             df.to_parquet(tmp, index=False)
         else:

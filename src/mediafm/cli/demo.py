@@ -2,7 +2,9 @@
 
 Stages: synth -> ingest (shots + encoders) -> pretrain -> embed -> eval. Each finished stage is
 recorded in OUT/demo.json with its parameters; re-running skips stages whose parameters did not
-change (ingest and embed also resume title by title on their own).
+change (ingest and embed also resume title by title on their own). Then the applications: heads
+for popularity and ad relevancy are fitted on every title but one (seconds; always re-run) and
+their top clips and ad breaks for the held-out title are printed.
 """
 
 from __future__ import annotations
@@ -77,6 +79,10 @@ class Layout:
     @property
     def eval(self) -> Path:
         return self.root / "eval"
+
+    @property
+    def heads(self) -> Path:
+        return self.root / "heads"
 
 
 _D = DemoConfig()
@@ -188,6 +194,32 @@ def run_demo(cfg: DemoConfig, eval_kinds: tuple[str, ...] | None = None) -> dict
             "grid_md": (lay.eval / "eval.md").read_text()}
 
 
+# Demo titles last about a minute, so breaks are spaced closer than in a feature film.
+DEMO_BREAK_SPACING_S = 10.0
+
+
+def run_apps(lay: Layout, cfg: DemoConfig) -> dict:
+    """Fit the popularity and ad-relevancy heads (contextual embeddings) on every title but the
+    last, save them under OUT/heads/, and apply them to the held-out title."""
+    from mediafm.apps import BreakConfig, ad_breaks, fit, save_head, top_clips
+    from mediafm.store.catalog import Store
+    from mediafm.tasks.labels import read_labels, write_labels
+    from mediafm.tasks.probes import ProbeConfig
+
+    held = Store(lay.store).title_ids()[-1]
+    heads = {}
+    for name, task in (("popularity", "rank"), ("ad_relevancy", "binary")):
+        rows = [r for r in read_labels(lay.labels / f"{name}.csv") if r.clip.title != held]
+        train = lay.heads / f"{name}.train.csv"
+        write_labels(train, [(r.clip.title, r.clip.start, r.clip.end, r.label) for r in rows])
+        res = fit(lay.store, train, task, "contextual", lay.model, config=ProbeConfig(n_boot=cfg.n_boot, seed=cfg.seed))
+        save_head(res.head, lay.heads / name)
+        heads[name] = res.head
+    top = top_clips(lay.store, lay.heads / "popularity", [held], k=3)
+    breaks = ad_breaks(lay.store, lay.heads / "ad_relevancy", [held], BreakConfig(min_spacing_s=DEMO_BREAK_SPACING_S))
+    return {"held": held, "heads": heads, "top": top, "breaks": breaks}
+
+
 def run(args: argparse.Namespace) -> int:
     cfg = DemoConfig(out=args.out, titles=args.titles, seed=args.seed, max_steps=args.max_steps,
                      preset=args.preset, n_boot=args.n_boot)
@@ -197,14 +229,36 @@ def run(args: argparse.Namespace) -> int:
     first = sorted(p.stem for p in lay.videos.glob("*.mp4"))[0]
     print("\nLinear probes on frozen embeddings (synthetic narrative catalog; see docs/narrative-benchmark.md):\n")
     print(res["grid_md"])
-    print(f"Stage times (s): {res['timings']}; this run: {time.time() - t0:.0f} s\n")
+    _say("[apps] fitting the popularity and ad-relevancy heads ...")
+    t_apps = time.time()
+    apps = run_apps(lay, cfg)
+    timings = {**res["timings"], "apps": round(time.time() - t_apps, 1)}
+    _say(f"[apps]: {timings['apps']:.0f} s")
+    held = apps["held"]
+    from mediafm.apps.tables import preview
+
+    for name, head in apps["heads"].items():
+        c = head.card
+        print(f"head {name}: {c.task} on contextual embeddings, {c.n_clips} clips of {c.n_titles} titles "
+              f"(not {held}); grouped CV {c.metric} {c.value:.3f} [{c.ci_low:.3f}, {c.ci_high:.3f}]")
+    print(f"\nTop clips of the held-out title {held} (popularity head):")
+    print(preview(apps["top"][["rank", "start", "end", "score"]]))
+    print(f"\nAd breaks in {held} (ad-relevancy head, at least {DEMO_BREAK_SPACING_S:g} s apart, none inside a subtitle):")
+    print(preview(apps["breaks"][["time_s", "shot", "score"]]))
+    print(f"\nStage times (s): {timings}; this run: {time.time() - t0:.0f} s\n")
     print(f"Outputs in {lay.root}/:")
     print(f"  {lay.videos}/   synthetic titles (.mp4 + .srt + .json); {lay.labels}/ task labels (CSV)")
     print(f"  {lay.store}/    the catalog store: shots, features, contextual embeddings")
     print(f"  {lay.model}/    the pretrained model")
     print(f"  {lay.eval}/eval.md and eval.json   the table above")
+    print(f"  {lay.heads}/   the two heads (card.json + weights)")
     print("\nExplore:")
-    print(f"  mediafm serve {lay.store}                          # web explorer")
+    print(f"  mediafm serve {lay.store} --heads {lay.heads} --break-spacing {DEMO_BREAK_SPACING_S:g}")
+    print(f"      # web explorer: open {held}, head popularity: scores along the timeline, the top clips")
+    print("      # (press play), red ad-break dots (head ad_relevancy), grey scene boundaries")
+    print(f"  mediafm clips {lay.store} --rank {lay.heads}/popularity --titles {held} --out top.csv")
+    print(f"  mediafm adbreaks {lay.store} --head {lay.heads}/ad_relevancy --min-spacing 10 --out breaks.csv")
+    print(f"  mediafm scenes {lay.store} --out scenes.csv")
     print(f"  mediafm search {lay.store} --text \"danger\"")
     print(f"  mediafm search {lay.store} --shot {first}:3 --embedding contextual")
     print(f"  mediafm probe {lay.store} --labels {lay.labels}/tone.csv --task multilabel --embedding contextual")

@@ -161,7 +161,7 @@ class ClipEmbedder:
         if title not in self._vectors:
             if self.kind in STORED_KINDS:
                 v = self.store.features(title, self.kind)
-            elif self.model is not None and not self._has_stored_contextual(title):
+            elif self.model is not None and not self.has_stored_contextual(title):
                 v = _as_numpy(self.model.embed_title(self.store.features(title, "fused"), self.store.meta_embedding(title),
                                                      self._times(title, None, relative=False)))
             else:
@@ -176,7 +176,8 @@ class ClipEmbedder:
             raise StoreError(getattr(self.store, "root", None), "contextual-isolated embeddings exist per clip only, not per shot")
         return self._title_vectors(title)
 
-    def _has_stored_contextual(self, title: str) -> bool:
+    def has_stored_contextual(self, title: str) -> bool:
+        """The store holds this title's contextual embeddings from `model_id`."""
         if self.model_id is None:
             return False
         return (self.store.contextual_dir(self.model_id) / "shots" / f"{title}.parquet").exists()
