@@ -195,13 +195,14 @@ def _require_clip_head(head: TrainedHead) -> None:
 
 # ----------------------------------------------------------------------------- applications
 def predict(store_root, head, titles: list[str] | None = None, clips: list[Clip | LabeledClip] | None = None,
-            proposal: prop.ProposalConfig = prop.ProposalConfig(), model_dir=None, clips_source=None) -> pd.DataFrame:
+            proposal: prop.ProposalConfig | None = None, model_dir=None, clips_source=None) -> pd.DataFrame:
     """Scores of the given clips, or of candidate clips proposed from each title's shots.
 
     Returns one row per clip: title, start, end, first_shot, last_shot, the score (`score`, or
     `score_<class>` per class for multiclass / multilabel heads) and `in_training` (the head was
     fitted on labelled clips of that title).
     """
+    proposal = proposal if proposal is not None else prop.ProposalConfig()
     scorer = Scorer(store_root, head, model_dir)
     _require_clip_head(scorer.head)
     spans = _spans(scorer, titles, clips, proposal, clips_source)
@@ -210,7 +211,7 @@ def predict(store_root, head, titles: list[str] | None = None, clips: list[Clip 
 
 
 def tag(store_root, head, titles: list[str] | None = None, clips: list[Clip | LabeledClip] | None = None, per: str = "clip",
-        proposal: prop.ProposalConfig = prop.ProposalConfig(), threshold: float | None = None, model_dir=None,
+        proposal: prop.ProposalConfig | None = None, threshold: float | None = None, model_dir=None,
         clips_source=None) -> pd.DataFrame:
     """Labels per clip (given or proposed) or per shot: every class scoring at least its threshold
     (the best-F1 threshold on the head's CV predictions, or `threshold` for all classes).
@@ -218,6 +219,7 @@ def tag(store_root, head, titles: list[str] | None = None, clips: list[Clip | La
     Returns title, start, end, first_shot, last_shot, `tags` (classes joined by `|`; a binary head
     tags with its own name), and the scores.
     """
+    proposal = proposal if proposal is not None else prop.ProposalConfig()
     scorer = Scorer(store_root, head, model_dir)
     h = scorer.head
     if h.card.task not in CLASSIFIERS:
@@ -273,13 +275,14 @@ def _scalar_scores(head: TrainedHead, scores: np.ndarray, klass: str | None) -> 
 
 
 def top_clips(store_root, head, titles: list[str] | None = None, k: int = 3, klass: str | None = None,
-              proposal: prop.ProposalConfig = prop.ProposalConfig(), model_dir=None) -> pd.DataFrame:
+              proposal: prop.ProposalConfig | None = None, model_dir=None) -> pd.DataFrame:
     """The k best-scoring candidate clips of each title, none overlapping another.
 
     Every shot run of the length range is a candidate (the proposal's overlap filter is not used:
     the non-overlap rule between picks replaces it). Returns title, rank (1 = best), start, end,
     duration, first_shot, last_shot, score.
     """
+    proposal = proposal if proposal is not None else prop.ProposalConfig()
     scorer = Scorer(store_root, head, model_dir)
     _require_clip_head(scorer.head)
     spans = _spans(scorer, titles, None, prop.ProposalConfig(proposal.min_s, proposal.max_s, 1.0, proposal.within_scenes))
@@ -296,7 +299,7 @@ def top_clips(store_root, head, titles: list[str] | None = None, k: int = 3, kla
     return out[["title", "rank", "start", "end", "duration", "first_shot", "last_shot", "score"]].reset_index(drop=True)
 
 
-def break_candidates(store_root, head, titles: list[str] | None = None, config: brk.BreakConfig = brk.BreakConfig(),
+def break_candidates(store_root, head, titles: list[str] | None = None, config: brk.BreakConfig | None = None,
                      klass: str | None = None, model_dir=None) -> pd.DataFrame:
     """Every cut between shots with its score, whether a break may go there, and whether it was chosen.
 
@@ -305,6 +308,7 @@ def break_candidates(store_root, head, titles: list[str] | None = None, config: 
     allowed inside a subtitle cue; for titles whose cues the store does not know, no cut between
     two shots that both carry text is allowed (a line may run across it).
     """
+    config = config if config is not None else brk.BreakConfig()
     scorer = Scorer(store_root, head, model_dir)
     _require_clip_head(scorer.head)
     titles = resolve_titles(scorer.store, titles)
@@ -339,7 +343,7 @@ def break_candidates(store_root, head, titles: list[str] | None = None, config: 
     return spans.assign(chosen=chosen)[cols]
 
 
-def ad_breaks(store_root, head, titles: list[str] | None = None, config: brk.BreakConfig = brk.BreakConfig(),
+def ad_breaks(store_root, head, titles: list[str] | None = None, config: brk.BreakConfig | None = None,
               klass: str | None = None, model_dir=None) -> pd.DataFrame:
     """The chosen ad-break points: title, shot (the cut lies before it), time_s, score, and the
     scored clip (start, end). See `break_candidates`."""

@@ -38,7 +38,7 @@ class FitResult:
 
 
 def fit(store_root: str | Path, labels: str | Path, task: str, embedding: str = "fused",
-        model_dir: str | Path | None = None, pooling: str = "mean", config: ProbeConfig = ProbeConfig(),
+        model_dir: str | Path | None = None, pooling: str = "mean", config: ProbeConfig | None = None,
         metric: str | None = None, window: int = DEFAULT_WINDOW, progress: bool = False) -> FitResult:
     """Fit a head on all labelled clips of a store.
 
@@ -55,6 +55,7 @@ def fit(store_root: str | Path, labels: str | Path, task: str, embedding: str = 
     Returns:
         FitResult; save its head with `mediafm.apps.head.save_head`.
     """
+    config = config if config is not None else ProbeConfig()
     store = Store(store_root)
     rows = read_labels(labels)
     check_clips(store, [r.clip for r in rows], labels, [r.line for r in rows])
