@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mediafm.apps import BreakConfig, ad_breaks, break_candidates, fit
-from mediafm.apps.fixtures import clip_labels, scene_store
+from mediafm_testing.scenes import clip_labels, scene_store
 from mediafm.apps.titles import title_cues
 from mediafm.tasks.probes import ProbeConfig
 

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from mediafm.apps.fixtures import clip_labels, scene_store
+from mediafm_testing.scenes import clip_labels, scene_store
 from mediafm.cli.main import main
 
 FAST = ["--folds", "3", "--n-boot", "50"]

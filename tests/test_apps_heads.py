@@ -9,7 +9,7 @@ import pytest
 
 import mediafm
 from mediafm.apps import HeadError, fit, load_head, predict, save_head, tag, top_clips
-from mediafm.apps.fixtures import clip_labels, scene_store
+from mediafm_testing.scenes import clip_labels, scene_store
 from mediafm.tasks.clips import Clip
 from mediafm.tasks.labels import LabelsError
 from mediafm.tasks.probes import ProbeConfig
@@ -80,7 +80,7 @@ def test_head_refuses_a_store_embedded_with_another_model(catalog, tmp_path):
 def test_head_refuses_other_dimension(catalog, tmp_path):
     root, store, truth, labels = catalog
     fused = fit(store.root, labels / "popularity.csv", "rank", "fused", config=FAST).head
-    from mediafm.apps.fixtures import ENCODERS
+    from mediafm_testing.scenes import ENCODERS
 
     wide, _ = scene_store(tmp_path / "wide", n_titles=3, dim=24, seed=6)
     for t in wide.title_ids():  # same encoder names, other width: the dimension check speaks

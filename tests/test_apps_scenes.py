@@ -7,7 +7,7 @@ import pytest
 
 from mediafm.apps import fit, scene_cuts, scenes
 from mediafm.apps import segmentation as sc
-from mediafm.apps.fixtures import clip_labels, scene_store
+from mediafm_testing.scenes import clip_labels, scene_store
 from mediafm.tasks.labels import write_labels
 from mediafm.tasks.metrics import average_precision
 from mediafm.tasks.probes import ProbeConfig

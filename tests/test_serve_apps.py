@@ -6,7 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from mediafm.apps import fit, save_head, scene_cuts, shot_scores, top_clips
-from mediafm.apps.fixtures import clip_labels, scene_store
+from mediafm_testing.scenes import clip_labels, scene_store
 from mediafm.errors import ConfigError
 from mediafm.serve.app import ServeConfig, create_app
 from mediafm.tasks.probes import ProbeConfig

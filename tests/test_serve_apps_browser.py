@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mediafm.apps import fit, save_head
-from mediafm.apps.fixtures import clip_labels, scene_store
+from mediafm_testing.scenes import clip_labels, scene_store
 from mediafm.serve.app import ServeConfig, create_app
 from mediafm.tasks.probes import ProbeConfig
 

@@ -1,4 +1,4 @@
-"""A small store with known scenes, clip scores and subtitle cues, for tests and explorer demos.
+"""A small store with known scenes, clip scores and subtitle cues, for the applications' tests.
 
 Written with the real `Store` writers. Each title is a run of scenes; a scene has a place and two
 characters shown in alternation (shot / reverse shot), so neighbouring shots differ inside a scene
@@ -84,7 +84,7 @@ def scene_store(root: str | Path, n_titles: int = 12, dim: int = 16, seed: int =
             texts[i] = (texts[i] + " across").strip()
         video = Path(root).parent / f"{tid}.mp4"
         if videos:
-            from mediafm.search.fixtures import write_tiny_video
+            from mediafm_testing.stores import write_tiny_video
 
             write_tiny_video(video, float(ends[-1]) + 0.1, seed=t)
         shots = pd.DataFrame({"title_id": tid, "shot_index": np.arange(n), "start_frame": np.arange(n),
