@@ -29,7 +29,7 @@ def served(tmp_path_factory):
               root / "elsewhere" / "foreign")
     app = create_app(store.root, ServeConfig(heads=(str(root / "heads"), str(root / "elsewhere" / "foreign")),
                                              break_spacing_s=6.0))
-    return root, store, truth, TestClient(app, raise_server_exceptions=False)
+    return root, store, truth, TestClient(app, base_url="http://127.0.0.1", raise_server_exceptions=False)
 
 
 def test_heads_are_listed(served):

@@ -94,9 +94,9 @@ def scene_store(root: str | Path, n_titles: int = 12, dim: int = 16, seed: int =
                   "has_video": videos, "has_audio": False, "width": 64, "height": 64, "rotation": 0, "n_frames": n,
                   "n_shots": n, "detector": "fixture", "subtitle_source": "fixture" if cues else "",
                   "meta_json": "{}", "warnings_json": "[]", "ingested_at": None}
-        if cues:
-            store.write_cues(tid, title_cues)
         store.write_title(record, shots, None, None)
+        if cues:  # after the title: committing a title replaces its cues
+            store.write_cues(tid, title_cues)
         store.write_features(tid, {"fused": fused}, {"fused": {**ENCODERS["fused"], "dim": dim}})
         scene_mean = np.stack([fused[scene_ids == s].mean(0) for s in scene_ids])
         store.write_contextual(model_id, tid, np.concatenate([fused, scene_mean], 1), fused.mean(0),
