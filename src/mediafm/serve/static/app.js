@@ -2,7 +2,7 @@
 // textContent (never innerHTML), so subtitle text and file names cannot inject markup.
 "use strict";
 
-const state = { title: null, shots: [], selected: null, map: null, stopAt: null, opening: 0, heads: [], pred: null, predTicket: 0 };
+const state = { title: null, shots: [], selected: null, map: null, stopAt: null, opening: 0, heads: [], pred: null, predTicket: 0, playing: null };
 const $ = (id) => document.getElementById(id);
 
 function el(tag, attrs = {}, text = null) {
@@ -77,6 +77,7 @@ async function openTitle(tid, selectShot = null) {
   player.removeAttribute("src");
   player.load();
   $("shot-info").textContent = "";
+  state.playing = null;
   const timeline = $("timeline");
   timeline.replaceChildren();
   for (const shot of detail.shots) {
@@ -177,6 +178,7 @@ function drawStrip() {
   }
   for (const c of pred.clips) {
     const span = el("div", { class: "clip", "data-rank": String(c.rank), title: `clip #${c.rank}: ${c.score.toFixed(3)}` });
+    span.classList.toggle("playing", c.rank === state.playing);  // a redraw keeps the clip being played
     span.style.left = pct(c.start_s);
     span.style.width = pct(c.end_s - c.start_s);
     span.addEventListener("click", () => playClip(c));
@@ -193,6 +195,7 @@ function drawStrip() {
 }
 
 function playClip(clip) {
+  state.playing = clip.rank;
   for (const s of $("lane-clips").children) s.classList.toggle("playing", Number(s.dataset.rank) === clip.rank);
   playSpan(clip.start_s, clip.end_s);
   $("shot-info").textContent = `clip #${clip.rank}: ${fmt(clip.start_s)}–${fmt(clip.end_s)} · score ${clip.score.toFixed(3)}`;
@@ -214,6 +217,8 @@ async function selectShot_(index) {
   for (const card of $("timeline").children) card.classList.toggle("selected", Number(card.dataset.shot) === index);
   drawMap();
   for (const bar of $("lane-scores").children) bar.classList.toggle("selected", Number(bar.dataset.shot) === index);
+  state.playing = null;
+  for (const span of $("lane-clips").children) span.classList.remove("playing");
   playSpan(shot.start_s, shot.end_s);
   $("shot-info").textContent = `shot #${index}: ${fmt(shot.start_s)}–${fmt(shot.end_s)}${shot.text ? " · " + shot.text : ""}`;
   const box = $("neighbors");
