@@ -113,7 +113,8 @@ def true_popularity(st, start: float, end: float) -> float:
 
 # ----------------------------------------------------------------------------- one embedding
 def run_kind(kind, lay, store, stories, titles, fold_of, out: Path, a) -> dict:
-    from mediafm.apps import BreakConfig, ProposalConfig, break_candidates, fit, predict, save_head, scene_cuts, top_clips
+    from mediafm.apps import (BreakConfig, ProposalConfig, break_candidates, fit, predict, save_head, scene_cuts,
+                              top_clips)
     from mediafm.apps import proposals as prop
     from mediafm.apps import segmentation as seg
     from mediafm.tasks.labels import read_labels, write_labels

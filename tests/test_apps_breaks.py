@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from mediafm.apps import BreakConfig, ad_breaks, break_candidates, fit
-from mediafm_testing.scenes import clip_labels, scene_store
 from mediafm.apps.titles import title_cues
 from mediafm.tasks.probes import ProbeConfig
+from mediafm_testing.scenes import clip_labels, scene_store
 
 FAST = ProbeConfig(folds=3, inner_folds=2, n_boot=50)
 

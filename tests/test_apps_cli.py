@@ -7,8 +7,8 @@ import json
 import pandas as pd
 import pytest
 
-from mediafm_testing.scenes import clip_labels, scene_store
 from mediafm.cli.main import main
+from mediafm_testing.scenes import clip_labels, scene_store
 
 FAST = ["--folds", "3", "--n-boot", "50"]
 

@@ -9,10 +9,10 @@ import pytest
 
 import mediafm
 from mediafm.apps import HeadError, fit, load_head, predict, save_head, tag, top_clips
-from mediafm_testing.scenes import clip_labels, scene_store
 from mediafm.tasks.clips import Clip
 from mediafm.tasks.labels import LabelsError
 from mediafm.tasks.probes import ProbeConfig
+from mediafm_testing.scenes import clip_labels, scene_store
 
 FAST = ProbeConfig(folds=3, inner_folds=2, n_boot=50)
 
@@ -135,7 +135,7 @@ def test_tag_uses_cv_thresholds(catalog):
     df = tag(store.root, head, titles=["title04"], per="shot")
     assert len(df) == len(truth["title04"].starts)
     for cls, thr in zip(head.card.classes, head.card.thresholds):
-        on = df["tags"].str.split("|").apply(lambda tags: cls in tags)
+        on = df["tags"].str.split("|").apply(lambda tags, c=cls: c in tags)
         assert (on == (df[f"score_{cls}"] >= thr)).all()
     t = truth["title04"]
     tense = np.array([t.tension[s] > 0.5 for s in t.scene_of_shot])

@@ -7,10 +7,10 @@ import pytest
 
 from mediafm.apps import fit, scene_cuts, scenes
 from mediafm.apps import segmentation as sc
-from mediafm_testing.scenes import clip_labels, scene_store
 from mediafm.tasks.labels import write_labels
 from mediafm.tasks.metrics import average_precision
 from mediafm.tasks.probes import ProbeConfig
+from mediafm_testing.scenes import clip_labels, scene_store
 
 FAST = ProbeConfig(folds=3, inner_folds=2, n_boot=50)
 

@@ -6,10 +6,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from mediafm.apps import fit, save_head, scene_cuts, shot_scores, top_clips
-from mediafm_testing.scenes import clip_labels, scene_store
 from mediafm.errors import ConfigError
 from mediafm.serve.app import ServeConfig, create_app
 from mediafm.tasks.probes import ProbeConfig
+from mediafm_testing.scenes import clip_labels, scene_store
 
 FAST = ProbeConfig(folds=3, inner_folds=2, n_boot=50)
 
@@ -60,7 +60,7 @@ def test_predictions_match_the_library(served):
 
 def test_classes_scene_heads_and_errors(served):
     root, store, truth, client = served
-    get = lambda **q: client.get("/api/titles/title01/predictions", params=q)  # noqa: E731
+    get = lambda **q: client.get("/api/titles/title01/predictions", params=q)
     assert get(head="tone").json()["cls"] == "calm" and get(head="tone", cls="tense").json()["cls"] == "tense"
     assert get(head="tone", cls="sad").status_code == 422
     scenes = get(head="scenes").json()

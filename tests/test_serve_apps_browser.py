@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from mediafm.apps import fit, save_head
-from mediafm_testing.scenes import clip_labels, scene_store
 from mediafm.serve.app import ServeConfig, create_app
 from mediafm.tasks.probes import ProbeConfig
+from mediafm_testing.scenes import clip_labels, scene_store
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

@@ -4,7 +4,7 @@ Every function takes a store path and a head (a `TrainedHead` or its folder). A 
 head to the store and refuses, before any work, a store whose embeddings are not those the head
 was trained on (another model, other encoders, another dimension). Clips are embedded and pooled
 as in training (`mediafm.tasks.clips.ClipEmbedder`); the pure parts live in `proposals`, `breaks`
-and `scenes`.
+and `segmentation`.
 """
 
 from __future__ import annotations
@@ -18,10 +18,17 @@ from mediafm.apps import breaks as brk
 from mediafm.apps import proposals as prop
 from mediafm.apps import segmentation as sc
 from mediafm.apps.head import EmbeddingSpec, HeadError, TrainedHead, load_head
-from mediafm.apps.titles import Timeline, check_clips, load_timeline, resolve_titles, title_cues
+from mediafm.apps.titles import (
+    Timeline,
+    check_clips,
+    load_timeline,
+    resolve_titles,
+    title_cues,
+)
 from mediafm.store.catalog import Store
 from mediafm.tasks.clips import STORED_KINDS, Clip, ClipEmbedder, clip_shots
 from mediafm.tasks.labels import LabeledClip
+from mediafm.types import MODALITIES
 
 CLASSIFIERS = ("binary", "multiclass", "multilabel")
 
@@ -34,7 +41,7 @@ def _encoder_key(encoders: dict | None, kind: str) -> dict:
     """The part of a store's encoder set an embedding kind depends on, without prose fields
     (licences, packages) that may change between releases of the same weights."""
     enc = encoders or {}
-    if kind in ("video", "audio", "text"):
+    if kind in MODALITIES:
         enc = {kind: enc.get(kind)}
     return {k: ({f: v.get(f) for f in ("name", "version", "dim")} if isinstance(v, dict) and "name" in v else v)
             for k, v in sorted(enc.items())}

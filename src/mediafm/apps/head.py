@@ -62,7 +62,7 @@ class HeadCard:
     window: int = 0  # scene heads: shots on each side of a cut
     labels: str = ""  # the labels file
     store: str = ""  # the store it was trained on
-    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
     mediafm_version: str = ""
 
     @property

@@ -33,8 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mediafm.apps.train import fit
     from mediafm.apps.head import check_head_dir, save_head
+    from mediafm.apps.train import fit
 
     out = Path(args.out)
     check_head_dir(out)  # before the work: a bad --out must not cost a fit

@@ -6,11 +6,12 @@ import argparse
 
 from mediafm.apps.segmentation import DEFAULT_WINDOW
 from mediafm.cli import _apps
+from mediafm.types import MODALITIES
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     _apps.add_common(p, "scene table: .csv, .parquet or .json")
-    p.add_argument("--embedding", choices=("fused", "contextual", "video", "audio", "text"),
+    p.add_argument("--embedding", choices=("fused", "contextual", *MODALITIES),
                    help="unsupervised: embedding to segment (default: contextual if the store has it, else fused)")
     p.add_argument("--head", metavar="HEAD_DIR", help="a scene head from `mediafm fit --task scenes`")
     p.add_argument("--window", type=int, default=DEFAULT_WINDOW,
