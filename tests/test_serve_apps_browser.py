@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -15,46 +14,25 @@ import pytest
 from mediafm.apps import fit, save_head
 from mediafm.serve.app import ServeConfig, create_app
 from mediafm.tasks.probes import ProbeConfig
+from mediafm_testing.browser import CHROMIUM, CHROMIUM_ARGS, serving
 from mediafm_testing.scenes import clip_labels, scene_store
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required"]
 REPO = Path(__file__).resolve().parents[1]
 FAST = ProbeConfig(folds=3, inner_folds=2, n_boot=50)
 
 pytestmark = pytest.mark.browser
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    import uvicorn
-
     root = tmp_path_factory.mktemp("browser-apps")
     store, truth = scene_store(root / "store", n_titles=4, seed=7, videos=True)
     labels = clip_labels(truth, root / "labels")
     save_head(fit(store.root, labels / "popularity.csv", "rank", "contextual", config=FAST).head, root / "heads" / "popularity")
     save_head(fit(store.root, labels / "tone.csv", "multilabel", "fused", config=FAST).head, root / "heads" / "tone")
     app = create_app(store.root, ServeConfig(heads=(str(root / "heads"),)))
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if srv.started:
-            break
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", truth
-    srv.should_exit = True
-    thread.join(10)
+    with serving(app) as url:
+        yield url, truth
 
 
 def _get(url: str):
@@ -83,7 +61,7 @@ def test_predictions_panel_in_a_real_browser(server):
 
     base, truth = server
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         pg = browser.new_page(viewport={"width": 1400, "height": 1000})
         errors: list[str] = []
         pg.on("pageerror", lambda e: errors.append(str(e)))

@@ -7,36 +7,24 @@ is written to $MEDIAFM_ARTIFACTS (default: artifacts/) and its path printed.
 from __future__ import annotations
 
 import os
-import socket
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from mediafm_testing.stores import add_montage_title, add_random_title, write_tiny_video
 from mediafm.search.text import default_text_encoder
 from mediafm.serve.app import create_app
 from mediafm.store.catalog import Store
+from mediafm_testing.browser import CHROMIUM, CHROMIUM_ARGS, serving
+from mediafm_testing.stores import add_montage_title, add_random_title, write_tiny_video
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required"]
 REPO = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.browser
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, shared_media):
-    import uvicorn
-
     root = tmp_path_factory.mktemp("browser")
     store = Store(root / "store", create=True)
     add_montage_title(store, shared_media)
@@ -45,17 +33,8 @@ def server(tmp_path_factory, shared_media):
     shots.loc[0, "text"] = "<b>bold?</b> <script>window.pwned=1</script>"
     store.write_shots("city_walk", shots)
     default_text_encoder()
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(store.root), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if srv.started:
-            break
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(10)
+    with serving(create_app(store.root)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +44,7 @@ def page(server):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         pg = browser.new_page(viewport={"width": 1400, "height": 1000})
         errors: list[str] = []
         pg.on("pageerror", lambda e: errors.append(str(e)))
