@@ -103,13 +103,18 @@ def build_scaled(name: str, cache: Path) -> Path:
             out.mux(vout.encode(scaled))
         out.mux(vout.encode(None))
         with av.open(str(MONTAGE)) as again:  # a second pass: the first is at its end
-            for packet in again.demux(again.streams.audio[0]):
-                if packet.dts is None:
-                    continue
-                packet.stream = aout
-                out.mux(packet)
+            _copy_packets(again.streams.audio[0], aout, out)
     tmp.rename(out_path)
     return out_path
+
+
+def _copy_packets(stream_in, stream_out, out) -> None:
+    """Remux every timed packet of `stream_in` into `stream_out` of the open container `out`."""
+    for packet in stream_in.container.demux(stream_in):
+        if packet.dts is None:
+            continue
+        packet.stream = stream_out
+        out.mux(packet)
 
 
 def _with_audio(path: Path) -> Path:
@@ -123,12 +128,8 @@ def _with_audio(path: Path) -> Path:
     with av.open(str(path)) as vsrc, av.open(str(MONTAGE)) as asrc, av.open(str(tmp), "w") as out:
         vout = out.add_stream_from_template(vsrc.streams.video[0])
         aout = out.add_stream_from_template(asrc.streams.audio[0])
-        for src, stream in ((vsrc, vout), (asrc, aout)):
-            for packet in src.demux(src.streams[0] if src is vsrc else src.streams.audio[0]):
-                if packet.dts is None:
-                    continue
-                packet.stream = stream
-                out.mux(packet)
+        _copy_packets(vsrc.streams.video[0], vout, out)
+        _copy_packets(asrc.streams.audio[0], aout, out)
     tmp.replace(path)
     return path
 

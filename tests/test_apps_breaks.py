@@ -7,10 +7,7 @@ import pytest
 
 from mediafm.apps import BreakConfig, ad_breaks, break_candidates, fit
 from mediafm.apps.titles import title_cues
-from mediafm.tasks.probes import ProbeConfig
-from mediafm_testing.scenes import clip_labels, scene_store
-
-FAST = ProbeConfig(folds=3, inner_folds=2, n_boot=50)
+from mediafm_testing.scenes import FAST_PROBE, clip_labels, scene_store
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +15,7 @@ def head_and_store(tmp_path_factory):
     root = tmp_path_factory.mktemp("breaks")
     store, truth = scene_store(root / "store", n_titles=10, seed=2)
     labels = clip_labels(truth, root / "labels")
-    return fit(store.root, labels / "calm_end.csv", "binary", "contextual", config=FAST).head, store, truth
+    return fit(store.root, labels / "calm_end.csv", "binary", "contextual", config=FAST_PROBE).head, store, truth
 
 
 @pytest.mark.parametrize("spacing", [0.0, 6.0, 20.0])

@@ -12,9 +12,7 @@ from mediafm.apps import HeadError, fit, load_head, predict, save_head, tag, top
 from mediafm.tasks.clips import Clip
 from mediafm.tasks.labels import LabelsError
 from mediafm.tasks.probes import ProbeConfig
-from mediafm_testing.scenes import clip_labels, scene_store
-
-FAST = ProbeConfig(folds=3, inner_folds=2, n_boot=50)
+from mediafm_testing.scenes import FAST_PROBE, clip_labels, scene_store
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +30,7 @@ def catalog(tmp_path_factory):
 ])
 def test_fit_save_load_predict_equals_in_memory(catalog, tmp_path, task, file, embedding, probe):
     root, store, truth, labels = catalog
-    res = fit(store.root, labels / file, task, embedding, config=ProbeConfig(**{**FAST.__dict__, "head": probe}))
+    res = fit(store.root, labels / file, task, embedding, config=ProbeConfig(**{**FAST_PROBE.__dict__, "head": probe}))
     card = res.head.card
     assert card.task == task and card.embedding.kind == embedding and card.n_titles == 12
     assert card.embedding.model_id == ("fixture-model" if embedding == "contextual" else None)
@@ -53,7 +51,7 @@ def test_fit_save_load_predict_equals_in_memory(catalog, tmp_path, task, file, e
 
 def test_predicted_scores_carry_the_planted_signal(catalog):
     root, store, truth, labels = catalog
-    head = fit(store.root, labels / "popularity.csv", "rank", "contextual", config=FAST).head
+    head = fit(store.root, labels / "popularity.csv", "rank", "contextual", config=FAST_PROBE).head
     assert head.card.value > 0.5  # Kendall tau on grouped CV: the tension dimension is found
     df = top_clips(store.root, head, k=1)
     assert list(df["title"]) == sorted(truth) and (df["rank"] == 1).all()
@@ -64,12 +62,12 @@ def test_predicted_scores_carry_the_planted_signal(catalog):
 
 def test_head_refuses_a_store_embedded_with_another_model(catalog, tmp_path):
     root, store, truth, labels = catalog
-    head = fit(store.root, labels / "popularity.csv", "rank", "contextual", config=FAST).head
+    head = fit(store.root, labels / "popularity.csv", "rank", "contextual", config=FAST_PROBE).head
     other, _ = scene_store(tmp_path / "other", n_titles=3, model_id="another-model", seed=5)
     with pytest.raises(HeadError, match="trained on contextual embeddings of model fixture-model.*another-model"):
         predict(other.root, head)
     # fused heads check the encoders and the dimension; the same encoders in another store are fine
-    fused = fit(store.root, labels / "popularity.csv", "rank", "fused", config=FAST).head
+    fused = fit(store.root, labels / "popularity.csv", "rank", "fused", config=FAST_PROBE).head
     new = predict(other.root, fused)
     assert len(new) and set(new["title"]) == set(other.title_ids())
     wide, _ = scene_store(tmp_path / "wide", n_titles=3, dim=24, seed=6)
@@ -79,7 +77,7 @@ def test_head_refuses_a_store_embedded_with_another_model(catalog, tmp_path):
 
 def test_head_refuses_other_dimension(catalog, tmp_path):
     root, store, truth, labels = catalog
-    fused = fit(store.root, labels / "popularity.csv", "rank", "fused", config=FAST).head
+    fused = fit(store.root, labels / "popularity.csv", "rank", "fused", config=FAST_PROBE).head
     from mediafm_testing.scenes import ENCODERS
 
     wide, _ = scene_store(tmp_path / "wide", n_titles=3, dim=24, seed=6)
@@ -91,8 +89,8 @@ def test_head_refuses_other_dimension(catalog, tmp_path):
 
 def test_save_replaces_a_head_and_load_detects_corruption(catalog, tmp_path):
     root, store, truth, labels = catalog
-    a = fit(store.root, labels / "popularity.csv", "rank", "fused", config=FAST).head
-    b = fit(store.root, labels / "popularity.csv", "rank", "contextual", config=FAST).head
+    a = fit(store.root, labels / "popularity.csv", "rank", "fused", config=FAST_PROBE).head
+    b = fit(store.root, labels / "popularity.csv", "rank", "contextual", config=FAST_PROBE).head
     d = tmp_path / "h"
     save_head(a, d)
     save_head(b, d)
@@ -121,7 +119,7 @@ def test_bad_labels_and_clips_are_one_line_errors(catalog, tmp_path):
     bad.write_text("title,start,end,label\ntitle01,0,2,1\ntitle01,500,510,0\n")
     with pytest.raises(LabelsError, match="line 3: clip 500-510 s is outside title 'title01'"):
         fit(store.root, bad, "binary")
-    head = fit(store.root, labels / "tone.csv", "multilabel", "fused", config=FAST).head
+    head = fit(store.root, labels / "tone.csv", "multilabel", "fused", config=FAST_PROBE).head
     with pytest.raises(LabelsError, match="outside title"):
         predict(store.root, head, clips=[Clip("title02", 0, 1), Clip("title02", 900, 901)])
     with pytest.raises(HeadError, match="multilabel head: it scores|scores 2 classes"):
@@ -130,7 +128,7 @@ def test_bad_labels_and_clips_are_one_line_errors(catalog, tmp_path):
 
 def test_tag_uses_cv_thresholds(catalog):
     root, store, truth, labels = catalog
-    head = fit(store.root, labels / "tone.csv", "multilabel", "contextual", config=FAST).head
+    head = fit(store.root, labels / "tone.csv", "multilabel", "contextual", config=FAST_PROBE).head
     assert len(head.card.thresholds) == len(head.card.classes) == 2
     df = tag(store.root, head, titles=["title04"], per="shot")
     assert len(df) == len(truth["title04"].starts)

@@ -9,10 +9,7 @@ from mediafm.apps import fit, scene_cuts, scenes
 from mediafm.apps import segmentation as sc
 from mediafm.tasks.labels import write_labels
 from mediafm.tasks.metrics import average_precision
-from mediafm.tasks.probes import ProbeConfig
-from mediafm_testing.scenes import clip_labels, scene_store
-
-FAST = ProbeConfig(folds=3, inner_folds=2, n_boot=50)
+from mediafm_testing.scenes import FAST_PROBE, clip_labels, scene_store
 
 
 def test_depth_and_peaks():
@@ -72,7 +69,7 @@ def test_scene_head_learns_boundaries_and_groups_shots(catalog, tmp_path):
     train = sorted(truth)[:10]
     rows = [r for r in (labels / "scenes.csv").read_text().splitlines()[1:] if r.split(",")[0] in train]
     write_labels(tmp_path / "scenes.csv", [(a, float(b), float(c), d) for a, b, c, d in (r.split(",") for r in rows)])
-    res = fit(store.root, tmp_path / "scenes.csv", "scenes", "fused", config=FAST)
+    res = fit(store.root, tmp_path / "scenes.csv", "scenes", "fused", config=FAST_PROBE)
     assert res.head.card.task == "scenes" and res.head.card.window == sc.DEFAULT_WINDOW
     assert res.targets.y.sum() == sum(len(truth[t].scene_starts) for t in train)
     test = sorted(truth)[10:]

@@ -8,10 +8,7 @@ from fastapi.testclient import TestClient
 from mediafm.apps import fit, save_head, scene_cuts, shot_scores, top_clips
 from mediafm.errors import ConfigError
 from mediafm.serve.app import ServeConfig, create_app
-from mediafm.tasks.probes import ProbeConfig
-from mediafm_testing.scenes import clip_labels, scene_store
-
-FAST = ProbeConfig(folds=3, inner_folds=2, n_boot=50)
+from mediafm_testing.scenes import FAST_PROBE, clip_labels, scene_store
 
 
 @pytest.fixture(scope="module")
@@ -23,9 +20,9 @@ def served(tmp_path_factory):
                                   ("tone", "multilabel", "tone.csv", "fused"),
                                   ("calm_end", "binary", "calm_end.csv", "contextual"),
                                   ("scenes", "scenes", "scenes.csv", "fused")):
-        save_head(fit(store.root, labels / file, task, emb, config=FAST).head, root / "heads" / name)
+        save_head(fit(store.root, labels / file, task, emb, config=FAST_PROBE).head, root / "heads" / name)
     other, _ = scene_store(root / "other", n_titles=3, dim=24, seed=8, model_id="another-model")
-    save_head(fit(other.root, clip_labels(_, root / "other-labels") / "popularity.csv", "rank", "fused", config=FAST).head,
+    save_head(fit(other.root, clip_labels(_, root / "other-labels") / "popularity.csv", "rank", "fused", config=FAST_PROBE).head,
               root / "elsewhere" / "foreign")
     app = create_app(store.root, ServeConfig(heads=(str(root / "heads"), str(root / "elsewhere" / "foreign")),
                                              break_spacing_s=6.0))

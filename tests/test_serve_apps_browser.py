@@ -13,12 +13,10 @@ import pytest
 
 from mediafm.apps import fit, save_head
 from mediafm.serve.app import ServeConfig, create_app
-from mediafm.tasks.probes import ProbeConfig
-from mediafm_testing.browser import CHROMIUM, CHROMIUM_ARGS, serving
-from mediafm_testing.scenes import clip_labels, scene_store
+from mediafm_testing.browser import browser_page, serving
+from mediafm_testing.scenes import FAST_PROBE, clip_labels, scene_store
 
 REPO = Path(__file__).resolve().parents[1]
-FAST = ProbeConfig(folds=3, inner_folds=2, n_boot=50)
 
 pytestmark = pytest.mark.browser
 
@@ -28,8 +26,8 @@ def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("browser-apps")
     store, truth = scene_store(root / "store", n_titles=4, seed=7, videos=True)
     labels = clip_labels(truth, root / "labels")
-    save_head(fit(store.root, labels / "popularity.csv", "rank", "contextual", config=FAST).head, root / "heads" / "popularity")
-    save_head(fit(store.root, labels / "tone.csv", "multilabel", "fused", config=FAST).head, root / "heads" / "tone")
+    save_head(fit(store.root, labels / "popularity.csv", "rank", "contextual", config=FAST_PROBE).head, root / "heads" / "popularity")
+    save_head(fit(store.root, labels / "tone.csv", "multilabel", "fused", config=FAST_PROBE).head, root / "heads" / "tone")
     app = create_app(store.root, ServeConfig(heads=(str(root / "heads"),)))
     with serving(app) as url:
         yield url, truth
@@ -55,17 +53,8 @@ def _count(selector: str) -> str:
 
 
 def test_predictions_panel_in_a_real_browser(server):
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} missing: install Debian chromium (apt-get install -y chromium)")
-    from playwright.sync_api import sync_playwright
-
     base, truth = server
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
-        errors: list[str] = []
-        pg.on("pageerror", lambda e: errors.append(str(e)))
-        pg.goto(base + "/")
+    with browser_page(base + "/") as pg:
         # The first title opens with the first clip head: one bar per shot.
         n0 = len(truth["title00"].starts)
         wait_until(pg, f"{_count('#lane-scores .bar')} === {n0}")
@@ -107,5 +96,4 @@ def test_predictions_panel_in_a_real_browser(server):
         shot = out / "explorer-predictions.png"
         pg.screenshot(path=str(shot), full_page=True)
         print(f"explorer screenshot: {shot}")
-        assert not errors, errors
-        browser.close()
+        assert not pg.errors, pg.errors

@@ -15,7 +15,7 @@ import pytest
 from mediafm.search.text import default_text_encoder
 from mediafm.serve.app import create_app
 from mediafm.store.catalog import Store
-from mediafm_testing.browser import CHROMIUM, CHROMIUM_ARGS, serving
+from mediafm_testing.browser import browser_page, serving
 from mediafm_testing.stores import add_montage_title, add_random_title, write_tiny_video
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,19 +39,8 @@ def server(tmp_path_factory, shared_media):
 
 @pytest.fixture(scope="module")
 def page(server):
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} missing: install Debian chromium (apt-get install -y chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
-        errors: list[str] = []
-        pg.on("pageerror", lambda e: errors.append(str(e)))
-        pg.goto(server + "/")
-        pg.errors = errors
+    with browser_page(server + "/") as pg:
         yield pg
-        browser.close()
 
 
 def wait_until(pg, expression: str, timeout: float = 30.0) -> None:

@@ -37,3 +37,27 @@ def serving(app) -> Iterator[str]:
     finally:
         srv.should_exit = True
         thread.join(10)
+
+
+@contextlib.contextmanager
+def browser_page(url: str) -> Iterator:
+    """A Chromium page at `url` (1400x1000) whose `errors` list collects the page's JS errors.
+    Fails (never skips) when Debian's chromium is missing: `-m browser` asked for it."""
+    from pathlib import Path
+
+    import pytest
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} missing: install Debian chromium (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.errors = []
+        page.on("pageerror", lambda e: page.errors.append(str(e)))
+        page.goto(url)
+        try:
+            yield page
+        finally:
+            browser.close()

@@ -18,7 +18,11 @@ import pandas as pd
 
 from mediafm.store.catalog import Store
 from mediafm.tasks.labels import write_labels
+from mediafm.tasks.probes import ProbeConfig
 from mediafm.types import Cue
+
+# Probe settings that keep the apps tests fast (3 folds, few bootstrap resamples).
+FAST_PROBE = ProbeConfig(folds=3, inner_folds=2, n_boot=50)
 
 ENCODERS = {"fused": {"name": "fixture-scenes", "version": "1", "dim": 0}}
 

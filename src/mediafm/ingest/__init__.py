@@ -17,11 +17,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mediafm.errors import ConfigError
 from mediafm.ingest.config import IngestConfig
 from mediafm.ingest.discover import SourceItem, discover, plan_items
 from mediafm.ingest.engines import ENGINES, EngineRun, get_engine
 from mediafm.ingest.outcome import Outcome, record_failure
+from mediafm.shots.base import detector_class
 from mediafm.store.catalog import Store
 from mediafm.store.commit import recover_commits
 from mediafm.store.lock import store_lock
@@ -130,7 +130,8 @@ def ingest(paths: Sequence[str | Path], store_root: str | Path, config: IngestCo
     """
     config = config if config is not None else IngestConfig()
     t0 = time.perf_counter()
-    _check_detector(config.detector)
+    # An unknown detector is a usage error for the whole run, not a failure of every title.
+    detector_class(config.detector)
     # Built before the store is touched: an unknown engine or a missing extra fails here.
     runner = get_engine(engine, **({"address": address, "workers": workers} if engine == "ray" else {}))
     store = Store(store_root, create=True)
@@ -154,12 +155,3 @@ def _ingest_locked(paths: Sequence[str | Path], store: Store, config: IngestConf
     report.outcomes += run.outcomes
     report.encoded, report.encode_s, report.encode_error = run.encoded, run.encode_s, run.encode_error
     return report
-
-
-def _check_detector(name: str) -> None:
-    """An unknown detector is a usage error for the whole run, not a failure of every title."""
-    from mediafm.shots.base import available_detectors
-
-    names = available_detectors()
-    if name not in names:
-        raise ConfigError(None, f"unknown shot detector {name!r}; available: {', '.join(names)}")
