@@ -271,6 +271,23 @@ def test_the_explorer_holds_concurrent_load_without_errors(served_store):
     assert codes == [200] * len(urls)
 
 
+def test_serve_runs_native_pools_on_one_thread(served_store, monkeypatch):
+    # Concurrent requests each running a multi-threaded BLAS/OpenMP call oversubscribe the cores
+    # (a cold map took seconds under 16 clients): the server process keeps those pools at one thread.
+    import uvicorn
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    seen: list[list[int]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.append([p["num_threads"] for p in threadpool_info()]))
+    monkeypatch.setattr(threading.Thread, "start", lambda self: None)  # no warm-up thread in a test
+    before = threadpool_limits(None)  # the process's limits as they are, restored below
+    try:
+        assert cli_main(["serve", str(served_store.root), "--port", "0"]) == 0
+    finally:
+        before.restore_original_limits()
+    assert seen and seen[0] and set(seen[0]) == {1}
+
+
 # ----------------------------------------------------------------------------- two writers
 def test_a_second_writer_is_refused_until_the_first_dies(tmp_path):
     root = tmp_path / "store"
