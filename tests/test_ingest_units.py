@@ -396,6 +396,24 @@ def test_decode_cost_and_detector_cost_are_measured(montage):
     assert 0.0 < get_detector("adaptive").frame_cost() < 0.05
 
 
+def test_decode_cost_stops_at_its_cpu_budget(montage, monkeypatch):
+    import av
+
+    from mediafm.media import decode
+
+    decoded = []
+    real = av.container.InputContainer.decode
+
+    def counting(self, *a, **k):
+        for frame in real(self, *a, **k):
+            decoded.append(1)
+            yield frame
+
+    monkeypatch.setattr(av.container.InputContainer, "decode", counting)
+    assert decode.decode_cost(montage, frames=10_000, budget_s=0.0) > 0.0
+    assert len(decoded) == 5  # the key frame and four timed frames, not the whole file
+
+
 def test_engines_are_looked_up_by_name_and_share_one_interface():
     from mediafm.ingest.engines import ENGINES, get_engine
     from mediafm.ingest.local import LocalEngine
