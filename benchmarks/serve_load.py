@@ -7,8 +7,8 @@ Builds (once, cached under --cache) a synthetic store of `--titles` titles with 
 each: subtitle-like text and tags, 2,688-d fused vectors (the default encoders' width), one
 224x224 frame per shot and a small playable video, written by the real `Store` writers
 (`mediafm_testing.stores.add_random_title`), then indexed as `mediafm index` does. Starts `mediafm
-serve` on 127.0.0.1 in a subprocess (pinned to --cpus with taskset when given), waits until its
-text encoder and indexes are loaded, and sends `--requests` requests per repeat from
+serve` on 127.0.0.1 in a subprocess (pinned to --cpus with taskset when given), waits until it
+says it is ready (`/api/health`: text encoder, indexes and per-title responses warmed), and sends `--requests` requests per repeat from
 `--concurrency` client threads with keep-alive connections: an even mix of the catalog, title
 detail, thumbnail, video (a 64 KiB range), nearest-neighbour, map and text-search endpoints, with
 random titles and shots and mostly distinct queries. Prints p50/p99/max per endpoint, errors
@@ -80,17 +80,19 @@ def start_server(store: Path, port: int, cpus: str | None) -> subprocess.Popen:
 
 
 def wait_ready(port: int, proc: subprocess.Popen, timeout: float = 600) -> float:
-    """Seconds until the server answers a text search (its encoder and indexes are loaded)."""
+    """Seconds until the server says it is ready (/api/health: encoder, indexes and per-title
+    responses warmed)."""
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < timeout:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited: {proc.stderr.read()[-2000:]}")
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-            conn.request("GET", "/api/search?q=ready")
-            status = conn.getresponse().status
+            conn.request("GET", "/api/health")
+            resp = conn.getresponse()
+            body = resp.read()
             conn.close()
-            if status == 200:
+            if resp.status == 200 and json.loads(body)["ready"]:
                 return time.perf_counter() - t0
         except OSError:
             pass

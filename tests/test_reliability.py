@@ -232,6 +232,32 @@ def test_requests_read_nothing_from_the_store_once_warm(served_store, monkeypatc
     assert reads == []
 
 
+def test_after_warming_title_and_map_requests_read_nothing(served_store, monkeypatch):
+    client = _client(served_store.root)
+    cat = client.app.state.catalog
+    assert client.get("/api/health").json() == {"ready": False, "titles": 20}
+    cat.warm()
+    assert client.get("/api/health").json()["ready"] is True
+    reads: list[str] = []
+    for name in ("read_table", "read_schema", "ParquetFile"):
+        real = getattr(pq, name)
+        monkeypatch.setattr(pq, name, lambda *a, _real=real, _name=name, **k: (reads.append(_name), _real(*a, **k))[1])
+    for t in ("title00", "title07", "title19"):  # never requested before: made by `warm`
+        assert client.get(f"/api/titles/{t}").status_code == 200
+        assert client.get(f"/api/titles/{t}/map").status_code == 200
+    assert reads == []
+
+
+def test_a_failing_warm_up_still_makes_the_explorer_ready(served_store):
+    client = _client(served_store.root)
+    cat = client.app.state.catalog
+    cat.warmers.append(lambda tid, row: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        cat.warm()
+    assert client.get("/api/health").json()["ready"] is True
+    assert client.get("/api/titles/title03").status_code == 200
+
+
 def test_the_explorer_holds_concurrent_load_without_errors(served_store):
     import uvicorn
 
