@@ -60,8 +60,9 @@ def test_only_masked_positions_carry_loss():
     assert not torch.isclose(loss2, loss)  # ... but the target (and so the loss) changed
 
 
-def test_padding_never_changes_real_outputs():
-    m = _model()
+@pytest.mark.parametrize("distance_bias", [False, True])
+def test_padding_never_changes_real_outputs(distance_bias):
+    m = _model(distance_bias=distance_bias)
     a = _unit(torch.randn(1, 7, 24))
     b = _unit(torch.randn(1, 13, 24))
     alone, _ = m(a, None, torch.ones(1, 7, dtype=torch.bool))
@@ -74,6 +75,24 @@ def test_padding_never_changes_real_outputs():
     both, loss = m(batch, None, pad, mask)
     assert torch.allclose(both[0, :7], alone[0], atol=1e-5)
     assert float(loss.detach()) == 0.0
+
+
+def test_distance_bias_lowers_far_shots_per_head_and_spares_the_special_tokens():
+    from mediafm.model import distance_bias
+
+    b = distance_bias(5, 2)
+    assert b.shape == (2, 7, 7)
+    assert torch.all(b[:, :2, :] == 0) and torch.all(b[:, :, :2] == 0)  # [CLS], [GLOBAL] see and are seen alike
+    assert float(b[0, 2, 3]) == -0.25 and float(b[0, 2, 6]) == -1.0 and float(b[1, 2, 6]) == -0.25
+    # With the bias a far shot sways a shot's output less than a near one does.
+    m = _model(distance_bias=True, max_shots=64)
+    x = _unit(torch.randn(1, 64, 24))
+    base, _ = m(x, None, None)
+    near, far = x.clone(), x.clone()
+    near[0, 31], far[0, 63] = _unit(torch.randn(24)), _unit(torch.randn(24))
+    d_near = (m(near, None, None)[0][0, 30] - base[0, 30]).norm()
+    d_far = (m(far, None, None)[0][0, 30] - base[0, 30]).norm()
+    assert d_far < d_near
 
 
 def test_metadata_changes_output_and_zero_row_means_absent():

@@ -5,6 +5,7 @@ from mediafm.model.mediafm import (
     MediaFM,
     ModelConfig,
     base,
+    distance_bias,
     load_pretrained,
     msm_loss,
     save_pretrained,
@@ -13,5 +14,5 @@ from mediafm.model.mediafm import (
     window_plan,
 )
 
-__all__ = ["PRESETS", "MediaFM", "ModelConfig", "base", "load_pretrained", "msm_loss", "save_pretrained",
+__all__ = ["PRESETS", "MediaFM", "ModelConfig", "base", "distance_bias", "load_pretrained", "msm_loss", "save_pretrained",
            "small", "tiny", "window_plan"]

@@ -56,6 +56,10 @@ class ModelConfig:
     temperature: float = 0.1  # InfoNCE softmax temperature (contrastive objectives)
     neighbor_weight: float = 0.0  # weight of the neighbour loss (0 = off): each shot's output names its previous and next shot
     readout: str = "hidden"  # what embed_title returns per shot: a name in READOUTS
+    # Attention scores between shots lowered by slope_h * distance in shots, one slope per head
+    # from 1/4 to 1/4**n_heads (ALiBi, Press et al. 2022): a prior that shots near each other
+    # belong together (scenes), which learned positions must otherwise learn from the data.
+    distance_bias: bool = False
     name: str = "mediafm"  # recorded in model cards and contextual model ids
 
     def __post_init__(self) -> None:
@@ -120,10 +124,11 @@ class SelfAttention(nn.Module):
         self.proj = nn.Linear(cfg.hidden, cfg.hidden)
         self.dropout = cfg.dropout
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
         B, L, H = x.shape
         q, k, v = self.qkv(x).view(B, L, 3, self.n_heads, H // self.n_heads).permute(2, 0, 3, 1, 4)
-        # attn_mask: bool [B, 1, 1, L], True = attend; padding keys are never attended to
+        # attn_mask: bool [B, 1, 1, L], True = attend (padding keys are never attended to), or
+        # float [B, heads, L, L] added to the scores (distance bias, padding at -inf)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
                                            dropout_p=self.dropout if self.training else 0.0)
         return self.proj(y.transpose(1, 2).reshape(B, L, H))
@@ -219,6 +224,9 @@ class MediaFM(nn.Module):
         attn_mask = None
         if pad_mask is not None:
             attn_mask = torch.cat([pad_mask.new_ones(B, N_SPECIAL), pad_mask], dim=1)[:, None, None, :]
+        if cfg.distance_bias:
+            bias = distance_bias(N, cfg.n_heads, x.device).to(x.dtype)[None]
+            attn_mask = bias if attn_mask is None else bias.masked_fill(~attn_mask, float("-inf"))
         layers = []
         for block in self.blocks:
             x = block(x, attn_mask)
@@ -412,6 +420,16 @@ def _both_objective(pred, target, masked, real, temperature):
 OBJECTIVES_FN = {"cosine": _cosine_objective, "contrastive": contrastive_loss, "both": _both_objective}
 
 
+def distance_bias(n: int, n_heads: int, device=None) -> torch.Tensor:
+    """[heads, 2 + n, 2 + n] additive attention bias: -slope_h * |i - j| between shots, slopes
+    4**-(h + 1); [CLS] and [GLOBAL] are at distance 0 from everything."""
+    pos = torch.arange(n, device=device, dtype=torch.float32)
+    dist = torch.zeros(N_SPECIAL + n, N_SPECIAL + n, device=device)
+    dist[N_SPECIAL:, N_SPECIAL:] = (pos[:, None] - pos[None, :]).abs()
+    slopes = 4.0 ** -torch.arange(1, n_heads + 1, device=device, dtype=torch.float32)
+    return -slopes[:, None, None] * dist
+
+
 def _join_input(fused: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     """The "+input" read-outs: [unit input, unit read-out] / sqrt(2), a unit vector."""
     return torch.cat([F.normalize(fused.float(), dim=-1), F.normalize(out.float(), dim=-1)], -1) / 2 ** 0.5
@@ -494,6 +512,6 @@ def train_flops(cfg: ModelConfig, n_shots: int) -> float:
     return 6 * (blocks * s + shots * n_shots) + 12 * L * h * s * s
 
 
-__all__ = ["ModelConfig", "MediaFM", "PRESETS", "OBJECTIVES", "READOUTS", "tiny", "small", "base", "msm_loss",
+__all__ = ["ModelConfig", "MediaFM", "distance_bias", "PRESETS", "OBJECTIVES", "READOUTS", "tiny", "small", "base", "msm_loss",
            "contrastive_loss", "window_plan",
            "save_pretrained", "load_pretrained", "train_flops"]

@@ -45,6 +45,7 @@ class TrainConfig:
     objective: str = "both"  # masked-shot loss: cosine | contrastive | both (mediafm.model.OBJECTIVES)
     temperature: float = 0.1  # InfoNCE temperature
     neighbor_weight: float = 0.5  # weight of the neighbour loss (each shot's output names the shots around it)
+    distance_bias: bool = False  # attention prior towards nearby shots (mediafm.model.ModelConfig.distance_bias)
     readout: str = "stack+input"  # what `mediafm embed` writes per shot (mediafm.model.READOUTS)
     use_meta: bool = True  # feed the title metadata embedding to [GLOBAL]
     batch_size: int = 0  # GLOBAL batch in windows, split across ranks; 0 = auto (AUTO_BATCH, fewer on small catalogs)
@@ -256,7 +257,8 @@ def validation_loss(model, cache: ShotCache, titles: list[int], cfg: TrainConfig
 def build_model(cfg: TrainConfig, dim: int, meta_dim: int) -> MediaFM:
     mcfg = PRESETS[cfg.preset](dim, meta_dim if cfg.use_meta else 0, max_shots=cfg.max_shots, dropout=cfg.dropout,
                                time_features=cfg.time_features, objective=cfg.objective,
-                               temperature=cfg.temperature, readout=cfg.readout, neighbor_weight=cfg.neighbor_weight)
+                               temperature=cfg.temperature, readout=cfg.readout, neighbor_weight=cfg.neighbor_weight,
+                               distance_bias=cfg.distance_bias)
     torch.manual_seed(cfg.seed)  # same initial weights on every rank and every rerun
     return MediaFM(mcfg)
 
