@@ -6,7 +6,8 @@
 """
 
 from mediafm.search.index import IndexConfig, IndexInfo, ShotIndex, open_index, update_index
-from mediafm.search.query import Hit, parse_clip_spec, parse_shot_spec, search_clip, search_shot, search_text
+from mediafm.search.hit import Hit
+from mediafm.search.query import parse_clip_spec, parse_shot_spec, search_clip, search_shot, search_text
 
 __all__ = [
     "Hit", "IndexConfig", "IndexInfo", "ShotIndex", "open_index", "parse_clip_spec", "parse_shot_spec",

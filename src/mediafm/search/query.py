@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 
 from mediafm.errors import ConfigError, StoreError
 from mediafm.linalg import l2_normalize
+from mediafm.search.hit import Hit
 from mediafm.search.index import ShotIndex, title_vectors
 from mediafm.search.text import TextEncoder, TextSearchConfig, default_text_encoder
 from mediafm.search.text_index import TextIndex
@@ -19,19 +19,6 @@ _SHOT_SPEC = re.compile(r"^(?P<title>.+):(?P<index>\d+)$")
 _CLIP_SPEC = re.compile(r"^(?P<title>.+):(?P<start>\d+(?:\.\d+)?)-(?P<end>\d+(?:\.\d+)?)$")
 
 
-@dataclass(frozen=True)
-class Hit:
-    """One search result: a shot of a title, its time span and its score (cosine-based)."""
-
-    title_id: str
-    shot_index: int
-    start_s: float
-    end_s: float
-    score: float
-    text: str = ""
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def parse_shot_spec(spec: str) -> tuple[str, int]:

@@ -21,20 +21,11 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from mediafm.linalg import l2_normalize
+from mediafm.search.hit import Hit
 from mediafm.search.text import TextEncoder, TextSearchConfig, shot_text_vectors, words
 from mediafm.store.catalog import Store
 
 QUERY_CACHE = 512  # query vectors remembered (the explorer repeats queries as users page and refine)
-
-
-@dataclass(frozen=True)
-class TextHit:
-    title_id: str
-    shot_index: int
-    start_s: float
-    end_s: float
-    score: float
-    text: str
 
 
 @dataclass
@@ -245,7 +236,7 @@ class TextIndex:
         return s
 
     def search(self, query: str, k: int = 10, frame_vector: np.ndarray | None = None,
-               frame_scale: float = 2.5) -> list[TextHit]:
+               frame_scale: float = 2.5) -> list[Hit]:
         """The k best shots at or above `config.min_score`, best first (ties: title, shot)."""
         s = self.scores(query, frame_vector, frame_scale)
         a = self._arrays
@@ -254,7 +245,7 @@ class TextIndex:
             kth = np.partition(s[ok], len(ok) - k)[len(ok) - k]
             ok = ok[s[ok] >= kth]
         order = sorted(ok.tolist(), key=lambda i: (-float(s[i]), a.title_ids[i], int(a.shot_index[i])))[:k]
-        return [TextHit(str(a.title_ids[i]), int(a.shot_index[i]), float(a.starts[i]), float(a.ends[i]),
+        return [Hit(str(a.title_ids[i]), int(a.shot_index[i]), float(a.starts[i]), float(a.ends[i]),
                         float(s[i]), a.texts[i]) for i in order]
 
     def __len__(self) -> int:

@@ -33,7 +33,8 @@ from mediafm.apps.breaks import BreakConfig
 from mediafm.apps.head import HeadError, TrainedHead, load_head
 from mediafm.errors import ConfigError, MediafmError
 from mediafm.search.index import title_vectors
-from mediafm.search.query import Hit, search_shot
+from mediafm.search.hit import Hit
+from mediafm.search.query import search_shot
 from mediafm.serve.catalog import MISSING, Catalog, source_name
 from mediafm.serve.hosts import HostCheck, allowed_hosts
 from mediafm.store.catalog import Store
@@ -98,15 +99,6 @@ class TitleDetail(BaseModel):
     title: TitleSummary
     shots: list[ShotOut]
     embeddings: list[str]  # which embeddings exist for this title ("fused", "contextual")
-
-
-class HitOut(BaseModel):
-    title_id: str
-    shot_index: int
-    start_s: float
-    end_s: float
-    score: float
-    text: str
 
 
 class MapPoint(BaseModel):
@@ -183,9 +175,6 @@ def load_heads(paths: tuple[str, ...]) -> dict[str, TrainedHead]:
             heads[head.name] = head
     return heads
 
-
-def _hit(h: Hit) -> HitOut:
-    return HitOut(**h.to_dict())
 
 
 # ----------------------------------------------------------------------------- the app
@@ -344,18 +333,18 @@ def create_app(store_root: str | Path, config: ServeConfig | None = None, catalo
         media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         return FileResponse(path, media_type=media_type, stat_result=st)  # no second stat in a thread
 
-    @app.get("/api/titles/{title_id}/shots/{shot_index}/neighbors", response_model=list[HitOut],
+    @app.get("/api/titles/{title_id}/shots/{shot_index}/neighbors", response_model=list[Hit],
              summary="nearest shots across the catalog (the shot itself first)")
-    def neighbors(title_id: TitleId, shot_index: ShotIdx, k: K = 10, embedding: Embedding = "fused") -> list[HitOut]:
+    def neighbors(title_id: TitleId, shot_index: ShotIdx, k: K = 10, embedding: Embedding = "fused") -> list[Hit]:
         _shot_count(title_id, shot_index)
         hits = search_shot(cat.store, cat.index(embedding), title_id, shot_index, k, table=cat.shots)
-        return [_hit(h) for h in hits]
+        return hits
 
-    @app.get("/api/search", response_model=list[HitOut], summary="shots matching a text query")
-    def search(q: Annotated[str, Query(min_length=1, max_length=500)], k: K = 20) -> list[HitOut]:
+    @app.get("/api/search", response_model=list[Hit], summary="shots matching a text query")
+    def search(q: Annotated[str, Query(min_length=1, max_length=500)], k: K = 20) -> list[Hit]:
         if not q.strip():
             raise HTTPException(422, "empty query")
-        return [HitOut(**h.__dict__) for h in cat.text_index().search(q.strip(), k)]
+        return cat.text_index().search(q.strip(), k)
 
     def shot_map_json(title_id: str, embedding: str) -> bytes:
         model = cat.index("contextual").info.model_id if embedding == "contextual" else None
