@@ -40,3 +40,15 @@ def test_demo_end_to_end_and_resume(tmp_path, capsys):
     assert main(argv) == 0
     err = capsys.readouterr().err
     assert err.count("reused") == 5
+
+
+def test_the_demo_trains_with_what_its_pretrain_call_says():
+    import dataclasses
+
+    from mediafm.cli.demo import DemoConfig
+    from mediafm.training.pretrain import TrainConfig
+
+    default = DemoConfig().train_config()
+    assert default == dataclasses.replace(TrainConfig(), preset=DemoConfig.preset, seed=DemoConfig.seed, progress=False)
+    capped = DemoConfig(max_steps=7, seed=3).train_config()
+    assert (capped.max_steps, capped.min_steps, capped.seed) == (7, 7, 3)

@@ -33,13 +33,25 @@ class DemoConfig:
     workers: int = 2  # synth render processes
 
 
-    def train_config(self):
-        """The TrainConfig the demo's `mediafm pretrain` call runs with (its defaults, this preset
-        and seed, and `max_steps` when set)."""
-        from mediafm.training.pretrain import TrainConfig
+    def pretrain_flags(self) -> list[str]:
+        """What the demo adds to `mediafm pretrain STORE --out M`: no schedule flags unless
+        `max_steps` is set, so the demo shows what the command gives a user."""
+        flags = ["--preset", self.preset, "--seed", str(self.seed)]
+        if self.max_steps:
+            flags += ["--max-steps", str(self.max_steps), "--min-steps", str(self.max_steps)]
+        return flags
 
-        return TrainConfig(preset=self.preset, seed=self.seed, max_steps=self.max_steps,
-                           min_steps=self.max_steps or TrainConfig.min_steps, progress=False)
+    def train_config(self):
+        """The TrainConfig the demo's `mediafm pretrain` call runs with, from the same flags."""
+        import argparse
+        import dataclasses
+
+        from mediafm.cli.pretrain import add_arguments, config_from_args
+
+        p = argparse.ArgumentParser()
+        add_arguments(p)
+        return dataclasses.replace(config_from_args(p.parse_args(["STORE", "--out", "M", *self.pretrain_flags()])),
+                                   progress=False)
 
     def story(self):
         """The StoryConfig the catalog is rendered with."""
@@ -170,11 +182,7 @@ def run_demo(cfg: DemoConfig, eval_kinds: tuple[str, ...] | None = None) -> dict
             _say(f"  warning: ingest exited {rc}; continuing with the {n} titles it stored")
 
     def pretrain() -> None:
-        # No schedule flags: the demo shows what `mediafm pretrain STORE --out M` gives a user.
-        argv = ["pretrain", str(lay.store), "--out", str(lay.model), "--preset", cfg.preset, "--seed", str(cfg.seed)]
-        if cfg.max_steps:
-            argv += ["--max-steps", str(cfg.max_steps), "--min-steps", str(cfg.max_steps)]
-        rc = _call(argv)
+        rc = _call(["pretrain", str(lay.store), "--out", str(lay.model), *cfg.pretrain_flags()])
         if rc != 0:
             raise StageError(lay.model, f"pretraining failed (exit {rc})")
 
