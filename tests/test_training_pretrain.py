@@ -263,3 +263,16 @@ def test_cli_defaults_come_from_the_config_dataclass():
     p = argparse.ArgumentParser()
     cli.add_arguments(p)
     assert cli.config_from_args(p.parse_args(["STORE", "--out", "M"])) == TrainConfig()
+
+
+def test_pretrain_flags_map_onto_the_config():
+    import argparse
+
+    from mediafm.cli.pretrain import add_arguments, config_from_args
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    assert config_from_args(p.parse_args(["S", "--out", "M"])) == TrainConfig()
+    flipped = config_from_args(p.parse_args(["S", "--out", "M", "--distance-bias" if not TrainConfig.distance_bias
+                                             else "--no-distance-bias", "--neighbor-weight", "0.25"]))
+    assert flipped.distance_bias is not TrainConfig.distance_bias and flipped.neighbor_weight == 0.25

@@ -27,6 +27,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--temperature", type=float, default=_T.temperature, help="InfoNCE temperature")
     p.add_argument("--neighbor-weight", type=float, default=_T.neighbor_weight,
                    help="weight of the neighbour loss (each shot's output names the shots before and after it)")
+    p.add_argument("--distance-bias", action=argparse.BooleanOptionalAction, default=_T.distance_bias,
+                   help="attention prior towards nearby shots (ALiBi-style slopes per head; default %(default)s)")
     p.add_argument("--readout", default=_T.readout, choices=READOUTS,
                    help="per-shot vector that `mediafm embed` writes")
     p.add_argument("--mask-ratio", type=float, default=_T.mask_ratio)
@@ -59,7 +61,7 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
     return dataclasses.replace(
         _T, preset=a.preset, max_steps=a.max_steps, epochs=a.epochs, min_steps=a.min_steps, batch_size=a.batch_size,
         max_shots=a.max_shots, objective=a.objective, temperature=a.temperature, readout=a.readout,
-        neighbor_weight=a.neighbor_weight,
+        neighbor_weight=a.neighbor_weight, distance_bias=a.distance_bias,
         mask_ratio=a.mask_ratio, mask_span=a.mask_span, keep_ratio=a.keep_ratio, random_ratio=a.random_ratio,
         use_meta=not a.no_meta, val_fraction=a.val_fraction, val_every=a.val_every, patience=a.patience,
         optim=optim, time_features=a.time_features, checkpoint_every=a.checkpoint_every,
