@@ -42,7 +42,8 @@ ROWS: dict[str, tuple[dict, tuple[str, ...]]] = {
                                                         batch_size=4), ("hidden", "hidden+input", "stack+input")),
     "both + neighbours, distance bias, auto schedule": (dict(objective="both", neighbor_weight=0.5, max_steps=0,
                                                               val_every=0, distance_bias=True),
-                                                         ("hidden", "hidden+input", "stack+input")),
+                                                         ("hidden", "hidden+input", "stack+input", "layers+input",
+                                                          "proj+input", "masked+input")),
     "both + neighbours, keep 20% + random 20%, auto schedule": (
         dict(objective="both", neighbor_weight=0.5, keep_ratio=0.2, random_ratio=0.2, max_steps=0, val_every=0),
         ("hidden", "hidden+input", "stack+input")),

@@ -40,6 +40,19 @@ def test_demo_end_to_end_and_resume(tmp_path, capsys):
     assert main(argv) == 0
     err = capsys.readouterr().err
     assert err.count("reused") == 5
+    # Other training defaults (a newer release): the model is trained again, the media reused.
+    import dataclasses
+
+    from mediafm.cli.demo import DemoConfig
+
+    real = DemoConfig.train_config
+    DemoConfig.train_config = lambda self: dataclasses.replace(real(self), patience=real(self).patience + 1)
+    try:
+        assert main(argv) == 0
+    finally:
+        DemoConfig.train_config = real
+    err = capsys.readouterr().err
+    assert err.count("reused") == 2 and "[3/5] pretrain ..." in err
 
 
 def test_the_demo_trains_with_what_its_pretrain_call_says():

@@ -140,11 +140,14 @@ def run_demo(cfg: DemoConfig, eval_kinds: tuple[str, ...] | None = None) -> dict
     state_file = lay.root / "demo.json"
     state = json.loads(state_file.read_text()) if state_file.exists() else {"stages": {}}
     params = asdict(cfg)
+    # The training config as resolved (the pretrain command's defaults included): a model trained
+    # under other defaults is not reused.
+    params["train"] = json.loads(json.dumps(asdict(cfg.train_config()), default=str))
     keys = {  # the parameters each stage depends on (a change re-runs it and every later stage)
         "synth": ("titles", "seed", "min_scenes", "max_scenes", "catalog"),
         "ingest": ("titles", "seed", "min_scenes", "max_scenes", "catalog"),
-        "pretrain": ("titles", "seed", "min_scenes", "max_scenes", "catalog", "preset", "max_steps"),
-        "embed": ("titles", "seed", "min_scenes", "max_scenes", "catalog", "preset", "max_steps"),
+        "pretrain": ("titles", "seed", "min_scenes", "max_scenes", "catalog", "preset", "max_steps", "train"),
+        "embed": ("titles", "seed", "min_scenes", "max_scenes", "catalog", "preset", "max_steps", "train"),
         "eval": tuple(params),
     }
     invalid = False
