@@ -17,8 +17,9 @@ other real shot of the batch, its own title's included), or by both. The read-ou
 says which vector `embed_title` returns per shot: the last hidden state, the output projection
 in fused space, the mean of the layers or all of them side by side, `masked` (the prediction for the shot from its context
 alone, with the shot itself masked: exactly what pretraining trains), each optionally joined with
-the shot's own input. Attention is `F.scaled_dot_product_attention`, so GPUs get flash/memory-efficient
-kernels; variable-length batches use a key-padding mask.
+the shot's own input. Attention is `F.scaled_dot_product_attention`, so GPUs get fused kernels
+(flash attention without a mask; memory-efficient attention with the padding mask or the distance
+bias, `distance_bias`: an ALiBi-style prior towards nearby shots).
 """
 
 from __future__ import annotations
@@ -201,7 +202,7 @@ class MediaFM(nn.Module):
                ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         """Hidden states after the final norm: [B, 2 + N, h] ([CLS], [GLOBAL], shots); with
         all_layers, also every block's output (before the final norm). pad_mask None: no padding
-        (attention then needs no mask, which lets GPUs use the flash kernels)."""
+        (without the distance bias, attention then needs no mask, which lets GPUs use flash kernels)."""
         B, N, _ = fused.shape
         cfg = self.config
         if N > cfg.max_shots:
