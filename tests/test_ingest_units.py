@@ -422,3 +422,6 @@ def test_engines_are_looked_up_by_name_and_share_one_interface():
     assert isinstance(get_engine("local"), LocalEngine)
     with pytest.raises(ConfigError, match="unknown engine 'spark'"):
         get_engine("spark")
+    assert isinstance(get_engine("local", address=None, workers=None), LocalEngine)  # unset: left out
+    with pytest.raises(ConfigError, match="the local engine takes no address"):
+        get_engine("local", address="ray://head:10001")

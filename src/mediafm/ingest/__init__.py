@@ -133,7 +133,7 @@ def ingest(paths: Sequence[str | Path], store_root: str | Path, config: IngestCo
     # An unknown detector is a usage error for the whole run, not a failure of every title.
     detector_class(config.detector)
     # Built before the store is touched: an unknown engine or a missing extra fails here.
-    runner = get_engine(engine, **({"address": address, "workers": workers} if engine == "ray" else {}))
+    runner = get_engine(engine, address=address, workers=workers)
     store = Store(store_root, create=True)
     with store_lock(store.root, "mediafm ingest"):
         report = _ingest_locked(paths, store, config, encode, runner, show_progress=show_progress,

@@ -47,15 +47,23 @@ class Engine(Protocol):
 
 
 def get_engine(name: str, **options: Any) -> Engine:
-    """The engine registered as `name`, built with its options (ray: `address`, `workers`).
+    """The engine registered as `name`, built with its options (ray: `address`, `workers`);
+    options set to None are left out, so callers can pass every engine's options alike.
 
-    Raises ConfigError for an unknown name or an engine whose extra is not installed, before any
-    title is touched.
+    Raises ConfigError for an unknown name, an option the engine does not take, or an engine
+    whose extra is not installed, before any title is touched.
     """
+    import inspect
+
     if name not in _ENGINES:
         raise ConfigError(None, f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}")
-    module, cls = _ENGINES[name].split(":")
-    return getattr(importlib.import_module(module), cls)(**options)
+    module, cls_name = _ENGINES[name].split(":")
+    cls = getattr(importlib.import_module(module), cls_name)
+    options = {k: v for k, v in options.items() if v is not None}
+    unknown = sorted(set(options) - set(inspect.signature(cls).parameters))
+    if unknown:
+        raise ConfigError(None, f"the {name} engine takes no {', '.join(unknown)}")
+    return cls(**options)
 
 
 def estimate_frames(item: SourceItem) -> int:
