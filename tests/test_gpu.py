@@ -52,11 +52,12 @@ def _rel(a, b) -> float:
 
 
 # ----------------------------------------------------------------------------- model and training
-def _model_and_batch(readout: str = "hidden"):
+def _model_and_batch(readout: str = "hidden", distance_bias: bool = True):
     from mediafm.model.mediafm import MediaFM, small
 
     torch.manual_seed(0)
-    model = MediaFM(small(96, 32, max_shots=128, objective="both", neighbor_weight=0.5, readout=readout))
+    model = MediaFM(small(96, 32, max_shots=128, objective="both", neighbor_weight=0.5, readout=readout,
+                          distance_bias=distance_bias))
     g = torch.Generator().manual_seed(1)
     x = torch.nn.functional.normalize(torch.randn(3, 100, 96, generator=g), dim=-1)
     meta = torch.nn.functional.normalize(torch.randn(3, 32, generator=g), dim=-1)
@@ -93,7 +94,7 @@ def test_bf16_autocast_stays_close_to_float32():
 
 
 def test_no_padding_mask_equals_an_all_true_mask(strict_fp32):
-    """Unpadded GPU batches pass pad_mask=None (flash attention): the same outputs as the mask."""
+    """Unpadded GPU batches pass pad_mask=None (no mask to build): the same outputs as the mask."""
     model, (x, meta, _, masked) = _model_and_batch()
     gpu = model.to(CUDA)
     x, meta, masked = x.to(CUDA), meta.to(CUDA), masked.to(CUDA)
@@ -103,8 +104,9 @@ def test_no_padding_mask_equals_an_all_true_mask(strict_fp32):
     assert _rel(b[0], a[0]) < 1e-5 and abs(float(a[1]) - float(b[1])) < 1e-6
 
 
-def test_embed_title_matches_the_cpu(strict_fp32):
-    model, _ = _model_and_batch(readout="stack+input")
+@pytest.mark.parametrize("distance_bias", [True, False])
+def test_embed_title_matches_the_cpu(strict_fp32, distance_bias):
+    model, _ = _model_and_batch(readout="stack+input", distance_bias=distance_bias)
     fused = np.random.default_rng(0).standard_normal((300, 96)).astype(np.float32)
     fused /= np.linalg.norm(fused, axis=1, keepdims=True)
     meta = np.ones(32, np.float32) / np.sqrt(32)
