@@ -25,7 +25,7 @@ READOUTS_PROBED = ("hidden", "hidden+input", "stack+input", "masked+input")
 # same budget: at most 1,500 steps, validation every 75, early stopping after 5 without a better
 # validation loss. So a row's model does not change when the shipped defaults do.
 LEVERS = dict(preset="small", objective="cosine", keep_ratio=0.1, random_ratio=0.0, mask_span=1.0, mask_ratio=0.2,
-              neighbor_weight=0.0, max_steps=1500, val_every=75)
+              neighbor_weight=0.0, distance_bias=False, max_steps=1500, val_every=75)
 ROWS: dict[str, tuple[dict, tuple[str, ...]]] = {
     "cosine": (dict(), READOUTS_PROBED),
     "contrastive": (dict(objective="contrastive"), READOUTS_PROBED),
