@@ -24,6 +24,7 @@ bias, `distance_bias`: an ALiBi-style prior towards nearby shots).
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -421,9 +422,11 @@ def _both_objective(pred, target, masked, real, temperature):
 OBJECTIVES_FN = {"cosine": _cosine_objective, "contrastive": contrastive_loss, "both": _both_objective}
 
 
+@functools.lru_cache(maxsize=16)
 def distance_bias(n: int, n_heads: int, device=None) -> torch.Tensor:
     """[heads, 2 + n, 2 + n] additive attention bias: -slope_h * |i - j| between shots, slopes
-    4**-(h + 1); [CLS] and [GLOBAL] are at distance 0 from everything."""
+    4**-(h + 1); [CLS] and [GLOBAL] are at distance 0 from everything. Cached: every forward pass
+    of a window length asks for the same tensor (callers never modify it)."""
     pos = torch.arange(n, device=device, dtype=torch.float32)
     dist = torch.zeros(N_SPECIAL + n, N_SPECIAL + n, device=device)
     dist[N_SPECIAL:, N_SPECIAL:] = (pos[:, None] - pos[None, :]).abs()

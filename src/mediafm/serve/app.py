@@ -176,7 +176,6 @@ def load_heads(paths: tuple[str, ...]) -> dict[str, TrainedHead]:
     return heads
 
 
-
 # ----------------------------------------------------------------------------- the app
 _SECURITY_HEADERS = [(b"content-security-policy", CSP.encode()), (b"x-content-type-options", b"nosniff"),
                      (b"referrer-policy", b"no-referrer")]
@@ -360,8 +359,8 @@ def create_app(store_root: str | Path, config: ServeConfig | None = None, catalo
         return _json(await memo("map", (title_id, embedding), lambda: shot_map_json(title_id, embedding)))
 
     cat.warmers.append(lambda tid, row: cat.memo("title", tid, lambda: title_detail(tid, row)))
-    cat.warmers.append(lambda tid, row: cat.memo("map", (tid, "fused"), lambda: shot_map_json(tid, "fused"))
-                       if cat.store.has_features(tid) else None)
+    # A title without features raises StoreError, which `warm` skips.
+    cat.warmers.append(lambda tid, row: cat.memo("map", (tid, "fused"), lambda: shot_map_json(tid, "fused")))
 
     @app.get("/api/health", response_model=HealthOut, summary="whether start-up warming has finished")
     async def health():
