@@ -169,3 +169,15 @@ def test_serve_binds_loopback_by_default():
     serve.add_arguments(p)
     args = p.parse_args(["store"])
     assert args.host == "127.0.0.1"
+
+
+def test_thumb_now_needs_no_store_read_once_frames_are_mapped(store):
+    from mediafm.serve.catalog import MISSING, Catalog
+
+    cat = Catalog(store)
+    assert cat.thumb_now("montage", 3) is MISSING  # frames not mapped: the caller uses a thread
+    made = cat.thumb("montage", 3)
+    assert made[:2] == b"\xff\xd8" and cat.thumb_now("montage", 3) == made  # cached
+    other = cat.thumb_now("montage", 4)  # same title, frames mapped: cut at once
+    assert other is not MISSING and other[:2] == b"\xff\xd8" and other != made
+    assert cat.thumb_now("tiny", 0) is MISSING

@@ -305,13 +305,8 @@ def create_app(store_root: str | Path, config: ServeConfig | None = None, catalo
              response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
     async def thumb(title_id: TitleId, shot_index: ShotIdx):
         _check_shot(await require_title_async(title_id), title_id, shot_index)
-        data = cat.peek("thumb", (title_id, shot_index))
-        if data is MISSING and cat.frames_open(title_id):
-            # A JPEG of a mapped frame costs ~0.5 ms: less than the hand-off to a worker thread,
-            # which under load waits behind neighbour queries (benchmarks/serve_load.py, first repeat:
-            # thumbnail p50 25 -> 16 ms, p99 83-146 -> 86-95 ms).
-            data = cat.thumb(title_id, shot_index)
-        elif data is MISSING:
+        data = cat.thumb_now(title_id, shot_index)
+        if data is MISSING:
             data = await run_in_threadpool(cat.thumb, title_id, shot_index)
         if data is None:
             raise HTTPException(404, f"title {title_id!r} has no frames")
