@@ -1,7 +1,7 @@
 """Ingestion benchmark: shot detection speed and F1, whole-ingest realtime factor, peak RSS.
 
     python benchmarks/ingest.py [--loops 7] [--ref-frames 1000] [--cache DIR]
-    python benchmarks/ingest.py --ladder [480p,1080p,...] [--parts]   # resolution ladder
+    python benchmarks/ingest.py --ladder [480p,1080p,...] [--parts] [--no-encode]   # resolution ladder
 
 Input: the shared montage (97.4 s, 640x360, 25 fps) remuxed `--loops` times back to back into a
 >= 10 minute title (no re-encode; built once into the cache dir, never committed). Every
@@ -392,7 +392,7 @@ def ladder(args) -> int:
         path = MONTAGE if rung == "360p" else build_scaled(rung, args.cache)
         dec = run_task("decode_best", path, args)
         ing = run_task("ingest_only", path, args)
-        enc = run_task("ingest_encode", path, args)
+        enc = run_task("ingest_encode", path, args) if args.encode else {}
         if args.parts:
             parts.append((rung, run_task("parts", path, args)))
         if any("error" in x for x in (dec, ing, enc)):
@@ -403,10 +403,11 @@ def ladder(args) -> int:
         with av.open(str(path)) as c:
             v = c.streams.video[0]
             codec = f"{v.codec_context.name} {v.codec_context.pix_fmt} {v.width}x{v.height}"
-        d, i, e = dec["wall_s"], ing["wall_s"], enc["wall_s"]
+        d, i = dec["wall_s"], ing["wall_s"]
+        with_enc = (f"{enc['wall_s']:9.1f} {enc['wall_s'] / d:6.2f}" if enc else f"{'-':>9} {'-':>6}")
+        enc_mb = f"{enc['peak_rss_mb']:7.0f}" if enc else f"{'-':>7}"
         print(f"{rung:14} {codec:28} {d:8.1f} {i:8.1f} {i / d:6.2f} {ing['media_s'] / i:6.1f} "
-              f"{e:9.1f} {e / d:6.2f} {ing['peak_rss_mb']:7.0f} {enc['peak_rss_mb']:7.0f} {ing['f1']:6.3f}",
-              flush=True)
+              f"{with_enc} {ing['peak_rss_mb']:7.0f} {enc_mb} {ing['f1']:6.3f}", flush=True)
     if parts:
         print("\nwhere the time goes: CPU ms per frame, each part alone in one thread (first "
               f"{min(args.ref_frames, 200)} frames); audio in CPU ms per second of audio")
@@ -432,6 +433,8 @@ def main(argv=None) -> int:
                     help="resolution ladder instead: comma-separated rungs (360p = the montage itself; "
                          f"others: {', '.join(LADDER)}); no value: all")
     ap.add_argument("--parts", action="store_true", help="with --ladder: also time each part of the ingest alone")
+    ap.add_argument("--no-encode", dest="encode", action="store_false",
+                    help="with --ladder: skip the ingest-with-encoders column (a third of the run's time)")
     ap.add_argument("--task", choices=sorted(TASKS), help=argparse.SUPPRESS)
     ap.add_argument("--input", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
