@@ -67,3 +67,20 @@ def test_cues_from_the_source_or_a_conservative_fallback(tmp_path, head_and_stor
     cands = break_candidates(store.root, head, titles=[t], config=BreakConfig(min_spacing_s=0.0))
     times = cands["time_s"].to_numpy()
     assert cands["cues_known"].all() and (cands["allowed"].to_numpy() == ~((times > 1) & (times < 9))).all()
+
+
+def test_empty_cue_table_with_transcribed_text_falls_back(tmp_path, head_and_store):
+    head, _, _ = head_and_store
+    store, _ = scene_store(tmp_path / "store", n_titles=3, seed=2, cues=False)
+    t = "title00"
+    store.write_cues(t, [])  # ingest found no subtitles; the shots' text came from speech later
+    assert title_cues(store, t).shape[0] == 0
+    cands = break_candidates(store.root, head, titles=[t], config=BreakConfig(min_spacing_s=0.0))
+    text = store.shots(t)["text"].to_numpy() != ""
+    assert text.any()
+    assert not cands["cues_known"].any() and (cands["allowed"].to_numpy() == ~(text[:-1] & text[1:])).all()
+    # No cues and no text at all: nothing is spoken, every cut is allowed and the cues are known.
+    shots = store.shots(t).assign(text="", text_source="")
+    store.write_shots(t, shots)
+    cands = break_candidates(store.root, head, titles=[t], config=BreakConfig(min_spacing_s=0.0))
+    assert cands["cues_known"].all() and cands["allowed"].all()

@@ -139,3 +139,8 @@ def test_tag_uses_cv_thresholds(catalog):
     tense = np.array([t.tension[s] > 0.5 for s in t.scene_of_shot])
     said = df["tags"].str.contains("tense").to_numpy()
     assert (said == tense).mean() > 0.7
+    # No clip fits the length range: an empty table with the same columns, not an error.
+    from mediafm.apps.proposals import ProposalConfig
+
+    none = tag(store.root, head, titles=["title04"], proposal=ProposalConfig(min_s=1e5, max_s=2e5))
+    assert len(none) == 0 and {"tags", *(f"score_{c}" for c in head.card.classes)} <= set(none.columns)

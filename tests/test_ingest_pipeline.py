@@ -238,6 +238,35 @@ def test_exception_mid_title_leaves_nothing_partial(tmp_path, monkeypatch):
     assert _leftovers(root) == []
 
 
+def test_tidying_after_the_commit_never_marks_a_title_failed(tmp_path, monkeypatch, caplog):
+    src = _catalog(tmp_path / "in")
+    root = tmp_path / "store"
+
+    def no_cues(self, title_id, cues):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Store, "write_cues", no_cues)
+    report = ingest([src], root, FAST, encode=False, show_progress=False)
+    monkeypatch.undo()
+    assert len(report.done) == 3 and not report.failed and len(Store(root).failures()) == 0
+    assert "could not be updated" in caplog.text
+
+
+def test_a_failure_that_cannot_be_recorded_does_not_stop_the_batch(tmp_path, monkeypatch):
+    src = _catalog(tmp_path / "in")
+    (src / "empty.mp4").write_bytes(b"")
+    root = tmp_path / "store"
+
+    def disk_full(self, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Store, "record_failure", disk_full)
+    report = ingest([src], root, FAST, encode=False, show_progress=False)
+    monkeypatch.undo()
+    assert len(report.done) == 3 and [Path(o.path).name for o in report.failed] == ["empty.mp4"]
+    assert "failure not recorded" in report.failed[0].error and "empty.mp4" not in report.failed[0].error
+
+
 def test_keyboard_interrupt_keeps_finished_titles(tmp_path, monkeypatch):
     import mediafm.ingest.outcome as local
 

@@ -44,3 +44,8 @@ class ConfigError(MediafmError, ValueError):
 
 class ModelUnavailableError(MediafmError):
     """A model's (encoder's, shot detector's) weights or runtime are not installed."""
+
+
+def failure_reason(exc: BaseException) -> str:
+    """One line for a failure record: a mediafm error's problem (without the path), else the message."""
+    return getattr(exc, "problem", None) or str(exc) or type(exc).__name__

@@ -244,7 +244,7 @@ def tag(store_root, head, titles: list[str] | None = None, clips: list[Clip | La
         raise HeadError(None, f"tag per 'clip' or 'shot', not {per!r}")
     scores = scorer.score(spans)
     names = [h.name or "positive"] if h.card.task == "binary" else list(h.card.classes)
-    s2 = scores.reshape(len(spans), -1)
+    s2 = scores.reshape(len(spans), len(names))
     thr = np.full(s2.shape[1], threshold) if threshold is not None else np.asarray(h.card.thresholds, float)
     hits = s2 >= thr[None, :]
     tags = ["|".join(n for n, on in zip(names, row) if on) for row in hits]
@@ -332,9 +332,12 @@ def break_candidates(store_root, head, titles: list[str] | None = None, config: 
                                     "start": tl.starts[firsts], "end": tl.ends[cuts],
                                     "first_shot": firsts, "last_shot": cuts}))
         cues = title_cues(scorer.store, t)
+        # No subtitle cues but text on the shots: speech transcribed later (ASR), whose lines have
+        # no cue times here, so the cues are as unknown as for a title never read for them.
+        known = cues is not None and (len(cues) > 0 or not tl.has_text.any())
         times = brk.cut_times(tl.starts)
-        allowed_all.append(~brk.inside_cues(times, cues) if cues is not None else ~(tl.has_text[:-1] & tl.has_text[1:]))
-        cue_known.append(np.full(len(cuts), cues is not None))
+        allowed_all.append(~brk.inside_cues(times, cues) if known else ~(tl.has_text[:-1] & tl.has_text[1:]))
+        cue_known.append(np.full(len(cuts), known))
     cols = ["title", "shot", "time_s", "score", "allowed", "chosen", "cues_known", "start", "end"]
     if not frames:
         return pd.DataFrame(columns=cols)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mediafm.errors import MediafmError
+from mediafm.errors import MediafmError, failure_reason
 from mediafm.ingest.config import IngestConfig
 from mediafm.ingest.discover import SourceItem
 from mediafm.ingest.worker import process_title, write_result
@@ -69,8 +69,12 @@ def record_failure(store: Store, key: str, path: str | Path, exc: BaseException)
     stage = getattr(exc, "mediafm_stage", "ingest")
     if not isinstance(exc, MediafmError):
         log.debug("unexpected error ingesting %s", path, exc_info=exc)
-    store.record_failure(key, path, stage, exc)
-    reason = getattr(exc, "problem", None) or str(exc) or type(exc).__name__
+    reason = failure_reason(exc)
     if not isinstance(exc, MediafmError):
         reason = f"{type(exc).__name__}: {reason}"
+    try:
+        store.record_failure(key, path, stage, exc)
+    except Exception as err:  # often the first error's cause (a full disk): the batch goes on
+        log.warning("%s: failure not recorded in the store (%s: %s)", path, type(err).__name__, err)
+        reason += f" (failure not recorded: {type(err).__name__}: {err})"
     return Outcome(str(path), "failed", stage=stage, error=reason)

@@ -4,24 +4,22 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 from pathlib import Path
 
+from mediafm.store.commit import host, owner
 
-def owner() -> str:
-    """host~pid of this process: scratch files name their writer so dead writers' files are found."""
-    return f"{socket.gethostname().replace('.', '_').replace('~', '_')}~{os.getpid()}"
+__all__ = ["clean_dead_scratch", "owner"]
 
 
 def clean_dead_scratch(scratch_dir: Path) -> int:
     """Remove scratch files left by killed processes of this host (others' live runs are kept)."""
-    host = socket.gethostname().replace(".", "_").replace("~", "_")
+    here = host()
     removed = 0
     if not scratch_dir.exists():
         return 0
     for f in scratch_dir.iterdir():
         m = re.search(r"\.([^.~]+)~(\d+)\.[0-9a-f]{8}\.", f.name)
-        if m is None or m.group(1) != host or _alive(int(m.group(2))):
+        if m is None or m.group(1) != here or _alive(int(m.group(2))):
             continue
         f.unlink(missing_ok=True)
         removed += 1

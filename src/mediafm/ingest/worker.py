@@ -132,9 +132,9 @@ def process_title(path: str | Path, config: IngestConfig | None = None, *, scrat
     tag = f"{title_id}.{owner()}.{uuid.uuid4().hex[:8]}"
     frames_out: NpyAppender | None = None
     audio_out: NpyAppender | None = None
+    audio_job: Background | None = None
     try:
         audio_file = None
-        audio_job: Background | None = None
         if info.has_audio and (config.keep_audio or not info.has_video):
             audio_out = NpyAppender(scratch / f"{tag}.audio.npy", np.int16)
             if info.has_video:
@@ -148,13 +148,8 @@ def process_title(path: str | Path, config: IngestConfig | None = None, *, scrat
         if info.has_video:
             frames_out = NpyAppender(scratch / f"{tag}.frames.npy", np.uint8,
                                      (config.frames_per_shot, config.frame_side, config.frame_side, 3))
-            try:
-                with stage("shots"):
-                    shots, n_frames = _video_shots(path, info, config, frames_out, warnings, progress)
-            except BaseException:
-                if audio_job is not None:  # stop it before its file is discarded below
-                    audio_job.cancel()
-                raise
+            with stage("shots"):
+                shots, n_frames = _video_shots(path, info, config, frames_out, warnings, progress)
             if audio_job is not None:
                 with stage("audio"):
                     audio_file = audio_job.result()
@@ -171,6 +166,8 @@ def process_title(path: str | Path, config: IngestConfig | None = None, *, scrat
         with stage("metadata"):
             meta_json = _metadata_json(path, warnings)
     except BaseException:
+        if audio_job is not None:  # stopped (idempotent) before the file it writes is discarded
+            audio_job.cancel()
         for out in (frames_out, audio_out):
             if out is not None:
                 out.discard()
@@ -382,13 +379,19 @@ def write_result(store: Store, result: TitleResult) -> None:
             # A re-ingested file's shots differ: features and embeddings of the old ones must go.
             store.write_title(result.record, result.shots, result.frames_file, result.audio_file,
                               drop_derived=True)
-            # After the title row, like every table derived from a published title: until it is
-            # there (or if writing it fails), readers re-read the cues from the title's source.
-            if result.cues is not None:
-                store.write_cues(result.record["title_id"], result.cues)
-        _clear_stale_failures(store, result.record["path"])
     finally:
         result.discard()
+    # The title is published: what follows only tidies up, and its failure must not record a
+    # finished title as failed. The cues come after the title row, like every table derived from a
+    # published title: until they are there, readers re-read them from the title's source.
+    tid = result.record["title_id"]
+    try:
+        if result.cues is not None:
+            store.write_cues(tid, result.cues)
+        _clear_stale_failures(store, result.record["path"])
+    except Exception as exc:
+        log.warning("%s: written, but its cue table or old failure rows could not be updated (%s: %s); "
+                    "readers take the cues from the title's source", tid, type(exc).__name__, exc)
 
 
 def _clear_stale_failures(store: Store, path: str) -> None:

@@ -33,7 +33,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mediafm.errors import StoreError
+from mediafm.errors import StoreError, failure_reason
 from mediafm.store.arrays import from_fixed_list, load_npy, to_fixed_list
 from mediafm.store.atomic import write_json_atomic, write_npy_atomic, write_parquet_atomic
 from mediafm.store.commit import commit_title
@@ -186,7 +186,7 @@ class Store:
                              self._table_file("shots", title_id))
 
     def record_failure(self, key: str, path: str | Path, stage: str, exc: BaseException) -> None:
-        problem = getattr(exc, "problem", None) or str(exc) or type(exc).__name__
+        problem = failure_reason(exc)
         row = {"source_key": key, "path": str(path), "stage": stage, "error_type": type(exc).__name__,
                "message": problem, "failed_at": time.time()}
         write_parquet_atomic(pa.Table.from_pylist([row]), self._table_file("failures", key))

@@ -64,8 +64,14 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def _owner() -> str:
-    return f"{socket.gethostname().replace('.', '_').replace('~', '_')}~{os.getpid()}"
+def host() -> str:
+    """This machine's name as temp file names carry it (no `.` or `~`, which separate fields)."""
+    return socket.gethostname().replace(".", "_").replace("~", "_")
+
+
+def owner() -> str:
+    """host~pid of this process: temp files name their writer, so a dead writer's files are found."""
+    return f"{host()}~{os.getpid()}"
 
 
 def commit_title(root: Path, title_id: str, title_row: pa.Table, shots: pa.Table,
@@ -83,7 +89,7 @@ def commit_title(root: Path, title_id: str, title_row: pa.Table, shots: pa.Table
         drop_derived: also remove what was derived from an earlier version of the title
             (features, meta embedding, contextual embeddings): a re-ingested file's shots differ.
     """
-    stage = root / STAGING / f"{title_id}.{_owner()}.{uuid.uuid4().hex[:8]}"
+    stage = root / STAGING / f"{title_id}.{owner()}.{uuid.uuid4().hex[:8]}"
     stage.mkdir(parents=True)
     try:
         for name, src in media.items():

@@ -103,7 +103,6 @@ class LinearHead:
 # ------------------------------------------------------------------ heads
 # A head fits (X, y) once per C in `cs` and returns one LinearHead per C (scores shaped like the
 # encoded y), so a head can share work across the regularisation path.
-Predict = Callable[[np.ndarray], np.ndarray]
 Head = Callable[[np.ndarray, np.ndarray, str, int, tuple, "ProbeConfig"], list[LinearHead]]
 PROBES: dict[str, Head] = {}
 
