@@ -312,3 +312,35 @@ def test_cli_summary_and_exit_codes(tmp_path, capsys):
     assert cli_main(["ingest", str(src), "--out", str(root), "--detector", "nope", "--no-encode", "--quiet"]) == 1
     captured = capsys.readouterr()
     assert "unknown shot detector 'nope'" in captured.err and "Traceback" not in captured.err
+
+
+def test_a_lost_writer_after_its_commit_counts_as_done(tmp_path):
+    from mediafm.ingest.discover import SourceItem
+    from mediafm.ingest.outcome import committed
+    from mediafm.store.catalog import source_key
+
+    src = _catalog(tmp_path / "in")
+    root = tmp_path / "store"
+    ingest([src], root, FAST, encode=False, show_progress=False)
+    store = Store(root)
+    clip = src / "clip.mp4"
+    out = committed(store, SourceItem(path=clip, key=source_key(clip), title_id="clip"))
+    assert out.status == "done" and out.title_id == "clip" and out.frames == store.title("clip")["n_frames"]
+    # Another version of the file, or a title never committed: the caller records the failure.
+    assert committed(store, SourceItem(path=clip, key="0" * 16, title_id="clip")) is None
+    assert committed(store, SourceItem(path=src / "new.mp4", key="1" * 16, title_id="new")) is None
+
+
+def test_a_damaged_table_is_an_error_naming_the_file(tmp_path):
+    from mediafm.errors import StoreError
+
+    src = _catalog(tmp_path / "in")
+    root = tmp_path / "store"
+    ingest([src], root, FAST, encode=False, show_progress=False)
+    store = Store(root)
+    (root / "cues" / "clip.parquet").write_bytes(b"not parquet")
+    with pytest.raises(StoreError, match=r"cues/clip\.parquet: cannot read this table"):
+        store.cues("clip")
+    (root / "shots" / "clip.parquet").write_bytes(b"PAR1")
+    with pytest.raises(StoreError, match=r"shots/clip\.parquet: cannot read this table"):
+        store.shots("clip")

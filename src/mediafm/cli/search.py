@@ -7,7 +7,8 @@ import json
 import sys
 
 from mediafm.search.index import EMBEDDINGS, IndexConfig, open_index
-from mediafm.search.query import Hit, parse_clip_spec, parse_shot_spec, search_clip, search_shot, search_text
+from mediafm.search.hit import Hit
+from mediafm.search.query import parse_clip_spec, parse_shot_spec, search_clip, search_shot, search_text
 from mediafm.store.catalog import Store
 
 _D = IndexConfig()

@@ -8,6 +8,7 @@ are complete (their title row is the commit point) and the next run resumes afte
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -62,6 +63,19 @@ def ingest_one(item: SourceItem, store: Store, config: IngestConfig,
         return record_failure(store, item.key, item.path, exc)
     return Outcome(str(item.path), "done", item.title_id, result.media_s, int(result.record["n_frames"]),
                    warnings=list(result.warnings))
+
+
+def committed(store: Store, item: SourceItem) -> Outcome | None:
+    """The outcome of a title whose writer was lost: done if this version of the file was committed
+    (the writer can die after publishing, while tidying up), else None."""
+    try:
+        row = store.title(item.title_id)
+    except MediafmError:
+        return None
+    if row.get("source_key") != item.key:
+        return None
+    return Outcome(str(item.path), "done", item.title_id, float(row.get("duration_s") or 0.0),
+                   int(row.get("n_frames") or 0), warnings=json.loads(row.get("warnings_json") or "[]"))
 
 
 def record_failure(store: Store, key: str, path: str | Path, exc: BaseException) -> Outcome:

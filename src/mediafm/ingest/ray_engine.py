@@ -35,6 +35,7 @@ from mediafm.ingest.engines import EngineRun, pending_encode
 from mediafm.ingest.outcome import (
     Outcome,
     cleanup_scratch,
+    committed,
     ingest_one,
     record_failure,
     scratch_dir,
@@ -209,10 +210,12 @@ def run_ray(items: list[SourceItem], store: Store, config: IngestConfig, *, enco
                     try:
                         out = ray.get(ref)
                     except ray.exceptions.RayError as exc:
-                        # The worker died (twice): nothing was committed for this title.
-                        lost = MediafmError(item.path, f"Ray worker lost while ingesting ({type(exc).__name__})")
-                        lost.mediafm_stage = "ray"  # type: ignore[attr-defined]
-                        out = record_failure(store, item.key, item.path, lost)
+                        # The worker died (twice): done if it died after its commit, else failed.
+                        out = committed(store, item)
+                        if out is None:
+                            lost = MediafmError(item.path, f"Ray worker lost while ingesting ({type(exc).__name__})")
+                            lost.mediafm_stage = "ray"  # type: ignore[attr-defined]
+                            out = record_failure(store, item.key, item.path, lost)
                     outcomes.append(out)
                     if out.status == "done":
                         media_s += out.media_s

@@ -388,6 +388,7 @@ def write_result(store: Store, result: TitleResult) -> None:
     try:
         if result.cues is not None:
             store.write_cues(tid, result.cues)
+        store.clear_failure(result.record["source_key"])
         _clear_stale_failures(store, result.record["path"])
     except Exception as exc:
         log.warning("%s: written, but its cue table or old failure rows could not be updated (%s: %s); "

@@ -171,7 +171,9 @@ class Scalers:
 
     `to_ndarray(width=, height=)` builds a new context every call (measured 2.6 ms/frame vs 0.16 ms
     reused, 640x360). Frames reduced in size (`Frame.reduced`) get their own set, `reduced`: a
-    context is tied to its input size too.
+    context is tied to its input size too. A context is not thread-safe: threads that convert
+    frames of one stream at once must ask for different (format, size) keys, as ingest's detector
+    input (48x27) and picked squares (224) do, or hold a lock.
     """
 
     def __init__(self) -> None:

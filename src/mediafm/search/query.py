@@ -19,8 +19,6 @@ _SHOT_SPEC = re.compile(r"^(?P<title>.+):(?P<index>\d+)$")
 _CLIP_SPEC = re.compile(r"^(?P<title>.+):(?P<start>\d+(?:\.\d+)?)-(?P<end>\d+(?:\.\d+)?)$")
 
 
-
-
 def parse_shot_spec(spec: str) -> tuple[str, int]:
     """'TITLE:INDEX' -> (title, index)."""
     m = _SHOT_SPEC.match(spec)
@@ -121,5 +119,4 @@ def search_text(store: Store, query: str, k: int = 10, encoder: TextEncoder | No
     index = TextIndex(encoder or default_text_encoder(), config, persist=True, frames=frame_encoder is not None)
     index.refresh(store)
     fvec = np.asarray(frame_encoder.encode_text([query]), np.float32)[0] if frame_encoder else None
-    return [Hit(h.title_id, h.shot_index, h.start_s, h.end_s, h.score, h.text)
-            for h in index.search(query, k, frame_vector=fvec, frame_scale=frame_scale)]
+    return index.search(query, k, frame_vector=fvec, frame_scale=frame_scale)

@@ -245,9 +245,9 @@ def create_app(store_root: str | Path, config: ServeConfig | None = None, catalo
         if cat.refresh_due():
             await run_in_threadpool(cat.refresh)
 
-    async def memo(kind: str, key, make):
+    async def memo(kind: str, key, make, gen: int | None = None):
         hit = cat.peek(kind, key)
-        return hit if hit is not MISSING else await run_in_threadpool(cat.memo, kind, key, make)
+        return hit if hit is not MISSING else await run_in_threadpool(cat.memo, kind, key, make, gen)
 
     def require_title(title_id: str) -> dict:
         row = cat.title(title_id)
@@ -255,18 +255,23 @@ def create_app(store_root: str | Path, config: ServeConfig | None = None, catalo
             raise HTTPException(404, f"no title {title_id!r}")
         return row
 
-    async def require_title_async(title_id: str) -> dict:
+    async def title_row(title_id: str) -> tuple[int, dict]:
+        """(store version, the title's row) or 404."""
         await fresh()
-        row = cat.titles.get(title_id)
+        gen, rows = cat.snapshot()
+        row = rows.get(title_id)
         if row is None:
             raise HTTPException(404, f"no title {title_id!r}")
-        return row
+        return gen, row
+
+    async def require_title_async(title_id: str) -> dict:
+        return (await title_row(title_id))[1]
 
     @app.get("/api/titles", response_model=list[TitleSummary], summary="the catalog")
     async def titles():
         await fresh()
-        rows = cat.titles
-        return _json(await memo("titles", None, lambda: _TITLES.dump_json([_summary(r) for r in rows.values()])))
+        gen, rows = cat.snapshot()
+        return _json(await memo("titles", None, lambda: _TITLES.dump_json([_summary(r) for r in rows.values()]), gen))
 
     def title_detail(title_id: str, row: dict) -> bytes:
         shots = cat.store.shots(title_id)
@@ -291,8 +296,8 @@ def create_app(store_root: str | Path, config: ServeConfig | None = None, catalo
 
     @app.get("/api/titles/{title_id}", response_model=TitleDetail, summary="a title's shots with text and tags")
     async def title(title_id: TitleId):
-        row = await require_title_async(title_id)
-        return _json(await memo("title", title_id, lambda: title_detail(title_id, row)))
+        gen, row = await title_row(title_id)
+        return _json(await memo("title", title_id, lambda: title_detail(title_id, row), gen))
 
     def _check_shot(row: dict, title_id: str, shot_index: int) -> None:
         if shot_index >= int(row.get("n_shots") or 0):
@@ -343,8 +348,10 @@ def create_app(store_root: str | Path, config: ServeConfig | None = None, catalo
     def shot_map_json(title_id: str, embedding: str) -> bytes:
         model = cat.index("contextual").info.model_id if embedding == "contextual" else None
         vectors = title_vectors(cat.store, title_id, embedding, model)
-        xy, var = pca_2d(vectors)
         starts = cat.shots.get(title_id)["start_s"].to_numpy(float)
+        if len(vectors) != len(starts):  # the title was re-ingested between the two reads
+            raise HTTPException(503, f"title {title_id!r} is being rewritten; try again")
+        xy, var = pca_2d(vectors)
         points = [MapPoint(shot_index=i, start_s=float(starts[i]), x=float(x), y=float(y)) for i, (x, y) in enumerate(xy)]
         return MapOut(embedding=embedding, explained_variance=var, points=points).model_dump_json().encode()
 
@@ -353,9 +360,9 @@ def create_app(store_root: str | Path, config: ServeConfig | None = None, catalo
         await require_title_async(title_id)
         return _json(await memo("map", (title_id, embedding), lambda: shot_map_json(title_id, embedding)))
 
-    cat.warmers.append(lambda tid, row: cat.memo("title", tid, lambda: title_detail(tid, row)))
+    cat.warmers.append(lambda tid, row, gen: cat.memo("title", tid, lambda: title_detail(tid, row), gen))
     # A title without features raises StoreError, which `warm` skips.
-    cat.warmers.append(lambda tid, row: cat.memo("map", (tid, "fused"), lambda: shot_map_json(tid, "fused")))
+    cat.warmers.append(lambda tid, row, gen: cat.memo("map", (tid, "fused"), lambda: shot_map_json(tid, "fused"), gen))
 
     @app.get("/api/health", response_model=HealthOut, summary="whether start-up warming has finished")
     async def health():
@@ -384,7 +391,10 @@ def create_app(store_root: str | Path, config: ServeConfig | None = None, catalo
                 cls = cls or h.card.classes[0]
             else:
                 cls = None
-        spacing = config.break_spacing_s if spacing is None else spacing
+        else:
+            cls = None  # only a head's classes are meaningful (and each key costs a computation)
+        # Spacing only matters for a head's ad breaks: one cache entry for every value otherwise.
+        spacing = config.break_spacing_s if spacing is None or h is None or h.card.task == "scenes" else spacing
         return _json(await memo("predictions", (title_id, head, cls, spacing),
                                 lambda: predictions_json(title_id, head, h, cls, spacing)))
 

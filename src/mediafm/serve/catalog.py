@@ -21,7 +21,8 @@ import pandas as pd
 
 from mediafm.errors import StoreError
 from mediafm.search.index import IndexConfig, ShotIndex, read_only_index, title_vectors
-from mediafm.search.query import Hit, ShotTable
+from mediafm.search.hit import Hit
+from mediafm.search.query import ShotTable
 from mediafm.search.text import TextEncoder, query_text_encoder
 from mediafm.search.text_index import TextIndex
 from mediafm.serve.cache import ByteLRU
@@ -42,12 +43,16 @@ class _CachedShotTable(ShotTable):
 
     def __init__(self, store: Store, budget: int):
         super().__init__(store)
+        # Keys carry the store version a value was read under (the catalog sets it on refresh): a
+        # read that began before a refresh cleared the caches can only add an entry no later
+        # request asks for, never put an old table back under the current version.
+        self.generation = 0
         self._tables: ByteLRU[pd.DataFrame] = ByteLRU(budget // 4, lambda df: int(df.memory_usage(deep=True).sum()))
         self._rows: ByteLRU[tuple] = ByteLRU(budget // 4)
         self._vectors: ByteLRU[np.ndarray] = ByteLRU(budget // 2)
 
     def get(self, title_id: str) -> pd.DataFrame:
-        return self._tables.get_or_make(title_id, lambda: self.store.shots(title_id))
+        return self._tables.get_or_make((self.generation, title_id), lambda: self.store.shots(title_id))
 
     def hit(self, title_id: str, shot_index: int, score: float) -> Hit:
         # Plain arrays: a DataFrame row lookup costs more than the rest of a neighbour query.
@@ -56,12 +61,12 @@ class _CachedShotTable(ShotTable):
             return (df["start_s"].to_numpy(float), df["end_s"].to_numpy(float),
                     [str(t or "") for t in df["text"]])
 
-        starts, ends, texts = self._rows.get_or_make(title_id, make)
+        starts, ends, texts = self._rows.get_or_make((self.generation, title_id), make)
         return Hit(title_id, int(shot_index), float(starts[shot_index]), float(ends[shot_index]), float(score),
                    texts[shot_index])
 
     def vectors(self, title_id: str, embedding: str, model_id: str | None) -> np.ndarray:
-        return self._vectors.get_or_make((title_id, embedding, model_id),
+        return self._vectors.get_or_make((self.generation, title_id, embedding, model_id),
                                          lambda: title_vectors(self.store, title_id, embedding, model_id))
 
     def clear(self) -> None:
@@ -103,9 +108,9 @@ class Catalog:
         self._text: TextIndex | None = None
         self._text_generation = -1
         self._text_lock = threading.Lock()
-        # Per-title response makers (title_id, titles row) that `warm` runs ahead of requests; the
-        # app registers them. `ready` is set once `warm` has finished.
-        self.warmers: list[Callable[[str, dict], Any]] = []
+        # Per-title response makers (title_id, titles row, generation) that `warm` runs ahead of
+        # requests; the app registers them. `ready` is set once `warm` has finished.
+        self.warmers: list[Callable[[str, dict, int], Any]] = []
         self.ready = threading.Event()
         self.refresh(force=True)
 
@@ -147,11 +152,24 @@ class Catalog:
             self._indexes = {}
             self._key = key
             self.generation += 1
+            self.shots.generation = self.generation
 
     # ------------------------------------------------------------------ cached reads
-    def memo(self, kind: str, key: Hashable, make: Callable[[], Any]) -> Any:
-        """A response part computed once per store version (`kind` keeps endpoints apart)."""
-        return self._responses.get_or_make((self.generation, kind, key), make)
+    def memo(self, kind: str, key: Hashable, make: Callable[[], Any], generation: int | None = None) -> Any:
+        """A response part computed once per store version (`kind` keeps endpoints apart).
+
+        `generation`: the version `make`'s inputs were read under (from `snapshot`), when they were
+        read before this call; by default the current one.
+        """
+        gen = self.generation if generation is None else generation
+        return self._responses.get_or_make((gen, kind, key), make)
+
+    def snapshot(self) -> tuple[int, dict[str, dict]]:
+        """(generation, titles rows) of one store version. `refresh` replaces the rows before it
+        moves the generation on, so reading the generation first never pairs old rows with a new
+        generation (a response made from them could otherwise be cached as current)."""
+        generation = self.generation
+        return generation, self.titles
 
     def peek(self, kind: str, key: Hashable) -> Any:
         """What `memo` holds for (kind, key), or MISSING: answers without a thread."""
@@ -163,25 +181,28 @@ class Catalog:
 
     def thumb(self, title_id: str, shot_index: int) -> bytes | None:
         """JPEG of a shot's middle sampled frame, made on first request; None without frames."""
-        def make() -> bytes | None:
-            frames = self._frames.get_or_make(title_id, lambda: self.store.frames(title_id))
-            if frames is None or not 0 <= shot_index < len(frames):
-                return None
-            return encode_thumb(np.asarray(frames[shot_index, frames.shape[1] // 2]))
+        gen = self.generation
 
-        return self._thumbs.get_or_make((self.generation, title_id, shot_index), make)
+        def make() -> bytes | None:
+            return _cut_thumb(self._frames.get_or_make((gen, title_id), lambda: self.store.frames(title_id)),
+                              shot_index)
+
+        return self._thumbs.get_or_make((gen, title_id, shot_index), make)
 
     def thumb_now(self, title_id: str, shot_index: int) -> bytes | None | object:
-        """The thumbnail if it needs no store read (cached, or cut from frames mapped already), else MISSING.
+        """The thumbnail if no file has to be opened for it (cached, or cut from the title's frames
+        mapped already), else MISSING: the caller then runs `thumb` in a thread.
 
-        A JPEG of a mapped frame costs ~0.5 ms: less than the hand-off to a worker thread, which
-        under load waits behind neighbour queries (benchmarks/serve_load.py, first repeat: thumbnail
-        p50 25 -> 16 ms, p99 83-146 -> 86-95 ms). Only a title whose frames are not mapped yet needs
-        `thumb` in a thread.
+        A JPEG of a mapped frame costs ~0.5 ms (the page is usually in memory): less than the
+        hand-off to a worker thread, which under load waits behind neighbour queries
+        (benchmarks/serve_load.py, first repeat: thumbnail p50 25 -> 16 ms, p99 83-146 -> 86-95 ms).
         """
-        data = self._thumbs.peek((self.generation, title_id, shot_index), MISSING)
-        if data is MISSING and self._frames.peek(title_id, MISSING) is not MISSING:
-            data = self.thumb(title_id, shot_index)
+        gen = self.generation
+        data = self._thumbs.peek((gen, title_id, shot_index), MISSING)
+        if data is MISSING:
+            frames = self._frames.peek((gen, title_id), MISSING)
+            if frames is not MISSING:  # the array itself, so an eviction meanwhile cannot force a read
+                data = self._thumbs.get_or_make((gen, title_id, shot_index), lambda: _cut_thumb(frames, shot_index))
         return data
 
     def contextual_model(self) -> str | None:
@@ -233,14 +254,14 @@ class Catalog:
         log.info("explorer: ready in %.1f s", time.perf_counter() - t0)
 
     def _warm(self) -> None:
-        try:
-            self.text_index()
-            self.index("fused")
-        except StoreError as exc:
-            log.info("explorer: %s", exc.problem)  # e.g. nothing encoded yet: neighbours will 404
-        titles = [(tid, row) for tid, row in list(self.titles.items())[:WARM_TITLES] if int(row.get("n_shots") or 0)]
+        # Warming is an optimisation: whatever fails here (nothing encoded yet, a damaged file) is
+        # what the request for it will report, so it is logged and the rest is warmed.
+        for load in (self.text_index, lambda: self.index("fused")):
+            _try(load, "explorer: start-up warming")
+        gen, rows = self.snapshot()
+        titles = [(tid, row) for tid, row in list(rows.items())[:WARM_TITLES] if int(row.get("n_shots") or 0)]
         for tid, _ in titles:
-            self.shots.hit(tid, 0, 0.0)
+            _try(lambda: self.shots.hit(tid, 0, 0.0), f"explorer: warming {tid}")
         # A title's first detail and map requests read the store (a few ms each): under concurrent
         # load at start-up those reads queued every other request behind them (cold p99 0.3-0.6 s
         # against 25-65 ms warm). Made here while they fill at most half the response cache.
@@ -248,10 +269,22 @@ class Catalog:
             if self._responses.nbytes > self._responses.max_bytes // 2:
                 break
             for make in self.warmers:
-                try:
-                    make(tid, row)
-                except StoreError:
-                    pass  # e.g. no features yet: the request will say so
+                _try(lambda: make(tid, row, gen), f"explorer: warming {tid}")
+
+
+def _try(fn: Callable[[], Any], what: str) -> None:
+    try:
+        fn()
+    except StoreError as exc:  # e.g. no features yet: the request will say so
+        log.info("%s: %s", what, exc.problem)
+    except Exception as exc:
+        log.warning("%s: %s: %s", what, type(exc).__name__, exc)
+
+
+def _cut_thumb(frames: np.ndarray | None, shot_index: int) -> bytes | None:
+    if frames is None or not 0 <= shot_index < len(frames):
+        return None
+    return encode_thumb(np.asarray(frames[shot_index, frames.shape[1] // 2]))
 
 
 def source_name(row: dict) -> str:

@@ -53,6 +53,17 @@ CUE_COLUMNS = ["start_s", "end_s", "text", "source"]
 FAILURE_COLUMNS = ["source_key", "path", "stage", "error_type", "message", "failed_at"]
 
 
+def read_table(f: Path, columns: list[str] | None = None) -> pa.Table:
+    """A store table file; a damaged one is a StoreError naming it (not a pyarrow traceback)."""
+    try:
+        return pq.read_table(f, columns=columns)
+    except FileNotFoundError:
+        raise StoreError(f, "missing: removed while it was being read (a writer replaced it); try again") from None
+    except (pa.ArrowException, OSError) as exc:
+        raise StoreError(f, f"cannot read this table ({type(exc).__name__}: {exc}); the command that "
+                            "wrote it can write it again") from exc
+
+
 def source_key(path: str | Path) -> str:
     """Identity of a source file for resume: absolute path + size + mtime (cheap, no hashing)."""
     # os.path.realpath raises OSError (ELOOP) on a link loop; Path.resolve raises RuntimeError.
@@ -96,7 +107,15 @@ class Store:
         if not files:
             return pd.DataFrame(columns=columns or [])
         # Rows written by older versions may lack newer columns (e.g. subtitle_encoding): null there.
-        tables = [pq.read_table(f, columns=columns) for f in files]
+        tables = []
+        for f in files:
+            try:
+                tables.append(read_table(f, columns))
+            except StoreError:
+                if f.exists():
+                    raise  # damaged; one removed since the listing (a cleared failure) is just gone
+        if not tables:
+            return pd.DataFrame(columns=columns or [])
         return pa.concat_tables(tables, promote_options="default").to_pandas()
 
     def titles(self) -> pd.DataFrame:
@@ -111,7 +130,7 @@ class Store:
         f = self._table_file("titles", title_id)
         if not f.exists():
             raise StoreError(self.root, f"no title {title_id!r} in the store")
-        return pq.read_table(f).to_pylist()[0]
+        return read_table(f).to_pylist()[0]
 
     def has_title(self, title_id: str) -> bool:
         return self._table_file("titles", title_id).exists()
@@ -129,7 +148,7 @@ class Store:
         f = self._table_file("shots", title_id)
         if not f.exists():
             raise StoreError(self.root, f"no shots for title {title_id!r}")
-        return pq.read_table(f).to_pandas()
+        return read_table(f).to_pandas()
 
     def write_cues(self, title_id: str, cues: Iterable[Cue]) -> None:
         """The title's timed-text cues (an empty list records that it has none)."""
@@ -146,7 +165,7 @@ class Store:
         f = self._table_file("cues", title_id)
         if not f.exists():
             return None
-        rows = pq.read_table(f).to_pylist()
+        rows = read_table(f).to_pylist()
         return sorted((Cue(float(r["start_s"]), float(r["end_s"]), r["text"] or "", r["source"] or "subtitle")
                        for r in rows), key=lambda c: (c.start_s, c.end_s))
 
@@ -176,7 +195,6 @@ class Store:
         commit_title(self.root, tid, pa.Table.from_pylist([row]),
                      pa.Table.from_pandas(shots[SHOT_COLUMNS], preserve_index=False),
                      {"frames.npy": frames, "audio.npy": audio}, drop_derived)
-        self.clear_failure(record["source_key"])
 
     def write_shots(self, title_id: str, shots: pd.DataFrame) -> None:
         """Rewrite a title's shots table (e.g. to add ASR text); the row count must not change."""
@@ -233,13 +251,13 @@ class Store:
         f = self._table_file("features", title_id)
         if not f.exists():
             raise StoreError(self.root, f"no features for title {title_id!r}; run `mediafm encode`")
-        col = pq.read_table(f, columns=[column]).column(column)
+        col = read_table(f, [column]).column(column)
         if pa.types.is_fixed_size_list(col.type):
             return from_fixed_list(col)
         return col.to_numpy(zero_copy_only=False)
 
     def feature_table(self, title_id: str, columns: Iterable[str] | None = None) -> pa.Table:
-        return pq.read_table(self._table_file("features", title_id), columns=list(columns) if columns else None)
+        return read_table(self._table_file("features", title_id), list(columns) if columns else None)
 
     def check_encoders(self, title_ids: Iterable[str] | None = None) -> dict:
         """The one encoder set used across titles; StoreError if titles were encoded differently."""
@@ -290,7 +308,7 @@ class Store:
         f = self.contextual_dir(model_id) / "shots" / f"{title_id}.parquet"
         if not f.exists():
             raise StoreError(self.root, f"no contextual embeddings for {title_id!r} from model {model_id!r}; run `mediafm embed`")
-        return from_fixed_list(pq.read_table(f, columns=["embedding"]).column("embedding"))
+        return from_fixed_list(read_table(f, ["embedding"]).column("embedding"))
 
     def cls_embedding(self, title_id: str, model_id: str | None = None) -> np.ndarray:
         model_id = model_id or self._only_model()

@@ -84,6 +84,8 @@ async function openTitle(tid, selectShot = null) {
     timeline.append(shotCard(tid, shot, { onClick: () => selectShot_(shot.shot_index) }));
   }
   state.map = null;
+  state.pred = null;  // the last title's scores, clips and breaks are gone too
+  drawStrip();
   const canvas = $("map");
   canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);  // the last title's map is gone
   if (detail.embeddings.includes("fused")) {
@@ -93,7 +95,7 @@ async function openTitle(tid, selectShot = null) {
     state.map = map;
   }
   drawMap();
-  await loadPredictions();
+  loadPredictions();  // has its own ticket; the shot asked for is shown without waiting for it
   if (selectShot !== null) await selectShot_(selectShot);
 }
 
@@ -103,7 +105,7 @@ async function loadHeads() {
   const select = $("head-select");
   select.replaceChildren(el("option", { value: "" }, "none (scenes only)"));
   for (const h of state.heads) {
-    select.append(el("option", { value: h.name }, `${h.name} · ${h.task} · ${h.embedding} (CV ${h.metric} ${h.value.toFixed(3)})`));
+    select.append(el("option", { value: h.name }, `${h.name} · ${h.task} · ${h.embedding} (CV ${h.metric} ${h.value === null ? "n/a" : h.value.toFixed(3)})`));
   }
   const first = state.heads.find((h) => h.task !== "scenes") || state.heads[0];
   select.value = first ? first.name : "";
@@ -308,5 +310,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("head-select").addEventListener("change", () => { fillClasses(); loadPredictions(); });
   $("class-select").addEventListener("change", loadPredictions);
   $("spacing-input").addEventListener("change", loadPredictions);
-  loadHeads().then(loadCatalog).catch((e) => status(`failed to load the catalog: ${e.message}`));
+  // The catalog loads whatever happens to the heads' list.
+  loadHeads().catch((e) => status(`failed to list the heads: ${e.message}`))
+    .then(loadCatalog).catch((e) => status(`failed to load the catalog: ${e.message}`));
 });
