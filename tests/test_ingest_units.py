@@ -425,3 +425,30 @@ def test_engines_are_looked_up_by_name_and_share_one_interface():
     assert isinstance(get_engine("local", address=None, workers=None), LocalEngine)  # unset: left out
     with pytest.raises(ConfigError, match="the local engine takes no address"):
         get_engine("local", address="ray://head:10001")
+
+
+def test_scratch_of_dead_writers_on_this_host_is_removed(tmp_path):
+    import os
+
+    from mediafm.ingest.scratch import clean_dead_scratch
+    from mediafm.store.commit import host, owned_name, parse_owned_name
+
+    mine = owned_name("a.title-1")
+    m = parse_owned_name(mine + ".frames.npy")
+    assert (m["title_id"], m["host"], int(m["pid"]), m["suffix"]) == ("a.title-1", host(), os.getpid(), ".frames.npy")
+    assert parse_owned_name("notes.txt") is None
+    dead = 1
+    while True:  # a pid no process has
+        dead += 7919
+        try:
+            os.kill(dead, 0)
+        except ProcessLookupError:
+            break
+        except PermissionError:
+            pass
+    names = {"live": mine + ".audio.npy", "dead": f"t.{host()}~{dead}.0123abcd.frames.npy",
+             "other host": f"t.elsewhere~{dead}.0123abcd.frames.npy", "foreign": "readme.txt"}
+    for n in names.values():
+        (tmp_path / n).write_bytes(b"")
+    assert clean_dead_scratch(tmp_path) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(v for k, v in names.items() if k != "dead")

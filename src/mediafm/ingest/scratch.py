@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
-from mediafm.store.commit import host, owner
-
-__all__ = ["clean_dead_scratch", "owner"]
+from mediafm.store.commit import host, parse_owned_name
 
 
 def clean_dead_scratch(scratch_dir: Path) -> int:
@@ -18,8 +15,8 @@ def clean_dead_scratch(scratch_dir: Path) -> int:
     if not scratch_dir.exists():
         return 0
     for f in scratch_dir.iterdir():
-        m = re.search(r"\.([^.~]+)~(\d+)\.[0-9a-f]{8}\.", f.name)
-        if m is None or m.group(1) != here or _alive(int(m.group(2))):
+        m = parse_owned_name(f.name)  # scratch files: owned_name(title) + ".frames.npy" etc.
+        if m is None or m["host"] != here or _alive(int(m["pid"])):
             continue
         f.unlink(missing_ok=True)
         removed += 1

@@ -21,7 +21,6 @@ import json
 import logging
 import threading
 import time
-import uuid
 from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -35,7 +34,7 @@ from mediafm.errors import MediaDecodeError, MetadataError, SubtitleParseError
 from mediafm.ingest.config import IngestConfig
 from mediafm.ingest.npy import NpyAppender
 from mediafm.ingest.sampling import FrameSampler, lazy_frames, recent_frames
-from mediafm.ingest.scratch import owner
+from mediafm.store.commit import owned_name
 from mediafm.prefetch import Background
 from mediafm.store.catalog import SHOT_COLUMNS, TITLE_COLUMNS, Store, source_key
 from mediafm.store.ids import title_id_for
@@ -129,7 +128,7 @@ def process_title(path: str | Path, config: IngestConfig | None = None, *, scrat
         info = probe(path)
     warnings: list[str] = []
     scratch = Path(scratch_dir)
-    tag = f"{title_id}.{owner()}.{uuid.uuid4().hex[:8]}"
+    tag = owned_name(title_id)
     frames_out: NpyAppender | None = None
     audio_out: NpyAppender | None = None
     audio_job: Background | None = None

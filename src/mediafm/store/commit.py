@@ -39,7 +39,8 @@ import pyarrow.parquet as pq
 log = logging.getLogger(__name__)
 
 STAGING = ".staging"
-_STAGE_NAME = re.compile(r"^(?P<title_id>.+)\.[^.~]+~\d+\.[0-9a-f]{8}$")  # TITLE.HOST~PID.RANDOM
+# TITLE.HOST~PID.RANDOM, then for scratch files a suffix (`.frames.npy`): `owned_name`
+_OWNED_NAME = re.compile(r"^(?P<title_id>.+)\.(?P<host>[^.~]+)~(?P<pid>\d+)\.[0-9a-f]{8}(?P<suffix>\..+)?$")
 MEDIA_FILES = ("frames.npy", "audio.npy")
 # Tables whose per-title files may hold temp files (`.NAME.XXXX.tmp`) of a killed atomic write.
 TABLES = ("titles", "shots", "cues", "features", "failures", "meta")
@@ -74,6 +75,16 @@ def owner() -> str:
     return f"{host()}~{os.getpid()}"
 
 
+def owned_name(title_id: str) -> str:
+    """A unique name for this process's temp files of one title: TITLE.HOST~PID.RANDOM."""
+    return f"{title_id}.{owner()}.{uuid.uuid4().hex[:8]}"
+
+
+def parse_owned_name(name: str) -> re.Match | None:
+    """The fields of an `owned_name` (title_id, host, pid, suffix), or None for any other name."""
+    return _OWNED_NAME.match(name)
+
+
 def commit_title(root: Path, title_id: str, title_row: pa.Table, shots: pa.Table,
                  media: dict[str, Path | np.ndarray | None], drop_derived: bool = False) -> None:
     """Write one title (see the module docstring for the order and what readers see).
@@ -89,7 +100,7 @@ def commit_title(root: Path, title_id: str, title_row: pa.Table, shots: pa.Table
         drop_derived: also remove what was derived from an earlier version of the title
             (features, meta embedding, contextual embeddings): a re-ingested file's shots differ.
     """
-    stage = root / STAGING / f"{title_id}.{owner()}.{uuid.uuid4().hex[:8]}"
+    stage = root / STAGING / owned_name(title_id)
     stage.mkdir(parents=True)
     try:
         for name, src in media.items():
@@ -167,7 +178,7 @@ def recover_commits(store_or_root) -> list[str]:
     staging = root / STAGING
     if staging.exists():
         for stage in sorted(staging.iterdir()):
-            m = _STAGE_NAME.match(stage.name)
+            m = parse_owned_name(stage.name)
             staged_title, staged_shots = stage / "title.parquet", stage / "shots.parquet"
             if m and staged_title.exists() and not staged_shots.exists():
                 title_id = m["title_id"]
