@@ -132,3 +132,19 @@ def test_fit_probe_reports_the_cv_of_run_probe_and_fits_all_rows():
     assert fitted.cv.score == run_probe(X, tg, groups, "ap", FAST).score
     assert fitted.c in FAST.c_grid and fitted.head.dim == 10
     assert np.corrcoef(fitted.head(X), X[:, 0])[0, 1] > 0.9
+
+
+def test_fit_probe_scores_out_of_fold_at_the_final_regularisation():
+    from sklearn.model_selection import GroupKFold
+
+    from mediafm.tasks.probes import fit_probe
+
+    rng, X, groups = _titles(30, 6, 16, seed=3)
+    y = (X[:, 0] + rng.normal(0, 2, len(X)) > 0).astype(int)
+    cfg = ProbeConfig(folds=3, inner_folds=2, n_boot=50, c_grid=(0.001, 0.1, 10.0))
+    fitted = fit_probe(X, Targets("binary", y, ("0", "1")), groups, config=cfg)
+    expected = np.zeros(len(X))
+    for train, test in GroupKFold(3, shuffle=True, random_state=cfg.seed).split(X, y, groups):
+        expected[test] = PROBES[cfg.head](X[train], y[train], "binary", 2, (fitted.c,), cfg)[0](X[test])
+    np.testing.assert_allclose(fitted.oof_at_c, expected)
+    assert fitted.oof_at_c.shape == fitted.cv.oof.shape

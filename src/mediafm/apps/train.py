@@ -72,7 +72,7 @@ def fit(store_root: str | Path, labels: str | Path, task: str, embedding: str = 
         groups = np.array([r.clip.title for r in rows])
         lengths = np.array([r.clip.end - r.clip.start for r in rows])
     fitted = fit_probe(X, tg, groups, metric, config)
-    thresholds, f1 = best_f1_thresholds(tg.y, fitted.cv.oof) if tg.kind != "rank" else ((), ())
+    thresholds, f1 = best_f1_thresholds(tg.y, fitted.oof_at_c) if tg.kind != "rank" else ((), ())
     s = fitted.cv.score
     spec = EmbeddingSpec(kind=embedding, pooling=pooling, dim=int(X.shape[1]) if task != "scenes" else int(X.shape[1] // 2),
                          model_id=embedder.model_id, encoders=store.check_encoders(titles))

@@ -247,6 +247,10 @@ class FittedProbe:
     head: LinearHead  # fitted on every clip
     c: float  # its regularisation, picked by grouped CV on every clip
     cv: ProbeResult  # the cross-validated metric and out-of-fold scores (what `mediafm probe` prints)
+    # Out-of-fold scores of heads with the final head's C (same folds): a score threshold picked
+    # on them fits the final head's scale (a ridge head's scores shrink with its regularisation,
+    # and the CV's folds may each have picked another C).
+    oof_at_c: np.ndarray
 
 
 def fit_probe(X: np.ndarray, targets: Targets, groups: np.ndarray, metric: str | None = None,
@@ -259,6 +263,11 @@ def fit_probe(X: np.ndarray, targets: Targets, groups: np.ndarray, metric: str |
     config = config if config is not None else ProbeConfig()
     cv = run_probe(X, targets, groups, metric, config)
     X, groups, metric = _check(X, targets, groups, metric, config)
+    y, kind, n_classes = targets.y, targets.kind, len(targets.classes)
     with _quiet():
-        head, c = _fit_select(X, targets.y, groups, targets.kind, len(targets.classes), metric, config)
-    return FittedProbe(head, float(c), cv)
+        head, c = _fit_select(X, y, groups, kind, n_classes, metric, config)
+        oof = np.zeros_like(cv.oof)
+        outer = GroupKFold(n_splits=min(config.folds, len(np.unique(groups))), shuffle=True, random_state=config.seed)
+        for train, test in outer.split(X, y, groups):
+            oof[test] = PROBES[config.head](X[train], y[train], kind, n_classes, (c,), config)[0](X[test])
+    return FittedProbe(head, float(c), cv, oof)
