@@ -347,6 +347,7 @@ def task_parts(path: Path, args) -> dict:
         f.rgb(48, 27)
     out["reduced_to_48x27_ms"] = 1000 * (time.process_time() - c) / len(frames)
     del reduced
+    out.update(_loop_filter_cost(path, n, frames[::10]))
     del frames
     # Steady state, one thread, without the fixed cost a 200-frame stream would spread (padding).
     out["network_ms"] = 1000 * get_detector("transnetv2").frame_cost()
@@ -356,6 +357,42 @@ def task_parts(path: Path, args) -> dict:
     with av.open(str(path)) as container:
         v = container.streams.video[0]
         out["codec"] = f"{v.codec_context.name} {v.codec_context.pix_fmt} {v.width}x{v.height}"
+    return out
+
+
+def _loop_filter_cost(path: Path, n: int, sample) -> dict:
+    """Decoding without FFmpeg's in-loop deblocking filter (`skip_loop_filter=all`): CPU ms per
+    frame against a plain decode timed the same way (one thread, first n frames), and the PSNR of
+    every 10th frame at the candidates' size (short side 224) against the plain decode's. The
+    filter is in the loop, so its absence drifts into later frames until the next keyframe."""
+    import av
+
+    out = {}
+    kept = []
+    for name, options in (("plain", {}), ("no_loop_filter", {"skip_loop_filter": "all"})):
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "SLICE"
+            stream.codec_context.thread_count = 1
+            stream.codec_context.options = options
+            c, k = time.process_time(), 0
+            for frame in container.decode(stream):
+                if k >= n:
+                    break
+                if name != "plain" and k % 10 == 0:
+                    kept.append(frame)
+                k += 1
+            out[f"decode_{name}_ms"] = 1000 * (time.process_time() - c) / max(k, 1)
+    psnr = []
+    for a, b in zip(sample, kept):
+        w, h = b.width, b.height
+        scale = 224 / min(w, h)
+        size = dict(width=round(w * scale) // 2 * 2, height=round(h * scale) // 2 * 2, interpolation="AREA")
+        x = a.av_frame.to_ndarray(format="rgb24", **size).astype(np.float64)
+        y = b.to_ndarray(format="rgb24", **size).astype(np.float64)
+        psnr.append(10 * np.log10(255 ** 2 / max(np.mean((x - y) ** 2), 1e-10)))
+    out["no_loop_filter_psnr_min"] = float(min(psnr)) if psnr else float("nan")
+    out["no_loop_filter_psnr_median"] = float(np.median(psnr)) if psnr else float("nan")
     return out
 
 
@@ -412,14 +449,17 @@ def ladder(args) -> int:
         print("\nwhere the time goes: CPU ms per frame, each part alone in one thread (first "
               f"{min(args.ref_frames, 200)} frames); audio in CPU ms per second of audio")
         print(f"{'rung':14} {'decode':>7} {'to 48x27':>9} {'square':>7} {'reduce':>7} {'+48x27':>7} "
-              f"{'network':>8} {'audio/s':>8}")
+              f"{'network':>8} {'audio/s':>8} {'raw dec':>8} {'no LF':>7} {'PSNR min / median':>18}")
         for rung, x in parts:
             if "error" in x:
                 print(f"{rung:14} error: {x['error']}")
                 continue
             print(f"{rung:14} {x['decode_ms']:7.2f} {x['to_48x27_ms']:9.2f} {x['to_square_ms']:7.2f} "
                   f"{x['reduce_ms']:7.2f} {x['reduced_to_48x27_ms']:7.2f} {x['network_ms']:8.2f} "
-                  f"{x['audio_ms_per_s']:8.2f}")
+                  f"{x['audio_ms_per_s']:8.2f} {x['decode_plain_ms']:8.2f} {x['decode_no_loop_filter_ms']:7.2f} "
+                  f"{x['no_loop_filter_psnr_min']:8.1f} / {x['no_loop_filter_psnr_median']:.1f}")
+        print("raw dec / no LF: decoding alone without and with skip_loop_filter=all (one thread, same loop); "
+              "PSNR of every 10th frame at short side 224 against the plain decode")
     return 0
 
 
