@@ -144,3 +144,6 @@ def test_tag_uses_cv_thresholds(catalog):
 
     none = tag(store.root, head, titles=["title04"], proposal=ProposalConfig(min_s=1e5, max_s=2e5))
     assert len(none) == 0 and {"tags", *(f"score_{c}" for c in head.card.classes)} <= set(none.columns)
+    # Per shot, clips choose the titles: one naming a title not in the store is an error naming the file.
+    with pytest.raises(LabelsError, match=r"clips\.csv: 1 clips name titles not in the store"):
+        tag(store.root, head, clips=[Clip("title04", 0, 1), Clip("nope", 0, 1)], per="shot", clips_source="clips.csv")

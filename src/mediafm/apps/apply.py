@@ -176,12 +176,18 @@ def _scene_ids(scorer: Scorer, tl: Timeline) -> np.ndarray:
     return sc.scene_of_shot(tl.n_shots, cuts)
 
 
+def _checked_clips(scorer: Scorer, clips, clips_source=None) -> list[Clip]:
+    """The clips, each checked against the store (errors name the clips file and line)."""
+    # Rows read from a file (LabeledClip) keep their line numbers for error messages.
+    lines = [c.line for c in clips] if clips and all(isinstance(c, LabeledClip) for c in clips) else None
+    clips = [c.clip if isinstance(c, LabeledClip) else c for c in clips]
+    check_clips(scorer.store, clips, clips_source, lines)
+    return clips
+
+
 def _spans(scorer: Scorer, titles, clips, proposal, clips_source=None) -> pd.DataFrame:
     if clips is not None:
-        # Rows read from a file (LabeledClip) keep their line numbers for error messages.
-        lines = [c.line for c in clips] if clips and all(isinstance(c, LabeledClip) for c in clips) else None
-        clips = [c.clip if isinstance(c, LabeledClip) else c for c in clips]
-        check_clips(scorer.store, clips, clips_source, lines)
+        clips = _checked_clips(scorer, clips, clips_source)
         scorer.check(sorted({c.title for c in clips}))
         return clip_spans(scorer.store, clips)
     titles = resolve_titles(scorer.store, titles)
@@ -234,7 +240,7 @@ def tag(store_root, head, titles: list[str] | None = None, clips: list[Clip | La
                         "(use `mediafm predict` or `mediafm clips --rank`)")
     if per == "shot":
         if clips is not None:
-            titles = sorted({(c.clip if isinstance(c, LabeledClip) else c).title for c in clips})
+            titles = sorted({c.title for c in _checked_clips(scorer, clips, clips_source)})
         titles = resolve_titles(scorer.store, titles)
         scorer.check(titles)
         spans = shot_spans(scorer.store, titles)
