@@ -26,6 +26,8 @@ READOUTS_PROBED = ("hidden", "hidden+input", "stack+input", "masked+input")
 # validation loss. So a row's model does not change when the shipped defaults do.
 LEVERS = dict(preset="small", objective="cosine", keep_ratio=0.1, random_ratio=0.0, mask_span=1.0, mask_ratio=0.2,
               neighbor_weight=0.0, distance_bias=False, max_steps=1500, val_every=75)
+# LEVERS with these is the shipped TrainConfig defaults (the "distance bias, auto schedule" row).
+_DEFAULTS = dict(objective="both", neighbor_weight=0.5, max_steps=0, val_every=0, distance_bias=True)
 ROWS: dict[str, tuple[dict, tuple[str, ...]]] = {
     "cosine": (dict(), READOUTS_PROBED),
     "contrastive": (dict(objective="contrastive"), READOUTS_PROBED),
@@ -44,6 +46,12 @@ ROWS: dict[str, tuple[dict, tuple[str, ...]]] = {
                                                               val_every=0, distance_bias=True),
                                                          ("hidden", "hidden+input", "stack+input", "layers+input",
                                                           "proj+input", "masked+input")),
+    # The shipped defaults with one more change each.
+    "both + neighbours, distance bias, at least 900 steps": ({**_DEFAULTS, "min_steps": 900},
+                                                              ("hidden+input", "stack+input")),
+    "both + neighbours, distance bias, spans of 3": ({**_DEFAULTS, "mask_span": 3.0}, ("hidden+input", "stack+input")),
+    "both + neighbours, distance bias, medium (512 wide)": ({**_DEFAULTS, "preset": "medium"},
+                                                             ("hidden+input", "stack+input")),
     "both + neighbours, keep 20% + random 20%, auto schedule": (
         dict(objective="both", neighbor_weight=0.5, keep_ratio=0.2, random_ratio=0.2, max_steps=0, val_every=0),
         ("hidden", "hidden+input", "stack+input")),
