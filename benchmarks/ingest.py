@@ -1,7 +1,7 @@
 """Ingestion benchmark: shot detection speed and F1, whole-ingest realtime factor, peak RSS.
 
     python benchmarks/ingest.py [--loops 7] [--ref-frames 1000] [--cache DIR]
-    python benchmarks/ingest.py --ladder [480p,1080p,...] [--parts] [--no-encode]   # resolution ladder
+    python benchmarks/ingest.py --ladder [480p,1080p,...] [--parts] [--no-encode] [--skip-loop-filter]
 
 Input: the shared montage (97.4 s, 640x360, 25 fps) remuxed `--loops` times back to back into a
 >= 10 minute title (no re-encode; built once into the cache dir, never committed). Every
@@ -284,16 +284,16 @@ def task_decode_best(path: Path, _args) -> dict:
     return {"frames": n, "wall_s": time.perf_counter() - t, "cpu_s": time.process_time() - c}
 
 
-def _ingest_timed(path: Path, encode: bool) -> dict:
+def _ingest_timed(path: Path, encode: bool, loop_filter: bool = True) -> dict:
     import pandas as pd
     import torch
 
-    from mediafm.ingest import ingest
+    from mediafm.ingest import IngestConfig, ingest
 
     torch.set_num_threads(THREADS)
     with tempfile.TemporaryDirectory() as store:
         t, c = time.perf_counter(), time.process_time()
-        report = ingest([path], store, encode=encode, show_progress=False)
+        report = ingest([path], store, IngestConfig(loop_filter=loop_filter), encode=encode, show_progress=False)
         wall = time.perf_counter() - t
         out = {"media_s": report.media_s, "wall_s": wall, "cpu_s": time.process_time() - c,
                "failed": len(report.failed)}
@@ -308,6 +308,10 @@ def task_ingest_only(path: Path, _args) -> dict:
 
 def task_ingest_encode(path: Path, _args) -> dict:
     return _ingest_timed(path, encode=True)
+
+
+def task_ingest_no_loop_filter(path: Path, _args) -> dict:
+    return _ingest_timed(path, encode=False, loop_filter=False)
 
 
 def task_parts(path: Path, args) -> dict:
@@ -411,7 +415,8 @@ TASKS = {"decode": task_decode, "ours": task_ours, "ours_serial": task_ours_seri
          "ours_windows": task_ours_windows,
          "reference": task_reference,
          "adaptive": task_adaptive, "ingest": task_ingest, "decode_best": task_decode_best,
-         "ingest_only": task_ingest_only, "ingest_encode": task_ingest_encode, "parts": task_parts}
+         "ingest_only": task_ingest_only, "ingest_encode": task_ingest_encode, "parts": task_parts,
+         "ingest_no_loop_filter": task_ingest_no_loop_filter}
 
 
 def run_task(name: str, path: Path, args) -> dict:
@@ -435,12 +440,14 @@ def ladder(args) -> int:
     head = (f"{'rung':14} {'codec':28} {'decode s':>8} {'ingest s':>8} {'ratio':>6} {'x RT':>6} "
             f"{'+encode s':>9} {'ratio':>6} {'RSS MB':>7} {'+enc MB':>7} {'F1':>6}")
     print(head)
-    parts = []
+    parts, fast = [], []
     for rung in rungs:
         path = MONTAGE if rung == "360p" else build_scaled(rung, args.cache)
         dec = run_task("decode_best", path, args)
         ing = run_task("ingest_only", path, args)
         enc = run_task("ingest_encode", path, args) if args.encode else {}
+        if args.skip_loop_filter:
+            fast.append((rung, run_task("ingest_no_loop_filter", path, args), dec))
         if args.parts:
             parts.append((rung, run_task("parts", path, args)))
         if any("error" in x for x in (dec, ing, enc)):
@@ -456,6 +463,16 @@ def ladder(args) -> int:
         enc_mb = f"{enc['peak_rss_mb']:7.0f}" if enc else f"{'-':>7}"
         print(f"{rung:14} {codec:28} {d:8.1f} {i:8.1f} {i / d:6.2f} {ing['media_s'] / i:6.1f} "
               f"{with_enc} {ing['peak_rss_mb']:7.0f} {enc_mb} {ing['f1']:6.3f}", flush=True)
+    if fast:
+        print("\ningest --no-encode --skip-loop-filter (decoding without the in-loop filter), against the "
+              "same plain decode-alone time")
+        print(f"{'rung':14} {'decode s':>8} {'ingest s':>8} {'ratio':>6} {'RSS MB':>7} {'F1':>6}")
+        for rung, x, dec in fast:
+            if "error" in x or "error" in dec:
+                print(f"{rung:14} error: {x.get('error') or dec.get('error')}")
+                continue
+            print(f"{rung:14} {dec['wall_s']:8.1f} {x['wall_s']:8.1f} {x['wall_s'] / dec['wall_s']:6.2f} "
+                  f"{x['peak_rss_mb']:7.0f} {x['f1']:6.3f}")
     if parts:
         print("\nwhere the time goes: CPU ms per frame, each part alone in one thread (first "
               f"{min(args.ref_frames, 200)} frames); audio in CPU ms per second of audio")
@@ -487,6 +504,8 @@ def main(argv=None) -> int:
                     help="resolution ladder instead: comma-separated rungs (360p = the montage itself; "
                          f"others: {', '.join(LADDER)}); no value: all")
     ap.add_argument("--parts", action="store_true", help="with --ladder: also time each part of the ingest alone")
+    ap.add_argument("--skip-loop-filter", action="store_true",
+                    help="with --ladder: also time ingest --skip-loop-filter (a table of its own)")
     ap.add_argument("--no-encode", dest="encode", action="store_false",
                     help="with --ladder: skip the ingest-with-encoders column (a third of the run's time)")
     ap.add_argument("--task", choices=sorted(TASKS), help=argparse.SUPPRESS)

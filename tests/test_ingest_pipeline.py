@@ -344,3 +344,21 @@ def test_a_damaged_table_is_an_error_naming_the_file(tmp_path):
     (root / "shots" / "clip.parquet").write_bytes(b"PAR1")
     with pytest.raises(StoreError, match=r"shots/clip\.parquet: cannot read this table"):
         store.shots("clip")
+
+
+def test_skip_loop_filter_reaches_the_decoder(tmp_path, monkeypatch):
+    import mediafm.media.decode as decode
+
+    src = _catalog(tmp_path / "in")
+    seen = []
+    real = decode.iter_frames
+
+    def spy(path, *args, loop_filter=True, **kwargs):
+        seen.append(loop_filter)
+        return real(path, *args, loop_filter=loop_filter, **kwargs)
+
+    monkeypatch.setattr(decode, "iter_frames", spy)
+    root = tmp_path / "store"
+    assert cli_main(["ingest", str(src / "clip.mp4"), "--out", str(root), "--detector", "adaptive", "--no-encode",
+                     "--quiet", "--skip-loop-filter"]) == 0
+    assert seen == [False] and len(Store(root).shots("clip")) == 3

@@ -22,6 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"audio-only titles: window length in seconds (default: {_DEFAULTS.audio_window_s:g})")
     parser.add_argument("--no-subtitles", action="store_true", help="do not attach subtitle text")
     parser.add_argument("--no-encode", action="store_true", help="skip the encoders (run `mediafm encode` later)")
+    parser.add_argument("--skip-loop-filter", action="store_true",
+                        help="decode without the codec's in-loop deblocking filter: less CPU at 1080p/4K, "
+                             "frames slightly off (docs/ingest.md)")
     parser.add_argument("--device", default=_DEFAULTS.device,
                         help=f"where the shot detector and encoders run: {DEVICE_HELP}")
     parser.add_argument("--engine", choices=("local", "ray"), default="local",
@@ -37,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
 
     config = _DEFAULTS.with_overrides(detector=args.detector, frames_per_shot=args.frames_per_shot,
                                       audio_window_s=args.audio_window,
-                                      subtitles=False if args.no_subtitles else None, device=args.device)
+                                      subtitles=False if args.no_subtitles else None, device=args.device,
+                                      loop_filter=False if args.skip_loop_filter else None)
 
     def show(o: Outcome) -> None:
         # Warnings go to stderr as each title finishes; the summary lists the failures again.

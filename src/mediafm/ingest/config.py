@@ -36,6 +36,10 @@ class IngestConfig:
     # Where the shot detector and (when ingest encodes) the encoders run: auto | cpu | cuda | cuda:N
     # (mediafm.devices). Decoding and frame scaling stay on the CPU.
     device: str = "auto"
+    # Decode with the codec's in-loop deblocking filter. Off, decoding costs 10-20% less CPU at
+    # 480p-4K and the picked frames move slightly (the filter is in the loop, so the difference
+    # drifts until the next keyframe): `benchmarks/ingest.py --ladder --parts` prints both.
+    loop_filter: bool = True
     extensions: tuple[str, ...] = field(default=VIDEO_EXTENSIONS + AUDIO_EXTENSIONS)
 
     def __post_init__(self) -> None:

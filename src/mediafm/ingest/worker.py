@@ -222,7 +222,7 @@ def _video_shots(path: Path, info, config: IngestConfig, out: NpyAppender, warni
 
     def feed() -> Iterator[np.ndarray]:
         nonlocal pending
-        for f in iter_frames(path, stats=stats, threads=threads):
+        for f in iter_frames(path, stats=stats, threads=threads, loop_filter=config.loop_filter):
             pts.append(f.pts_s)
             if reduce:
                 f = f.reduced(side)

@@ -285,6 +285,7 @@ def iter_frames(
     on_warning: WarningSink | None = None,
     stats: DecodeStats | None = None,
     threads: int | None = None,
+    loop_filter: bool = True,
 ) -> Iterator[Frame]:
     """Decode the first video stream, one frame at a time (never holds the title).
 
@@ -294,6 +295,8 @@ def iter_frames(
         on_warning: called with a one-line message for every skipped corrupt packet/frame.
         stats: optional DecodeStats filled with counters as frames are decoded.
         threads: decoder threads (None: FFmpeg's choice, frame and slice threads on every core).
+        loop_filter: False skips the codec's in-loop deblocking filter (FFmpeg `skip_loop_filter`):
+            less decoding work, pictures slightly off the encoder's (docs/ingest.md).
 
     Yields:
         Frame in presentation order with exact `pts_s` (seconds from the first frame).
@@ -318,6 +321,8 @@ def iter_frames(
             # One thread decodes H.264 with 40% less CPU than frame threads on 2 cores (measured
             # 10.6 vs 18 CPU-s for 17k 640x360 frames): worth it when other work fills the cores.
             stream.codec_context.thread_count = threads
+        if not loop_filter:
+            stream.codec_context.options = {**stream.codec_context.options, "skip_loop_filter": "all"}
         tb: Fraction = stream.time_base or Fraction(1, 90000)
         # Step used only for frames without a PTS: the nominal frame duration in time-base units.
         rate = stream.average_rate or stream.guessed_rate or Fraction(25)
