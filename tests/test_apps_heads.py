@@ -147,3 +147,10 @@ def test_tag_uses_cv_thresholds(catalog):
     # Per shot, clips choose the titles: one naming a title not in the store is an error naming the file.
     with pytest.raises(LabelsError, match=r"clips\.csv: 1 clips name titles not in the store"):
         tag(store.root, head, clips=[Clip("title04", 0, 1), Clip("nope", 0, 1)], per="shot", clips_source="clips.csv")
+
+
+def test_tag_per_shot_with_an_empty_clips_list_tags_nothing(catalog):
+    root, store, truth, labels = catalog
+    head = fit(store.root, labels / "tone.csv", "multilabel", "contextual", config=FAST_PROBE).head
+    assert len(tag(store.root, head, clips=[], per="shot")) == 0
+    assert len(tag(store.root, head, titles=["title04"], per="shot")) == len(truth["title04"].starts)

@@ -240,7 +240,10 @@ def test_exception_mid_title_leaves_nothing_partial(tmp_path, monkeypatch):
 
 def test_tidying_after_the_commit_never_marks_a_title_failed(tmp_path, monkeypatch, caplog):
     src = _catalog(tmp_path / "in")
+    (src / "empty.mp4").write_bytes(b"")
     root = tmp_path / "store"
+    assert len(ingest([src], root, FAST, encode=False, show_progress=False).failed) == 1
+    shutil.copy(src / "clip.mp4", src / "empty.mp4")  # mended: the next run ingests it
 
     def no_cues(self, title_id, cues):
         raise OSError(28, "No space left on device")
@@ -248,7 +251,8 @@ def test_tidying_after_the_commit_never_marks_a_title_failed(tmp_path, monkeypat
     monkeypatch.setattr(Store, "write_cues", no_cues)
     report = ingest([src], root, FAST, encode=False, show_progress=False)
     monkeypatch.undo()
-    assert len(report.done) == 3 and not report.failed and len(Store(root).failures()) == 0
+    assert [Path(o.path).name for o in report.done] == ["empty.mp4"] and not report.failed
+    assert len(Store(root).failures()) == 0  # cleared although the cue table before it failed
     assert "could not be updated" in caplog.text
 
 
@@ -344,6 +348,9 @@ def test_a_damaged_table_is_an_error_naming_the_file(tmp_path):
     (root / "shots" / "clip.parquet").write_bytes(b"PAR1")
     with pytest.raises(StoreError, match=r"shots/clip\.parquet: cannot read this table"):
         store.shots("clip")
+    store.write_features("podcast", {"audio": np.zeros((len(store.shots("podcast")), 4), np.float32)}, {})
+    with pytest.raises(StoreError, match=r"features/podcast\.parquet: no 'fused' column"):
+        store.features("podcast")
 
 
 def test_skip_loop_filter_reaches_the_decoder(tmp_path, monkeypatch):

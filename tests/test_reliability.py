@@ -591,10 +591,12 @@ def test_a_read_overtaken_by_a_refresh_is_never_cached_as_current(served_store, 
     cat = Catalog(served_store)
 
     def store_changes() -> None:  # a commit elsewhere: the titles folder's mtime moves on
-        f = served_store.root / "titles" / ".probe.tmp"
-        f.write_bytes(b"")
-        f.unlink()
+        folder = served_store.root / "titles"
+        t = folder.stat().st_mtime_ns + 10**9  # set, not left to a clock that may not have ticked
+        os.utime(folder, ns=(t, t))
+        before = cat.generation
         cat.refresh(force=True)
+        assert cat.generation == before + 1
 
     gen, _ = cat.snapshot()
     store_changes()

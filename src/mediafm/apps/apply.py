@@ -241,9 +241,12 @@ def tag(store_root, head, titles: list[str] | None = None, clips: list[Clip | La
     if per == "shot":
         if clips is not None:
             titles = sorted({c.title for c in _checked_clips(scorer, clips, clips_source)})
-        titles = resolve_titles(scorer.store, titles)
-        scorer.check(titles)
-        spans = shot_spans(scorer.store, titles)
+        if clips is not None and not titles:
+            spans = pd.DataFrame(columns=SPAN_COLUMNS)  # an empty clips file tags nothing ("no titles" means all)
+        else:
+            titles = resolve_titles(scorer.store, titles)
+            scorer.check(titles)
+            spans = shot_spans(scorer.store, titles)
     elif per == "clip":
         spans = _spans(scorer, titles, clips, proposal, clips_source)
     else:

@@ -17,7 +17,7 @@ from pathlib import Path
 from mediafm.errors import MediafmError, failure_reason
 from mediafm.ingest.config import IngestConfig
 from mediafm.ingest.discover import SourceItem
-from mediafm.ingest.worker import process_title, write_result
+from mediafm.ingest.worker import process_title, tidy_after_commit, write_result
 from mediafm.store.catalog import Store
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,7 @@ def committed(store: Store, item: SourceItem) -> Outcome | None:
         return None
     if row.get("source_key") != item.key:
         return None
+    tidy_after_commit(store, item.title_id, item.key, item.path)  # the cues are re-read from the source
     return Outcome(str(item.path), "done", item.title_id, float(row.get("duration_s") or 0.0),
                    int(row.get("n_frames") or 0), warnings=json.loads(row.get("warnings_json") or "[]"))
 

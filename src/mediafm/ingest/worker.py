@@ -218,7 +218,7 @@ def _video_shots(path: Path, info, config: IngestConfig, out: NpyAppender, warni
     stats = DecodeStats()
     pending = 0
     lock = threading.Lock()  # the detector may run feed() in a thread of its own (input_threads)
-    threads = _decoder_threads(path, det)
+    threads = _decoder_threads(path, det, config.loop_filter)
 
     def feed() -> Iterator[np.ndarray]:
         nonlocal pending
@@ -262,7 +262,7 @@ def _video_shots(path: Path, info, config: IngestConfig, out: NpyAppender, warni
     return shots, n
 
 
-def _decoder_threads(path: Path, det) -> int | None:
+def _decoder_threads(path: Path, det, loop_filter: bool = True) -> int | None:
     """Decoder threads for this title: the detector's choice (one, beside its own thread) while
     the detector costs more per frame than decoding, else every core (FFmpeg frame threads).
 
@@ -275,7 +275,7 @@ def _decoder_threads(path: Path, det) -> int | None:
     threads = getattr(det, "input_threads", None)  # read here: it may depend on this thread's torch setting
     if threads is None:
         return None
-    return 0 if decode_cost(path) > det.frame_cost() else threads
+    return 0 if decode_cost(path, loop_filter=loop_filter) > det.frame_cost() else threads
 
 
 def _decode_audio(path: Path, config: IngestConfig, out: NpyAppender, warnings: list[str],
@@ -380,18 +380,27 @@ def write_result(store: Store, result: TitleResult) -> None:
                               drop_derived=True)
     finally:
         result.discard()
-    # The title is published: what follows only tidies up, and its failure must not record a
-    # finished title as failed. The cues come after the title row, like every table derived from a
-    # published title: until they are there, readers re-read them from the title's source.
-    tid = result.record["title_id"]
-    try:
-        if result.cues is not None:
-            store.write_cues(tid, result.cues)
-        store.clear_failure(result.record["source_key"])
-        _clear_stale_failures(store, result.record["path"])
-    except Exception as exc:
-        log.warning("%s: written, but its cue table or old failure rows could not be updated (%s: %s); "
-                    "readers take the cues from the title's source", tid, type(exc).__name__, exc)
+    tidy_after_commit(store, result.record["title_id"], result.record["source_key"], result.record["path"],
+                      result.cues)
+
+
+def tidy_after_commit(store: Store, title_id: str, key: str, path: str | Path, cues=None) -> None:
+    """What follows a title's commit: its cue table, and failure rows that no longer apply.
+
+    The title is published already, so a failure here must not record it as failed: each step is
+    tried on its own and a failed one is logged. The cues come after the title row, like every
+    table derived from a published title: until they are there, readers re-read them from the
+    title's source.
+    """
+    steps = [("its cue table", lambda: store.write_cues(title_id, cues))] if cues is not None else []
+    steps += [("its failure row", lambda: store.clear_failure(key)),
+              ("failure rows of earlier versions", lambda: _clear_stale_failures(store, str(path)))]
+    for what, step in steps:
+        try:
+            step()
+        except Exception as exc:
+            log.warning("%s: written, but %s could not be updated (%s: %s)", title_id, what,
+                        type(exc).__name__, exc)
 
 
 def _clear_stale_failures(store: Store, path: str) -> None:

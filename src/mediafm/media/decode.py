@@ -401,7 +401,7 @@ def iter_frames(
             warn(f"video ends at {got:.2f}s but the file declares {declared:.2f}s (truncated or damaged)")
 
 
-def decode_cost(path: str | Path, frames: int = 24, budget_s: float = 0.2) -> float:
+def decode_cost(path: str | Path, frames: int = 24, budget_s: float = 0.2, loop_filter: bool = True) -> float:
     """CPU seconds one decoder thread spends per frame on this file (after its first frame, which
     as a key frame costs more), from its first `frames` frames or as many as `budget_s` of CPU
     time allows (at least 4); 0.0 when it cannot tell.
@@ -420,6 +420,8 @@ def decode_cost(path: str | Path, frames: int = 24, budget_s: float = 0.2) -> fl
             stream = container.streams.video[0]
             stream.thread_type = "SLICE"
             stream.codec_context.thread_count = 1
+            if not loop_filter:  # as the decode it stands for (iter_frames)
+                stream.codec_context.options = {**stream.codec_context.options, "skip_loop_filter": "all"}
             n, start = 0, None
             for frame in container.decode(stream):
                 if n == 0:

@@ -18,12 +18,11 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from mediafm.linalg import l2_normalize
 from mediafm.search.hit import Hit
 from mediafm.search.text import TextEncoder, TextSearchConfig, shot_text_vectors, words
-from mediafm.store.catalog import Store
+from mediafm.store.catalog import Store, read_schema, read_table
 
 QUERY_CACHE = 512  # query vectors remembered (the explorer repeats queries as users page and refine)
 
@@ -114,17 +113,17 @@ class TextIndex:
             return True
 
     def _read_title(self, store: Store, tid: str, signature: tuple) -> _Title:
-        shots = pq.read_table(store.root / "shots" / f"{tid}.parquet", columns=["start_s", "end_s", "text"]).to_pydict()
+        shots = read_table(store.root / "shots" / f"{tid}.parquet", ["start_s", "end_s", "text"]).to_pydict()
         texts = [str(t or "") for t in shots["text"]]
         n = len(texts)
         tags: list[list[str]] = [[] for _ in range(n)]
         frames = None
         features = store.root / "features" / f"{tid}.parquet"
         if signature[1] is not None:
-            present = set(pq.read_schema(features).names)
+            present = set(read_schema(features).names)
             cols = [c for c in ("video_tags", "audio_tags") if c in present]
             if cols:
-                table = pq.read_table(features, columns=cols).to_pydict()
+                table = read_table(features, cols).to_pydict()
                 tags = [sorted({t for c in cols for t in (table[c][i] or [])}) for i in range(n)]
             if self.frames and "video" in present:
                 frames = l2_normalize(store.features(tid, "video"))

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import numpy as np
-import pyarrow.parquet as pq
 from fastapi import FastAPI, HTTPException, Path as PathParam, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -31,13 +30,13 @@ from pydantic import AfterValidator, BaseModel, TypeAdapter
 
 from mediafm.apps.breaks import BreakConfig
 from mediafm.apps.head import HeadError, TrainedHead, load_head
-from mediafm.errors import ConfigError, MediafmError
+from mediafm.errors import ConfigError, MediafmError, StoreError
 from mediafm.search.index import title_vectors
 from mediafm.search.hit import Hit
 from mediafm.search.query import search_shot
 from mediafm.serve.catalog import MISSING, Catalog, source_name
 from mediafm.serve.hosts import HostCheck, allowed_hosts
-from mediafm.store.catalog import Store
+from mediafm.store.catalog import Store, read_schema
 from mediafm.store.ids import MAX_CHARS, TITLE_ID_PATTERN, is_title_id
 
 STATIC = Path(__file__).parent / "static"
@@ -280,7 +279,7 @@ def create_app(store_root: str | Path, config: ServeConfig | None = None, catalo
         embeddings = []
         if cat.store.has_features(title_id):
             embeddings.append("fused")
-            names = pq.read_schema(cat.store.root / "features" / f"{title_id}.parquet").names
+            names = read_schema(cat.store.root / "features" / f"{title_id}.parquet").names
             cols = [c for c in tags if c in names]
             if cols:
                 table = cat.store.feature_table(title_id, cols).to_pydict()
@@ -349,8 +348,10 @@ def create_app(store_root: str | Path, config: ServeConfig | None = None, catalo
         model = cat.index("contextual").info.model_id if embedding == "contextual" else None
         vectors = title_vectors(cat.store, title_id, embedding, model)
         starts = cat.shots.get(title_id)["start_s"].to_numpy(float)
-        if len(vectors) != len(starts):  # the title was re-ingested between the two reads
-            raise HTTPException(503, f"title {title_id!r} is being rewritten; try again")
+        if len(vectors) != len(starts):  # re-ingested between the two reads, or features of another version
+            raise StoreError(cat.store.root / "features" / f"{title_id}.parquet",
+                             f"{len(vectors)} {embedding} vectors for {len(starts)} shots; run `mediafm encode` "
+                             "(or try again if the title is being re-ingested)")
         xy, var = pca_2d(vectors)
         points = [MapPoint(shot_index=i, start_s=float(starts[i]), x=float(x), y=float(y)) for i, (x, y) in enumerate(xy)]
         return MapOut(embedding=embedding, explained_variance=var, points=points).model_dump_json().encode()

@@ -151,8 +151,9 @@ class Catalog:
             self.shots.clear()
             self._indexes = {}
             self._key = key
+            # The shot table first: a read keyed by the new version then never predates the clear.
+            self.shots.generation = self.generation + 1
             self.generation += 1
-            self.shots.generation = self.generation
 
     # ------------------------------------------------------------------ cached reads
     def memo(self, kind: str, key: Hashable, make: Callable[[], Any], generation: int | None = None) -> Any:
@@ -261,12 +262,14 @@ class Catalog:
         gen, rows = self.snapshot()
         titles = [(tid, row) for tid, row in list(rows.items())[:WARM_TITLES] if int(row.get("n_shots") or 0)]
         for tid, _ in titles:
+            if self.generation != gen:
+                return  # the store moved on: what would be made now is for a version nobody asks
             _try(lambda: self.shots.hit(tid, 0, 0.0), f"explorer: warming {tid}")
         # A title's first detail and map requests read the store (a few ms each): under concurrent
         # load at start-up those reads queued every other request behind them (cold p99 0.3-0.6 s
         # against 25-65 ms warm). Made here while they fill at most half the response cache.
         for tid, row in titles:
-            if self._responses.nbytes > self._responses.max_bytes // 2:
+            if self._responses.nbytes > self._responses.max_bytes // 2 or self.generation != gen:
                 break
             for make in self.warmers:
                 _try(lambda: make(tid, row, gen), f"explorer: warming {tid}")

@@ -55,13 +55,25 @@ FAILURE_COLUMNS = ["source_key", "path", "stage", "error_type", "message", "fail
 
 def read_table(f: Path, columns: list[str] | None = None) -> pa.Table:
     """A store table file; a damaged one is a StoreError naming it (not a pyarrow traceback)."""
-    try:
-        return pq.read_table(f, columns=columns)
-    except FileNotFoundError:
-        raise StoreError(f, "missing: removed while it was being read (a writer replaced it); try again") from None
-    except (pa.ArrowException, OSError) as exc:
-        raise StoreError(f, f"cannot read this table ({type(exc).__name__}: {exc}); the command that "
-                            "wrote it can write it again") from exc
+    return _read(pq.read_table, f, columns=columns)
+
+
+def read_schema(f: Path) -> pa.Schema:
+    """A store table file's schema (StoreError naming the file when it is damaged)."""
+    return _read(pq.read_schema, f)
+
+
+def _read(read, f: Path, **kwargs):
+    for attempt in (0, 1):
+        try:
+            return read(f, **kwargs)
+        except FileNotFoundError:
+            # A re-ingested title's row is removed, then its new one renamed in: read it again.
+            if attempt or not Path(f).exists():
+                raise StoreError(f, "missing: removed while it was being read; try again") from None
+        except (pa.ArrowException, OSError) as exc:
+            raise StoreError(f, f"cannot read this table ({type(exc).__name__}: {exc}); the command that "
+                                "wrote it can write it again") from exc
 
 
 def source_key(path: str | Path) -> str:
@@ -244,13 +256,15 @@ class Store:
         return self._table_file("features", title_id).exists()
 
     def feature_encoders(self, title_id: str) -> dict:
-        meta = pq.read_schema(self._table_file("features", title_id)).metadata or {}
+        meta = read_schema(self._table_file("features", title_id)).metadata or {}
         return json.loads(meta.get(b"mediafm.encoders", b"{}"))
 
     def features(self, title_id: str, column: str = "fused") -> np.ndarray:
         f = self._table_file("features", title_id)
         if not f.exists():
             raise StoreError(self.root, f"no features for title {title_id!r}; run `mediafm encode`")
+        if column not in read_schema(f).names:
+            raise StoreError(f, f"no {column!r} column (the title was encoded without it); run `mediafm encode`")
         col = read_table(f, [column]).column(column)
         if pa.types.is_fixed_size_list(col.type):
             return from_fixed_list(col)

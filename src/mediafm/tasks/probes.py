@@ -229,12 +229,10 @@ def run_probe(X: np.ndarray, targets: Targets, groups: np.ndarray, metric: str |
     config = config if config is not None else ProbeConfig()
     X, groups, metric = _check(X, targets, groups, metric, config)
     y, kind = targets.y, targets.kind
-    n_groups = len(np.unique(groups))
     oof = np.zeros((len(X), len(targets.classes))) if kind in ("multiclass", "multilabel") else np.zeros(len(X))
-    outer = GroupKFold(n_splits=min(config.folds, n_groups), shuffle=True, random_state=config.seed)
     chosen: list[float] = []
     with _quiet():
-        for train, test in outer.split(X, y, groups):
+        for train, test in _outer_folds(X, y, groups, config):
             predict, c = _fit_select(X[train], y[train], groups[train], kind, len(targets.classes), metric, config)
             chosen.append(float(c))
             oof[test] = predict(X[test])
@@ -247,9 +245,11 @@ class FittedProbe:
     head: LinearHead  # fitted on every clip
     c: float  # its regularisation, picked by grouped CV on every clip
     cv: ProbeResult  # the cross-validated metric and out-of-fold scores (what `mediafm probe` prints)
-    # Out-of-fold scores of heads with the final head's C (same folds): a score threshold picked
-    # on them fits the final head's scale (a ridge head's scores shrink with its regularisation,
-    # and the CV's folds may each have picked another C).
+    # Scores of each CV fold's clips from a head with the final head's C fitted on the other folds
+    # (empty for rank tasks, which have no thresholds): a score threshold picked on them fits the
+    # final head's scale (a ridge head's scores shrink with its regularisation, and the CV's folds
+    # may each have picked another C). C itself was picked on every clip, so thresholds and F1
+    # from them are slightly optimistic.
     oof_at_c: np.ndarray
 
 
@@ -266,8 +266,13 @@ def fit_probe(X: np.ndarray, targets: Targets, groups: np.ndarray, metric: str |
     y, kind, n_classes = targets.y, targets.kind, len(targets.classes)
     with _quiet():
         head, c = _fit_select(X, y, groups, kind, n_classes, metric, config)
-        oof = np.zeros_like(cv.oof)
-        outer = GroupKFold(n_splits=min(config.folds, len(np.unique(groups))), shuffle=True, random_state=config.seed)
-        for train, test in outer.split(X, y, groups):
+        oof = np.zeros_like(cv.oof) if kind != "rank" else np.zeros(0)
+        for train, test in _outer_folds(X, y, groups, config) if kind != "rank" else ():
             oof[test] = PROBES[config.head](X[train], y[train], kind, n_classes, (c,), config)[0](X[test])
     return FittedProbe(head, float(c), cv, oof)
+
+
+def _outer_folds(X, y, groups, config: ProbeConfig):
+    """The grouped CV folds every probe of (X, groups) is scored on (train, test index pairs)."""
+    n = min(config.folds, len(np.unique(groups)))
+    return GroupKFold(n_splits=n, shuffle=True, random_state=config.seed).split(X, y, groups)
