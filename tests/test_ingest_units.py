@@ -380,9 +380,12 @@ def test_decoder_threads_follow_the_measured_costs(monkeypatch, tmp_path):
 
     det = _EveryNThreaded(10)
     det._frame_cost = 0.003
-    monkeypatch.setattr(decode, "decode_cost", lambda path: 0.030)  # 4K-like
+    asked = []
+    monkeypatch.setattr(decode, "decode_cost", lambda path, loop_filter: asked.append(loop_filter) or 0.030)  # 4K-like
     assert worker._decoder_threads(tmp_path / "x.mp4", det) == 0
-    monkeypatch.setattr(decode, "decode_cost", lambda path: 0.001)  # 360p-like
+    assert worker._decoder_threads(tmp_path / "x.mp4", det, loop_filter=False) == 0
+    assert asked == [True, False]  # measured as the title will be decoded
+    monkeypatch.setattr(decode, "decode_cost", lambda path, loop_filter: 0.001)  # 360p-like
     assert worker._decoder_threads(tmp_path / "x.mp4", det) == 1
     assert worker._decoder_threads(tmp_path / "x.mp4", _EveryN(10)) is None  # no pipeline: FFmpeg's own
 
@@ -392,6 +395,7 @@ def test_decode_cost_and_detector_cost_are_measured(montage):
     from mediafm.shots import get_detector
 
     assert 0.0 < decode_cost(montage) < 0.05
+    assert 0.0 < decode_cost(montage, loop_filter=False) < 0.05
     assert decode_cost(montage.parent / "missing.mp4") == 0.0
     assert 0.0 < get_detector("adaptive").frame_cost() < 0.05
 
