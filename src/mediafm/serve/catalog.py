@@ -41,18 +41,18 @@ _WATCHED = ("titles", "shots", "features", "meta", "contextual")
 class _CachedShotTable(ShotTable):
     """ShotTable whose shots tables and vectors outlive a request, within a byte budget."""
 
-    def __init__(self, store: Store, budget: int):
+    def __init__(self, store: Store, budget: int, version: Callable[[], int]):
         super().__init__(store)
-        # Keys carry the store version a value was read under (the catalog sets it on refresh): a
-        # read that began before a refresh cleared the caches can only add an entry no later
-        # request asks for, never put an old table back under the current version.
-        self.generation = 0
+        # Keys carry the store version a value was read under (the catalog's, which moves on after
+        # its caches are cleared): a read that began before a refresh can only add an entry no
+        # later request asks for, never put an old table back under the current version.
+        self.version = version
         self._tables: ByteLRU[pd.DataFrame] = ByteLRU(budget // 4, lambda df: int(df.memory_usage(deep=True).sum()))
         self._rows: ByteLRU[tuple] = ByteLRU(budget // 4)
         self._vectors: ByteLRU[np.ndarray] = ByteLRU(budget // 2)
 
     def get(self, title_id: str) -> pd.DataFrame:
-        return self._tables.get_or_make((self.generation, title_id), lambda: self.store.shots(title_id))
+        return self._tables.get_or_make((self.version(), title_id), lambda: self.store.shots(title_id))
 
     def hit(self, title_id: str, shot_index: int, score: float) -> Hit:
         # Plain arrays: a DataFrame row lookup costs more than the rest of a neighbour query.
@@ -61,12 +61,12 @@ class _CachedShotTable(ShotTable):
             return (df["start_s"].to_numpy(float), df["end_s"].to_numpy(float),
                     [str(t or "") for t in df["text"]])
 
-        starts, ends, texts = self._rows.get_or_make((self.generation, title_id), make)
+        starts, ends, texts = self._rows.get_or_make((self.version(), title_id), make)
         return Hit(title_id, int(shot_index), float(starts[shot_index]), float(ends[shot_index]), float(score),
                    texts[shot_index])
 
     def vectors(self, title_id: str, embedding: str, model_id: str | None) -> np.ndarray:
-        return self._vectors.get_or_make((self.generation, title_id, embedding, model_id),
+        return self._vectors.get_or_make((self.version(), title_id, embedding, model_id),
                                          lambda: title_vectors(self.store, title_id, embedding, model_id))
 
     def clear(self) -> None:
@@ -101,7 +101,7 @@ class Catalog:
         self._responses: ByteLRU[Any] = ByteLRU(budget // 4)
         self._thumbs: ByteLRU[bytes] = ByteLRU(budget // 4)
         self._frames: ByteLRU[np.ndarray | None] = ByteLRU(64, lambda _: 1)  # memory maps: bound the count
-        self.shots = _CachedShotTable(store, budget // 2)
+        self.shots = _CachedShotTable(store, budget // 2, lambda: self.generation)
         self._indexes: dict[str, ShotIndex] = {}
         self._index_locks = {e: threading.Lock() for e in ("fused", "contextual")}
         self._text_encoder = text_encoder
@@ -151,8 +151,6 @@ class Catalog:
             self.shots.clear()
             self._indexes = {}
             self._key = key
-            # The shot table first: a read keyed by the new version then never predates the clear.
-            self.shots.generation = self.generation + 1
             self.generation += 1
 
     # ------------------------------------------------------------------ cached reads

@@ -116,8 +116,6 @@ class Store:
     def _read_table(self, table: str, columns: list[str] | None = None) -> pd.DataFrame:
         d = self._table_dir(table)
         files = sorted(f for f in d.glob("*.parquet")) if d.exists() else []
-        if not files:
-            return pd.DataFrame(columns=columns or [])
         # Rows written by older versions may lack newer columns (e.g. subtitle_encoding): null there.
         tables = []
         for f in files:
