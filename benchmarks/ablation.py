@@ -140,37 +140,65 @@ def run_rows(store: Path, labels: Path, root: Path, names: list[str], base=None,
     return out
 
 
-def subset_store(store: Path, out: Path, n_titles: int) -> Path:
-    """A store of the first n_titles titles of `store`, by symbolic links (pretraining data scaling)."""
-    from mediafm.store.catalog import Store
+def link_store(out: Path, sources: list[tuple[Path, list[str]]]) -> Path:
+    """A store of symbolic links to the given titles of one or more stores (pretraining data scaling).
 
-    tids = Store(store).title_ids()[:n_titles]
+    Only what pretraining reads is linked: title rows, shots, features and metadata embeddings.
+    """
     out.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(store / "store.json", out / "store.json")
-    for table in ("titles", "shots", "features"):
-        (out / table).mkdir(exist_ok=True)
-        for t in tids:
-            link = out / table / f"{t}.parquet"
-            if not link.exists():
-                link.symlink_to(store / table / f"{t}.parquet")
-    (out / "meta").mkdir(exist_ok=True)
-    for t in tids:
-        src, link = store / "meta" / f"{t}.npy", out / "meta" / f"{t}.npy"
-        if src.exists() and not link.exists():
-            link.symlink_to(src)
+    shutil.copyfile(sources[0][0] / "store.json", out / "store.json")
+    for store, tids in sources:
+        for table, ext in (("titles", "parquet"), ("shots", "parquet"), ("features", "parquet"), ("meta", "npy")):
+            (out / table).mkdir(exist_ok=True)
+            for t in tids:
+                src, link = store / table / f"{t}.{ext}", out / table / f"{t}.{ext}"
+                if src.exists() and not link.exists():
+                    link.symlink_to(src)
     return out
 
 
+def extra_titles(root: Path, seed: int, story_cfg, first: int, total: int) -> Path:
+    """Titles first..total-1 of the synthetic catalog (`seed`), rendered, ingested and encoded
+    into ROOT/ablation/extra-seedS/store: unlabelled pretraining data beyond the probed titles.
+    Cached: a re-run renders and ingests only what is missing."""
+    from mediafm.ingest import ingest
+    from mediafm.synth.render import RenderConfig, synthesize_catalog
+    from mediafm.synth.story import make_story
+
+    base = Path(root) / "ablation" / f"extra-seed{seed}"
+    t0 = time.time()
+    cat = synthesize_catalog(base / "catalog", total, seed, story_cfg, RenderConfig(), workers=2, first=first)
+    print(f"extra titles {first}..{total - 1}: rendered in {time.time() - t0:.0f} s", flush=True)
+    paths = [cat.videos / f"{make_story(i, seed, story_cfg).title}.mp4" for i in range(first, total)]
+    t0 = time.time()
+    report = ingest(paths, base / "store")
+    print(f"extra titles: ingest + encode {time.time() - t0:.0f} s\n{report.summary()}", flush=True)
+    return base / "store"
+
+
 def scaling_rows(store: Path, labels: Path, root: Path, sizes: list[int], base, readout: str, n_boot: int,
-                 seed: int) -> list[dict]:
-    """Pretrain the default model on the first k titles (k in sizes), probe `contextual` on all titles."""
+                 seed: int, story_cfg=None) -> list[dict]:
+    """Pretrain the default model on the first k titles (k in sizes), probe `contextual` on the
+    store's titles. A k above the store's title count adds titles from the same catalog beyond the
+    probed ones (`extra_titles`; needs story_cfg), so pretraining sees more titles than the probes."""
+    from mediafm.store.catalog import Store
     from mediafm.tasks.grid import run_grid
     from mediafm.tasks.probes import ProbeConfig
     from mediafm.training.pretrain import pretrain
 
+    probed = Store(store).title_ids()
+    extra = None
+    if max(sizes) > len(probed):
+        if story_cfg is None:
+            raise ValueError(f"{max(sizes)} pretraining titles need the catalog's story config to render "
+                             f"the ones beyond the store's {len(probed)}")
+        extra = extra_titles(root, seed, story_cfg, len(probed), max(sizes))
     out = []
     for k in sizes:
-        sub = subset_store(store, Path(root) / "ablation" / f"store-{k}", k)
+        sources = [(store, probed[:k])]
+        if k > len(probed):
+            sources.append((extra, Store(extra).title_ids()[:k - len(probed)]))
+        sub = link_store(Path(root) / "ablation" / f"store-{k}", sources)
         model_dir = Path(root) / "ablation" / f"scaling-{k}-{_key(base)}"
         t0 = time.time()
         if not (model_dir / "model_card.json").exists():

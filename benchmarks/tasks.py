@@ -1,7 +1,7 @@
 """Benchmark: the MediaFM comparison grid on a synthetic catalog, end to end.
 
     python benchmarks/tasks.py [--titles 200] [--catalog narrative|long] [--max-steps 0]
-    python benchmarks/tasks.py --titles 200 --scaling 50 100     # pretraining titles
+    python benchmarks/tasks.py --titles 200 --scaling 50 100 400  # pretraining titles (400: 200 more, unlabelled)
     python benchmarks/tasks.py --titles 200 --ablation [ROW ...] # the lever table (benchmarks/ablation.py)
 
 Synthesises the catalog (once; cached with its store and models under --cache), ingests it with
@@ -40,7 +40,8 @@ def main() -> int:
     p.add_argument("--ablation", nargs="*", default=None, metavar="ROW",
                    help="run the lever table (benchmarks/ablation.py ROWS; no names: all rows) on this store")
     p.add_argument("--scaling", nargs="*", type=int, default=None, metavar="K",
-                   help="also pretrain the default model on the first K titles only (probes on all titles)")
+                   help="also pretrain the default model on K titles: the first K, or beyond --titles more "
+                        "titles of the same catalog rendered for pretraining only (probes on the --titles titles)")
     p.add_argument("--oracle", action="store_true",
                    help="no media: probe the latent cues directly, per shot vs with context (a ceiling check)")
     a = p.parse_args()
@@ -80,7 +81,7 @@ def main() -> int:
         from ablation import format_rows, scaling_rows
 
         recs = scaling_rows(lay.store, lay.labels, lay.root, a.scaling, cfg.train_config(), card["config"]["readout"],
-                            a.n_boot, a.seed)
+                            a.n_boot, a.seed, story_cfg=cfg.story())
         print(f"\n# Pretraining titles ({a.catalog} catalog; probes on all {a.titles} titles; the full row is the "
               "table above)\n")
         print(format_rows(recs))

@@ -60,6 +60,28 @@ def test_predicted_scores_carry_the_planted_signal(catalog):
     assert np.mean(hits) >= 0.75  # the best clip of a title lies in its tensest scene
 
 
+def test_a_bound_scorer_serves_several_applications(catalog, tmp_path, monkeypatch):
+    from mediafm.apps import ad_breaks, shot_scores
+    from mediafm.apps.apply import bind
+
+    root, store, truth, labels = catalog
+    head = fit(store.root, labels / "popularity.csv", "rank", "contextual", config=FAST_PROBE).head
+    scorer = bind(store.root, head)
+    assert bind(store.root, scorer) is scorer
+    reads = []
+    for name in ("features", "contextual"):
+        real = getattr(scorer.store, name)
+        monkeypatch.setattr(scorer.store, name, lambda *a, _real=real, _name=name: reads.append(_name) or _real(*a))
+    titles = ["title05"]
+    for fn in (shot_scores, top_clips, ad_breaks):  # the same results as from the head itself
+        a, b = fn(store.root, scorer, titles), fn(store.root, head, titles)
+        assert len(a) > 0
+        np.testing.assert_array_equal(a["score"].to_numpy(), b["score"].to_numpy())
+    assert len(reads) == 1  # the title's vectors are read once, then shared
+    with pytest.raises(HeadError, match="bound to its own store"):
+        bind(tmp_path, scorer)
+
+
 def test_head_refuses_a_store_embedded_with_another_model(catalog, tmp_path):
     root, store, truth, labels = catalog
     head = fit(store.root, labels / "popularity.csv", "rank", "contextual", config=FAST_PROBE).head

@@ -111,6 +111,14 @@ def test_catalog_writes_parseable_labels_for_every_task(tmp_path):
     mtime = (info.videos / f"{info.titles[0]}.mp4").stat().st_mtime_ns
     synthesize_catalog(tmp_path / "cat", 3, seed=9, story_cfg=SMALL, render_cfg=RenderConfig(width=96, height=64), progress=False)
     assert (info.videos / f"{info.titles[0]}.mp4").stat().st_mtime_ns == mtime
+    # `first` renders the same catalog's later titles only, with their labels
+    more = synthesize_catalog(tmp_path / "more", 4, seed=9, story_cfg=SMALL, first=3,
+                              render_cfg=RenderConfig(width=96, height=64), progress=False)
+    assert more.titles == [make_story(3, 9, SMALL).title] and more.titles[0] not in info.titles
+    assert [p.stem for p in more.videos.glob("*.mp4")] == more.titles
+    assert {r.clip.title for r in read_labels(more.labels / TASKS[0].file)} == set(more.titles)
+    with pytest.raises(ValueError, match="first"):
+        synthesize_catalog(tmp_path / "bad", 3, seed=9, story_cfg=SMALL, first=3, progress=False)
 
 
 @pytest.mark.slow

@@ -65,7 +65,7 @@ def _write(store: Store, tid: str, fused: np.ndarray, meta: np.ndarray | None, d
               "meta_json": "{}", "warnings_json": "[]", "ingested_at": None}
     # Store.write_features counts rows in the shots table, and the title row (written by
     # write_title) is the commit point, so the shots table goes first, then features, then the title.
-    write_parquet_atomic(pa.Table.from_pandas(shots, preserve_index=False), store._table_file("shots", tid))
+    write_parquet_atomic(pa.Table.from_pandas(shots, preserve_index=False), store.table_file("shots", tid))
     enc = {"fused": {**SYNTH_ENCODERS["fused"], "dim": int(fused.shape[1])}}
     store.write_features(tid, {"fused": fused}, enc)
     store.write_meta_embedding(tid, meta)

@@ -124,6 +124,16 @@ class Scorer:
         return self.embedder.shot_vectors(title)
 
 
+def bind(store_root, head, model_dir=None) -> Scorer:
+    """`head` bound to the store; a Scorer passes through, so several applications on the same
+    titles (the explorer's scores, clips and breaks) share its per-title feature reads."""
+    if isinstance(head, Scorer):
+        if model_dir is not None or Path(store_root).resolve() != head.store.root.resolve():
+            raise HeadError(None, "a Scorer is bound to its own store and model; pass the head instead")
+        return head
+    return Scorer(store_root, head, model_dir)
+
+
 # ----------------------------------------------------------------------------- spans
 SPAN_COLUMNS = ["title", "start", "end", "first_shot", "last_shot"]
 
@@ -216,7 +226,7 @@ def predict(store_root, head, titles: list[str] | None = None, clips: list[Clip 
     fitted on labelled clips of that title).
     """
     proposal = proposal if proposal is not None else prop.ProposalConfig()
-    scorer = Scorer(store_root, head, model_dir)
+    scorer = bind(store_root, head, model_dir)
     _require_clip_head(scorer.head)
     spans = _spans(scorer, titles, clips, proposal, clips_source)
     out = spans.assign(**_score_columns(scorer.head, scorer.score(spans)))
@@ -233,7 +243,7 @@ def tag(store_root, head, titles: list[str] | None = None, clips: list[Clip | La
     tags with its own name), and the scores.
     """
     proposal = proposal if proposal is not None else prop.ProposalConfig()
-    scorer = Scorer(store_root, head, model_dir)
+    scorer = bind(store_root, head, model_dir)
     h = scorer.head
     if h.card.task not in CLASSIFIERS:
         raise HeadError(None, f"head {h.name!r} is a {h.card.task} head: it scores, it does not label "
@@ -264,7 +274,7 @@ def shot_scores(store_root, head, titles: list[str] | None = None, klass: str | 
                 model_dir=None) -> pd.DataFrame:
     """The head's score of every single shot (each shot taken as a clip): title, shot, start, end,
     score. What the explorer draws along a title's timeline."""
-    scorer = Scorer(store_root, head, model_dir)
+    scorer = bind(store_root, head, model_dir)
     _require_clip_head(scorer.head)
     titles = resolve_titles(scorer.store, titles)
     scorer.check(titles)
@@ -299,7 +309,7 @@ def top_clips(store_root, head, titles: list[str] | None = None, k: int = 3, kla
     duration, first_shot, last_shot, score.
     """
     proposal = proposal if proposal is not None else prop.ProposalConfig()
-    scorer = Scorer(store_root, head, model_dir)
+    scorer = bind(store_root, head, model_dir)
     _require_clip_head(scorer.head)
     spans = _spans(scorer, titles, None, prop.ProposalConfig(proposal.min_s, proposal.max_s, 1.0, proposal.within_scenes))
     score, _ = _scalar_scores(scorer.head, scorer.score(spans), klass)
@@ -325,7 +335,7 @@ def break_candidates(store_root, head, titles: list[str] | None = None, config: 
     two shots that both carry text is allowed (a line may run across it).
     """
     config = config if config is not None else brk.BreakConfig()
-    scorer = Scorer(store_root, head, model_dir)
+    scorer = bind(store_root, head, model_dir)
     _require_clip_head(scorer.head)
     titles = resolve_titles(scorer.store, titles)
     scorer.check(titles)
@@ -382,7 +392,7 @@ def scene_cuts(store_root, titles: list[str] | None = None, head=None, embedding
     """
     store = Store(store_root)
     if head is not None:
-        scorer = Scorer(store_root, head, model_dir)
+        scorer = bind(store_root, head, model_dir)
         if scorer.head.card.task != "scenes":
             raise HeadError(None, f"head {scorer.head.name!r} is a {scorer.head.card.task} head, not a scene head "
                             "(train one with `mediafm fit --task scenes`)")

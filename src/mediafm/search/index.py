@@ -116,7 +116,7 @@ def index_name(embedding: str, model_id: str | None) -> str:
 
 def embedding_file(store: Store, title_id: str, embedding: str, model_id: str | None) -> Path:
     if embedding == "fused":
-        return store.root / "features" / f"{title_id}.parquet"
+        return store.table_file("features", title_id)
     return store.contextual_dir(model_id) / "shots" / f"{title_id}.parquet"
 
 

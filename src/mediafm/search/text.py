@@ -114,7 +114,7 @@ def shot_text_vectors(store: Store, title_id: str, texts: list[str], encoder: Te
     encoded, and written to the cache when `persist` (a failed write, e.g. a read-only store,
     only costs the next reader the encoding again).
     """
-    shots_file = store.root / "shots" / f"{title_id}.parquet"
+    shots_file = store.table_file("shots", title_id)
     st = shots_file.stat()
     cache = _cache_dir(store, encoder) / f"{title_id}-{st.st_size}-{st.st_mtime_ns}.npy"
     if cache.exists():

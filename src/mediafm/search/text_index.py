@@ -22,7 +22,7 @@ import numpy as np
 from mediafm.linalg import l2_normalize
 from mediafm.search.hit import Hit
 from mediafm.search.text import TextEncoder, TextSearchConfig, shot_text_vectors, words
-from mediafm.store.catalog import Store, read_schema, read_table
+from mediafm.store.catalog import Store, read_table
 
 QUERY_CACHE = 512  # query vectors remembered (the explorer repeats queries as users page and refine)
 
@@ -62,7 +62,7 @@ class _Arrays:
 def _signature(store: Store, title_id: str) -> tuple:
     out = []
     for table in ("shots", "features"):
-        f = store.root / table / f"{title_id}.parquet"
+        f = store.table_file(table, title_id)
         try:
             st = f.stat()
             out.append((st.st_size, st.st_mtime_ns))
@@ -113,14 +113,14 @@ class TextIndex:
             return True
 
     def _read_title(self, store: Store, tid: str, signature: tuple) -> _Title:
-        shots = read_table(store.root / "shots" / f"{tid}.parquet", ["start_s", "end_s", "text"]).to_pydict()
+        shots = read_table(store.table_file("shots", tid), ["start_s", "end_s", "text"]).to_pydict()
         texts = [str(t or "") for t in shots["text"]]
         n = len(texts)
         tags: list[list[str]] = [[] for _ in range(n)]
         frames = None
-        features = store.root / "features" / f"{tid}.parquet"
+        features = store.table_file("features", tid)
         if signature[1] is not None:
-            present = set(read_schema(features).names)
+            present = set(store.feature_columns(tid))
             cols = [c for c in ("video_tags", "audio_tags") if c in present]
             if cols:
                 table = read_table(features, cols).to_pydict()

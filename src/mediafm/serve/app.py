@@ -36,7 +36,7 @@ from mediafm.search.hit import Hit
 from mediafm.search.query import search_shot
 from mediafm.serve.catalog import MISSING, Catalog, source_name
 from mediafm.serve.hosts import HostCheck, allowed_hosts
-from mediafm.store.catalog import Store, read_schema
+from mediafm.store.catalog import Store
 from mediafm.store.ids import MAX_CHARS, TITLE_ID_PATTERN, is_title_id
 
 STATIC = Path(__file__).parent / "static"
@@ -279,7 +279,7 @@ def create_app(store_root: str | Path, config: ServeConfig | None = None, catalo
         embeddings = []
         if cat.store.has_features(title_id):
             embeddings.append("fused")
-            names = read_schema(cat.store.root / "features" / f"{title_id}.parquet").names
+            names = cat.store.feature_columns(title_id)
             cols = [c for c in tags if c in names]
             if cols:
                 table = cat.store.feature_table(title_id, cols).to_pydict()
@@ -349,7 +349,7 @@ def create_app(store_root: str | Path, config: ServeConfig | None = None, catalo
         vectors = title_vectors(cat.store, title_id, embedding, model)
         starts = cat.shots.get(title_id)["start_s"].to_numpy(float)
         if len(vectors) != len(starts):  # re-ingested between the two reads, or features of another version
-            raise StoreError(cat.store.root / "features" / f"{title_id}.parquet",
+            raise StoreError(cat.store.table_file("features", title_id),
                              f"{len(vectors)} {embedding} vectors for {len(starts)} shots; run `mediafm encode` "
                              "(or try again if the title is being re-ingested)")
         xy, var = pca_2d(vectors)
@@ -407,13 +407,14 @@ def create_app(store_root: str | Path, config: ServeConfig | None = None, catalo
         out = PredictionsOut(head=name, cls=cls, shots=[], clips=[], breaks=[], scenes=[], scene_method="",
                              break_spacing_s=spacing)
         if h is not None and h.card.task != "scenes":
-            shots = apply.shot_scores(store, h, titles, cls)
+            scorer = apply.bind(store, h)  # one set of feature reads for the three below
+            shots = apply.shot_scores(store, scorer, titles, cls)
             out.shots = [ShotScore(shot_index=int(r.shot), start_s=float(r.start), end_s=float(r.end), score=float(r.score))
                          for r in shots.itertuples()]
-            top = apply.top_clips(store, h, titles, config.clips_k, cls)
+            top = apply.top_clips(store, scorer, titles, config.clips_k, cls)
             out.clips = [ClipOut(rank=int(r.rank), start_s=float(r.start), end_s=float(r.end), score=float(r.score))
                          for r in top.itertuples()]
-            br = apply.ad_breaks(store, h, titles, BreakConfig(min_spacing_s=spacing), cls)
+            br = apply.ad_breaks(store, scorer, titles, BreakConfig(min_spacing_s=spacing), cls)
             out.breaks = [MarkOut(shot_index=int(r.shot), time_s=float(r.time_s), score=float(r.score))
                           for r in br.itertuples()]
         scene_head = h if h is not None and h.card.task == "scenes" else None

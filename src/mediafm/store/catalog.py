@@ -106,7 +106,8 @@ class Store:
     def _table_dir(self, table: str) -> Path:
         return self.root / table
 
-    def _table_file(self, table: str, title_id: str) -> Path:
+    def table_file(self, table: str, title_id: str) -> Path:
+        """A title's Parquet file in one of the per-title tables (titles, shots, cues, features)."""
         return self.root / table / f"{title_id}.parquet"
 
     def media_dir(self, title_id: str) -> Path:
@@ -137,13 +138,13 @@ class Store:
         return sorted(f.stem for f in d.glob("*.parquet")) if d.exists() else []
 
     def title(self, title_id: str) -> dict:
-        f = self._table_file("titles", title_id)
+        f = self.table_file("titles", title_id)
         if not f.exists():
             raise StoreError(self.root, f"no title {title_id!r} in the store")
         return read_table(f).to_pylist()[0]
 
     def has_title(self, title_id: str) -> bool:
-        return self._table_file("titles", title_id).exists()
+        return self.table_file("titles", title_id).exists()
 
     def done_keys(self) -> set[str]:
         df = self._read_table("titles", columns=["source_key"])
@@ -155,7 +156,7 @@ class Store:
             if len(df):  # a commit in flight may show shots before their title row: not ours yet
                 df = df[df["title_id"].isin(set(self.title_ids()))]
             return df.sort_values(["title_id", "shot_index"]).reset_index(drop=True) if len(df) else pd.DataFrame(columns=SHOT_COLUMNS)
-        f = self._table_file("shots", title_id)
+        f = self.table_file("shots", title_id)
         if not f.exists():
             raise StoreError(self.root, f"no shots for title {title_id!r}")
         return read_table(f).to_pandas()
@@ -167,12 +168,12 @@ class Store:
                           "end_s": pa.array([c.end_s for c in cues], pa.float64()),
                           "text": pa.array([c.text for c in cues], pa.string()),
                           "source": pa.array([c.source for c in cues], pa.string())})
-        write_parquet_atomic(table, self._table_file("cues", title_id))
+        write_parquet_atomic(table, self.table_file("cues", title_id))
 
     def cues(self, title_id: str) -> list[Cue] | None:
         """The title's cues sorted by start; None when the store has no cue table for it (a store
         ingested before cue tables existed, or ingested without subtitles)."""
-        f = self._table_file("cues", title_id)
+        f = self.table_file("cues", title_id)
         if not f.exists():
             return None
         rows = read_table(f).to_pylist()
@@ -211,16 +212,16 @@ class Store:
         if len(shots) != len(self.shots(title_id)):
             raise StoreError(self.root, f"rewriting shots of {title_id} must keep the number of shots")
         write_parquet_atomic(pa.Table.from_pandas(shots[SHOT_COLUMNS], preserve_index=False),
-                             self._table_file("shots", title_id))
+                             self.table_file("shots", title_id))
 
     def record_failure(self, key: str, path: str | Path, stage: str, exc: BaseException) -> None:
         problem = failure_reason(exc)
         row = {"source_key": key, "path": str(path), "stage": stage, "error_type": type(exc).__name__,
                "message": problem, "failed_at": time.time()}
-        write_parquet_atomic(pa.Table.from_pylist([row]), self._table_file("failures", key))
+        write_parquet_atomic(pa.Table.from_pylist([row]), self.table_file("failures", key))
 
     def clear_failure(self, key: str) -> None:
-        self._table_file("failures", key).unlink(missing_ok=True)
+        self.table_file("failures", key).unlink(missing_ok=True)
 
     # ---------------------------------------------------------------- media arrays
     def frames(self, title_id: str) -> np.ndarray | None:
@@ -248,17 +249,21 @@ class Store:
             if len(arrays[name]) != n:
                 raise StoreError(self.root, f"feature {name!r} for {title_id} has {len(arrays[name])} rows, title has {n} shots")
         table = pa.table(arrays).replace_schema_metadata({"mediafm.encoders": json.dumps(encoders, sort_keys=True)})
-        write_parquet_atomic(table, self._table_file("features", title_id))
+        write_parquet_atomic(table, self.table_file("features", title_id))
 
     def has_features(self, title_id: str) -> bool:
-        return self._table_file("features", title_id).exists()
+        return self.table_file("features", title_id).exists()
 
     def feature_encoders(self, title_id: str) -> dict:
-        meta = read_schema(self._table_file("features", title_id)).metadata or {}
+        meta = read_schema(self.table_file("features", title_id)).metadata or {}
         return json.loads(meta.get(b"mediafm.encoders", b"{}"))
 
+    def feature_columns(self, title_id: str) -> list[str]:
+        """The columns of a title's features table (encoder outputs, tags, fused); StoreError if unreadable."""
+        return read_schema(self.table_file("features", title_id)).names
+
     def features(self, title_id: str, column: str = "fused") -> np.ndarray:
-        f = self._table_file("features", title_id)
+        f = self.table_file("features", title_id)
         if not f.exists():
             raise StoreError(self.root, f"no features for title {title_id!r}; run `mediafm encode`")
         if column not in read_schema(f).names:
@@ -269,7 +274,7 @@ class Store:
         return col.to_numpy(zero_copy_only=False)
 
     def feature_table(self, title_id: str, columns: Iterable[str] | None = None) -> pa.Table:
-        return read_table(self._table_file("features", title_id), list(columns) if columns else None)
+        return read_table(self.table_file("features", title_id), list(columns) if columns else None)
 
     def check_encoders(self, title_ids: Iterable[str] | None = None) -> dict:
         """The one encoder set used across titles; StoreError if titles were encoded differently."""

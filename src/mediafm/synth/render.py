@@ -433,12 +433,16 @@ def _render_one(args: tuple) -> str:
 
 def synthesize_catalog(root: str | Path, n_titles: int, seed: int = 0, story_cfg=None,
                        render_cfg: RenderConfig | None = None, workers: int = 1,
-                       progress: bool = True, preset: str | None = None) -> CatalogInfo:
-    """Render titles 0..n_titles-1 of catalog `seed` into root/videos, labels into root/labels.
+                       progress: bool = True, preset: str | None = None, first: int = 0) -> CatalogInfo:
+    """Render titles first..n_titles-1 of catalog `seed` into root/videos, labels into root/labels.
 
-    Titles already rendered are kept (re-running resumes); labels are rewritten for all n titles.
-    `preset` (the name story_cfg was built from, if any) is recorded in catalog.json.
+    Titles already rendered are kept (re-running resumes); labels are rewritten for every title
+    rendered. `first` > 0 gives more titles of the same catalog without its first ones, e.g. extra
+    unlabelled pretraining data disjoint from a probed catalog. `preset` (the name story_cfg was
+    built from, if any) is recorded in catalog.json.
     """
+    if not 0 <= first < n_titles:
+        raise ValueError(f"first ({first}) must be in [0, n_titles={n_titles})")
     render_cfg = render_cfg if render_cfg is not None else RenderConfig()
     import time
     from concurrent.futures import ProcessPoolExecutor
@@ -454,8 +458,8 @@ def synthesize_catalog(root: str | Path, n_titles: int, seed: int = 0, story_cfg
     for d in (videos, labels, truth):
         d.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    jobs = [(i, seed, story_cfg, render_cfg, videos, truth) for i in range(n_titles)]
-    bar = tqdm(total=n_titles, desc="synth: render titles", unit="title", disable=not progress)
+    jobs = [(i, seed, story_cfg, render_cfg, videos, truth) for i in range(first, n_titles)]
+    bar = tqdm(total=len(jobs), desc="synth: render titles", unit="title", disable=not progress)
     titles: list[str] = []
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
@@ -468,13 +472,14 @@ def synthesize_catalog(root: str | Path, n_titles: int, seed: int = 0, story_cfg
             bar.update()
     bar.close()
     rows: dict[str, list] = {name: [] for name in TASK_FILES}
-    for i in range(n_titles):
+    for i in range(first, n_titles):
         for name, r in labels_for(make_story(i, seed, story_cfg), story_cfg).items():
             rows[name].extend(r)
     for name, (fname, _, _) in TASK_FILES.items():
         write_labels(labels / fname, rows[name])
     tasks = {name: {"file": f"labels/{f}", "task": k, "metric": m} for name, (f, k, m) in TASK_FILES.items()}
-    manifest = {"generator": "mediafm synth", "preset": preset, "seed": seed, "n_titles": n_titles, "tasks": tasks,
+    manifest = {"generator": "mediafm synth", "preset": preset, "seed": seed, "n_titles": n_titles, "first": first,
+                "tasks": tasks,
                 "story_config": story_cfg.__dict__, "render_config": render_cfg.__dict__}
     (root / "catalog.json").write_text(json.dumps(manifest, indent=1))
     return CatalogInfo(root, videos, labels, titles, time.time() - t0)

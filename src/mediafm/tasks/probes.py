@@ -261,8 +261,8 @@ def fit_probe(X: np.ndarray, targets: Targets, groups: np.ndarray, metric: str |
     metric therefore describes this procedure on unseen titles, not the final weights themselves.
     """
     config = config if config is not None else ProbeConfig()
-    cv = run_probe(X, targets, groups, metric, config)
     X, groups, metric = _check(X, targets, groups, metric, config)
+    cv = run_probe(X, targets, groups, metric, config)  # its own check is then a no-op (no second copy of X)
     y, kind, n_classes = targets.y, targets.kind, len(targets.classes)
     with _quiet():
         head, c = _fit_select(X, y, groups, kind, n_classes, metric, config)

@@ -81,7 +81,7 @@ def _pread_rows(arr: np.memmap, start: int, n: int) -> np.ndarray:
 def _cache_key(store: Store, title_ids: list[str]) -> str:
     h = hashlib.sha256(f"v{CACHE_FORMAT}".encode())
     for tid in title_ids:
-        for f in (store._table_file("features", tid), store.root / "meta" / f"{tid}.npy"):
+        for f in (store.table_file("features", tid), store.root / "meta" / f"{tid}.npy"):
             st = f.stat() if f.exists() else None
             h.update(f"{tid}|{f.parent.name}|{st.st_size if st else -1}|{st.st_mtime_ns if st else -1}\n".encode())
     return h.hexdigest()[:16]
@@ -123,7 +123,7 @@ def _write_cache(store: Store, title_ids: list[str], encoders: dict, root: Path,
     for i, tid in it:
         x = store.features(tid)
         if x.shape != (lengths[i], dim):
-            raise StoreError(store._table_file("features", tid), f"fused features have shape {x.shape}, "
+            raise StoreError(store.table_file("features", tid), f"fused features have shape {x.shape}, "
                              f"expected ({lengths[i]}, {dim})")
         fused.write(int(offsets[i]), x)
         sh = store.shots(tid)

@@ -91,7 +91,7 @@ def _embed_titles(store: Store, model_dir: str | Path, title_ids: list[str] | No
     def inputs(tid: str) -> tuple:
         fused = store.features(tid)
         if fused.shape[1] != model.config.input_dim:
-            raise StoreError(store._table_file("features", tid), f"fused dim {fused.shape[1]} does not match "
+            raise StoreError(store.table_file("features", tid), f"fused dim {fused.shape[1]} does not match "
                              f"the model's input_dim {model.config.input_dim}")
         times = None
         if model.config.time_features:
