@@ -52,6 +52,10 @@ ROWS: dict[str, tuple[dict, tuple[str, ...]]] = {
     "both + neighbours, distance bias, spans of 3": ({**_DEFAULTS, "mask_span": 3.0}, ("hidden+input", "stack+input")),
     "both + neighbours, distance bias, medium (512 wide)": ({**_DEFAULTS, "preset": "medium"},
                                                              ("hidden+input", "stack+input")),
+    "both + neighbours, distance bias, 40% masked": ({**_DEFAULTS, "mask_ratio": 0.4}, ("hidden+input", "stack+input")),
+    # Runs of 6 on average: about a whole scene of the narrative catalog (3-5 shots) or more.
+    "both + neighbours, distance bias, scene-long spans (6)": ({**_DEFAULTS, "mask_span": 6.0},
+                                                                ("hidden+input", "stack+input")),
     "both + neighbours, keep 20% + random 20%, auto schedule": (
         dict(objective="both", neighbor_weight=0.5, keep_ratio=0.2, random_ratio=0.2, max_steps=0, val_every=0),
         ("hidden", "hidden+input", "stack+input")),
