@@ -19,6 +19,8 @@ import shutil
 import time
 from pathlib import Path
 
+from mediafm.training.optim import OptimConfig
+
 # name -> (TrainConfig overrides, read-outs probed). The first row is the previous default.
 READOUTS_PROBED = ("hidden", "hidden+input", "stack+input", "masked+input")
 # Every row sets every lever (the previous release's values unless the row changes them) and the
@@ -26,8 +28,6 @@ READOUTS_PROBED = ("hidden", "hidden+input", "stack+input", "masked+input")
 # validation loss. So a row's model does not change when the shipped defaults do.
 LEVERS = dict(preset="small", objective="cosine", keep_ratio=0.1, random_ratio=0.0, mask_span=1.0, mask_ratio=0.2,
               neighbor_weight=0.0, distance_bias=False, max_steps=1500, val_every=75)
-from mediafm.training.optim import OptimConfig as _OptimConfig  # noqa: E402 (a row overrides it)
-
 # LEVERS with these is the shipped TrainConfig defaults (the "distance bias, auto schedule" row).
 _DEFAULTS = dict(objective="both", neighbor_weight=0.5, max_steps=0, val_every=0, distance_bias=True)
 ROWS: dict[str, tuple[dict, tuple[str, ...]]] = {
@@ -54,7 +54,7 @@ ROWS: dict[str, tuple[dict, tuple[str, ...]]] = {
     "both + neighbours, distance bias, spans of 3": ({**_DEFAULTS, "mask_span": 3.0}, ("hidden+input", "stack+input")),
     "both + neighbours, distance bias, medium (512 wide)": ({**_DEFAULTS, "preset": "medium"},
                                                              ("hidden+input", "stack+input")),
-    "both + neighbours, distance bias, half the learning rates": ({**_DEFAULTS, "optim": _OptimConfig(lr=5e-4, muon_lr=0.01)},
+    "both + neighbours, distance bias, half the learning rates": ({**_DEFAULTS, "optim": OptimConfig(lr=5e-4, muon_lr=0.01)},
                                                                   ("hidden+input", "stack+input")),
     "both + neighbours, distance bias, 40% masked": ({**_DEFAULTS, "mask_ratio": 0.4}, ("hidden+input", "stack+input")),
     # Runs of 6 on average: about a whole scene of the narrative catalog (3-5 shots) or more.

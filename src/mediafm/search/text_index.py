@@ -118,14 +118,11 @@ class TextIndex:
         n = len(texts)
         tags: list[list[str]] = [[] for _ in range(n)]
         frames = None
-        features = store.table_file("features", tid)
         if signature[1] is not None:
-            present = set(store.feature_columns(tid))
-            cols = [c for c in ("video_tags", "audio_tags") if c in present]
-            if cols:
-                table = read_table(features, cols).to_pydict()
-                tags = [sorted({t for c in cols for t in (table[c][i] or [])}) for i in range(n)]
-            if self.frames and "video" in present:
+            found = store.feature_tags(tid)
+            if found:
+                tags = [sorted({t for shot_tags in found.values() for t in shot_tags[i]}) for i in range(n)]
+            if self.frames and "video" in store.feature_columns(tid):
                 frames = l2_normalize(store.features(tid, "video"))
         vectors = shot_text_vectors(store, tid, texts, self.encoder, persist=self.persist)
         return _Title(signature, texts, tags, np.asarray(shots["start_s"], np.float64),

@@ -279,12 +279,7 @@ def create_app(store_root: str | Path, config: ServeConfig | None = None, catalo
         embeddings = []
         if cat.store.has_features(title_id):
             embeddings.append("fused")
-            names = cat.store.feature_columns(title_id)
-            cols = [c for c in tags if c in names]
-            if cols:
-                table = cat.store.feature_table(title_id, cols).to_pydict()
-                for c in cols:
-                    tags[c] = [list(v or []) for v in table[c]]
+            tags.update(cat.store.feature_tags(title_id))
         if cat.has_contextual(title_id):
             embeddings.append("contextual")
         out = [ShotOut(shot_index=int(s.shot_index), start_s=float(s.start_s), end_s=float(s.end_s),

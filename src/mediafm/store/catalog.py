@@ -50,6 +50,7 @@ TITLE_COLUMNS = [
 ]
 SHOT_COLUMNS = ["title_id", "shot_index", "start_frame", "end_frame", "start_s", "end_s", "text", "text_source"]
 CUE_COLUMNS = ["start_s", "end_s", "text", "source"]
+TAG_COLUMNS = ("video_tags", "audio_tags")  # features columns of per-shot tag names (encoders that classify)
 FAILURE_COLUMNS = ["source_key", "path", "stage", "error_type", "message", "failed_at"]
 
 
@@ -262,13 +263,25 @@ class Store:
         """The columns of a title's features table (encoder outputs, tags, fused); StoreError if unreadable."""
         return read_schema(self.table_file("features", title_id)).names
 
+    def feature_tags(self, title_id: str) -> dict[str, list[list[str]]]:
+        """Per-shot tag lists of the encoders that tag (`TAG_COLUMNS`), for the ones the title has."""
+        names = self.feature_columns(title_id)
+        cols = [c for c in TAG_COLUMNS if c in names]
+        table = self.feature_table(title_id, cols).to_pydict() if cols else {}
+        return {c: [list(v or []) for v in table[c]] for c in cols}
+
     def features(self, title_id: str, column: str = "fused") -> np.ndarray:
         f = self.table_file("features", title_id)
         if not f.exists():
             raise StoreError(self.root, f"no features for title {title_id!r}; run `mediafm encode`")
-        if column not in read_schema(f).names:
-            raise StoreError(f, f"no {column!r} column (the title was encoded without it); run `mediafm encode`")
-        col = read_table(f, [column]).column(column)
+        try:
+            col = read_table(f, [column]).column(column)
+        except StoreError:
+            # Only now read the schema (a hot path otherwise): say which column is missing.
+            if column not in read_schema(f).names:
+                raise StoreError(f, f"no {column!r} column (the title was encoded without it); "
+                                    "run `mediafm encode`") from None
+            raise
         if pa.types.is_fixed_size_list(col.type):
             return from_fixed_list(col)
         return col.to_numpy(zero_copy_only=False)

@@ -479,7 +479,6 @@ def synthesize_catalog(root: str | Path, n_titles: int, seed: int = 0, story_cfg
         write_labels(labels / fname, rows[name])
     tasks = {name: {"file": f"labels/{f}", "task": k, "metric": m} for name, (f, k, m) in TASK_FILES.items()}
     manifest = {"generator": "mediafm synth", "preset": preset, "seed": seed, "n_titles": n_titles, "first": first,
-                "tasks": tasks,
-                "story_config": story_cfg.__dict__, "render_config": render_cfg.__dict__}
+                "tasks": tasks, "story_config": story_cfg.__dict__, "render_config": render_cfg.__dict__}
     (root / "catalog.json").write_text(json.dumps(manifest, indent=1))
     return CatalogInfo(root, videos, labels, titles, time.time() - t0)
