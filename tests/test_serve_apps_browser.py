@@ -68,15 +68,24 @@ def test_predictions_panel_in_a_real_browser(server):
         pg.dispatch_event("#spacing-input", "change")
         api4 = _get(f"{base}/api/titles/title00/predictions?head=popularity&spacing=4")
         assert len(api4["breaks"]) > 1
+        # The legend names the spacing drawn: until it reads 4 s, the markers on the page may still be the
+        # first response's, and the redraw could land under the click below.
+        wait_until(pg, "document.getElementById('pred-legend').textContent.includes('at least 4 s apart')")
         wait_until(pg, f"{_count('#lane-marks .break')} === {len(api4['breaks'])}")
         shots = [b.get_attribute("data-shot") for b in pg.locator("#lane-marks .break").all()]
         assert shots == [str(b["shot_index"]) for b in api4["breaks"]]
         # Playing a proposed clip loads its span into the player.
         first = api["clips"][0]
-        pg.click("#clip-list li[data-rank='1'] button")
+        play = "#clip-list li[data-rank='1'] button"
+        pg.evaluate(f"() => {{ document.querySelector({json.dumps(play)}).dataset.seen = '1'; }}")
+        pg.click(play)
+        wait_until(pg, "document.getElementById('player').hasAttribute('src')", 10)
         src = pg.get_attribute("#player", "src")
         assert src.endswith(f"/api/titles/title00/video#t={first['start_s']:.3f},{first['end_s']:.3f}")
         wait_until(pg, "document.getElementById('player').readyState >= 1", 15)
+        # The click moved the focus off the edited spacing, which fires "change" once more: the same request
+        # must not redraw the list (a redraw between mouse-down and mouse-up swallows the click).
+        assert pg.locator(f"{play}[data-seen='1']").count() == 1
         assert pg.locator("#lane-clips .clip.playing[data-rank='1']").count() == 1
         assert "clip #1" in pg.locator("#shot-info").text_content()
         # A multilabel head asks for a class; the strip follows the choice.

@@ -2,7 +2,7 @@
 // textContent (never innerHTML), so subtitle text and file names cannot inject markup.
 "use strict";
 
-const state = { title: null, shots: [], selected: null, map: null, stopAt: null, opening: 0, heads: [], pred: null, predTicket: 0, playing: null };
+const state = { title: null, shots: [], selected: null, map: null, stopAt: null, opening: 0, heads: [], pred: null, predTicket: 0, predUrl: null, playing: null };
 const $ = (id) => document.getElementById(id);
 
 function el(tag, attrs = {}, text = null) {
@@ -85,6 +85,7 @@ async function openTitle(tid, selectShot = null) {
   }
   state.map = null;
   state.pred = null;  // the last title's scores, clips and breaks are gone too
+  state.predUrl = null;
   drawStrip();
   const canvas = $("map");
   canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);  // the last title's map is gone
@@ -124,19 +125,26 @@ function fillClasses() {
 async function loadPredictions() {
   const tid = state.title;
   if (!tid) return;
-  const ticket = ++state.predTicket;
   const params = new URLSearchParams();
   const head = $("head-select").value;
   if (head) params.set("head", head);
   if (!$("class-label").hidden && $("class-select").value) params.set("cls", $("class-select").value);
   const spacing = $("spacing-input").value;
   if (spacing !== "") params.set("spacing", spacing);
+  const url = `${titleUrl(tid)}/predictions?${params}`;
+  // An edited input fires "change" again when it loses focus, e.g. to the play button a user clicks next:
+  // redrawing the same predictions then would replace that button between mouse-down and mouse-up and
+  // swallow the click.
+  if (url === state.predUrl) return;
+  state.predUrl = url;
+  const ticket = ++state.predTicket;
   let pred = null;
   try {
-    pred = await getJSON(`${titleUrl(tid)}/predictions?${params}`);
+    pred = await getJSON(url);
   } catch (e) {
     if (ticket !== state.predTicket) return;
     state.pred = null;
+    state.predUrl = null;
     drawStrip();
     $("pred-legend").textContent = `No predictions: ${e.message}`;
     return;
