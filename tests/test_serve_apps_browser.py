@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import urllib.request
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 
 from mediafm.apps import fit, save_head
 from mediafm.serve.app import ServeConfig, create_app
-from mediafm_testing.browser import browser_page, serving
+from mediafm_testing.browser import browser_page, serving, wait_until
 from mediafm_testing.scenes import FAST_PROBE, clip_labels, scene_store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,16 +35,6 @@ def server(tmp_path_factory):
 def _get(url: str):
     with urllib.request.urlopen(url) as r:
         return json.loads(r.read())
-
-
-def wait_until(pg, expression: str, timeout: float = 30.0) -> None:
-    """Poll from Python: the page's Content-Security-Policy forbids the eval() Playwright's
-    wait_for_function would use."""
-    end = time.monotonic() + timeout
-    while not pg.evaluate(expression):
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {expression}")
-        time.sleep(0.1)
 
 
 def _count(selector: str) -> str:

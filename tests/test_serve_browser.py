@@ -15,7 +15,7 @@ import pytest
 from mediafm.search.text import default_text_encoder
 from mediafm.serve.app import create_app
 from mediafm.store.catalog import Store
-from mediafm_testing.browser import browser_page, serving
+from mediafm_testing.browser import browser_page, serving, wait_until
 from mediafm_testing.stores import add_montage_title, add_random_title, write_tiny_video
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,16 +41,6 @@ def server(tmp_path_factory, shared_media):
 def page(server):
     with browser_page(server + "/") as pg:
         yield pg
-
-
-def wait_until(pg, expression: str, timeout: float = 30.0) -> None:
-    """Poll a JS expression from Python: Playwright's wait_for_function evaluates its predicate with
-    eval(), which the page's Content-Security-Policy (rightly) forbids."""
-    end = time.monotonic() + timeout
-    while not pg.evaluate(expression):
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {expression}")
-        time.sleep(0.1)
 
 
 def _loaded_thumbs(pg, selector: str) -> int:

@@ -61,3 +61,13 @@ def browser_page(url: str) -> Iterator:
             yield page
         finally:
             browser.close()
+
+
+def wait_until(pg, expression: str, timeout: float = 30.0) -> None:
+    """Poll a JS expression from Python: Playwright's wait_for_function evaluates its predicate with
+    eval(), which the explorer's Content-Security-Policy (rightly) forbids."""
+    end = time.monotonic() + timeout
+    while not pg.evaluate(expression):
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {expression}")
+        time.sleep(0.1)
