@@ -119,10 +119,11 @@ class TextIndex:
         tags: list[list[str]] = [[] for _ in range(n)]
         frames = None
         if signature[1] is not None:
-            found = store.feature_tags(tid)
+            columns = store.feature_columns(tid)
+            found = store.feature_tags(tid, columns)
             if found:
                 tags = [sorted({t for shot_tags in found.values() for t in shot_tags[i]}) for i in range(n)]
-            if self.frames and "video" in store.feature_columns(tid):
+            if self.frames and "video" in columns:
                 frames = l2_normalize(store.features(tid, "video"))
         vectors = shot_text_vectors(store, tid, texts, self.encoder, persist=self.persist)
         return _Title(signature, texts, tags, np.asarray(shots["start_s"], np.float64),

@@ -263,9 +263,11 @@ class Store:
         """The columns of a title's features table (encoder outputs, tags, fused); StoreError if unreadable."""
         return read_schema(self.table_file("features", title_id)).names
 
-    def feature_tags(self, title_id: str) -> dict[str, list[list[str]]]:
-        """Per-shot tag lists of the encoders that tag (`TAG_COLUMNS`), for the ones the title has."""
-        names = self.feature_columns(title_id)
+    def feature_tags(self, title_id: str, columns: Iterable[str] | None = None) -> dict[str, list[list[str]]]:
+        """Per-shot tag lists of the encoders that tag (`TAG_COLUMNS`), for the ones the title has.
+
+        `columns`: the title's `feature_columns`, when the caller has read them already."""
+        names = list(columns) if columns is not None else self.feature_columns(title_id)
         cols = [c for c in TAG_COLUMNS if c in names]
         table = self.feature_table(title_id, cols).to_pydict() if cols else {}
         return {c: [list(v or []) for v in table[c]] for c in cols}
