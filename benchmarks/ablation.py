@@ -3,8 +3,9 @@
 Each row pretrains a model with the defaults of `TrainConfig` changed by the row's overrides (same
 store, same seed, same validation split), then probes the `contextual` embedding of each listed
 read-out with the same probes, folds and regularisation search as every other row of the grid.
-Models and results are cached under ROOT/ablation/, keyed by the row's full training config and
-the model/training sources, so a re-run only computes rows whose config or code changed.
+Models and results are cached under ROOT/ablation/, keyed by the row's full training config, the
+model/training sources and the store's titles, so a re-run only computes rows whose config, code
+or data changed.
 
     python benchmarks/ablation.py --store STORE --labels LABELS_DIR --root CACHE [--rows NAME ...]
 """
@@ -75,9 +76,12 @@ def _code_digest() -> str:
     return h.hexdigest()
 
 
-def _key(cfg) -> str:
-    """Cache key: the full training config and the code it runs (a code change retrains)."""
+def _key(cfg, titles: list[str] | None = None) -> str:
+    """Cache key: the full training config, the code it runs (a code change retrains) and, when
+    given, the store's titles (a store grown since, e.g. by a larger --titles, retrains)."""
     raw = json.dumps(dataclasses.asdict(cfg), sort_keys=True, default=str) + _code_digest()
+    if titles is not None:
+        raw += "\n".join(sorted(titles))
     return hashlib.sha256(raw.encode()).hexdigest()[:12]
 
 
@@ -122,11 +126,14 @@ def run_rows(store: Path, labels: Path, root: Path, names: list[str], base=None,
         tmp = results_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(merged, indent=1))
         tmp.replace(results_file)
+    from mediafm.store.catalog import Store
+
+    titles = Store(store).title_ids()
     out = []
     for name in names:
         overrides, readouts = rows[name]
         cfg = dataclasses.replace(base, **{**(levers or {}), **overrides})
-        key = _key(cfg)
+        key = _key(cfg, titles)
         model_dir = root / f"model-{key}"
         train_s = results.get(f"{key}/train_s")
         if not (model_dir / "model_card.json").exists():
