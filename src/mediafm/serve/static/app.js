@@ -2,7 +2,7 @@
 // textContent (never innerHTML), so subtitle text and file names cannot inject markup.
 "use strict";
 
-const state = { title: null, shots: [], selected: null, map: null, stopAt: null, opening: 0, heads: [], pred: null, predTicket: 0, predUrl: null, playing: null };
+const state = { title: null, shots: [], selected: null, map: null, stopAt: null, opening: 0, heads: [], pred: null, predUrl: null, playing: null };
 const $ = (id) => document.getElementById(id);
 
 function el(tag, attrs = {}, text = null) {
@@ -134,22 +134,22 @@ async function loadPredictions() {
   const url = `${titleUrl(tid)}/predictions?${params}`;
   // An edited input fires "change" again when it loses focus, e.g. to the play button a user clicks next:
   // redrawing the same predictions then would replace that button between mouse-down and mouse-up and
-  // swallow the click.
+  // swallow the click. The URL asked for last is also what a response must match to be drawn (a later
+  // request or another title, whose openTitle clears it, wins).
   if (url === state.predUrl) return;
   state.predUrl = url;
-  const ticket = ++state.predTicket;
   let pred = null;
   try {
     pred = await getJSON(url);
   } catch (e) {
-    if (ticket !== state.predTicket) return;
+    if (url !== state.predUrl) return;
     state.pred = null;
     state.predUrl = null;
     drawStrip();
     $("pred-legend").textContent = `No predictions: ${e.message}`;
     return;
   }
-  if (ticket !== state.predTicket || tid !== state.title) return;  // a later request or title won
+  if (url !== state.predUrl) return;
   state.pred = pred;
   if ($("spacing-input").value === "") $("spacing-input").value = String(pred.break_spacing_s);
   drawStrip();
