@@ -97,6 +97,34 @@ def test_ray_encoder_pool_matches_local_embeddings(tmp_path, ray_local):
         assert (ma is None and mb is None) or np.allclose(ma, mb, atol=1e-4)
 
 
+def _session_pids(sid: int) -> list[int]:
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # exited while listing
+        # Fields after the command name: state, ppid, pgrp, session. A zombie is dead already.
+        if int(fields[3]) == sid and fields[0] != "Z":
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+def _kill_session(sid: int, timeout: float = 30.0) -> None:
+    """SIGKILL every process of a session until none is left: Ray puts each worker in a process
+    group of its own, so killing the driver's group leaves workers that go on writing titles."""
+    deadline = time.monotonic() + timeout
+    while pids := _session_pids(sid):
+        assert time.monotonic() < deadline, f"processes of session {sid} survive SIGKILL: {pids}"
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.05)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="lists a session's processes in /proc")
 def test_ray_run_killed_midway_resumes_without_duplicates_or_losses(tmp_path, ray_local):
     src = _clips(tmp_path / "in", n=6, frames=150)
     root = tmp_path / "store"
@@ -105,7 +133,7 @@ def test_ray_run_killed_midway_resumes_without_duplicates_or_losses(tmp_path, ra
         ingest([{str(src)!r}], {str(root)!r}, IngestConfig(detector="adaptive"), encode=False, engine="ray",
                workers=2, show_progress=False)
     """)
-    # Its own Ray instance in its own session, so killing the group takes the whole run down.
+    # Its own Ray instance in its own session, so killing the session takes the whole run down.
     proc = subprocess.Popen([sys.executable, "-c", script], start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     titles = root / "titles"
@@ -116,7 +144,7 @@ def test_ray_run_killed_midway_resumes_without_duplicates_or_losses(tmp_path, ra
                 break
             time.sleep(0.05)
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
+        _kill_session(proc.pid)
         proc.wait()
     done_before = sorted(p.stem for p in titles.glob("*.parquet"))
     assert 1 <= len(done_before) < 7, done_before  # killed mid-way, after the first title
