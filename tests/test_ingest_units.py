@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -456,3 +457,27 @@ def test_scratch_of_dead_writers_on_this_host_is_removed(tmp_path):
         (tmp_path / n).write_bytes(b"")
     assert clean_dead_scratch(tmp_path) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(v for k, v in names.items() if k != "dead")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_scratch_of_a_killed_writer_not_yet_reaped_is_removed(tmp_path):
+    # Signal 0 reaches a zombie; a writer killed with its parent stays one until init reaps it.
+    import subprocess
+    import sys
+    import time
+
+    from mediafm.ingest.scratch import clean_dead_scratch
+    from mediafm.store.commit import host
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])  # exits and stays a zombie until waited for
+    try:
+        stat = Path(f"/proc/{proc.pid}/stat")
+        deadline = time.monotonic() + 30
+        while stat.read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            assert time.monotonic() < deadline, "the child never exited"
+            time.sleep(0.02)
+        (tmp_path / f"t.{host()}~{proc.pid}.0123abcd.frames.npy").write_bytes(b"")
+        assert clean_dead_scratch(tmp_path) == 1
+        assert list(tmp_path.iterdir()) == []
+    finally:
+        proc.wait()

@@ -30,4 +30,10 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    # A killed writer whose parent died too (a Ray worker after its raylet) is a zombie until init
+    # reaps it, and signal 0 still reaches a zombie; in a container whose init never reaps, forever.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc (macOS) or gone meanwhile: signal 0 said alive
+    return state not in ("Z", "X")
