@@ -107,6 +107,7 @@ def run_rows(store: Path, labels: Path, root: Path, names: list[str], base=None,
 
     Rows of ROWS start from LEVERS; custom `rows` start from `base` unless `levers` is given.
     """
+    from mediafm.store.catalog import Store
     from mediafm.tasks.grid import run_grid
     from mediafm.tasks.probes import ProbeConfig
     from mediafm.training.pretrain import TrainConfig, pretrain
@@ -126,7 +127,6 @@ def run_rows(store: Path, labels: Path, root: Path, names: list[str], base=None,
         tmp = results_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(merged, indent=1))
         tmp.replace(results_file)
-    from mediafm.store.catalog import Store
 
     titles = Store(store).title_ids()
     out = []

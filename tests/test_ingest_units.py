@@ -466,14 +466,13 @@ def test_scratch_of_a_killed_writer_not_yet_reaped_is_removed(tmp_path):
     import sys
     import time
 
-    from mediafm.ingest.scratch import clean_dead_scratch
+    from mediafm.ingest.scratch import clean_dead_scratch, proc_stat
     from mediafm.store.commit import host
 
     proc = subprocess.Popen([sys.executable, "-c", "pass"])  # exits and stays a zombie until waited for
     try:
-        stat = Path(f"/proc/{proc.pid}/stat")
         deadline = time.monotonic() + 30
-        while stat.read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        while proc_stat(proc.pid)[0] != "Z":
             assert time.monotonic() < deadline, "the child never exited"
             time.sleep(0.02)
         (tmp_path / f"t.{host()}~{proc.pid}.0123abcd.frames.npy").write_bytes(b"")

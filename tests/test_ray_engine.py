@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from mediafm.ingest import IngestConfig, ingest
+from mediafm.ingest.scratch import proc_stat
 from mediafm.media.generate import color_shots, tone, write_audio, write_subtitles, write_video
 from mediafm.store.catalog import Store
 from mediafm.types import Cue
@@ -99,14 +100,10 @@ def test_ray_encoder_pool_matches_local_embeddings(tmp_path, ray_local):
 
 def _session_pids(sid: int) -> list[int]:
     pids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # exited while listing
-        # Fields after the command name: state, ppid, pgrp, session. A zombie is dead already.
-        if int(fields[3]) == sid and fields[0] != "Z":
-            pids.append(int(stat.parent.name))
+    for proc in Path("/proc").glob("[0-9]*"):
+        fields = proc_stat(int(proc.name))  # None: exited while listing
+        if fields is not None and int(fields[3]) == sid and fields[0] != "Z":  # a zombie is dead already
+            pids.append(int(proc.name))
     return pids
 
 

@@ -32,8 +32,14 @@ def _alive(pid: int) -> bool:
         return True
     # A killed writer whose parent died too (a Ray worker after its raylet) is a zombie until init
     # reaps it, and signal 0 still reaches a zombie; in a container whose init never reaps, forever.
+    fields = proc_stat(pid)
+    return fields is None or fields[0] not in ("Z", "X")  # no /proc (macOS): signal 0 said alive
+
+
+def proc_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state, ppid, pgrp, session, ...);
+    None without /proc or when the process is gone."""
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
-        return True  # no /proc (macOS) or gone meanwhile: signal 0 said alive
-    return state not in ("Z", "X")
+        return None
