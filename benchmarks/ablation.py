@@ -67,6 +67,15 @@ ROWS: dict[str, tuple[dict, tuple[str, ...]]] = {
 }
 
 
+# Rows retrained with other training seeds (each seed also draws another validation split), so a
+# difference between two embeddings can be told from the spread of retraining the same row.
+REPLICATE_ROWS: dict[str, dict] = {
+    "defaults": dict(),
+    "no metadata": dict(use_meta=False),
+    "no metadata, dropout 0.1": dict(use_meta=False, dropout=0.1),
+}
+
+
 def _code_digest() -> str:
     """What the cached models depend on besides their config: the model and training sources."""
     src = Path(__file__).resolve().parents[1] / "src" / "mediafm"
@@ -226,6 +235,43 @@ def scaling_rows(store: Path, labels: Path, root: Path, sizes: list[int], base, 
                     "train_s": train_s, "steps": card["steps"], "best_val_loss": card["best_val_loss"]})
         print(format_rows(out[-1:], header=False), flush=True)
     return out
+
+
+def replicate_rows(store: Path, labels: Path, root: Path, base, names: list[str], seeds: list[int], readout: str,
+                   n_boot: int, seed: int) -> dict[str, list[dict]]:
+    """Each REPLICATE_ROWS row pretrained once per training seed (cached like every row), probed
+    as contextual-isolated and contextual; returns {row: one record per seed}."""
+    rows = {f"{n}, training seed {s}": ({**REPLICATE_ROWS[n], "seed": s}, (readout,)) for n in names for s in seeds}
+    recs = run_rows(store, labels, root, list(rows), base=base, n_boot=n_boot, seed=seed,
+                    kinds=("contextual-isolated", "contextual"), rows=rows)
+    return {n: [r for r in recs if r["row"].startswith(f"{n}, training seed ")] for n in names}
+
+
+def replicate_summary(name: str, recs: list[dict], fused: dict) -> tuple[str, dict]:
+    """Markdown: per task, the mean (min-max) over the trainings of contextual-isolated and
+    contextual, how many trainings put contextual above the clip alone (and above fused's upper
+    95% bound); and the mean cells, for check_expectation."""
+    import numpy as np
+
+    from mediafm.tasks.grid import TASKS
+
+    k = len(recs)
+    lines = [f"| {name}: {k} trainings | " + " | ".join(t.name for t in TASKS) + " |",
+             "|---|" + "---|" * len(TASKS)]
+    means: dict[str, dict] = {}
+    vals = {kind: {t.name: np.array([r["cells"][kind][t.name]["value"] for r in recs]) for t in TASKS}
+            for kind in ("contextual-isolated", "contextual")}
+    for kind, per in vals.items():
+        means[kind] = {t: {"value": float(v.mean())} for t, v in per.items()}
+        lines.append(f"| {kind}, mean (min-max) | "
+                     + " | ".join(f"{v.mean():.3f} ({v.min():.3f}-{v.max():.3f})" for v in per.values()) + " |")
+    iso, ctx = vals["contextual-isolated"], vals["contextual"]
+    lines.append("| contextual - isolated, mean (trainings above) | "
+                 + " | ".join(f"{(ctx[t] - iso[t]).mean():+.3f} ({int((ctx[t] > iso[t]).sum())} of {k})"
+                              for t in ctx) + " |")
+    lines.append("| contextual above fused's upper bound (trainings) | "
+                 + " | ".join(f"{int((ctx[t] > fused[t]['ci_high']).sum())} of {k}" for t in ctx) + " |")
+    return "\n".join(lines), means
 
 
 def format_rows(records: list[dict], header: bool = True) -> str:

@@ -42,6 +42,11 @@ def main() -> int:
     p.add_argument("--scaling", nargs="*", type=int, default=None, metavar="K",
                    help="also pretrain the default model on K titles: the first K, or beyond --titles more "
                         "titles of the same catalog rendered for pretraining only (probes on the --titles titles)")
+    p.add_argument("--replicates", type=int, default=0, metavar="K",
+                   help="also retrain the --replicate-rows with training seeds 1..K and report means, spreads "
+                        "and how many trainings put contextual above contextual-isolated")
+    p.add_argument("--replicate-rows", nargs="*", default=["no metadata"], metavar="ROW",
+                   help="rows of benchmarks/ablation.py REPLICATE_ROWS to retrain (default: no metadata)")
     p.add_argument("--oracle", action="store_true",
                    help="no media: probe the latent cues directly, per shot vs with context (a ceiling check)")
     a = p.parse_args()
@@ -77,6 +82,18 @@ def main() -> int:
         print(format_rows([nometa]))
         print()
     print(check_expectation(grid, nometa["cells"] if nometa else None))
+    if a.replicates:
+        from ablation import format_rows, replicate_rows, replicate_summary
+
+        groups = replicate_rows(lay.store, lay.labels, lay.root, cfg.train_config(), a.replicate_rows,
+                                list(range(1, a.replicates + 1)), card["config"]["readout"], a.n_boot, a.seed)
+        for name, recs in groups.items():
+            print(f"\n# Retrained: {name}, training seeds 1..{a.replicates} (same store, probes and folds)\n")
+            print(format_rows(recs))
+            table, means = replicate_summary(name, recs, grid["cells"]["fused"])
+            print(f"\n{table}\n")
+            print(check_expectation({"cells": {"fused": grid["cells"]["fused"], **means}},
+                                    first=f"{name}, mean of {len(recs)}"))
     if a.scaling:
         from ablation import format_rows, scaling_rows
 
@@ -100,7 +117,7 @@ NARRATIVE_TASKS = ("tone", "ad_relevancy", "popularity", "retrieval")  # depend 
 SEPARATE_TASKS = ("genre", "tone", "ad_relevancy")  # contextual must clear fused's 95% interval
 
 
-def check_expectation(grid: dict, nometa: dict | None = None) -> str:
+def check_expectation(grid: dict, nometa: dict | None = None, first: str = "with metadata") -> str:
     """Say, per task, whether contextual beats fused (and fused's interval where required) and
     whether it beats contextual-isolated; the same for the model without metadata."""
     cells = grid["cells"]
@@ -108,7 +125,7 @@ def check_expectation(grid: dict, nometa: dict | None = None) -> str:
         return "expectation not checked: contextual or fused row missing"
     lines = ["contextual (in context) vs fused and vs contextual-isolated:"]
     ok = True
-    for label, ctx, iso in (("with metadata", cells["contextual"], cells.get("contextual-isolated")),
+    for label, ctx, iso in ((first, cells["contextual"], cells.get("contextual-isolated")),
                             ("no metadata", (nometa or {}).get("contextual"), (nometa or {}).get("contextual-isolated"))):
         if ctx is None:
             continue
