@@ -71,6 +71,7 @@ ROWS: dict[str, tuple[dict, tuple[str, ...]]] = {
 # difference between two embeddings can be told from the spread of retraining the same row.
 REPLICATE_ROWS: dict[str, dict] = {
     "defaults": dict(),
+    "dropout 0.1": dict(dropout=0.1),
     "no metadata": dict(use_meta=False),
     "no metadata, dropout 0.1": dict(use_meta=False, dropout=0.1),
 }
