@@ -242,10 +242,12 @@ def replicate_rows(store: Path, labels: Path, root: Path, base, names: list[str]
                    n_boot: int, seed: int) -> dict[str, list[dict]]:
     """Each REPLICATE_ROWS row pretrained once per training seed (cached like every row), probed
     as contextual-isolated and contextual; returns {row: one record per seed}."""
-    rows = {f"{n}, training seed {s}": ({**REPLICATE_ROWS[n], "seed": s}, (readout,)) for n in names for s in seeds}
-    recs = run_rows(store, labels, root, list(rows), base=base, n_boot=n_boot, seed=seed,
-                    kinds=("contextual-isolated", "contextual"), rows=rows)
-    return {n: [r for r in recs if r["row"].startswith(f"{n}, training seed ")] for n in names}
+    out = {}
+    for n in names:
+        rows = {f"{n}, training seed {s}": ({**REPLICATE_ROWS[n], "seed": s}, (readout,)) for s in seeds}
+        out[n] = run_rows(store, labels, root, list(rows), base=base, n_boot=n_boot, seed=seed,
+                          kinds=("contextual-isolated", "contextual"), rows=rows)
+    return out
 
 
 def replicate_summary(name: str, recs: list[dict], fused: dict) -> tuple[str, dict]:

@@ -72,9 +72,9 @@ def main() -> int:
     print(res["grid_md"])
     nometa = None
     if not a.no_meta_rows:
-        from ablation import format_rows, run_rows
+        from ablation import REPLICATE_ROWS, format_rows, run_rows
 
-        rows = {"no metadata": (dict(use_meta=False), (card["config"]["readout"],))}
+        rows = {"no metadata": (REPLICATE_ROWS["no metadata"], (card["config"]["readout"],))}
         nometa = run_rows(lay.store, lay.labels, lay.root, ["no metadata"], n_boot=a.n_boot, seed=a.seed,
                           kinds=("contextual-isolated", "contextual"), rows=rows,
                           base=cfg.train_config())[0]

@@ -5,11 +5,13 @@ from pathlib import Path
 
 import pytest
 
+from mediafm.tasks.grid import TASKS as TASK_SPECS
+
 sys.path.append(str(Path(__file__).resolve().parents[1] / "benchmarks"))  # after installed packages: no shadowing
 import ablation  # noqa: E402
 import tasks  # noqa: E402
 
-TASKS = ("genre", "tone", "ad_relevancy", "popularity", "retrieval")
+TASKS = [t.name for t in TASK_SPECS]  # genre, tone, ad_relevancy, popularity, retrieval
 
 
 def _cells(values):
