@@ -65,6 +65,43 @@ def test_video_supports_range_requests(client, shared_media):
     assert full.status_code == 200 and full.headers["content-type"] == "video/mp4"
 
 
+def test_head_answers_like_get_without_a_body(client, store, shared_media):
+    size = (shared_media / "montage.mp4").stat().st_size
+    r = client.head("/api/titles/montage/video")
+    assert r.status_code == 200 and r.content == b""
+    assert (r.headers["content-length"], r.headers["accept-ranges"], r.headers["content-type"]) == (str(size), "bytes", "video/mp4")
+    r = client.head("/api/titles/montage/video", headers={"Range": "bytes=100-199"})
+    assert r.status_code == 206 and r.content == b""
+    assert (r.headers["content-length"], r.headers["content-range"]) == ("100", f"bytes 100-199/{size}")
+    thumb = client.get("/api/titles/montage/shots/3/thumb.jpg")
+    r = client.head("/api/titles/montage/shots/3/thumb.jpg")
+    assert r.status_code == 200 and r.content == b"" and r.headers["content-type"] == "image/jpeg"
+    assert r.headers["content-length"] == str(len(thumb.content))
+    # The same validation as GET: unknown titles and shots, ids ingestion cannot produce.
+    for url in ("/api/titles/nope/video", "/api/titles/montage/shots/15/thumb.jpg", "/api/titles/..%2F..%2Fetc/video",
+                "/api/titles/.hidden/video", "/api/titles/montage/shots/-1/thumb.jpg"):
+        assert client.head(url).status_code == client.get(url).status_code in (404, 422), url
+
+
+def test_head_sends_no_body_over_http(store):
+    # On a kept-alive connection, body bytes after a HEAD answer would be read as the next response.
+    import http.client
+    import urllib.parse
+
+    from mediafm_testing.browser import serving
+
+    with serving(create_app(store.root)) as url:
+        conn = http.client.HTTPConnection(urllib.parse.urlsplit(url).netloc, timeout=30)
+        for path in ("/api/titles/tiny/video", "/api/titles/tiny/shots/1/thumb.jpg"):
+            conn.request("HEAD", path)
+            head = conn.getresponse()
+            assert head.status == 200 and head.read() == b"" and int(head.getheader("content-length")) > 0
+            conn.request("GET", path)
+            get = conn.getresponse()
+            assert get.status == 200 and len(get.read()) == int(head.getheader("content-length"))
+        conn.close()
+
+
 def test_neighbours_search_and_map(client):
     hits = client.get("/api/titles/montage/shots/6/neighbors?k=5").json()
     assert (hits[0]["title_id"], hits[0]["shot_index"]) == ("montage", 6) and len(hits) == 5

@@ -311,6 +311,11 @@ def create_app(store_root: str | Path, config: ServeConfig | None = None, catalo
             raise HTTPException(404, f"title {title_id!r} has no frames")
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "max-age=86400"})
 
+    # HEAD answers as GET does, without the body (players, proxies and link checkers probe with it);
+    # left out of the OpenAPI schema, where it would repeat the GET operation.
+    app.add_api_route("/api/titles/{title_id}/shots/{shot_index}/thumb.jpg", thumb, methods=["HEAD"],
+                      include_in_schema=False, response_class=Response)
+
     @app.get("/api/titles/{title_id}/video", summary="the title's source video (supports HTTP range requests)",
              response_class=FileResponse, responses={200: {"content": {"video/mp4": {}}}, 206: {"description": "partial"}})
     def video(title_id: TitleId):
@@ -325,6 +330,11 @@ def create_app(store_root: str | Path, config: ServeConfig | None = None, catalo
             raise HTTPException(404, f"source file of {title_id!r} is not available")
         media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         return FileResponse(path, media_type=media_type, stat_result=st)  # no second stat in a thread
+
+    # FileResponse sends only the headers of a HEAD request (Content-Length, Accept-Ranges, and
+    # Content-Range with a Range header), so a player can probe the file before fetching ranges.
+    app.add_api_route("/api/titles/{title_id}/video", video, methods=["HEAD"], include_in_schema=False,
+                      response_class=FileResponse)
 
     @app.get("/api/titles/{title_id}/shots/{shot_index}/neighbors", response_model=list[Hit],
              summary="nearest shots across the catalog (the shot itself first)")
