@@ -491,9 +491,21 @@ def load_pretrained(model_dir: str | Path, device: str | torch.device = "cpu") -
     cfg_file = model_dir / CONFIG_FILE
     if not cfg_file.exists() or not (model_dir / WEIGHTS_FILE).exists():
         raise StoreError(model_dir, f"not a mediafm model directory (needs {CONFIG_FILE} and {WEIGHTS_FILE})")
-    cfg = ModelConfig.from_dict(json.loads(cfg_file.read_text())["model"])
-    model = MediaFM(cfg)
-    model.load_state_dict(load_file(str(model_dir / WEIGHTS_FILE), device=str(device)))
+    try:
+        cfg = ModelConfig.from_dict(json.loads(cfg_file.read_text(encoding="utf-8"))["model"])
+        model = MediaFM(cfg)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:  # ValueError: bad JSON, UTF-8, values
+        raise StoreError(cfg_file, f"unreadable model config ({type(exc).__name__}: {str(exc)[:200]})") from None
+    try:
+        state = load_file(str(model_dir / WEIGHTS_FILE), device=str(device))
+    except Exception as exc:  # safetensors raises its own SafetensorError for a damaged file
+        raise StoreError(model_dir / WEIGHTS_FILE,
+                         f"damaged weights file ({type(exc).__name__}: {str(exc)[:200]})") from None
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[:2]
+        raise StoreError(model_dir / WEIGHTS_FILE, f"weights do not fit {CONFIG_FILE} ({' '.join(first)[:200]})") from None
     return model.to(device).eval()
 
 

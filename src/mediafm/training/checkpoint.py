@@ -6,9 +6,12 @@
       metrics.csv                           one row per logged step / validation
       checkpoint/                           latest training state:
         model.safetensors, config.json      current weights
-        optim.pt                            optimiser states (Muon + AdamW)
+        optim.safetensors                   optimiser states (Muon + AdamW)
+        rng.safetensors                     torch/numpy/python RNG states
         state.json                          step, epoch, batch position, best val, patience
-        rng.pt                              torch/numpy/python RNG states
+
+Optimiser and RNG states are written by `state_file.save_state` (safetensors + JSON structure),
+never pickled: resuming from a model folder someone handed you runs no code from it.
 """
 
 from __future__ import annotations
@@ -21,10 +24,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mediafm.errors import StoreError
 from mediafm.model.mediafm import MediaFM, load_pretrained, save_pretrained
 from mediafm.store.atomic import atomic_path, write_json_atomic
+from mediafm.training.state_file import load_state, save_state
 
 CKPT_DIR = "checkpoint"
+OPTIM_FILE, RNG_FILE, STATE_FILE = "optim.safetensors", "rng.safetensors", "state.json"
+# Written by earlier versions with torch.save (pickle): never loaded.
+PICKLED_FILES = ("optim.pt", "rng.pt")
 
 
 @dataclass
@@ -42,34 +50,45 @@ class TrainState:
 def save_checkpoint(out_dir: Path, model: MediaFM, optimizer, state: TrainState, train_config: dict) -> None:
     d = Path(out_dir) / CKPT_DIR
     save_pretrained(model, d, extra={"train": train_config})
-    with atomic_path(d / "optim.pt") as tmp:
-        torch.save(optimizer.state_dict(), tmp)
+    save_state(optimizer.state_dict(), d / OPTIM_FILE)
     rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
-    with atomic_path(d / "rng.pt") as tmp:
-        torch.save(rng, tmp)
-    write_json_atomic(asdict(state), d / "state.json")  # last: its presence means the checkpoint is whole
+    save_state(rng, d / RNG_FILE)
+    for name in PICKLED_FILES:
+        (d / name).unlink(missing_ok=True)
+    write_json_atomic(asdict(state), d / STATE_FILE)  # last: its presence means the checkpoint is whole
 
 
 def has_checkpoint(out_dir: Path) -> bool:
-    return (Path(out_dir) / CKPT_DIR / "state.json").exists()
+    return (Path(out_dir) / CKPT_DIR / STATE_FILE).exists()
 
 
 def load_checkpoint(out_dir: Path, model: MediaFM, optimizer) -> TrainState:
+    """Restore weights, optimiser and RNG states; StoreError (one line) for anything damaged or foreign."""
     d = Path(out_dir) / CKPT_DIR
-    state = TrainState(**json.loads((d / "state.json").read_text()))
+    if not (d / OPTIM_FILE).exists() and any((d / name).exists() for name in PICKLED_FILES):
+        raise StoreError(d, "this checkpoint holds pickled training state (optim.pt / rng.pt), which mediafm "
+                            "never loads since pickles can run code; pretrain again without --resume")
+    try:
+        state = TrainState(**json.loads((d / STATE_FILE).read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError) as exc:
+        raise StoreError(d / STATE_FILE, f"unreadable training state ({type(exc).__name__}: {exc})") from None
     src = load_pretrained(d, device=next(model.parameters()).device)
     target = getattr(model, "module", model)
     target = getattr(target, "_orig_mod", target)
     target.load_state_dict(src.state_dict())
-    optimizer.load_state_dict(torch.load(d / "optim.pt", weights_only=False))
-    rng = torch.load(d / "rng.pt", weights_only=False)
-    torch.set_rng_state(rng["torch"])
-    np.random.set_state(rng["numpy"])
-    random.setstate(rng["python"])
-    if "cuda" in rng and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(rng["cuda"])
+    optim_state, rng = load_state(d / OPTIM_FILE), load_state(d / RNG_FILE)
+    try:
+        optimizer.load_state_dict(optim_state)
+        torch.set_rng_state(rng["torch"])
+        np.random.set_state(rng["numpy"])
+        random.setstate(rng["python"])
+        if "cuda" in rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:
+        raise StoreError(d, f"the checkpoint does not fit this model or optimiser ({type(exc).__name__}: "
+                            f"{str(exc)[:200]})") from None
     return state
 
 

@@ -38,14 +38,20 @@ def weights_hash(model_dir: str | Path) -> str:
 
 def model_identity(model_dir: str | Path) -> dict:
     """name, model_id, config and weights hash (what contextual/<model_id>/model.json records)."""
-    model_dir = Path(model_dir)
-    cfg = json.loads((model_dir / CONFIG_FILE).read_text())["model"]
-    digest = weights_hash(model_dir)
-    card_file = model_dir / "model_card.json"
-    card = json.loads(card_file.read_text()) if card_file.exists() else {}
     from mediafm.model.mediafm import ModelConfig
 
-    mcfg = ModelConfig.from_dict(cfg)
+    model_dir = Path(model_dir)
+    cfg, card = _read_json(model_dir / CONFIG_FILE).get("model"), {}
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("name"), str):
+        raise StoreError(model_dir / CONFIG_FILE, "not a mediafm model config (no 'model' with a 'name')")
+    digest = weights_hash(model_dir)
+    card_file = model_dir / "model_card.json"
+    if card_file.exists():
+        card = _read_json(card_file)
+    try:
+        mcfg = ModelConfig.from_dict(cfg)
+    except (TypeError, ValueError) as exc:
+        raise StoreError(model_dir / CONFIG_FILE, f"invalid model config ({exc})") from None
     # Different read-outs of the same weights are different embeddings: the id names the read-out
     # (ids of models with the plain hidden-state read-out are unchanged).
     suffix = "" if mcfg.readout == "hidden" else "-" + mcfg.readout.replace("+", "-")
@@ -54,6 +60,18 @@ def model_identity(model_dir: str | Path) -> dict:
             "weights_sha256": digest, "model_dir": str(model_dir.resolve()),
             "encoders": card.get("encoders"), "best_val_loss": card.get("best_val_loss"),
             "steps": card.get("steps")}
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise StoreError(path.parent, f"not a mediafm model directory (no {path.name})") from None
+    except (OSError, ValueError) as exc:  # ValueError: bad JSON or bad UTF-8
+        raise StoreError(path, f"unreadable ({type(exc).__name__}: {exc})") from None
+    if not isinstance(obj, dict):
+        raise StoreError(path, "not a JSON object")
+    return obj
 
 
 def embed_store(store_root: str | Path, model_dir: str | Path, title_ids: list[str] | None = None,
