@@ -136,6 +136,17 @@ def bind(store_root, head, model_dir=None) -> Scorer:
 
 # ----------------------------------------------------------------------------- spans
 SPAN_COLUMNS = ["title", "start", "end", "first_shot", "last_shot"]
+# Column types of the tables the applications return, so that an empty table (titles without a
+# cut, an empty clips file) has the columns and types of a full one: pandas gives a DataFrame built
+# from column names alone object columns, on which boolean masks and `.str` fail.
+_DTYPES = {"title": "object", "start": "float64", "end": "float64", "first_shot": "int64", "last_shot": "int64",
+           "shot": "int64", "rank": "int64", "duration": "float64", "time_s": "float64", "score": "float64",
+           "allowed": "bool", "chosen": "bool", "cues_known": "bool", "tags": "object"}
+
+
+def empty_table(columns: list[str]) -> pd.DataFrame:
+    """A table with no rows and the usual type of each column."""
+    return pd.DataFrame({c: pd.Series(dtype=_DTYPES.get(c, "object")) for c in columns})
 
 
 def _runs_frame(tl: Timeline, runs: np.ndarray) -> pd.DataFrame:
@@ -178,7 +189,7 @@ def shot_spans(store: Store, titles: list[str]) -> pd.DataFrame:
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
     frames = [f for f in frames if len(f)]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SPAN_COLUMNS)
+    return pd.concat(frames, ignore_index=True) if frames else empty_table(SPAN_COLUMNS)
 
 
 def _scene_ids(scorer: Scorer, tl: Timeline) -> np.ndarray:
@@ -252,7 +263,7 @@ def tag(store_root, head, titles: list[str] | None = None, clips: list[Clip | La
         if clips is not None:
             titles = sorted({c.title for c in _checked_clips(scorer, clips, clips_source)})
         if clips is not None and not titles:
-            spans = pd.DataFrame(columns=SPAN_COLUMNS)  # an empty clips file tags nothing ("no titles" means all)
+            spans = empty_table(SPAN_COLUMNS)  # an empty clips file tags nothing ("no titles" means all)
         else:
             titles = resolve_titles(scorer.store, titles)
             scorer.check(titles)
@@ -267,7 +278,7 @@ def tag(store_root, head, titles: list[str] | None = None, clips: list[Clip | La
     thr = np.full(s2.shape[1], threshold) if threshold is not None else np.asarray(h.card.thresholds, float)
     hits = s2 >= thr[None, :]
     tags = ["|".join(n for n, on in zip(names, row) if on) for row in hits]
-    return spans.assign(tags=tags, **_score_columns(h, scores))
+    return spans.assign(tags=pd.Series(tags, index=spans.index, dtype="object"), **_score_columns(h, scores))
 
 
 def shot_scores(store_root, head, titles: list[str] | None = None, klass: str | None = None,
@@ -320,7 +331,7 @@ def top_clips(store_root, head, titles: list[str] | None = None, k: int = 3, kla
         frames.append(g.iloc[keep].assign(rank=np.arange(1, len(keep) + 1)))
     out = _concat(frames)
     if out.empty:
-        return pd.DataFrame(columns=["title", "rank", "start", "end", "duration", "first_shot", "last_shot", "score"])
+        return empty_table(["title", "rank", "start", "end", "duration", "first_shot", "last_shot", "score"])
     out["duration"] = out["end"] - out["start"]
     return out[["title", "rank", "start", "end", "duration", "first_shot", "last_shot", "score"]].reset_index(drop=True)
 
@@ -359,7 +370,7 @@ def break_candidates(store_root, head, titles: list[str] | None = None, config: 
         cue_known.append(np.full(len(cuts), known))
     cols = ["title", "shot", "time_s", "score", "allowed", "chosen", "cues_known", "start", "end"]
     if not frames:
-        return pd.DataFrame(columns=cols)
+        return empty_table(cols)
     spans = pd.concat(frames, ignore_index=True)
     score, cv_thr = _scalar_scores(scorer.head, scorer.score(spans), klass)
     min_score = config.min_score if config.min_score is not None else cv_thr
