@@ -472,9 +472,10 @@ def test_repeat_ingest_is_byte_identical(tmp_path, shared_media):
             ingest([src], tmp_path / run, IngestConfig(), encode=False, show_progress=False)
     finally:
         torch.set_num_threads(threads)
-    for rel in ("media/montage/frames.npy", "media/montage/audio.npy", "shots/montage.parquet"):
+    for rel in ("media/montage/frames.npy", "media/montage/audio.npy", "shots/montage.parquet", "cues/montage.parquet"):
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
     a, b = (pq.read_table(tmp_path / r / "titles" / "montage.parquet").to_pylist()[0] for r in ("a", "b"))
+    assert a["ingested_at"] != b["ingested_at"]  # the one field that differs: when each ingest ran
     assert {**a, "ingested_at": 0} == {**b, "ingested_at": 0}
 
 
@@ -612,3 +613,164 @@ def test_a_read_overtaken_by_a_refresh_is_never_cached_as_current(served_store, 
     monkeypatch.setattr(served_store, "shots", read_then_refresh)
     cat.shots.get("title03")
     assert cat.shots._tables.peek((cat.generation, "title03"), MISSING) is MISSING
+
+
+# ----------------------------------------------------------------------------- files a user was handed
+class _Payload:
+    """A pickle that runs a command when loaded (what a hostile optim.pt would hold)."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def _tiny_pretrain_args(store: Path, out: Path) -> list[str]:
+    return ["pretrain", str(store), "--out", str(out), "--preset", "tiny", "--max-steps", "4", "--max-shots", "32",
+            "--batch-size", "4", "--checkpoint-every", "2", "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    from mediafm_testing.synthetic import SyntheticConfig, structured_store
+
+    root = tmp_path_factory.mktemp("tiny-model")
+    structured_store(root / "store", SyntheticConfig(n_titles=8, dim=16, meta_dim=0, shots_per_title=(20, 40), seed=5))
+    assert cli_main([*_tiny_pretrain_args(root / "store", root / "partial"), "--steps-this-run", "2"]) == 0
+    _copy_model(root / "partial", root / "model")
+    assert cli_main([*_tiny_pretrain_args(root / "store", root / "model"), "--resume"]) == 0
+    return root / "store", root / "partial", root / "model"
+
+
+def _copy_model(model: Path, dest: Path) -> Path:
+    import shutil
+
+    shutil.copytree(model, dest)
+    return dest
+
+
+def _one_error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err and lines[0].startswith("mediafm "), err
+    return lines[0]
+
+
+@pytest.mark.parametrize("where", ["optim.pt", "rng.pt", "optim.safetensors", "rng.safetensors"])
+def test_resuming_runs_no_code_from_the_model_folder(tiny_model, tmp_path, capsys, where):
+    import pickle
+
+    store, partial, _ = tiny_model
+    m = _copy_model(partial, tmp_path / "m")
+    marker = tmp_path / "ran"
+    ckpt = m / "checkpoint"
+    if where.endswith(".pt"):  # a checkpoint in the pickled layout of earlier versions
+        (ckpt / where.replace(".pt", ".safetensors")).unlink()
+    (ckpt / where).write_bytes(pickle.dumps(_Payload(marker)))
+    capsys.readouterr()
+    assert cli_main([*_tiny_pretrain_args(store, m), "--resume"]) == 1
+    line = _one_error_line(capsys.readouterr().err)
+    assert "checkpoint" in line and not marker.exists()
+
+
+def test_a_resumed_checkpoint_holds_no_pickle(tiny_model, tmp_path):
+    store, partial, _ = tiny_model
+    m = _copy_model(partial, tmp_path / "m")
+    names = sorted(p.name for p in (m / "checkpoint").iterdir())
+    assert "optim.pt" not in names and "rng.pt" not in names and "optim.safetensors" in names
+    assert cli_main([*_tiny_pretrain_args(store, m), "--resume"]) == 0
+    state = json.loads((m / "checkpoint" / "state.json").read_text())
+    assert state["step"] == 4
+
+
+def test_state_files_round_trip_and_refuse_foreign_files(tmp_path):
+    import random
+
+    import torch
+
+    from mediafm.errors import StoreError
+    from mediafm.training.state_file import load_state, save_state
+
+    obj = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+           "optim": [{"state": {0: {"step": torch.tensor(3.0), "exp_avg": torch.randn(4, 2)}},
+                      "param_groups": [{"lr": 0.1, "betas": (0.9, 0.95), "params": [0], "fused": None}]}],
+           "best": float("inf")}
+    save_state(obj, tmp_path / "s.safetensors")
+    back = load_state(tmp_path / "s.safetensors")
+    assert torch.equal(back["torch"], obj["torch"]) and back["python"] == obj["python"]
+    assert back["numpy"][0] == "MT19937" and np.array_equal(back["numpy"][1], obj["numpy"][1])
+    assert back["optim"][0]["param_groups"] == obj["optim"][0]["param_groups"]
+    assert torch.equal(back["optim"][0]["state"][0]["exp_avg"], obj["optim"][0]["state"][0]["exp_avg"])
+    assert back["best"] == float("inf")
+    from safetensors.torch import save_file
+
+    save_file({"x": torch.zeros(2)}, str(tmp_path / "plain.safetensors"))
+    for name, data in (("garbage", os.urandom(300)), ("empty", b"")):
+        (tmp_path / name).write_bytes(data)
+    for name in ("plain.safetensors", "garbage", "empty", "missing"):
+        with pytest.raises(StoreError, match=name):
+            load_state(tmp_path / name)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty", "other-shapes", "bad-config"])
+def test_a_damaged_model_folder_is_one_line(tiny_model, tmp_path, capsys, damage):
+    store, _, model = tiny_model
+    m = _copy_model(model, tmp_path / "m")
+    weights = m / "model.safetensors"
+    if damage == "garbage":
+        weights.write_bytes(os.urandom(4096))
+    elif damage == "truncated":
+        weights.write_bytes(weights.read_bytes()[:1000])
+    elif damage == "empty":
+        weights.write_bytes(b"")
+    elif damage == "other-shapes":
+        cfg = json.loads((m / "config.json").read_text())
+        cfg["model"]["hidden"] = 32
+        (m / "config.json").write_text(json.dumps(cfg))
+    else:
+        (m / "config.json").write_bytes(b"\xff\xfe{not json")
+    capsys.readouterr()
+    assert cli_main(["embed", str(store), "--model", str(m)]) == 1
+    line = _one_error_line(capsys.readouterr().err)
+    assert str(m) in line and "internal error" not in line
+
+
+@pytest.mark.parametrize("content", [b"title,start,end,label\ncaf\xe9,0,2,1\n", os.urandom(2000),
+                                     b"title,start,end,label\nt\x00,0,2,1\n"], ids=["latin-1", "random", "nul"])
+@pytest.mark.parametrize("command", ["fit", "predict"])
+def test_labels_and_clips_that_are_not_utf8_text_are_one_line(tmp_path, capsys, content, command):
+    from mediafm_testing.scenes import scene_store
+
+    store, _ = scene_store(tmp_path / "store", n_titles=4)
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(content)
+    argv = (["fit", str(store.root), "--labels", str(bad), "--task", "binary", "--out", str(tmp_path / "h")]
+            if command == "fit" else
+            ["predict", str(store.root), "--head", str(tmp_path / "h"), "--clips", str(bad), "--out", str(tmp_path / "p.csv")])
+    if command == "predict":  # a real head, so that the clips file is what fails
+        good = tmp_path / "good.csv"
+        good.write_text("title,start,end,label\n" + "".join(f"title0{t},{s},{s + 2},{(s // 2) % 2}\n"
+                                                           for t in range(4) for s in range(0, 16, 2)))
+        assert cli_main(["fit", str(store.root), "--labels", str(good), "--task", "binary", "--out", str(tmp_path / "h"),
+                         "--folds", "2", "--n-boot", "20"]) == 0
+    capsys.readouterr()
+    assert cli_main(argv) == 1
+    line = _one_error_line(capsys.readouterr().err)
+    assert str(bad) in line and "internal error" not in line
+    if content.startswith(b"title") and b"\xe9" in content:
+        assert "byte 0xe9 at offset 25 (line 2)" in line
+
+
+def test_every_table_carries_its_title_id(tmp_path):
+    from mediafm.types import Cue
+
+    store = Store(tmp_path / "store", create=True)
+    for i, tid in enumerate(("a", "b")):
+        add_random_title(store, tid, 3, seed=i, with_frames=False)
+        store.write_cues(tid, [Cue(0.5, 1.5, f"line of {tid}")])
+    for table in ("titles", "shots", "cues", "features"):
+        df = pd.read_parquet(tmp_path / "store" / table)
+        assert "title_id" in df.columns and set(df["title_id"]) == {"a", "b"}, table
+    cues = pd.read_parquet(tmp_path / "store" / "cues")
+    assert cues.set_index("title_id")["text"].to_dict() == {"a": "line of a", "b": "line of b"}
+    assert [c.text for c in store.cues("a")] == ["line of a"]

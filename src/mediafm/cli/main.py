@@ -39,8 +39,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser with its usage errors on one line (argparse prints the whole usage first,
+    which buries the problem under a screen of options)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _build_parser(command: str | None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mediafm", description="Contextual shot embeddings for long-form video.")
+    parser = _Parser(prog="mediafm", description="Contextual shot embeddings for long-form video.")
     parser.add_argument("--version", action="version", version=f"mediafm {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -65,11 +73,25 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(module.run(args) or 0)
     except MediafmError as exc:
-        print(f"mediafm {args.command}: error: {exc}", file=sys.stderr)
-        return 1
+        return _fail(args.command, str(exc))
+    except OSError as exc:  # a path the user gave that cannot be read or written
+        where = f"{exc.filename}: " if exc.filename else ""
+        return _fail(args.command, f"{where}{exc.strerror or type(exc).__name__}")
     except KeyboardInterrupt:
         print(f"mediafm {args.command}: interrupted (finished work is kept; re-run to resume)", file=sys.stderr)
         return 130
+    except Exception as exc:
+        if args.verbose:
+            raise
+        # Not an error about an input we know of: a defect. One line here; -v shows the traceback.
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        return _fail(args.command, f"internal error ({type(exc).__name__}: {first}); "
+                                   f"run with -v for the traceback and please report it")
+
+
+def _fail(command: str, message: str) -> int:
+    print(f"mediafm {command}: error: {' '.join(message.split())}", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

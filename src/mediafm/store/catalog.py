@@ -49,7 +49,7 @@ TITLE_COLUMNS = [
     "ingested_at", "subtitle_encoding",
 ]
 SHOT_COLUMNS = ["title_id", "shot_index", "start_frame", "end_frame", "start_s", "end_s", "text", "text_source"]
-CUE_COLUMNS = ["start_s", "end_s", "text", "source"]
+CUE_COLUMNS = ["title_id", "start_s", "end_s", "text", "source"]
 TAG_COLUMNS = ("video_tags", "audio_tags")  # features columns of per-shot tag names (encoders that classify)
 FAILURE_COLUMNS = ["source_key", "path", "stage", "error_type", "message", "failed_at"]
 
@@ -163,9 +163,11 @@ class Store:
         return read_table(f).to_pandas()
 
     def write_cues(self, title_id: str, cues: Iterable[Cue]) -> None:
-        """The title's timed-text cues (an empty list records that it has none)."""
+        """The title's timed-text cues (an empty list records that it has none). Like every table,
+        it carries the title id, so a reader of the whole folder knows whose cue each row is."""
         cues = list(cues)
-        table = pa.table({"start_s": pa.array([c.start_s for c in cues], pa.float64()),
+        table = pa.table({"title_id": pa.array([title_id] * len(cues), pa.string()),
+                          "start_s": pa.array([c.start_s for c in cues], pa.float64()),
                           "end_s": pa.array([c.end_s for c in cues], pa.float64()),
                           "text": pa.array([c.text for c in cues], pa.string()),
                           "source": pa.array([c.source for c in cues], pa.string())})

@@ -11,6 +11,7 @@ timeline, `label` is a class (multiclass, binary), classes joined by `|` (multil
 from __future__ import annotations
 
 import csv
+import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,10 +68,9 @@ def _read(path: str | Path, need_label: bool) -> list[LabeledClip]:
         raise LabelsError(path, f"{noun} file does not exist")
     header = ",".join(HEADER if need_label else HEADER[:3])
     rows: list[LabeledClip] = []
-    with path.open(newline="", encoding="utf-8-sig") as f:
-        reader = csv.reader(f)
-        width = 0
-        for lineno, row in enumerate(reader, start=1):
+    width = 0
+    try:
+        for lineno, row in enumerate(csv.reader(io.StringIO(_text(path, noun), newline="")), start=1):
             if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
                 continue
             cells = [c.strip() for c in row]
@@ -95,11 +95,31 @@ def _read(path: str | Path, need_label: bool) -> list[LabeledClip]:
             if need_label and not label:
                 raise LabelsError(path, f"line {lineno}: empty label")
             rows.append(LabeledClip(Clip(title, start, end), label, lineno))
+    except csv.Error as exc:  # a NUL byte, an unterminated quote at the end
+        raise LabelsError(path, f"not a CSV file ({exc})") from None
     if not width:
         raise LabelsError(path, f"empty {noun} file (expected header {header})")
     if not rows:
         raise LabelsError(path, f"no {'labelled ' if need_label else ''}clips after the header")
     return rows
+
+
+def _text(path: Path, noun: str) -> str:
+    """The file's text: UTF-8 (a BOM allowed), else one line naming where the first bad byte is.
+
+    Title ids must match the store's exactly, so a legacy code page is not guessed (a guess that
+    reads a title's accents wrongly would silently drop its rows).
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise LabelsError(path, f"cannot read the {noun} file ({exc.strerror or type(exc).__name__})") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise LabelsError(path, f"not UTF-8 text: byte 0x{data[exc.start]:02x} at offset {exc.start} (line {line}); "
+                                f"save the {noun} file as UTF-8") from None
 
 
 def write_labels(path: str | Path, rows: list[tuple[str, float, float, str]]) -> None:
