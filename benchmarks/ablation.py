@@ -77,6 +77,9 @@ REPLICATE_ROWS: dict[str, dict] = {
 }
 
 
+TRAIN_TIME_FILE = "train_time.json"  # in a scaling model's folder: {"train_s": wall seconds of its training}
+
+
 def _code_digest() -> str:
     """What the cached models depend on besides their config: the model and training sources."""
     src = Path(__file__).resolve().parents[1] / "src" / "mediafm"
@@ -225,10 +228,14 @@ def scaling_rows(store: Path, labels: Path, root: Path, sizes: list[int], base, 
             sources.append((extra, Store(extra).title_ids()[:k - len(probed)]))
         sub = link_store(Path(root) / "ablation" / f"store-{k}", sources)
         model_dir = Path(root) / "ablation" / f"scaling-{k}-{_key(base)}"
-        t0 = time.time()
+        # The training time is kept next to the model: a re-run from the cache reports it, not the
+        # ~0 s of finding the model (None for a model cached before the time was recorded).
+        timing = model_dir / TRAIN_TIME_FILE
         if not (model_dir / "model_card.json").exists():
+            t0 = time.time()
             pretrain(sub, model_dir, base)
-        train_s = time.time() - t0
+            timing.write_text(json.dumps({"train_s": time.time() - t0}))
+        train_s = json.loads(timing.read_text())["train_s"] if timing.exists() else None
         grid = run_grid(store, labels, with_readout(model_dir, readout), ("contextual",),
                         config=ProbeConfig(n_boot=n_boot, seed=seed), progress=False)
         card = json.loads((model_dir / "model_card.json").read_text())

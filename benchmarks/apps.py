@@ -55,7 +55,7 @@ def main() -> int:
     fold_of = dict(zip(titles, rng.permutation(len(titles)) % a.folds))
     results = {}
     for kind in ("fused", "contextual"):
-        results[kind] = run_kind(kind, lay, store, stories, titles, fold_of, out, a)
+        results[kind] = run_kind(kind, lay, stories, titles, fold_of, out, a)
         print(f"{kind}: done ({time.time() - t0:.0f} s)", flush=True)
     (out / "apps.json").write_text(json.dumps(results, indent=1))
     print(f"\n# mediafm applications benchmark: {len(titles)} titles (narrative catalog, seed {a.seed}), "
@@ -112,7 +112,7 @@ def true_popularity(st, start: float, end: float) -> float:
 
 
 # ----------------------------------------------------------------------------- one embedding
-def run_kind(kind, lay, store, stories, titles, fold_of, out: Path, a) -> dict:
+def run_kind(kind, lay, stories, titles, fold_of, out: Path, a) -> dict:
     from mediafm.apps import (BreakConfig, ProposalConfig, break_candidates, fit, predict, save_head, scene_cuts,
                               top_clips)
     from mediafm.apps import proposals as prop
@@ -178,13 +178,13 @@ def run_kind(kind, lay, store, stories, titles, fold_of, out: Path, a) -> dict:
     # scenes without training: every title
     n_true = sum(len(scene_starts(stories[t])) for t in titles)
     cuts = scene_cuts(lay.store, titles, embedding=kind, model_dir=lay.model if kind == "contextual" else None)
+    vectors = shot_vectors(lay.store, kind, lay.model)
     ys, uns, unp, base, basep = [], [], [], [], []
     for t, g in cuts.groupby("title"):
         ys.append(seg.boundary_targets(g["time_s"].to_numpy(), scene_starts(stories[t]), a.tolerance))
         uns.append(g["score"].to_numpy())
         unp.append(g["boundary"].to_numpy())
-        v = store.features(t, "fused") if kind == "fused" else store.contextual(t, store.model_ids()[0])
-        b = seg.neighbour_change(v)
+        b = seg.neighbour_change(vectors(t))
         base.append(b)
         pick = np.zeros(len(b), bool)
         pick[seg.pick_boundaries(b)] = True
@@ -209,6 +209,14 @@ def run_kind(kind, lay, store, stories, titles, fold_of, out: Path, a) -> dict:
                    "true_boundaries": n_true, "found_by_shot_detection": int(y.sum())},
         "cards": cards,
     }
+
+
+def shot_vectors(store_root, kind: str, model_dir):
+    """title -> per-shot vectors of `kind`, contextual ones from the evaluated model (model_dir):
+    the baseline must read the same embedding as the other rows, whichever models the store holds."""
+    from mediafm.tasks.clips import ClipEmbedder
+
+    return ClipEmbedder.open(store_root, kind, model_dir if kind == "contextual" else None).shot_vectors
 
 
 def table(results: dict, a) -> str:

@@ -16,7 +16,8 @@ random titles and shots and mostly distinct queries. Prints p50/p99/max per endp
 a shared machine do not inflate) and its RSS after each repeat.
 
 Targets: p99 <= 100 ms for title, shot, neighbour and thumbnail endpoints, <= 250 ms for search,
-no errors, RSS flat across repeats. The client runs on the same machine (and, unless --cpus keeps
+no errors, RSS flat across repeats. Exit status 1 on any error or any p99 above its target (in a
+repeat or over all of them). The client runs on the same machine (and, unless --cpus keeps
 them apart, the same cores) as the server: its CPU time is part of what is measured.
 """
 
@@ -177,14 +178,20 @@ def run_load(port: int, requests: list[tuple[str, str, dict]], concurrency: int)
     return lat, errors, time.perf_counter() - t0
 
 
+def missed(lat: dict[str, list[float]]) -> list[str]:
+    """Endpoints whose p99 latency is above their target."""
+    return [k for k, target in TARGET_MS.items() if lat.get(k) and np.percentile(lat[k], 99) * 1000 > target]
+
+
 def table(lat: dict[str, list[float]]) -> list[str]:
     lines = [f"{'endpoint':<10} {'n':>5} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}  target p99"]
+    slow = missed(lat)
     for kind in ENDPOINTS:
         v = np.array(lat[kind]) * 1000
         if not len(v):
             continue
         target = TARGET_MS.get(kind)
-        verdict = "" if target is None else f"<= {target}: {'met' if np.percentile(v, 99) <= target else 'NOT met'}"
+        verdict = "" if target is None else f"<= {target}: {'NOT met' if kind in slow else 'met'}"
         lines.append(f"{kind:<10} {len(v):>5} {np.percentile(v, 50):>8.1f} {np.percentile(v, 99):>8.1f} "
                      f"{v.max():>8.1f}  {verdict}")
     return lines
@@ -210,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"server pid {proc.pid} on 127.0.0.1:{port}, ready in {ready:.1f} s, RSS {rss_mb(proc.pid):.0f} MB",
               flush=True)
         total: dict[str, list[float]] = {k: [] for k in ENDPOINTS}
-        n_errors, rss = 0, []
+        n_errors, rss, slow = 0, [], set()
         for r in range(args.repeats):
             cpu0 = cpu_s(proc.pid)
             lat, errors, wall = run_load(port, plan(args.requests, args.titles, args.shots, seed=r),
@@ -218,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
             cpu = cpu_s(proc.pid) - cpu0
             rss.append(rss_mb(proc.pid))
             n_errors += len(errors)
+            slow.update(missed(lat))
             for k in ENDPOINTS:
                 total[k] += lat[k]
             print(f"\nrepeat {r + 1}: {args.requests} requests at concurrency {args.concurrency} in {wall:.1f} s "
@@ -229,13 +237,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nall repeats: errors {n_errors}; server RSS after each repeat (MB): "
               + ", ".join(f"{v:.0f}" for v in rss))
         print("\n".join(table(total)))
+        slow.update(missed(total))
+        if slow:
+            print(f"p99 above target: {', '.join(sorted(slow))}")
     finally:
         proc.terminate()
         try:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
-    return 1 if n_errors else 0
+    return 1 if n_errors or slow else 0
 
 
 def _free_port() -> int:

@@ -11,7 +11,8 @@ contextual (in context); columns = the five tasks, each with a 95% title-bootstr
 the same model pretrained without title metadata, and `check_expectation`: contextual at least
 fused on every task and above fused's interval on genre, tone and ad relevancy, and above
 contextual-isolated on the narrative tasks. The benchmark's latent model is fixed
-(docs/narrative-benchmark.md); it is not tuned to make the model win.
+(docs/narrative-benchmark.md); it is not tuned to make the model win. Exit status 1 when a target
+is missed or cannot be checked (a row missing), so a script or CI can tell.
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ def main() -> int:
         print("Model pretrained and applied with the [GLOBAL] metadata withheld (same probes):\n")
         print(format_rows([nometa]))
         print()
-    print(check_expectation(grid, nometa["cells"] if nometa else None))
+    ok, text = check_expectation(grid, nometa["cells"] if nometa else None)
+    print(text)
     if a.replicates:
         from ablation import format_rows, replicate_rows, replicate_summary
 
@@ -92,8 +94,10 @@ def main() -> int:
             print(format_rows(recs))
             table, means = replicate_summary(name, recs, grid["cells"]["fused"])
             print(f"\n{table}\n")
-            print(check_expectation({"cells": {"fused": grid["cells"]["fused"], **means}},
-                                    first=f"{name}, mean of {len(recs)}"))
+            met, text = check_expectation({"cells": {"fused": grid["cells"]["fused"], **means}},
+                                          first=f"{name}, mean of {len(recs)}")
+            print(text)
+            ok &= met
     if a.scaling:
         from ablation import format_rows, scaling_rows
 
@@ -110,36 +114,41 @@ def main() -> int:
         print(f"\n# Lever table ({a.catalog} catalog, {a.titles} titles; contextual rows; same probes)\n")
         print(format_rows(recs))
     print(f"\nthis invocation: {time.time() - t0:.0f} s")
-    return 0
+    return 0 if ok else 1
 
 
 NARRATIVE_TASKS = ("tone", "ad_relevancy", "popularity", "retrieval")  # depend on the story around a clip
 SEPARATE_TASKS = ("genre", "tone", "ad_relevancy")  # contextual must clear fused's 95% interval
 
 
-def check_expectation(grid: dict, nometa: dict | None = None, first: str = "with metadata") -> str:
+def check_expectation(grid: dict, nometa: dict | None = None, first: str = "with metadata") -> tuple[bool, str]:
     """Say, per task, whether contextual beats fused (and fused's interval where required) and
-    whether it beats contextual-isolated; the same for the model without metadata."""
+    whether it beats contextual-isolated; the same for the model without metadata. Returns
+    (every target met, the text); a row or cell that is missing counts as missed."""
     cells = grid["cells"]
-    if "contextual" not in cells or "fused" not in cells:
-        return "expectation not checked: contextual or fused row missing"
+    if not cells.get("contextual") or not cells.get("fused"):
+        return False, "expectation not checked: contextual or fused row missing (counted as missed)"
     lines = ["contextual (in context) vs fused and vs contextual-isolated:"]
     ok = True
-    for label, ctx, iso in ((first, cells["contextual"], cells.get("contextual-isolated")),
-                            ("no metadata", (nometa or {}).get("contextual"), (nometa or {}).get("contextual-isolated"))):
-        if ctx is None:
-            continue
+    models = [(first, cells["contextual"], cells.get("contextual-isolated"))]
+    if nometa is not None:
+        models.append(("no metadata", nometa.get("contextual") or {}, nometa.get("contextual-isolated")))
+    for label, ctx, iso in models:
         for task, f in cells["fused"].items():
             c = ctx.get(task)
             if c is None:
+                ok = False
+                lines.append(f"  [{label}] {task:13s} no value  <- target missed")
                 continue
             need_sep = task in SEPARATE_TASKS
             good = c["value"] >= f["value"] and (c["value"] > f["ci_high"] or not need_sep)
             vs_iso = ""
-            if iso and task in NARRATIVE_TASKS:
-                beat = c["value"] > iso[task]["value"]
+            if task in NARRATIVE_TASKS:
+                i = (iso or {}).get(task)
+                beat = i is not None and c["value"] > i["value"]
                 good &= beat
-                vs_iso = f"; vs isolated {iso[task]['value']:.3f}: {'better' if beat else 'NOT better'}"
+                vs_iso = ("; no contextual-isolated value" if i is None else
+                          f"; vs isolated {i['value']:.3f}: {'better' if beat else 'NOT better'}")
             ok &= good
             lines.append(f"  [{label}] {task:13s} {c['value']:.3f} vs fused {f['value']:.3f} "
                          f"[{f['ci_low']:.3f}, {f['ci_high']:.3f}]: "
@@ -147,7 +156,7 @@ def check_expectation(grid: dict, nometa: dict | None = None, first: str = "with
                          + (f", {'above' if c['value'] > f['ci_high'] else 'NOT above'} fused's interval" if need_sep else "")
                          + vs_iso + ("" if good else "  <- target missed"))
     lines.append("all targets met" if ok else "some targets missed (marked)")
-    return "\n".join(lines)
+    return ok, "\n".join(lines)
 
 
 def oracle_grid(n_titles: int, seed: int, n_boot: int) -> str:

@@ -43,8 +43,10 @@ def test_summary_counts_trainings_and_means():
 def test_check_over_means_flags_a_missed_target():
     ok = [_record(1, [0.5, 0.6, 0.6, 0.30, 0.30], [0.8, 0.66, 0.70, 0.34, 0.35])]
     _, means = ablation.replicate_summary("x", ok, FUSED)
-    assert tasks.check_expectation({"cells": {"fused": FUSED, **means}}, first="x").endswith("all targets met")
+    met, out = tasks.check_expectation({"cells": {"fused": FUSED, **means}}, first="x")
+    assert met and out.endswith("all targets met")
     missed = [_record(1, [0.5, 0.6, 0.6, 0.30, 0.36], [0.8, 0.66, 0.70, 0.34, 0.35])]
     _, means = ablation.replicate_summary("x", missed, FUSED)
-    out = tasks.check_expectation({"cells": {"fused": FUSED, **means}}, first="x")
+    met, out = tasks.check_expectation({"cells": {"fused": FUSED, **means}}, first="x")
+    assert not met
     assert "[x] retrieval" in out and "target missed" in out and out.endswith("some targets missed (marked)")

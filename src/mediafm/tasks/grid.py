@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mediafm.errors import ConfigError
+from mediafm.errors import ConfigError, StoreError
 from mediafm.tasks.clips import EMBEDDING_KINDS, ClipEmbedder
 from mediafm.tasks.labels import LabeledClip, read_labels, targets
 from mediafm.tasks.metrics import Score
@@ -94,7 +94,8 @@ def run_grid(store_root: str | Path, labels_dir: str | Path, model_dir: str | Pa
     """Probe every embedding kind on every task found in labels_dir.
 
     Rows needing a model (contextual, contextual-isolated) are skipped, with the reason recorded,
-    when no model is given and the store holds no contextual embeddings.
+    when no model is given and the store holds no contextual embeddings (or several models' and
+    none is named). Any other failure of a row, a model given but unreadable included, raises.
     """
     config = config if config is not None else ProbeConfig()
     from tqdm import tqdm
@@ -120,10 +121,12 @@ def run_grid(store_root: str | Path, labels_dir: str | Path, model_dir: str | Pa
         t0 = time.time()
         try:
             embedder = ClipEmbedder.open(store_root, kind, model_dir, pooling)
-        except Exception as exc:  # noqa: BLE001 - recorded per row; the other rows still run
-            if kind not in ("contextual", "contextual-isolated"):
+        except StoreError as exc:
+            # Only "no model to read" skips a row: a model that was given must load, or the
+            # grid would report a missing row instead of an error.
+            if kind not in ("contextual", "contextual-isolated") or model_dir is not None:
                 raise
-            grid.skipped[kind] = getattr(exc, "problem", str(exc))
+            grid.skipped[kind] = exc.problem
             bar.update(len(specs))
             continue
         X = embedder.embed_many(clips, progress=progress)

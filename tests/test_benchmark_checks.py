@@ -1,0 +1,174 @@
+"""Benchmarks that state targets exit non-zero when one is missed or a row fails; their tables use
+one model throughout and keep training times across re-runs from the cache."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from mediafm.errors import StoreError
+from mediafm.tasks.grid import TASKS, Grid, run_grid
+from mediafm_testing.scenes import clip_labels, scene_store
+
+sys.path.append(str(Path(__file__).resolve().parents[1] / "benchmarks"))  # after installed packages: no shadowing
+import ablation  # noqa: E402
+import apps  # noqa: E402
+import ingest  # noqa: E402
+import serve_load  # noqa: E402
+import tasks  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def small_store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bench")
+    # The fixture's own embeddings sort before any mediafm model id, as a stale model's might.
+    store, truth = scene_store(root / "store", n_titles=6, model_id="aaa-older-model")
+    return store, clip_labels(truth, root / "labels", per_title=4)
+
+
+# ----------------------------------------------------------------------------- the grid's rows
+def test_grid_raises_when_the_given_model_cannot_be_read(small_store, tmp_path):
+    store, labels = small_store
+    (tmp_path / "model").mkdir()
+    with pytest.raises(StoreError):
+        run_grid(store.root, labels, tmp_path / "model", ("fused", "contextual"), progress=False)
+
+
+def test_grid_without_a_model_skips_only_the_rows_that_need_one(small_store):
+    store, labels = small_store
+    grid = run_grid(store.root, labels, None, ("fused", "contextual", "contextual-isolated"), progress=False)
+    assert list(grid.skipped) == ["contextual-isolated"]
+    assert ("contextual", "tone") in grid.cells  # the store's only model's stored embeddings
+
+
+# ----------------------------------------------------------------------------- tasks.py's exit status
+def _cell(v, half=0.03):
+    return {"value": v, "ci_low": v - half, "ci_high": v + half}
+
+
+def _run_tasks(monkeypatch, tmp_path, cells) -> int:
+    import mediafm.cli.demo as demo
+
+    lay = SimpleNamespace(eval=tmp_path / "eval", model=tmp_path / "model")
+    lay.eval.mkdir(exist_ok=True)
+    lay.model.mkdir(exist_ok=True)
+    (lay.eval / "eval.json").write_text(json.dumps({"cells": cells}))
+    (lay.model / "model_card.json").write_text(json.dumps({"name": "m", "steps": 1, "config": {"readout": "hidden"}}))
+    monkeypatch.setattr(demo, "run_demo", lambda cfg: {"layout": lay, "timings": {}, "grid_md": ""})
+    monkeypatch.setattr(sys, "argv", ["tasks.py", "--no-meta-rows", "--cache", str(tmp_path)])
+    return tasks.main()
+
+
+FUSED = {t.name: _cell(0.5) for t in TASKS}
+ISOLATED = {t.name: _cell(0.55) for t in TASKS}
+
+
+def test_tasks_exit_status_follows_the_targets(monkeypatch, tmp_path, capsys):
+    good = {t.name: _cell(0.6) for t in TASKS}
+    assert _run_tasks(monkeypatch, tmp_path, {"fused": FUSED, "contextual-isolated": ISOLATED, "contextual": good}) == 0
+    assert capsys.readouterr().out.rstrip().splitlines()[-3] == "all targets met"
+    missed = {**good, "retrieval": _cell(0.52)}  # below the clip alone
+    assert _run_tasks(monkeypatch, tmp_path, {"fused": FUSED, "contextual-isolated": ISOLATED,
+                                              "contextual": missed}) == 1
+    assert "some targets missed" in capsys.readouterr().out
+
+
+def test_tasks_a_missing_row_or_cell_fails(monkeypatch, tmp_path, capsys):
+    assert _run_tasks(monkeypatch, tmp_path, {"fused": FUSED, "contextual-isolated": ISOLATED, "contextual": {}}) == 1
+    assert "expectation not checked" in capsys.readouterr().out
+    no_genre = {t.name: _cell(0.6) for t in TASKS if t.name != "genre"}
+    assert _run_tasks(monkeypatch, tmp_path, {"fused": FUSED, "contextual-isolated": ISOLATED,
+                                              "contextual": no_genre}) == 1
+    no_isolated = {t.name: _cell(0.6) for t in TASKS}
+    assert _run_tasks(monkeypatch, tmp_path, {"fused": FUSED, "contextual": no_isolated}) == 1
+
+
+# ----------------------------------------------------------------------------- ingest.py's exit status
+def _run_ingest(monkeypatch, tmp_path, ours_f1, ref_f1, broken=()) -> int:
+    row = {"frames": 100, "wall_s": 1.0, "cpu_s": 1.0, "peak_rss_mb": 100.0}
+    results = {"ours": {**row, "f1": ours_f1}, "ours_serial": {**row, "f1": ours_f1}, "ours_windows": {**row, "f1": 1.0},
+               "reference": {**row, "f1": ref_f1}, "adaptive": {**row, "f1": 0.9},
+               "ingest": {"media_s": 600.0, "wall_s": 30.0, "cpu_s": 50.0, "peak_rss_mb": 900.0, "failed": 0}}
+    monkeypatch.setattr(ingest, "build_looped", lambda loops, cache: tmp_path / "looped.mp4")
+    monkeypatch.setattr(ingest, "run_task", lambda name, path, args: {"error": "crashed"} if name in broken
+                        else results.get(name, row))
+    return ingest.main(["--cache", str(tmp_path)])
+
+
+def test_ingest_exit_status_follows_the_f1_target(monkeypatch, tmp_path, capsys):
+    assert _run_ingest(monkeypatch, tmp_path, 0.995, 1.0) == 0
+    assert _run_ingest(monkeypatch, tmp_path, 0.95, 1.0) == 1
+    assert "NOT met" in capsys.readouterr().out
+    assert _run_ingest(monkeypatch, tmp_path, 1.0, 1.0, broken=("reference",)) == 1
+    assert _run_ingest(monkeypatch, tmp_path, 1.0, 1.0, broken=("adaptive",)) == 1
+
+
+# ----------------------------------------------------------------------------- serve_load.py's exit status
+def _run_serve_load(monkeypatch, tmp_path, search_ms: float) -> int:
+    def load(port, requests, concurrency):
+        lat = {k: [0.010] * 200 for k in serve_load.ENDPOINTS}
+        lat["search"] = [search_ms / 1000] * 200
+        return lat, [], 1.0
+
+    proc = SimpleNamespace(pid=1, terminate=lambda: None, wait=lambda timeout: None, kill=lambda: None)
+    monkeypatch.setattr(serve_load, "build_store", lambda root, titles, shots: tmp_path)
+    monkeypatch.setattr(serve_load, "start_server", lambda store, port, cpus: proc)
+    monkeypatch.setattr(serve_load, "wait_ready", lambda port, proc: 0.0)
+    monkeypatch.setattr(serve_load, "cpu_s", lambda pid: 0.0)
+    monkeypatch.setattr(serve_load, "rss_mb", lambda pid: 500.0)
+    monkeypatch.setattr(serve_load, "run_load", load)
+    return serve_load.main(["--repeats", "2", "--requests", "10", "--port", "1", "--cache", str(tmp_path)])
+
+
+def test_serve_load_exits_non_zero_when_a_p99_target_is_missed(monkeypatch, tmp_path, capsys):
+    assert _run_serve_load(monkeypatch, tmp_path, search_ms=200) == 0
+    assert _run_serve_load(monkeypatch, tmp_path, search_ms=300) == 1  # search's target: 250 ms
+    assert "p99 above target: search" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- apps.py: one model per table
+def test_apps_baseline_reads_the_evaluated_model(small_store, tmp_path):
+    import torch
+
+    from mediafm.model.mediafm import MediaFM, save_pretrained, tiny
+    from mediafm.training.embed import embed_store, model_identity
+
+    store, _ = small_store
+    torch.manual_seed(0)
+    save_pretrained(MediaFM(tiny(16)), tmp_path / "model")
+    embed_store(store.root, tmp_path / "model")
+    evaluated = model_identity(tmp_path / "model")["model_id"]
+    assert store.model_ids()[0] == "aaa-older-model" != evaluated
+    title = store.title_ids()[0]
+    vectors = apps.shot_vectors(store.root, "contextual", tmp_path / "model")(title)
+    np.testing.assert_allclose(vectors, store.contextual(title, evaluated))
+    np.testing.assert_allclose(apps.shot_vectors(store.root, "fused", tmp_path / "model")(title),
+                               store.features(title, "fused"))
+
+
+# ----------------------------------------------------------------------------- ablation.py: scaling-row times
+def test_scaling_rows_report_the_recorded_training_time_on_a_rerun(small_store, tmp_path, monkeypatch):
+    import mediafm.tasks.grid as grid_mod
+    import mediafm.training.pretrain as pretrain_mod
+
+    store, labels = small_store
+
+    def fake_pretrain(store_root, out_dir, cfg):
+        time.sleep(0.3)
+        out_dir.mkdir(parents=True)
+        (out_dir / "config.json").write_text(json.dumps({"model": {"readout": "hidden"}}))
+        (out_dir / "model_card.json").write_text(json.dumps({"steps": 10, "best_val_loss": 1.0}))
+
+    monkeypatch.setattr(pretrain_mod, "pretrain", fake_pretrain)
+    monkeypatch.setattr(grid_mod, "run_grid", lambda *a, **k: Grid(["contextual"], []))
+    base = pretrain_mod.TrainConfig(progress=False)
+    first = ablation.scaling_rows(store.root, labels, tmp_path, [3], base, "hidden", 10, 0)
+    again = ablation.scaling_rows(store.root, labels, tmp_path, [3], base, "hidden", 10, 0)
+    assert first[0]["train_s"] >= 0.3
+    assert again[0]["train_s"] == first[0]["train_s"]
