@@ -77,8 +77,14 @@ class AiSFX(WindowedAudioEncoder):
         cnn2d = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(cnn2d)
         self.device = torch_device()
-        weights, ds_dict = torch.load(package_dir("aisfx") / "models" / "checkpoint.pth", map_location="cpu",
-                                      weights_only=False)  # a (state_dict, dict) tuple pickled by the authors
+        # A (state_dict, {dataset: (numpy int, count)}) tuple pickled by the authors: loaded with
+        # weights_only=True and an allow-list of exactly the numpy types it holds, so no code runs.
+        import numpy as np
+
+        allowed = [(np._core.multiarray.scalar, "numpy.core.multiarray.scalar"), np.dtype, np.dtypes.Int64DType]
+        with torch.serialization.safe_globals(allowed):
+            weights, ds_dict = torch.load(package_dir("aisfx") / "models" / "checkpoint.pth", map_location="cpu",
+                                          weights_only=True)
         model = cnn2d.CrossNet(cnn2d.EmbeddingNet("max", 3, 1, 64), ds_dict, "cpu")
         model.load_state_dict(weights)
         self.net = model.embedding_net.eval().to(self.device)
