@@ -15,6 +15,7 @@ memory (serve/catalog.py), so it serves a read-only store and holds steady under
 
 from __future__ import annotations
 
+import logging
 import mimetypes
 import stat
 from dataclasses import dataclass
@@ -34,10 +35,13 @@ from mediafm.errors import ConfigError, MediafmError, StoreError
 from mediafm.search.index import title_vectors
 from mediafm.search.hit import Hit
 from mediafm.search.query import search_shot
+from mediafm.serve import predictions as pred
 from mediafm.serve.catalog import MISSING, Catalog, source_name
 from mediafm.serve.hosts import HostCheck, allowed_hosts
 from mediafm.store.catalog import Store
 from mediafm.store.ids import MAX_CHARS, TITLE_ID_PATTERN, is_title_id
+
+log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 MAX_SHOTS = 10_000_000
@@ -380,59 +384,74 @@ def create_app(store_root: str | Path, config: ServeConfig | None = None, catalo
                         model_id=h.card.embedding.model_id, metric=h.card.metric, value=h.card.value,
                         n_titles=h.card.n_titles) for n, h in heads.items()]
 
+    def prediction_variant(h: TrainedHead | None, cls: str | None, spacing: float | None) -> tuple[str | None, float]:
+        """(class, spacing) as a response is keyed: a head's first class by default, and the
+        default spacing where spacing changes nothing (no head, a scene head)."""
+        if h is None or h.card.task not in ("multiclass", "multilabel"):
+            cls = None  # only a head's classes are meaningful (and each key is a cache entry)
+        else:
+            cls = cls or h.card.classes[0]
+        return cls, config.break_spacing_s if spacing is None or h is None or h.card.task == "scenes" else spacing
+
     @app.get("/api/titles/{title_id}/predictions", response_model=PredictionsOut,
              summary="a head's scores along the title, proposed clips, ad breaks and scene boundaries")
     async def predictions(title_id: TitleId, head: Annotated[str | None, Query(max_length=200)] = None,
                           cls: Annotated[str | None, Query(max_length=200)] = None,
                           spacing: Annotated[float | None, Query(ge=0, le=86_400)] = None):
-        await require_title_async(title_id)
+        gen, _ = await title_row(title_id)
         h = None
         if head is not None:
             if head not in heads:
                 raise HTTPException(404, f"no head {head!r}")
             h = heads[head]
-            if h.card.task in ("multiclass", "multilabel"):
-                if cls is not None and cls not in h.card.classes:
-                    raise HTTPException(422, f"head {head!r} has no class {cls!r}")
-                cls = cls or h.card.classes[0]
-            else:
-                cls = None
-        else:
-            cls = None  # only a head's classes are meaningful (and each key costs a computation)
-        # Spacing only matters for a head's ad breaks: one cache entry for every value otherwise.
-        spacing = config.break_spacing_s if spacing is None or h is None or h.card.task == "scenes" else spacing
+            if cls is not None and h.card.task in ("multiclass", "multilabel") and cls not in h.card.classes:
+                raise HTTPException(422, f"head {head!r} has no class {cls!r}")
+        cls, spacing = prediction_variant(h, cls, spacing)
         return _json(await memo("predictions", (title_id, head, cls, spacing),
-                                lambda: predictions_json(title_id, head, h, cls, spacing)))
+                                lambda: predictions_json(title_id, head, h, cls, spacing, gen), gen))
 
     def predictions_json(title_id: str, name: str | None, h: TrainedHead | None, cls: str | None,
-                         spacing: float) -> bytes:
-        from mediafm.apps import apply
-
-        store, titles = cat.store.root, [title_id]
+                         spacing: float, gen: int) -> bytes:
+        # The costly parts are kept per title (scene cuts) and per (title, head) (every class's
+        # scores): another class or spacing is derived from them without reading the store.
+        store = cat.store.root
         out = PredictionsOut(head=name, cls=cls, shots=[], clips=[], breaks=[], scenes=[], scene_method="",
                              break_spacing_s=spacing)
         if h is not None and h.card.task != "scenes":
-            scorer = apply.bind(store, h)  # one set of feature reads for the three below
-            shots = apply.shot_scores(store, scorer, titles, cls)
-            out.shots = [ShotScore(shot_index=int(r.shot), start_s=float(r.start), end_s=float(r.end), score=float(r.score))
-                         for r in shots.itertuples()]
-            top = apply.top_clips(store, scorer, titles, config.clips_k, cls)
-            out.clips = [ClipOut(rank=int(r.rank), start_s=float(r.start), end_s=float(r.end), score=float(r.score))
-                         for r in top.itertuples()]
-            br = apply.ad_breaks(store, scorer, titles, BreakConfig(min_spacing_s=spacing), cls)
-            out.breaks = [MarkOut(shot_index=int(r.shot), time_s=float(r.time_s), score=float(r.score))
-                          for r in br.itertuples()]
-        scene_head = h if h is not None and h.card.task == "scenes" else None
-        if scene_head is not None:
-            cuts = apply.scene_cuts(store, titles, head=scene_head)
-        elif cat.has_contextual(title_id):  # unsupervised: on contextual embeddings when the title has them
-            cuts = apply.scene_cuts(store, titles, embedding="contextual", model_id=cat.contextual_model())
-        else:
-            cuts = apply.scene_cuts(store, titles, embedding="fused")
-        out.scene_method = str(cuts["method"].iloc[0]) if len(cuts) else ""
-        out.scenes = [MarkOut(shot_index=int(r.shot), time_s=float(r.time_s), score=float(r.score))
-                      for r in cuts[cuts["boundary"]].itertuples()]
+            scores = cat.memo("head-scores", (title_id, name), lambda: pred.head_scores(store, h, title_id), gen)
+            col = pred.column(h, cls)
+            out.shots = [ShotScore(shot_index=i, start_s=a, end_s=b, score=v) for i, a, b, v in pred.shots(scores, col)]
+            out.clips = [ClipOut(rank=r, start_s=a, end_s=b, score=v)
+                         for r, a, b, v in pred.top_clips(scores, col, config.clips_k)]
+            out.breaks = [MarkOut(shot_index=i, time_s=t, score=v) for i, t, v in pred.breaks(scores, col, spacing)]
+        if h is not None and h.card.task == "scenes":
+            cuts = cat.memo("scene-cuts", (title_id, name), lambda: pred.scene_cuts(store, title_id, head=h), gen)
+        else:  # unsupervised: on contextual embeddings when the title has them
+            def unsupervised() -> pred.SceneCuts:
+                if cat.has_contextual(title_id):
+                    return pred.scene_cuts(store, title_id, embedding="contextual", model_id=cat.contextual_model())
+                return pred.scene_cuts(store, title_id, embedding="fused")
+
+            cuts = cat.memo("scene-cuts", (title_id, None), unsupervised, gen)
+        out.scene_method = cuts.method
+        out.scenes = [MarkOut(shot_index=int(cuts.shot[i]), time_s=float(cuts.time_s[i]), score=float(cuts.score[i]))
+                      for i in np.flatnonzero(cuts.boundary)]
         return out.model_dump_json().encode()
+
+    # The page asks for each title it opens the predictions of the head it shows first, with its
+    # default class and spacing: made at start-up for every head (and for no head: scenes only).
+    def warm_predictions(tid: str, row: dict, gen: int) -> None:
+        for name, h in [(None, None), *heads.items()]:
+            if cat.generation != gen:
+                return
+            cls, spacing = prediction_variant(h, None, None)
+            try:
+                cat.memo("predictions", (tid, name, cls, spacing),
+                         lambda: predictions_json(tid, name, h, cls, spacing, gen), gen)
+            except MediafmError as exc:  # this head does not fit this title: the request will say so
+                log.info("explorer: warming %s predictions of %s: %s", name, tid, exc.problem)
+
+    cat.warmers.append(warm_predictions)
 
     @app.get("/", include_in_schema=False)
     def page():
