@@ -6,19 +6,22 @@
 Builds (once, cached under --cache) a synthetic store of `--titles` titles with `--shots` shots
 each: subtitle-like text and tags, 2,688-d fused vectors (the default encoders' width), one
 224x224 frame per shot and a small playable video, written by the real `Store` writers
-(`mediafm_testing.stores.add_random_title`), then indexed as `mediafm index` does. Starts `mediafm
-serve` on 127.0.0.1 in a subprocess (pinned to --cpus with taskset when given), waits until it
-says it is ready (`/api/health`: text encoder, indexes and per-title responses warmed), and sends `--requests` requests per repeat from
-`--concurrency` client threads with keep-alive connections: an even mix of the catalog, title
-detail, thumbnail, video (a 64 KiB range), nearest-neighbour, map and text-search endpoints, with
-random titles and shots and mostly distinct queries. Prints p50/p99/max per endpoint, errors
-(anything but 200/206), throughput, the server's CPU time per request (which other processes on
-a shared machine do not inflate) and its RSS after each repeat.
+(`mediafm_testing.stores.add_random_title`), then indexed as `mediafm index` does, and a binary
+head fitted on it with `mediafm.apps.fit` (as `mediafm fit` does; see `fit_head`). Starts `mediafm
+serve --heads` on 127.0.0.1 in a subprocess (pinned to --cpus with taskset when given), waits
+until it says it is ready (`/api/health`: text encoder, indexes and per-title responses warmed),
+and sends `--requests` requests per repeat from `--concurrency` client threads with keep-alive
+connections: an even mix of the catalog, title detail, thumbnail, video (a 64 KiB range),
+nearest-neighbour, map, text-search and predictions (the head's, default class and spacing, as the
+page asks first) endpoints, with random titles and shots and mostly distinct queries. Prints
+p50/p99/max per endpoint, errors (anything but 200/206), throughput, the server's CPU time per
+request (which other processes on a shared machine do not inflate) and its RSS after each repeat.
 
-Targets: p99 <= 100 ms for title, shot, neighbour and thumbnail endpoints, <= 250 ms for search,
-no errors, RSS flat across repeats. Exit status 1 on any error or any p99 above its target (in a
-repeat or over all of them). The client runs on the same machine (and, unless --cpus keeps
-them apart, the same cores) as the server: its CPU time is part of what is measured.
+Targets: p99 <= 100 ms for the catalog, title, neighbour, thumbnail, map and predictions
+endpoints, <= 250 ms for search, no errors, RSS flat across repeats. Exit status 1 on any error
+or any p99 above its target (in a repeat or over all of them). The client runs on the same
+machine (and, unless --cpus keeps them apart, the same cores) as the server: its CPU time is part
+of what is measured.
 """
 
 from __future__ import annotations
@@ -39,8 +42,10 @@ from pathlib import Path
 
 import numpy as np
 
-ENDPOINTS = ("titles", "title", "thumb", "video", "neighbors", "map", "search")
-TARGET_MS = {"title": 100, "thumb": 100, "neighbors": 100, "map": 100, "titles": 100, "search": 250}
+ENDPOINTS = ("titles", "title", "thumb", "video", "neighbors", "map", "search", "predictions")
+TARGET_MS = {"title": 100, "thumb": 100, "neighbors": 100, "map": 100, "titles": 100, "search": 250,
+             "predictions": 100}
+HEAD = "lively"  # the benchmark's head (benchmarks/serve_load.py fit_head)
 FUSED_DIM = 2688  # EfficientNet-Lite0 1280 + YAMNet 1024 + MiniLM 384
 WORDS = ("river", "mountain", "city", "night", "rain", "dog", "car", "train", "forest", "beach", "storm",
          "market", "kitchen", "bridge", "desert", "a", "the", "quiet", "old", "walks", "runs", "under", "over")
@@ -55,7 +60,7 @@ def build_store(root: Path, titles: int, shots: int) -> Path:
     from mediafm.store.catalog import Store
     from mediafm_testing.stores import add_random_title, write_tiny_video
 
-    spec = {"titles": titles, "shots": shots, "dim": FUSED_DIM, "version": 1}
+    spec = {"titles": titles, "shots": shots, "dim": FUSED_DIM, "version": 2}
     marker = root / "complete.json"
     if marker.exists() and json.loads(marker.read_text()) == spec:
         return root / "store"
@@ -67,14 +72,40 @@ def build_store(root: Path, titles: int, shots: int) -> Path:
         add_random_title(store, f"title{i:03d}", shots, dim=FUSED_DIM, seed=i, video=video)
     update_index(store, progress=False)
     TextIndex(default_text_encoder(), persist=True).refresh(store)  # as `mediafm index` caches them
+    fit_head(store, root / "heads" / HEAD, root / "labels.csv")
     marker.write_text(json.dumps(spec))
     print(f"built {titles} titles x {shots} shots in {time.perf_counter() - t0:.0f} s: {root / 'store'}", flush=True)
     return root / "store"
 
 
+def fit_head(store, folder: Path, labels: Path, per_title: int = 6, seed: int = 0) -> Path:
+    """A binary head fitted on clips of 2-3 shots of the first 40 titles, labelled 1 when the clip's
+    mean fused vector projects above the median onto a fixed random direction (a target the
+    vectors carry, made from the store itself). Returns the head's folder."""
+    from mediafm.apps import fit, save_head
+    from mediafm.tasks.labels import write_labels
+    from mediafm_testing.scenes import FAST_PROBE
+
+    rng = np.random.default_rng(seed)
+    ids = store.title_ids()
+    direction = rng.standard_normal(FUSED_DIM)
+    rows = []
+    for t in ids[:40]:
+        shots, value = store.shots(t), store.features(t) @ direction
+        for _ in range(per_title):
+            a = int(rng.integers(0, len(shots) - 2))
+            b = a + int(rng.integers(1, 3))
+            rows.append((t, float(shots.start_s[a]) + 0.1, float(shots.end_s[b]) - 0.1, float(value[a:b + 1].mean())))
+    median = float(np.median([r[3] for r in rows]))
+    write_labels(labels, [(t, a, b, str(int(v > median))) for t, a, b, v in rows])
+    save_head(fit(store.root, labels, "binary", "fused", config=FAST_PROBE).head, folder)
+    return folder
+
+
 # ----------------------------------------------------------------------------- the server
 def start_server(store: Path, port: int, cpus: str | None) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "mediafm", "serve", str(store), "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [sys.executable, "-m", "mediafm", "serve", str(store), "--host", "127.0.0.1", "--port", str(port),
+           "--heads", str(store.parent / "heads")]
     if cpus:
         cmd = ["taskset", "-c", cpus, *cmd]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -135,6 +166,8 @@ def plan(n: int, titles: int, shots: int, seed: int) -> list[tuple[str, str, dic
             path = f"/api/titles/{t}/shots/{s}/neighbors?k=12"
         elif kind == "map":
             path = f"/api/titles/{t}/map"
+        elif kind == "predictions":
+            path = f"/api/titles/{t}/predictions?head={HEAD}"
         else:
             q = " ".join(rng.choice(WORDS, int(rng.integers(1, 5))))
             path = "/api/search?" + urllib.parse.urlencode({"q": f"{q} {int(rng.integers(10_000))}", "k": 20})
@@ -184,7 +217,7 @@ def missed(lat: dict[str, list[float]]) -> list[str]:
 
 
 def table(lat: dict[str, list[float]]) -> list[str]:
-    lines = [f"{'endpoint':<10} {'n':>5} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}  target p99"]
+    lines = [f"{'endpoint':<11} {'n':>5} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}  target p99"]
     slow = missed(lat)
     for kind in ENDPOINTS:
         v = np.array(lat[kind]) * 1000
@@ -192,7 +225,7 @@ def table(lat: dict[str, list[float]]) -> list[str]:
             continue
         target = TARGET_MS.get(kind)
         verdict = "" if target is None else f"<= {target}: {'NOT met' if kind in slow else 'met'}"
-        lines.append(f"{kind:<10} {len(v):>5} {np.percentile(v, 50):>8.1f} {np.percentile(v, 99):>8.1f} "
+        lines.append(f"{kind:<11} {len(v):>5} {np.percentile(v, 50):>8.1f} {np.percentile(v, 99):>8.1f} "
                      f"{v.max():>8.1f}  {verdict}")
     return lines
 
