@@ -8,6 +8,7 @@ import sys
 
 from mediafm.apps.breaks import BreakConfig
 from mediafm.apps.proposals import ProposalConfig
+from mediafm.cli.numbers import number
 
 _P = ProposalConfig()
 BREAKS = BreakConfig()
@@ -23,10 +24,10 @@ def add_common(p: argparse.ArgumentParser, out_help: str = "result table: .csv, 
 
 def add_proposal(p: argparse.ArgumentParser, overlap: bool = True) -> None:
     g = p.add_argument_group("candidate clips (runs of whole shots)")
-    g.add_argument("--min-s", type=float, help="shortest clip in seconds (default: the head's shortest training clip)")
-    g.add_argument("--max-s", type=float, help="longest clip in seconds (default: the head's longest training clip)")
+    g.add_argument("--min-s", type=number(minimum=0), help="shortest clip in seconds (default: the head's shortest training clip)")
+    g.add_argument("--max-s", type=number(above=0), help="longest clip in seconds (default: the head's longest training clip)")
     if overlap:
-        g.add_argument("--max-overlap", type=float, default=_P.max_overlap,
+        g.add_argument("--max-overlap", type=number(minimum=0, maximum=1), default=_P.max_overlap,
                        help=f"drop a candidate overlapping a kept one by more than this IoU (default: {_P.max_overlap})")
     g.add_argument("--within-scenes", action="store_true", help="never cross a scene boundary (unsupervised scenes)")
 

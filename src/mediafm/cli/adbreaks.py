@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from mediafm.cli import _apps
+from mediafm.cli.numbers import count, number
 
 _B = _apps.BREAKS
 
@@ -13,11 +14,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     _apps.add_common(p)
     p.add_argument("--head", required=True, metavar="HEAD_DIR", help="head scoring the clip before a cut (e.g. ad relevancy)")
     p.add_argument("--class", dest="klass", metavar="CLASS", help="class to score by (multiclass / multilabel heads)")
-    p.add_argument("--min-spacing", type=float, default=_B.min_spacing_s,
+    p.add_argument("--min-spacing", type=number(minimum=0), default=_B.min_spacing_s,
                    help=f"seconds between breaks at least (default: {_B.min_spacing_s:g})")
-    p.add_argument("--min-score", type=float, help="lowest score of a break (default: the head's best-F1 CV threshold)")
-    p.add_argument("--max-breaks", type=int, help="breaks per title at most (default: no limit)")
-    p.add_argument("--clip-s", type=float, help="length of the clip scored before each cut (default: the head's median)")
+    p.add_argument("--min-score", type=number(), help="lowest score of a break (default: the head's best-F1 CV threshold)")
+    p.add_argument("--max-breaks", type=count(1), help="breaks per title at most (default: no limit)")
+    p.add_argument("--clip-s", type=number(above=0), help="length of the clip scored before each cut (default: the head's median)")
     p.add_argument("--all-cuts", action="store_true", help="write every cut with its score and flags, not just the breaks")
 
 

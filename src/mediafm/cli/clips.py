@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 
 from mediafm.cli import _apps
+from mediafm.cli.numbers import count
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     _apps.add_common(p)
     p.add_argument("--rank", required=True, metavar="HEAD_DIR", help="head whose score ranks clips (e.g. popularity)")
     p.add_argument("--class", dest="klass", metavar="CLASS", help="class to rank by (multiclass / multilabel heads)")
-    p.add_argument("-k", type=int, default=3, help="clips per title (default: 3)")
+    p.add_argument("-k", type=count(1), default=3, help="clips per title (default: 3)")
     _apps.add_proposal(p, overlap=False)
 
 

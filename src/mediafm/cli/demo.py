@@ -16,6 +16,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from mediafm.cli.numbers import count
 from mediafm.errors import MediafmError
 
 
@@ -102,12 +103,12 @@ _D = DemoConfig()
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=_D.out, help=f"output folder (default: ./{_D.out})")
-    p.add_argument("--titles", type=int, default=_D.titles, help=f"synthetic titles (default: {_D.titles})")
+    p.add_argument("--titles", type=count(1), default=_D.titles, help=f"synthetic titles (default: {_D.titles})")
     p.add_argument("--seed", type=int, default=_D.seed)
-    p.add_argument("--max-steps", type=int, default=_D.max_steps,
+    p.add_argument("--max-steps", type=count(0), default=_D.max_steps,
                    help="pretraining steps (default: 0 = chosen by `mediafm pretrain` for the catalog)")
     p.add_argument("--preset", default=_D.preset, help=f"model size (default: {_D.preset})")
-    p.add_argument("--n-boot", type=int, default=_D.n_boot, help=f"bootstrap resamples (default: {_D.n_boot})")
+    p.add_argument("--n-boot", type=count(0), default=_D.n_boot, help=f"bootstrap resamples (default: {_D.n_boot})")
 
 
 class StageError(MediafmError):
@@ -232,6 +233,9 @@ def run_apps(lay: Layout, cfg: DemoConfig) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mediafm.cli.synth import check_folder
+
+    check_folder(args.out)
     cfg = DemoConfig(out=args.out, titles=args.titles, seed=args.seed, max_steps=args.max_steps,
                      preset=args.preset, n_boot=args.n_boot)
     t0 = time.time()

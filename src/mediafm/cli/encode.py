@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from mediafm.cli.numbers import count
 from mediafm.devices import DEVICE_HELP
 from mediafm.encoders.config import EncodeConfig
 from mediafm.types import MODALITIES
@@ -23,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--text-weights", default=_D.text_weights, metavar="DIR",
                         help="local copy of the text model's folder (minilm-l6: instead of its package)")
     parser.add_argument("--device", default=_D.device, help=f"where encoders with a GPU path run: {DEVICE_HELP}")
-    parser.add_argument("--batch-shots", type=int, default=_D.batch_shots, help="shots per encoder batch")
+    parser.add_argument("--batch-shots", type=count(1), default=_D.batch_shots, help="shots per encoder batch")
     parser.add_argument("--asr", action="store_true", default=_D.asr,
                         help="transcribe shots' audio (Whisper tiny.en) for titles without subtitles")
     parser.add_argument("--force", action="store_true", default=_D.force,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from mediafm.apps.head import HEAD_TASKS
 from mediafm.apps.segmentation import DEFAULT_WINDOW
+from mediafm.cli.numbers import count
 from mediafm.tasks.clips import EMBEDDING_KINDS, POOLINGS
 from mediafm.tasks.metrics import METRICS
 from mediafm.tasks.probes import PROBES, ProbeConfig
@@ -25,10 +26,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pooling", default="mean", choices=sorted(POOLINGS), help="shots -> clip (default: mean)")
     p.add_argument("--head", default=_P.head, choices=sorted(PROBES), help=f"probe head (default: {_P.head})")
     p.add_argument("--metric", choices=sorted(METRICS), help="CV metric (default: by task, as `mediafm probe`)")
-    p.add_argument("--folds", type=int, default=_P.folds, help=f"CV folds, grouped by title (default: {_P.folds})")
-    p.add_argument("--n-boot", type=int, default=_P.n_boot, help=f"bootstrap resamples (default: {_P.n_boot})")
+    p.add_argument("--folds", type=count(2), default=_P.folds, help=f"CV folds, grouped by title (default: {_P.folds})")
+    p.add_argument("--n-boot", type=count(0), default=_P.n_boot, help=f"bootstrap resamples (default: {_P.n_boot})")
     p.add_argument("--seed", type=int, default=_P.seed)
-    p.add_argument("--window", type=int, default=DEFAULT_WINDOW,
+    p.add_argument("--window", type=count(1), default=DEFAULT_WINDOW,
                    help=f"scenes task: shots on each side of a cut (default: {DEFAULT_WINDOW})")
 
 

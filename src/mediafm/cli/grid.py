@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from mediafm.cli.numbers import count
 from mediafm.tasks.clips import EMBEDDING_KINDS, POOLINGS
 from mediafm.tasks.probes import PROBES, ProbeConfig
 
@@ -19,8 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--embeddings", default=",".join(EMBEDDING_KINDS), help="comma-separated rows (default: all)")
     p.add_argument("--pooling", default="mean", choices=sorted(POOLINGS))
     p.add_argument("--head", default=_P.head, choices=sorted(PROBES))
-    p.add_argument("--folds", type=int, default=_P.folds)
-    p.add_argument("--n-boot", type=int, default=_P.n_boot)
+    p.add_argument("--folds", type=count(2), default=_P.folds)
+    p.add_argument("--n-boot", type=count(0), default=_P.n_boot)
     p.add_argument("--seed", type=int, default=_P.seed)
 
 

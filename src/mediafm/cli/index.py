@@ -7,6 +7,7 @@ import argparse
 import json
 from dataclasses import asdict
 
+from mediafm.cli.numbers import count, number
 from mediafm.search.index import EMBEDDINGS, IndexConfig, update_index
 from mediafm.store.catalog import Store
 from mediafm.store.lock import store_lock
@@ -18,9 +19,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("store", help="catalog store folder")
     p.add_argument("--embedding", choices=EMBEDDINGS, default=_D.embedding, help="which shot embeddings to index")
     p.add_argument("--model", default=_D.model_id, help="contextual model id (default: the store's only model)")
-    p.add_argument("--exact-max", type=int, default=_D.exact_max,
+    p.add_argument("--exact-max", type=count(0), default=_D.exact_max,
                    help="exact search up to this many vectors, IVF above (default %(default)s)")
-    p.add_argument("--target-recall", type=float, default=_D.target_recall,
+    p.add_argument("--target-recall", type=number(above=0, maximum=1), default=_D.target_recall,
                    help="IVF nprobe is raised until sampled recall@10 reaches this (default %(default)s)")
     p.add_argument("--rebuild", action="store_true", help="rebuild from scratch instead of updating")
     p.add_argument("--no-text", action="store_true", help="do not cache the shots' text embeddings")

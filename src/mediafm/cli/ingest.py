@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from mediafm.cli.numbers import count, number
 from mediafm.devices import DEVICE_HELP
 from mediafm.ingest.config import IngestConfig
 
@@ -16,9 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="STORE", help="catalog store folder (created if missing)")
     parser.add_argument("--detector", default=_DEFAULTS.detector,
                         help=f"shot detector (default: {_DEFAULTS.detector}; see `mediafm shots --help`)")
-    parser.add_argument("--frames-per-shot", type=int, default=_DEFAULTS.frames_per_shot, metavar="K",
+    parser.add_argument("--frames-per-shot", type=count(1), default=_DEFAULTS.frames_per_shot, metavar="K",
                         help=f"frames sampled per shot (default: {_DEFAULTS.frames_per_shot})")
-    parser.add_argument("--audio-window", type=float, default=_DEFAULTS.audio_window_s, metavar="S",
+    parser.add_argument("--audio-window", type=number(above=0), default=_DEFAULTS.audio_window_s, metavar="S",
                         help=f"audio-only titles: window length in seconds (default: {_DEFAULTS.audio_window_s:g})")
     parser.add_argument("--no-subtitles", action="store_true", help="do not attach subtitle text")
     parser.add_argument("--no-encode", action="store_true", help="skip the encoders (run `mediafm encode` later)")
@@ -30,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", choices=("local", "ray"), default="local",
                         help="local (default, no Ray needed) or ray (pip install 'mediafm[ray]')")
     parser.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray instance)")
-    parser.add_argument("--workers", type=int, default=None, metavar="N",
+    parser.add_argument("--workers", type=count(1), default=None, metavar="N",
                         help="Ray CPUs for a local Ray instance (default: all cores)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or per-title warnings")
 

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from mediafm.cli.numbers import count
 from mediafm.tasks.clips import EMBEDDING_KINDS, POOLINGS
 from mediafm.tasks.labels import TASK_KINDS
 from mediafm.tasks.metrics import METRICS
@@ -24,8 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metric", choices=sorted(METRICS), help="default: macro_ap / micro_ap / ap / kendall_tau by task")
     p.add_argument("--pooling", default="mean", choices=sorted(POOLINGS), help="shots -> clip (default: mean)")
     p.add_argument("--head", default=_P.head, choices=sorted(PROBES), help=f"probe head (default: {_P.head})")
-    p.add_argument("--folds", type=int, default=_P.folds, help=f"outer CV folds, grouped by title (default: {_P.folds})")
-    p.add_argument("--n-boot", type=int, default=_P.n_boot, help=f"bootstrap resamples (default: {_P.n_boot})")
+    p.add_argument("--folds", type=count(2), default=_P.folds, help=f"outer CV folds, grouped by title (default: {_P.folds})")
+    p.add_argument("--n-boot", type=count(0), default=_P.n_boot, help=f"bootstrap resamples (default: {_P.n_boot})")
     p.add_argument("--seed", type=int, default=_P.seed)
     p.add_argument("--format", default="table", choices=("table", "json"))
 

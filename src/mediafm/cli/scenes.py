@@ -6,6 +6,7 @@ import argparse
 
 from mediafm.apps.segmentation import DEFAULT_WINDOW
 from mediafm.cli import _apps
+from mediafm.cli.numbers import count, number
 from mediafm.types import MODALITIES
 
 
@@ -14,9 +15,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--embedding", choices=("fused", "contextual", *MODALITIES),
                    help="unsupervised: embedding to segment (default: contextual if the store has it, else fused)")
     p.add_argument("--head", metavar="HEAD_DIR", help="a scene head from `mediafm fit --task scenes`")
-    p.add_argument("--window", type=int, default=DEFAULT_WINDOW,
+    p.add_argument("--window", type=count(1), default=DEFAULT_WINDOW,
                    help=f"unsupervised: shots on each side of a cut (default: {DEFAULT_WINDOW})")
-    p.add_argument("--threshold", type=float,
+    p.add_argument("--threshold", type=number(),
                    help="boundary score threshold (default: the head's CV threshold, or TextTiling's cutoff)")
     p.add_argument("--cuts", action="store_true", help="write every cut with its boundary score, not the scenes")
 

@@ -6,9 +6,16 @@ import argparse
 import json
 import sys
 
-from mediafm.search.index import EMBEDDINGS, IndexConfig, open_index
+from mediafm.cli.numbers import count
 from mediafm.search.hit import Hit
-from mediafm.search.query import parse_clip_spec, parse_shot_spec, search_clip, search_shot, search_text
+from mediafm.search.index import EMBEDDINGS, IndexConfig, open_index
+from mediafm.search.query import (
+    parse_clip_spec,
+    parse_shot_spec,
+    search_clip,
+    search_shot,
+    search_text,
+)
 from mediafm.store.catalog import Store
 
 _D = IndexConfig()
@@ -20,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     q.add_argument("--shot", metavar="TITLE:INDEX", help="shots like this shot (it comes first)")
     q.add_argument("--text", metavar="QUERY", help="shots whose subtitles/ASR text or tags match")
     q.add_argument("--clip", metavar="TITLE:START-END", help="shots like this time span (seconds)")
-    p.add_argument("--k", type=int, default=10, help="number of results (default %(default)s)")
+    p.add_argument("--k", type=count(1), default=10, help="number of results (default %(default)s)")
     p.add_argument("--embedding", choices=EMBEDDINGS, default=_D.embedding, help="for --shot/--clip")
     p.add_argument("--model", default=_D.model_id, help="contextual model id (default: the store's only model)")
     p.add_argument("--clip-weights", metavar="DIR", default=None,

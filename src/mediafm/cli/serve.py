@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from mediafm.cli.numbers import count, number
 from mediafm.serve.app import ServeConfig, create_app
 
 _D = ServeConfig()
@@ -14,16 +15,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("store", help="catalog store folder (only read: a read-only store is fine)")
     p.add_argument("--host", default=_D.host,
                    help="address to bind (default %(default)s: this machine only; 0.0.0.0 exposes the catalog)")
-    p.add_argument("--port", type=int, default=_D.port, help="port (default %(default)s)")
+    p.add_argument("--port", type=count(0, 65535), default=_D.port, help="port (default %(default)s)")
     p.add_argument("--model", default=_D.model_id, help="contextual model id (default: the store's only model)")
     p.add_argument("--allow-host", action="append", default=list(_D.allow_hosts), metavar="NAME",
                    help="also answer requests for this host name (repeatable; e.g. a reverse proxy's name). "
                         "Requests naming any other host are refused (DNS rebinding)")
-    p.add_argument("--cache-mb", type=int, default=_D.cache_mb,
+    p.add_argument("--cache-mb", type=count(0), default=_D.cache_mb,
                    help="memory for cached responses and thumbnails (default %(default)s)")
     p.add_argument("--heads", nargs="+", default=list(_D.heads), metavar="DIR",
                    help="heads from `mediafm fit` (a head folder, or a folder of them) to show in the explorer")
-    p.add_argument("--break-spacing", type=float, default=_D.break_spacing_s,
+    p.add_argument("--break-spacing", type=number(minimum=0), default=_D.break_spacing_s,
                    help="default seconds between ad-break markers (default %(default)s; the page can change it)")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from mediafm.cli.numbers import number
 from mediafm.shots.adaptive import AdaptiveConfig
 from mediafm.shots.transnetv2 import TransNetV2Config
 
@@ -13,7 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("video", metavar="VIDEO", help="video file")
     parser.add_argument("--detector", default="transnetv2",
                         help="shot detector: transnetv2 (default) or adaptive (alias fast)")
-    parser.add_argument("--threshold", type=float, default=None, metavar="X",
+    parser.add_argument("--threshold", type=number(above=0), default=None, metavar="X",
                         help=f"detection threshold (default: the detector's own: transnetv2 "
                              f"{TransNetV2Config.threshold:g}, adaptive {AdaptiveConfig.threshold:g})")
     parser.add_argument("--format", choices=("json", "table"), default="table", help="output format (default: table)")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+from pathlib import Path
 
+from mediafm.cli.numbers import count
 from mediafm.errors import ConfigError
 from mediafm.synth.render import RenderConfig
 from mediafm.synth.story import STORY_PRESETS
@@ -15,17 +17,27 @@ _RENDER = RenderConfig()
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("catalog", metavar="CATALOG_DIR", help="output folder (videos/, labels/, truth/, catalog.json)")
-    p.add_argument("--titles", type=int, default=24, help="number of titles (default 24)")
+    p.add_argument("--titles", type=count(1), default=24, help="number of titles (default 24)")
     p.add_argument("--seed", type=int, default=0, help="catalog seed (default 0)")
     p.add_argument("--preset", default="narrative", choices=sorted(STORY_PRESETS),
                    help="catalog kind: narrative (15-40 shots, hard cuts; default) or long (150-600 shots, "
                         "some dissolves and fades)")
-    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="render processes")
+    p.add_argument("--workers", type=count(1), default=min(2, os.cpu_count() or 1), help="render processes")
     # Unset story flags keep the preset's value (the StoryConfig it names is the one source of defaults).
-    p.add_argument("--fps", type=int, default=None, help="frame rate (default: the preset's)")
-    p.add_argument("--max-scenes", type=int, default=None, help="scenes per title, at most (default: the preset's)")
-    p.add_argument("--width", type=int, default=_RENDER.width)
-    p.add_argument("--height", type=int, default=_RENDER.height)
+    p.add_argument("--fps", type=count(1), default=None, help="frame rate (default: the preset's)")
+    p.add_argument("--max-scenes", type=count(1), default=None, help="scenes per title, at most (default: the preset's)")
+    p.add_argument("--width", type=count(16), default=_RENDER.width)
+    p.add_argument("--height", type=count(16), default=_RENDER.height)
+
+
+def check_folder(path: str) -> None:
+    """An output folder that can be made: not a file, and not under a file."""
+    p = Path(path)
+    for parent in (p, *p.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(parent, "not a folder (the output goes into a folder)")
+            break
 
 
 def story_config(args: argparse.Namespace):
@@ -47,8 +59,7 @@ def story_config(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from mediafm.synth.render import synthesize_catalog
 
-    if args.titles < 1:
-        raise ConfigError(None, "--titles must be at least 1")
+    check_folder(args.catalog)
     info = synthesize_catalog(args.catalog, args.titles, args.seed, story_config(args),
                               RenderConfig(width=args.width, height=args.height), workers=args.workers,
                               preset=args.preset)

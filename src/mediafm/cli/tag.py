@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from mediafm.cli import _apps
+from mediafm.cli.numbers import number
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -12,7 +13,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--head", required=True, metavar="HEAD_DIR", help="a classification head saved by `mediafm fit`")
     p.add_argument("--per", default="clip", choices=("clip", "shot"), help="tag clips (default) or single shots")
     p.add_argument("--clips", metavar="CSV", help="clips to tag (title,start,end); default: propose candidates")
-    p.add_argument("--threshold", type=float,
+    p.add_argument("--threshold", type=number(),
                    help="one score threshold for every class (default: each class's best-F1 threshold on CV scores)")
     _apps.add_proposal(p)
 

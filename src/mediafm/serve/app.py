@@ -220,6 +220,9 @@ def create_app(store_root: str | Path, config: ServeConfig | None = None, catalo
     """The explorer app over one store (raises StoreError if `store_root` is not a store)."""
     config = config if config is not None else ServeConfig()
     cat = catalog or Catalog(Store(store_root), config.model_id, config.refresh_s, config.cache_mb)
+    if config.model_id is not None and config.model_id not in cat.store.model_ids():
+        known = ", ".join(cat.store.model_ids()) or "none: run `mediafm embed`"
+        raise ConfigError(cat.store.root, f"no contextual model {config.model_id!r} in this store ({known})")
     heads = load_heads(config.heads)
     app = FastAPI(title="mediafm explorer", version="1",
                   description="Browse a mediafm catalog: titles, shots, thumbnails, nearest shots, text search.")
