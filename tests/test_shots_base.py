@@ -10,8 +10,17 @@ import pytest
 from mediafm.errors import ConfigError
 from mediafm.media.generate import color_shots, write_video
 from mediafm.shots import available_detectors, detect_shots, get_detector, shots_from_boundaries
-from mediafm.shots.base import ShotDetector, register_detector
+from mediafm.shots.base import ShotDetector, detector_class, register_detector
 from mediafm.shots.metrics import Transition, score_boundaries
+
+
+def _runnable() -> list[str]:
+    """Every registered detector that can run here, once (aliases left out)."""
+    names = {detector_class(n).name for n in available_detectors()}
+    return sorted(n for n in names if not detector_class(n).check())
+
+
+DETECTORS = _runnable()  # before any test registers its own
 
 
 def test_registry_names_and_unknown():
@@ -20,6 +29,28 @@ def test_registry_names_and_unknown():
     assert get_detector("fast").name == "adaptive"
     with pytest.raises(ConfigError, match="unknown shot detector"):
         get_detector("nope")
+
+
+def test_builtin_detectors_run_offline():
+    assert {"transnetv2", "adaptive"} <= set(DETECTORS)
+
+
+def test_detectors_register_without_their_runtimes():
+    """A missing runtime makes a detector unavailable, with the reason; it stays registered."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['torch'] = sys.modules['scenedetect'] = None\n"
+            "from mediafm.errors import ModelUnavailableError\n"
+            "from mediafm.shots import available_detectors, get_detector\n"
+            "from mediafm.shots.base import detector_class\n"
+            "print(available_detectors())\n"
+            "print(sorted(detector_class(n).check().split(':')[0] for n in ('adaptive', 'transnetv2')))\n"
+            "try:\n    get_detector('transnetv2')\nexcept ModelUnavailableError as exc:\n    print(exc)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out[0] == "['adaptive', 'fast', 'transnetv2']"
+    assert out[1] == "['cannot import scenedetect', 'cannot import torch']"
+    assert out[2].startswith("shot detector 'transnetv2' is not available: cannot import torch")
 
 
 def test_register_twice_is_an_error():
@@ -33,7 +64,7 @@ def test_register_twice_is_an_error():
         register_detector("test-every-10")(type("Other", (Every10,), {}))
 
 
-@pytest.mark.parametrize("name", ["transnetv2", "adaptive"])
+@pytest.mark.parametrize("name", DETECTORS)
 def test_detectors_on_random_input(name):
     det = get_detector(name)
     w, h = det.frame_size
@@ -75,7 +106,7 @@ def colour_video(tmp_path_factory):
     return path, pts
 
 
-@pytest.mark.parametrize("name", ["transnetv2", "adaptive"])
+@pytest.mark.parametrize("name", DETECTORS)
 def test_generated_cuts_detected_exactly(colour_video, name):
     path, pts = colour_video
     shots = detect_shots(path, name)

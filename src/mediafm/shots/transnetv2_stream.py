@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 
 from mediafm.prefetch import prefetch
-from mediafm.shots.transnetv2 import (DilatedDCNNV2, StackedDDCNNV2, TransNetV2Net, color_histograms,
-                                      diagonal_band)
+from mediafm.shots.transnetv2_net import (DilatedDCNNV2, StackedDDCNNV2, TransNetV2Net, color_histograms,
+                                          diagonal_band)
 
 PAD = 25  # copies of the first and last frame around the title, as the reference does
 HALO = 8  # largest temporal dilation: a layer's output lags its input by this many frames
