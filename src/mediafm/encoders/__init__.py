@@ -1,20 +1,11 @@
 """Per-shot encoders (video, audio, text), fusion and the store pipeline.
 
-Importing this package registers the built-in encoders. Each module imports its heavy runtime
-(torch, onnxruntime, transformers...) only when an encoder is constructed, so listing encoders
-stays cheap and a missing optional runtime only makes that encoder unavailable.
+The first lookup (`get_encoder`, `available_encoders`...) imports every module of this package,
+which registers the built-in encoders (mediafm.registry.import_modules). Each module imports its
+heavy runtime (torch, onnxruntime, transformers...) only when an encoder is constructed, so listing
+encoders stays cheap and a missing optional runtime only makes that encoder unavailable.
 """
 
-from mediafm.encoders import (  # noqa: F401  (imported for their registrations)
-    audio_aisfx,
-    audio_whisper,
-    audio_yamnet,
-    clip,
-    text_minilm,
-    text_use,
-    video_effnet,
-    wav2vec2,
-)
 from mediafm.encoders.base import (
     Encoder,
     EncoderInfo,

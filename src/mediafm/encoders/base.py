@@ -9,7 +9,6 @@ optional dependency never breaks the others.
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import os
 from abc import ABC, abstractmethod
@@ -21,9 +20,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from mediafm.errors import ConfigError, ModelUnavailableError
-from mediafm.registry import lookup, registrar
+from mediafm.registry import import_modules, import_reason, lookup, registrar
 from mediafm.types import MODALITIES
-
 
 
 @dataclass(frozen=True)
@@ -72,12 +70,7 @@ class Encoder(ABC):
     @classmethod
     def check(cls) -> str:
         """'' when the encoder can be constructed here, else the reason it cannot."""
-        for mod in cls.requires:
-            try:
-                importlib.import_module(mod)
-            except Exception as exc:  # any import failure makes it unavailable, with the reason
-                return f"cannot import {mod}: {type(exc).__name__}: {exc}"
-        return ""
+        return import_reason(cls.requires)
 
     @abstractmethod
     def encode(self, batch: Any) -> np.ndarray:
@@ -125,8 +118,7 @@ def register_encoder(modality: str, name: str, default: bool = False) -> Callabl
 
 
 def _load_builtin() -> None:
-    # Importing the package registers the built-in encoders (see encoders/__init__.py).
-    importlib.import_module("mediafm.encoders")
+    import_modules("mediafm.encoders")
 
 
 def default_name(modality: str) -> str:
