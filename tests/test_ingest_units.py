@@ -293,6 +293,16 @@ def test_local_engine_never_imports_ray():
     assert out.stdout.strip() == "False"
 
 
+def test_engine_lookup_registers_ray_engine_without_importing_ray():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom mediafm.ingest.engines import ENGINES, get_engine\nget_engine('local')\n"
+            "print(ENGINES, 'mediafm.ingest.ray_engine' in sys.modules, 'ray' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "('local', 'ray') True False"
+
+
 def test_ray_engine_without_ray_says_how_to_install(tmp_path, monkeypatch):
     import sys
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from mediafm.ingest.config import IngestConfig
 from mediafm.ingest.discover import SourceItem, discover, plan_items
-from mediafm.ingest.engines import ENGINES, EngineRun, get_engine
+from mediafm.ingest.engines import EngineRun, available_engines, get_engine
 from mediafm.ingest.outcome import Outcome, record_failure
 from mediafm.shots.base import detector_class
 from mediafm.store.catalog import Store
@@ -29,6 +29,14 @@ from mediafm.store.lock import store_lock
 __all__ = ["ENGINES", "IngestConfig", "IngestReport", "Outcome", "ingest", "plan"]
 
 log = logging.getLogger(__name__)
+
+
+def __getattr__(name: str):
+    # The engines register when their modules are imported, which needs this package imported first.
+    if name == "ENGINES":
+        return available_engines()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 @dataclass
 class IngestReport:

@@ -4,29 +4,37 @@ Every engine takes the titles left to do (after resume) and returns an `EngineRu
 same per-title unit (`ingest.outcome.ingest_one`) and write the same store layout:
 
 - "local" (`ingest.local.LocalEngine`): this process, one title after another.
-- "ray" (`ingest.ray_engine.RayEngine`): Ray tasks on a cluster; needs `pip install 'mediafm[ray]'`
-  and is imported only when asked for, so nothing else pulls Ray in.
+- "ray" (`ingest.ray_engine.RayEngine`): Ray tasks on a cluster; needs `pip install 'mediafm[ray]'`.
+  Ray itself is imported only when that engine is built, so nothing else pulls Ray in.
+
+An engine is a `@register_engine(name)` class in a module of `mediafm.ingest`; the modules are
+imported on the first lookup (mediafm.registry.import_modules), as detectors and encoders are.
 """
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from mediafm.errors import ConfigError, MediafmError
 from mediafm.ingest.config import IngestConfig
 from mediafm.ingest.discover import SourceItem
+from mediafm.registry import import_modules, lookup, registrar
 from mediafm.store.catalog import Store
 
 if TYPE_CHECKING:
     from mediafm.ingest.outcome import Outcome
 
-# name -> "module:class"; imported on use.
-_ENGINES = {"local": "mediafm.ingest.local:LocalEngine", "ray": "mediafm.ingest.ray_engine:RayEngine"}
-ENGINES = tuple(_ENGINES)
+_E = TypeVar("_E", bound=type)
+_ENGINES: dict[str, type] = {}
+_register = registrar(_ENGINES)
+
+
+def register_engine(name: str) -> Callable[[_E], _E]:
+    """Class decorator: make an engine constructible by `get_engine(name)`."""
+    return _register(name)
 
 
 @dataclass
@@ -46,6 +54,20 @@ class Engine(Protocol):
         ...
 
 
+def available_engines() -> tuple[str, ...]:
+    """Names of the registered engines, sorted."""
+    import_modules("mediafm.ingest")
+    return tuple(sorted(_ENGINES))
+
+
+def __getattr__(name: str) -> Any:
+    # ENGINES is computed on use: the engine modules import this one, so it cannot list them
+    # while it is being imported.
+    if name == "ENGINES":
+        return available_engines()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def get_engine(name: str, **options: Any) -> Engine:
     """The engine registered as `name`, built with its options (ray: `address`, `workers`);
     options set to None are left out, so callers can pass every engine's options alike.
@@ -55,10 +77,8 @@ def get_engine(name: str, **options: Any) -> Engine:
     """
     import inspect
 
-    if name not in _ENGINES:
-        raise ConfigError(None, f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}")
-    module, cls_name = _ENGINES[name].split(":")
-    cls = getattr(importlib.import_module(module), cls_name)
+    import_modules("mediafm.ingest")
+    cls = lookup(_ENGINES, name, "engine")
     options = {k: v for k, v in options.items() if v is not None}
     unknown = sorted(set(options) - set(inspect.signature(cls).parameters))
     if unknown:

@@ -7,12 +7,13 @@ from collections.abc import Callable
 
 from mediafm.ingest.config import IngestConfig
 from mediafm.ingest.discover import SourceItem
-from mediafm.ingest.engines import EngineRun, encode_pending, estimate_frames
+from mediafm.ingest.engines import EngineRun, encode_pending, estimate_frames, register_engine
 from mediafm.ingest.outcome import Outcome, cleanup_scratch, ingest_one, scratch_dir
 from mediafm.ingest.scratch import clean_dead_scratch
 from mediafm.store.catalog import Store
 
 
+@register_engine("local")
 class LocalEngine:
     """This process, no extra needed. Encoding runs after the last title."""
 

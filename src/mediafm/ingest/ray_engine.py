@@ -16,7 +16,8 @@
 Ray tasks rather than Ray Data: each title is one heavy, side-effecting unit (it writes its own
 files), so a task per title gives the same parallelism with per-title error handling and no
 intermediate dataset; Ray Data would add a materialised row format between stages for nothing.
-Ray is an optional extra: only `ingest.engines.get_engine("ray")` imports this module.
+Ray is an optional extra: this module is imported with the other engines on the first engine
+lookup, and only building a `RayEngine` imports Ray.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from collections.abc import Callable
 from mediafm.errors import ConfigError, MediafmError
 from mediafm.ingest.config import IngestConfig
 from mediafm.ingest.discover import SourceItem
-from mediafm.ingest.engines import EngineRun, pending_encode
+from mediafm.ingest.engines import EngineRun, pending_encode, register_engine
 from mediafm.ingest.outcome import (
     Outcome,
     cleanup_scratch,
@@ -48,6 +49,7 @@ log = logging.getLogger(__name__)
 TASKS_PER_CPU = 2  # in-flight ingest tasks per cluster CPU: keeps CPUs busy, bounds driver memory
 
 
+@register_engine("ray")
 class RayEngine:
     """Ray tasks on a cluster (`address`) or a local Ray instance with `workers` CPUs; encoding
     overlaps ingestion on a pool of encoder actors."""
