@@ -115,11 +115,14 @@ def audio_quality() -> None:
 def fusion_quality() -> None:
     """Same-source retrieval on the montage: each piece cut in two halves (two shots); a query
     half should retrieve its sibling half first. Also: each modality's share of |fused|^2."""
+    from dataclasses import replace
+
     import pandas as pd
 
     from mediafm.encoders.config import EncodeConfig
     from mediafm.encoders.fusion import fuse
     from mediafm.encoders.encode_store import encode_store
+    from mediafm.types import TitleRecord
 
     import mediafm_testing.montage as tm
 
@@ -140,8 +143,7 @@ def fusion_quality() -> None:
         store = tm.build_montage_store(Path(tmp), MEDIA / "montage.mp4", truth)
         from mediafm.media.audio import load_audio
         audio = np.clip(load_audio(MEDIA / "montage.mp4") * 32768, -32768, 32767).astype(np.int16)
-        record = store.title("montage")
-        record["n_shots"] = len(halves)
+        record = replace(TitleRecord.from_row(store.title("montage")), n_shots=len(halves))
         store.write_title(record, halves, tm.sample_frames(MEDIA / "montage.mp4", halves), audio)
         encode_store(store, EncodeConfig(), progress=False)
         parts = {m: store.features("montage", m) for m in ("video", "audio", "text")}

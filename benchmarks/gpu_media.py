@@ -168,7 +168,7 @@ def pipeline(device: str, title: Path, warm: Path, work: Path) -> dict:
     media_s = result.media_s
     write_result(store, result)
     ingest_s = time.perf_counter() - t0
-    tid = result.record["title_id"]
+    tid = result.record.title_id
     t0 = time.perf_counter()
     inputs = read_inputs(store, tid)
     (cols,) = encode_titles(encoders, [inputs])
@@ -187,11 +187,11 @@ def pipeline(device: str, title: Path, warm: Path, work: Path) -> dict:
         each[name] = time.perf_counter() - t
     shots = len(inputs.shots)
     return {"device": device, "gpu": torch.cuda.get_device_name() if cuda else "", "cpu_threads": torch.get_num_threads(),
-            "cpu_cores": os.cpu_count(), "title_s": media_s, "frames": int(result.record["n_frames"]), "shots": shots,
+            "cpu_cores": os.cpu_count(), "title_s": media_s, "frames": result.record.n_frames, "shots": shots,
             "setup_s": setup_s, "ingest_s": ingest_s, "encode_s": encode_s,
             "realtime": media_s / (ingest_s + encode_s), "ingest_realtime": media_s / ingest_s,
             "encoder_s": each, "n_frames_encoded": int(sum(len(f) for f in frames)), "n_waves": len(waves),
-            "n_texts": len(texts), "text_weights": text_note, "detector": result.record["detector"],
+            "n_texts": len(texts), "text_weights": text_note, "detector": result.record.detector,
             "peak_gpu_mem": f"{torch.cuda.max_memory_allocated() / 2**30:.2f} GiB" if cuda else "-"}
 
 

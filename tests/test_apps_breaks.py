@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from mediafm.apps import BreakConfig, ad_breaks, break_candidates, fit
 from mediafm.apps.titles import title_cues
+from mediafm.types import TitleRecord
 from mediafm_testing.scenes import FAST_PROBE, clip_labels, scene_store
 
 
@@ -62,7 +65,8 @@ def test_cues_from_the_source_or_a_conservative_fallback(tmp_path, head_and_stor
     from mediafm.store.catalog import Store
 
     shots_df = store.shots(t)
-    store.write_title({**row, "path": str(video), "subtitle_source": "sidecar:title00.srt"}, shots_df, None, None)
+    store.write_title(replace(TitleRecord.from_row(row), path=str(video), subtitle_source="sidecar:title00.srt"),
+                      shots_df, None, None)
     assert title_cues(Store(store.root), t).tolist() == [[1.0, 9.0]]
     cands = break_candidates(store.root, head, titles=[t], config=BreakConfig(min_spacing_s=0.0))
     times = cands["time_s"].to_numpy()

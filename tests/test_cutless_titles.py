@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from mediafm.cli.main import main
 from mediafm.serve.app import ServeConfig, create_app
-from mediafm.types import Cue
+from mediafm.types import Cue, TitleRecord
 from mediafm_testing.scenes import ENCODERS, clip_labels, scene_store
 
 FAST = ["--folds", "3", "--n-boot", "50"]
@@ -23,11 +23,10 @@ def add_cutless_title(store, tid: str, has_video: bool, has_audio: bool, duratio
     rng = np.random.default_rng(seed)
     shots = pd.DataFrame({"title_id": tid, "shot_index": [0], "start_frame": [0], "end_frame": [0],
                           "start_s": [0.0], "end_s": [duration], "text": ["a line"], "text_source": ["subtitle"]})
-    record = {"title_id": tid, "path": str(store.root.parent / f"{tid}.mp4"), "source_key": f"fixture-{tid}",
-              "duration_s": duration, "has_video": has_video, "has_audio": has_audio, "width": 64 if has_video else 0,
-              "height": 64 if has_video else 0, "rotation": 0, "n_frames": 1 if has_video else 0, "n_shots": 1,
-              "detector": "fixture" if has_video else "audio", "subtitle_source": "fixture", "meta_json": "{}",
-              "warnings_json": "[]", "ingested_at": None}
+    record = TitleRecord(title_id=tid, path=str(store.root.parent / f"{tid}.mp4"), source_key=f"fixture-{tid}",
+                         duration_s=duration, has_video=has_video, has_audio=has_audio, width=64 if has_video else 0,
+                         height=64 if has_video else 0, n_frames=1 if has_video else 0, n_shots=1,
+                         detector="fixture" if has_video else "audio", subtitle_source="fixture", meta_json="{}")
     frames = np.full((1, 1, 224, 224, 3), 90, np.uint8) if has_video else None
     audio = (rng.standard_normal(int(duration * 16000)) * 3000).astype(np.int16) if has_audio else None
     store.write_title(record, shots, frames, audio)

@@ -14,6 +14,7 @@ import torch
 from mediafm.encoders.config import EncodeConfig
 from mediafm.encoders.encode_store import encode_store
 from mediafm.store.catalog import AUDIO_RATE, Store
+from mediafm.types import TitleRecord
 from mediafm_testing.montage import (
     build_montage_store,
     loo_centroid_accuracy,
@@ -133,11 +134,10 @@ def test_asr_fills_text_of_untitled_title(tmp_path, montage, montage_truth):
     assert store.features("montage", "text_present")[i]
 
 
-def _record(tid: str, n_shots: int, has_video: bool, has_audio: bool) -> dict:
-    return {"title_id": tid, "path": f"/x/{tid}.mp4", "source_key": tid, "duration_s": 4.0, "has_video": has_video,
-            "has_audio": has_audio, "width": 224, "height": 224, "rotation": 0, "n_frames": 100 if has_video else 0,
-            "n_shots": n_shots, "detector": "test", "subtitle_source": "", "meta_json": None,
-            "warnings_json": "[]", "ingested_at": None}
+def _record(tid: str, n_shots: int, has_video: bool, has_audio: bool) -> TitleRecord:
+    return TitleRecord(title_id=tid, path=f"/x/{tid}.mp4", source_key=tid, duration_s=4.0, has_video=has_video,
+                       has_audio=has_audio, width=224, height=224, n_frames=100 if has_video else 0,
+                       n_shots=n_shots, detector="test")
 
 
 def test_missing_modalities_are_zero_with_flags(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -222,9 +223,9 @@ def test_exception_mid_title_leaves_nothing_partial(tmp_path, monkeypatch):
     real = Store.write_title
 
     def exploding(self, record, shots, frames, audio, **kwargs):
-        if record["title_id"] == "silent":
+        if record.title_id == "silent":
             # Media and shots are written, then the commit fails.
-            real(self, {**record, "title_id": "__never__"}, shots.iloc[:0], None, None)
+            real(self, replace(record, title_id="__never__"), shots.iloc[:0], None, None)
             raise OSError(28, "No space left on device")
         return real(self, record, shots, frames, audio, **kwargs)
 

@@ -143,6 +143,28 @@ def test_cli_flag_defaults_come_from_the_config():
     assert args.engine == "local" and not args.no_encode
 
 
+def test_title_record_is_the_title_table_row(tmp_path):
+    """Written with the store's column types whatever numbers it holds, and read back unchanged."""
+    from dataclasses import replace
+
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from mediafm.store.catalog import TITLE_SCHEMA, Store
+    from mediafm.types import TitleRecord
+
+    store = Store(tmp_path / "s", create=True)
+    record = TitleRecord(title_id="t", path="/x/t.mp4", source_key="k", duration_s=2, n_shots=1, detector="audio")
+    shots = pd.DataFrame({"title_id": ["t"], "shot_index": [0], "start_frame": [-1], "end_frame": [-1],
+                          "start_s": [0.0], "end_s": [2.0], "text": [""], "text_source": [""]})
+    store.write_title(record, shots, None, None)
+    assert pq.read_schema(store.table_file("titles", "t")) == TITLE_SCHEMA  # duration_s 2 stored as a double
+    row = store.title("t")
+    assert row["ingested_at"] > 0  # stamped at the commit
+    assert TitleRecord.from_row(row) == replace(record, ingested_at=row["ingested_at"])
+    assert TitleRecord.from_row({**row, "subtitle_encoding": None}).subtitle_encoding == ""  # an older row
+
+
 def test_sampler_lazy_conversion_is_bounded_and_exact():
     converted = []
 
@@ -259,7 +281,7 @@ def _fake_title(monkeypatch, tmp_path, n_frames: int, cut_every: int, detector=_
 def test_process_title_memory_does_not_grow_with_title_length(monkeypatch, tmp_path):
     short, peak_short = _fake_title(monkeypatch, tmp_path / "a", 3_000, 1_000)
     long, peak_long = _fake_title(monkeypatch, tmp_path / "b", 30_000, 1_000)
-    assert long.record["n_shots"] == 30 and long.frames.shape == (30, 3, 224, 224, 3)
+    assert long.record.n_shots == 30 and long.frames.shape == (30, 3, 224, 224, 3)
     assert long.shots["start_frame"].tolist() == list(range(0, 30_000, 1_000))
     # Frame k of shot s is near the centre of the k-th third: index % 256 encodes it.
     centre = 1_000 + (np.arange(3) + 0.5) * 1_000 / 3

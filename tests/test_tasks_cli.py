@@ -11,6 +11,7 @@ import pytest
 from mediafm.cli.main import main
 from mediafm.store.catalog import Store
 from mediafm.tasks.labels import write_labels
+from mediafm.types import TitleRecord
 
 N_TITLES, N_SHOTS = 10, 6
 
@@ -28,7 +29,7 @@ def catalog(tmp_path_factory):
         shots = pd.DataFrame({"title_id": tid, "shot_index": range(N_SHOTS), "start_frame": starts * 10,
                               "end_frame": starts * 10 + 19, "start_s": starts, "end_s": starts + 2.0,
                               "text": "", "text_source": ""})
-        st.write_title({"title_id": tid, "source_key": tid, "path": f"{tid}.mp4", "n_shots": N_SHOTS}, shots, None, None)
+        st.write_title(TitleRecord(title_id=tid, path=f"{tid}.mp4", source_key=tid, n_shots=N_SHOTS), shots, None, None)
         cls = rng.integers(0, 2, N_SHOTS)
         video = rng.normal(0, 1, (N_SHOTS, 8)).astype(np.float32)
         video[:, 0] += 3 * cls

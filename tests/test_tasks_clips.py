@@ -9,6 +9,7 @@ import pytest
 from mediafm.errors import StoreError
 from mediafm.store.catalog import Store
 from mediafm.tasks.clips import Clip, ClipEmbedder, clip_shots, pool
+from mediafm.types import TitleRecord
 
 STARTS = np.array([0.0, 1.0, 2.5, 4.0])
 ENDS = np.array([1.0, 2.5, 4.0, 6.0])
@@ -52,7 +53,7 @@ def store(tmp_path):
         shots = pd.DataFrame({"title_id": tid, "shot_index": range(4), "start_frame": [0, 10, 25, 40],
                               "end_frame": [9, 24, 39, 59], "start_s": STARTS, "end_s": ENDS,
                               "text": "", "text_source": ""})
-        st.write_title({"title_id": tid, "source_key": tid, "path": f"{tid}.mp4", "n_shots": 4}, shots, None, None)
+        st.write_title(TitleRecord(title_id=tid, path=f"{tid}.mp4", source_key=tid, n_shots=4), shots, None, None)
         video, audio = rng.normal(size=(4, 3)).astype(np.float32), rng.normal(size=(4, 2)).astype(np.float32)
         st.write_features(tid, {"video": video, "audio": audio, "fused": np.concatenate([video, audio], 1)},
                           {"video": {"name": "v"}, "audio": {"name": "a"}})

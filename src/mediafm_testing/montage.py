@@ -13,6 +13,7 @@ from mediafm.linalg import l2_normalize
 from mediafm.media.audio import load_audio
 from mediafm.media.decode import iter_frames
 from mediafm.store.catalog import AUDIO_RATE, Store
+from mediafm.types import TitleRecord
 
 K = 3
 
@@ -54,10 +55,9 @@ def build_montage_store(root: Path, montage: Path, truth: dict) -> Store:
     store = Store(root, create=True)
     meta = {"title": "Montage", "synopsis": "Fifteen short clips: animation, figurines, wolves and a 1906 film.",
             "tags": ["montage"], "genres": ["documentary"]}
-    record = {"title_id": "montage", "path": str(montage), "source_key": "montage-test", "duration_s": 97.4,
-              "has_video": True, "has_audio": True, "width": 640, "height": 360, "rotation": 0,
-              "n_frames": truth["frame_count"], "n_shots": len(shots), "detector": "truth",
-              "subtitle_source": "sidecar", "meta_json": json.dumps(meta), "warnings_json": "[]", "ingested_at": None}
+    record = TitleRecord(title_id="montage", path=str(montage), source_key="montage-test", duration_s=97.4,
+                         has_video=True, has_audio=True, width=640, height=360, n_frames=truth["frame_count"],
+                         n_shots=len(shots), detector="truth", subtitle_source="sidecar", meta_json=json.dumps(meta))
     store.write_title(record, shots, frames, audio)
     return store
 

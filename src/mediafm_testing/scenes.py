@@ -19,7 +19,7 @@ import pandas as pd
 from mediafm.store.catalog import Store
 from mediafm.tasks.labels import write_labels
 from mediafm.tasks.probes import ProbeConfig
-from mediafm.types import Cue
+from mediafm.types import Cue, TitleRecord
 
 # Probe settings that keep the apps tests fast (3 folds, few bootstrap resamples).
 FAST_PROBE = ProbeConfig(folds=3, inner_folds=2, n_boot=50)
@@ -94,10 +94,9 @@ def scene_store(root: str | Path, n_titles: int = 12, dim: int = 16, seed: int =
         shots = pd.DataFrame({"title_id": tid, "shot_index": np.arange(n), "start_frame": np.arange(n),
                               "end_frame": np.arange(n), "start_s": starts, "end_s": ends, "text": texts,
                               "text_source": ["subtitle" if x else "" for x in texts]})
-        record = {"title_id": tid, "path": str(video), "source_key": f"fixture-{tid}", "duration_s": float(ends[-1]),
-                  "has_video": videos, "has_audio": False, "width": 64, "height": 64, "rotation": 0, "n_frames": n,
-                  "n_shots": n, "detector": "fixture", "subtitle_source": "fixture" if cues else "",
-                  "meta_json": "{}", "warnings_json": "[]", "ingested_at": None}
+        record = TitleRecord(title_id=tid, path=str(video), source_key=f"fixture-{tid}", duration_s=float(ends[-1]),
+                             has_video=videos, width=64, height=64, n_frames=n, n_shots=n, detector="fixture",
+                             subtitle_source="fixture" if cues else "", meta_json="{}")
         store.write_title(record, shots, None, None)
         if cues:  # after the title: committing a title replaces its cues
             store.write_cues(tid, title_cues)

@@ -15,6 +15,7 @@ import pandas as pd
 
 from mediafm.linalg import l2_normalize
 from mediafm.store.catalog import Store
+from mediafm.types import TitleRecord
 
 VOCAB = ("river", "mountain", "city", "night", "rain", "dog", "car", "train", "forest", "beach",
          "storm", "market", "kitchen", "bridge", "desert")
@@ -56,11 +57,11 @@ def write_tiny_video(path: Path, seconds: float, fps: int = 10, size: int = 64, 
     return path
 
 
-def _record(title_id: str, path: Path, n_shots: int, duration: float) -> dict:
-    return {"title_id": title_id, "path": str(path), "source_key": f"fixture-{title_id}", "duration_s": duration,
-            "has_video": True, "has_audio": False, "width": 224, "height": 224, "rotation": 0,
-            "n_frames": n_shots, "n_shots": n_shots, "detector": "fixture", "subtitle_source": "",
-            "meta_json": "{}", "warnings_json": "[]", "ingested_at": None}
+def _record(title_id: str, path: Path, n_shots: int, duration: float, width: int = 224, height: int = 224,
+            has_audio: bool = False, subtitle_source: str = "") -> TitleRecord:
+    return TitleRecord(title_id=title_id, path=str(path), source_key=f"fixture-{title_id}", duration_s=duration,
+                       has_video=True, has_audio=has_audio, width=width, height=height, n_frames=n_shots,
+                       n_shots=n_shots, detector="fixture", subtitle_source=subtitle_source, meta_json="{}")
 
 
 def _frames_for(colours: np.ndarray) -> np.ndarray:
@@ -131,8 +132,8 @@ def add_montage_title(store: Store, shared_media: Path) -> None:
     is the shot's downsampled middle frame (8x8 RGB), so visually similar shots are neighbours."""
     shots = montage_shots(shared_media)
     frames = _decode_middles(shared_media / "montage.mp4", shots)
-    record = _record("montage", shared_media / "montage.mp4", len(shots), float(shots["end_s"].iloc[-1]))
-    record.update(width=640, height=360, has_audio=True, subtitle_source="sidecar")
+    record = _record("montage", shared_media / "montage.mp4", len(shots), float(shots["end_s"].iloc[-1]),
+                     width=640, height=360, has_audio=True, subtitle_source="sidecar")
     store.write_title(record, shots, frames, None)
     small = frames[:, 0].reshape(len(shots), 8, 28, 8, 28, 3).mean(axis=(2, 4)).reshape(len(shots), -1)
     fused = (small - small.mean(axis=0)).astype(np.float32)

@@ -20,6 +20,7 @@ import pyarrow as pa
 from mediafm.linalg import l2_normalize
 from mediafm.store.atomic import write_parquet_atomic
 from mediafm.store.catalog import SHOT_COLUMNS, Store
+from mediafm.types import TitleRecord
 
 SYNTH_ENCODERS = {"fused": {"name": "synthetic", "version": "1", "dim": 0}}
 
@@ -59,10 +60,8 @@ def _write(store: Store, tid: str, fused: np.ndarray, meta: np.ndarray | None, d
     ends = np.cumsum(durations)
     shots = pd.DataFrame({"title_id": tid, "shot_index": np.arange(n), "start_frame": -1, "end_frame": -1,
                           "start_s": ends - durations, "end_s": ends, "text": "", "text_source": ""})[SHOT_COLUMNS]
-    record = {"title_id": tid, "path": f"synthetic://{tid}", "source_key": f"synthetic-{tid}",
-              "duration_s": float(ends[-1]), "has_video": False, "has_audio": False, "width": 0, "height": 0,
-              "rotation": 0, "n_frames": 0, "n_shots": n, "detector": "synthetic", "subtitle_source": "",
-              "meta_json": "{}", "warnings_json": "[]", "ingested_at": None}
+    record = TitleRecord(title_id=tid, path=f"synthetic://{tid}", source_key=f"synthetic-{tid}",
+                         duration_s=float(ends[-1]), n_shots=n, detector="synthetic", meta_json="{}")
     # Store.write_features counts rows in the shots table, and the title row (written by
     # write_title) is the commit point, so the shots table goes first, then features, then the title.
     write_parquet_atomic(pa.Table.from_pandas(shots, preserve_index=False), store.table_file("shots", tid))

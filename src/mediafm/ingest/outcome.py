@@ -61,7 +61,7 @@ def ingest_one(item: SourceItem, store: Store, config: IngestConfig,
         write_result(store, result)
     except Exception as exc:  # the executor is the one place that catches per title
         return record_failure(store, item.key, item.path, exc)
-    return Outcome(str(item.path), "done", item.title_id, result.media_s, int(result.record["n_frames"]),
+    return Outcome(str(item.path), "done", item.title_id, result.media_s, result.record.n_frames,
                    warnings=list(result.warnings))
 
 

@@ -23,7 +23,7 @@ import threading
 import time
 from array import array
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +36,9 @@ from mediafm.ingest.npy import NpyAppender
 from mediafm.ingest.sampling import FrameSampler, lazy_frames, recent_frames
 from mediafm.store.commit import owned_name
 from mediafm.prefetch import Background
-from mediafm.store.catalog import SHOT_COLUMNS, TITLE_COLUMNS, Store, source_key
+from mediafm.store.catalog import SHOT_COLUMNS, Store, source_key
 from mediafm.store.ids import title_id_for
-from mediafm.types import Cue, Shot
+from mediafm.types import Cue, Shot, TitleRecord
 
 Progress = Callable[[int], None]
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 class TitleResult:
     """What `process_title` produces. Media arrays live in scratch `.npy` files until written."""
 
-    record: dict  # one row of TITLE_COLUMNS
+    record: TitleRecord
     shots: pd.DataFrame  # SHOT_COLUMNS
     frames_file: Path | None  # uint8 [n_shots, K, S, S, 3]
     audio_file: Path | None  # int16 [n_samples] at config.audio_rate
@@ -182,16 +182,15 @@ def process_title(path: str | Path, config: IngestConfig | None = None, *, scrat
         "text": texts,
         "text_source": ["subtitle" if t else "" for t in texts],
     }, columns=SHOT_COLUMNS)
-    record = {
-        "title_id": title_id, "path": str(path), "source_key": key, "duration_s": float(duration),
-        "has_video": bool(info.has_video), "has_audio": audio_file is not None,
-        "width": int(info.width), "height": int(info.height), "rotation": int(info.rotation),
-        "n_frames": int(n_frames), "n_shots": len(shots),
-        "detector": config.detector if info.has_video else segmenter,
-        "subtitle_source": sub_source, "subtitle_encoding": sub_encoding, "meta_json": meta_json,
-        "warnings_json": json.dumps(warnings), "ingested_at": None,
-    }
-    assert set(record) == set(TITLE_COLUMNS)
+    record = TitleRecord(
+        title_id=title_id, path=str(path), source_key=key, duration_s=float(duration),
+        has_video=bool(info.has_video), has_audio=audio_file is not None,
+        width=int(info.width), height=int(info.height), rotation=int(info.rotation),
+        n_frames=int(n_frames), n_shots=len(shots),
+        detector=config.detector if info.has_video else segmenter,
+        subtitle_source=sub_source, subtitle_encoding=sub_encoding, meta_json=meta_json,
+        warnings_json=json.dumps(warnings),
+    )
     return TitleResult(record=record, shots=shot_df, frames_file=frames_file, audio_file=audio_file,
                        warnings=warnings, media_s=float(duration), cues=cues)
 
@@ -374,14 +373,13 @@ def write_result(store: Store, result: TitleResult) -> None:
     """
     try:
         with stage("write"):
-            result.record["ingested_at"] = result.record.get("ingested_at") or time.time()
+            result.record = replace(result.record, ingested_at=result.record.ingested_at or time.time())
             # A re-ingested file's shots differ: features and embeddings of the old ones must go.
             store.write_title(result.record, result.shots, result.frames_file, result.audio_file,
                               drop_derived=True)
     finally:
         result.discard()
-    tidy_after_commit(store, result.record["title_id"], result.record["source_key"], result.record["path"],
-                      result.cues)
+    tidy_after_commit(store, result.record.title_id, result.record.source_key, result.record.path, result.cues)
 
 
 def tidy_after_commit(store: Store, title_id: str, key: str, path: str | Path, cues=None) -> None:

@@ -26,6 +26,7 @@ import json
 import os
 import time
 from collections.abc import Iterable
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,17 +38,17 @@ from mediafm.errors import StoreError, failure_reason
 from mediafm.store.arrays import from_fixed_list, load_npy, to_fixed_list
 from mediafm.store.atomic import write_json_atomic, write_npy_atomic, write_parquet_atomic
 from mediafm.store.commit import commit_title
-from mediafm.types import Cue
+from mediafm.types import Cue, TitleRecord
 
 STORE_FORMAT = "mediafm-store"
 STORE_VERSION = 1
 AUDIO_RATE = 16_000
 
-TITLE_COLUMNS = [
-    "title_id", "path", "source_key", "duration_s", "has_video", "has_audio", "width", "height",
-    "rotation", "n_frames", "n_shots", "detector", "subtitle_source", "meta_json", "warnings_json",
-    "ingested_at", "subtitle_encoding",
-]
+# The title table is TitleRecord's fields as columns, in the order they are declared.
+_ARROW_TYPES = {"str": pa.string(), "float": pa.float64(), "float | None": pa.float64(), "int": pa.int64(),
+                "bool": pa.bool_()}
+TITLE_SCHEMA = pa.schema([(f.name, _ARROW_TYPES[f.type]) for f in fields(TitleRecord)])
+TITLE_COLUMNS = TITLE_SCHEMA.names
 SHOT_COLUMNS = ["title_id", "shot_index", "start_frame", "end_frame", "start_s", "end_s", "text", "text_source"]
 CUE_COLUMNS = ["title_id", "start_s", "end_s", "text", "source"]
 TAG_COLUMNS = ("video_tags", "audio_tags")  # features columns of per-shot tag names (encoders that classify)
@@ -139,6 +140,7 @@ class Store:
         return sorted(f.stem for f in d.glob("*.parquet")) if d.exists() else []
 
     def title(self, title_id: str) -> dict:
+        """The title's row, column name -> value (`TitleRecord.from_row` makes it a record)."""
         f = self.table_file("titles", title_id)
         if not f.exists():
             raise StoreError(self.root, f"no title {title_id!r} in the store")
@@ -188,7 +190,7 @@ class Store:
         return df if len(df) else pd.DataFrame(columns=FAILURE_COLUMNS)
 
     # ---------------------------------------------------------------- writes
-    def write_title(self, record: dict, shots: pd.DataFrame, frames: np.ndarray | Path | None,
+    def write_title(self, record: TitleRecord, shots: pd.DataFrame, frames: np.ndarray | Path | None,
                     audio: np.ndarray | Path | None, drop_derived: bool = False) -> None:
         """Write one ingested title: media, shots, then the title row last (the commit point).
 
@@ -197,16 +199,14 @@ class Store:
         contextual embeddings) is removed too. Readers of the table folders see the old version
         or the new one (see `store/commit.py`).
         """
-        tid = record["title_id"]
+        tid = record.title_id
         missing = set(SHOT_COLUMNS) - set(shots.columns)
         if missing:
             raise StoreError(self.root, f"shots table for {tid} lacks columns {sorted(missing)}")
         if isinstance(audio, np.ndarray):
             audio = audio.astype(np.int16, copy=False)
-        row = {c: record.get(c) for c in TITLE_COLUMNS}
-        row["ingested_at"] = row["ingested_at"] or time.time()
-        row["subtitle_encoding"] = row["subtitle_encoding"] or ""  # a string column even when unknown
-        commit_title(self.root, tid, pa.Table.from_pylist([row]),
+        row = replace(record, ingested_at=record.ingested_at or time.time()).to_row()
+        commit_title(self.root, tid, pa.Table.from_pylist([row], schema=TITLE_SCHEMA),
                      pa.Table.from_pandas(shots[SHOT_COLUMNS], preserve_index=False),
                      {"frames.npy": frames, "audio.npy": audio}, drop_derived)
 
