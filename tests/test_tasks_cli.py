@@ -74,3 +74,19 @@ def test_eval_writes_markdown_and_json(catalog, tmp_path, capsys):
     assert grid["cells"]["video"]["retrieval"]["value"] > grid["cells"]["audio"]["retrieval"]["value"]
     md = (out / "eval.md").read_text()
     assert md.startswith("| embedding | genre (macro AP) |") and "| contextual | - |" in md
+
+
+@pytest.mark.parametrize("argv", [["probe", "s", "--labels", "l.csv", "--task", "binary"],
+                                  ["fit", "s", "--labels", "l.csv", "--task", "scenes", "--out", "h"],
+                                  ["eval", "s", "--labels-dir", "l", "--out", "o"]])
+def test_probe_options_default_to_the_probe_config(argv, capsys):
+    from mediafm.cli._probe import probe_config
+    from mediafm.cli.main import _build_parser
+    from mediafm.tasks.clips import ClipEmbedder
+    from mediafm.tasks.probes import ProbeConfig
+
+    args = _build_parser(argv[0]).parse_args(argv)
+    assert probe_config(args) == ProbeConfig() and args.pooling == ClipEmbedder.pooling and args.model is None
+    with pytest.raises(SystemExit):
+        _build_parser(argv[0]).parse_args([*argv, "--folds", "1"])
+    assert "--folds: must be >= 2" in capsys.readouterr().err

@@ -27,10 +27,9 @@ from mediafm.apps.titles import (
 )
 from mediafm.store.catalog import Store
 from mediafm.tasks.clips import STORED_KINDS, Clip, ClipEmbedder, clip_shots
+from mediafm.tasks.kinds import CLASSIFIER_KINDS, PER_CLASS_KINDS
 from mediafm.tasks.labels import LabeledClip
 from mediafm.types import MODALITIES
-
-CLASSIFIERS = ("binary", "multiclass", "multilabel")
 
 
 def as_head(head: TrainedHead | str | Path) -> TrainedHead:
@@ -113,7 +112,7 @@ class Scorer:
 
     def score(self, spans: pd.DataFrame) -> np.ndarray:
         if len(spans) == 0:
-            k = len(self.head.card.classes) if self.head.card.task in ("multiclass", "multilabel") else 0
+            k = len(self.head.card.classes) if self.head.card.task in PER_CLASS_KINDS else 0
             return np.zeros((0, k)) if k else np.zeros(0)
         return self.head.score(self.embed(spans))
 
@@ -256,7 +255,7 @@ def tag(store_root, head, titles: list[str] | None = None, clips: list[Clip | La
     proposal = proposal if proposal is not None else prop.ProposalConfig()
     scorer = bind(store_root, head, model_dir)
     h = scorer.head
-    if h.card.task not in CLASSIFIERS:
+    if h.card.task not in CLASSIFIER_KINDS:
         raise HeadError(None, f"head {h.name!r} is a {h.card.task} head: it scores, it does not label "
                         "(use `mediafm predict` or `mediafm clips --rank`)")
     if per == "shot":

@@ -19,12 +19,12 @@ import numpy as np
 
 from mediafm.errors import MediafmError
 from mediafm.store.atomic import atomic_path, write_json_atomic
+from mediafm.tasks.kinds import TASK_KINDS, TaskKind
 from mediafm.tasks.probes import LINKS, LinearHead
 
 HEAD_FORMAT = "mediafm-head"
 HEAD_VERSION = 1
 CARD = "card.json"
-HEAD_TASKS = ("multiclass", "multilabel", "binary", "rank", "scenes")
 
 
 class HeadError(MediafmError):
@@ -44,7 +44,7 @@ class EmbeddingSpec:
 
 @dataclass(frozen=True)
 class HeadCard:
-    task: str  # a name in HEAD_TASKS
+    task: TaskKind
     classes: tuple[str, ...]  # output columns (multiclass, multilabel), ("0", "1") binary, () rank
     embedding: EmbeddingSpec
     probe: str  # mediafm.tasks.probes.PROBES name
@@ -90,7 +90,7 @@ class HeadCard:
             card = cls(embedding=emb, **fields)
         except (KeyError, TypeError) as exc:
             raise HeadError(path, f"malformed head card ({exc})") from None
-        if card.task not in HEAD_TASKS:
+        if card.task not in TASK_KINDS:
             raise HeadError(path, f"unknown task {card.task!r} in head card")
         return card
 

@@ -21,6 +21,7 @@ from mediafm.apps.thresholds import best_f1_thresholds
 from mediafm.apps.titles import check_clips, load_timeline
 from mediafm.store.catalog import Store
 from mediafm.tasks.clips import ClipEmbedder
+from mediafm.tasks.kinds import TaskKind
 from mediafm.tasks.labels import LabeledClip, LabelsError, Targets, read_labels, targets
 from mediafm.tasks.probes import ProbeConfig, ProbeResult, fit_probe
 
@@ -37,7 +38,7 @@ class FitResult:
     groups: np.ndarray  # title per training row
 
 
-def fit(store_root: str | Path, labels: str | Path, task: str, embedding: str = "fused",
+def fit(store_root: str | Path, labels: str | Path, task: TaskKind, embedding: str = "fused",
         model_dir: str | Path | None = None, pooling: str = "mean", config: ProbeConfig | None = None,
         metric: str | None = None, window: int = DEFAULT_WINDOW, progress: bool = False) -> FitResult:
     """Fit a head on all labelled clips of a store.
@@ -46,7 +47,7 @@ def fit(store_root: str | Path, labels: str | Path, task: str, embedding: str = 
         store_root: the catalog store.
         labels: labels CSV (title,start,end,label); every title must be in the store and every
             clip inside its title.
-        task: multiclass | multilabel | binary | rank | scenes.
+        task: a task kind (mediafm.tasks.kinds.TASK_KINDS).
         embedding: an embedding kind (mediafm.tasks.clips.EMBEDDING_KINDS).
         model_dir: model for contextual kinds (default: the store's only contextual table).
         pooling, config, metric: as for `mediafm probe`.

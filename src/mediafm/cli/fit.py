@@ -5,32 +5,21 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mediafm.apps.head import HEAD_TASKS
 from mediafm.apps.segmentation import DEFAULT_WINDOW
+from mediafm.cli._probe import add_probe_options, probe_config
 from mediafm.cli.numbers import count
-from mediafm.tasks.clips import EMBEDDING_KINDS, POOLINGS
-from mediafm.tasks.metrics import METRICS
-from mediafm.tasks.probes import PROBES, ProbeConfig
-
-_P = ProbeConfig()
+from mediafm.tasks.kinds import PER_CLASS_KINDS, TASK_KINDS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("store", metavar="STORE", help="catalog store")
     p.add_argument("--labels", required=True, metavar="CSV",
                    help="title,start,end,label (docs/tasks.md); for --task scenes one row per scene")
-    p.add_argument("--task", required=True, choices=HEAD_TASKS)
-    p.add_argument("--embedding", default="fused", choices=EMBEDDING_KINDS, help="default: fused")
-    p.add_argument("--model", metavar="MODEL_DIR", help="model directory (contextual kinds; default: the store's only model)")
+    p.add_argument("--task", required=True, choices=TASK_KINDS)
     p.add_argument("--out", required=True, metavar="HEAD_DIR", help="folder for the head (card.json + weights)")
-    p.add_argument("--pooling", default="mean", choices=sorted(POOLINGS), help="shots -> clip (default: mean)")
-    p.add_argument("--head", default=_P.head, choices=sorted(PROBES), help=f"probe head (default: {_P.head})")
-    p.add_argument("--metric", choices=sorted(METRICS), help="CV metric (default: by task, as `mediafm probe`)")
-    p.add_argument("--folds", type=count(2), default=_P.folds, help=f"CV folds, grouped by title (default: {_P.folds})")
-    p.add_argument("--n-boot", type=count(0), default=_P.n_boot, help=f"bootstrap resamples (default: {_P.n_boot})")
-    p.add_argument("--seed", type=int, default=_P.seed)
     p.add_argument("--window", type=count(1), default=DEFAULT_WINDOW,
                    help=f"scenes task: shots on each side of a cut (default: {DEFAULT_WINDOW})")
+    add_probe_options(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,9 +28,8 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     check_head_dir(out)  # before the work: a bad --out must not cost a fit
-    cfg = ProbeConfig(head=args.head, folds=args.folds, n_boot=args.n_boot, seed=args.seed)
-    res = fit(args.store, args.labels, args.task, args.embedding, args.model, args.pooling, cfg, args.metric,
-              args.window, progress=True)
+    res = fit(args.store, args.labels, args.task, args.embedding, args.model, args.pooling, probe_config(args),
+              args.metric, args.window, progress=True)
     save_head(res.head, out)
     card = res.head.card
     e = card.embedding
@@ -50,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{card.task} head on {e.kind} embeddings ({e.dim}-d{model}), {card.n_clips} {unit} from {card.n_titles} titles")
     print(f"grouped {card.folds}-fold CV: {card.metric} {card.value:.4f}  95% CI [{card.ci_low:.4f}, {card.ci_high:.4f}]")
     if card.thresholds:
-        names = [out.name] if card.task in ("binary", "scenes") else list(card.classes)
+        names = list(card.classes) if card.task in PER_CLASS_KINDS else [out.name]
         print("thresholds (best F1 on CV scores): " + ", ".join(
             f"{n} {t:.3f} (F1 {f:.2f})" for n, t, f in zip(names, card.thresholds, card.cv_f1)))
     print(f"saved to {out}/")

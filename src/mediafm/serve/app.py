@@ -40,6 +40,7 @@ from mediafm.serve.catalog import MISSING, Catalog, source_name
 from mediafm.serve.hosts import HostCheck, allowed_hosts
 from mediafm.store.catalog import Store
 from mediafm.store.ids import MAX_CHARS, TITLE_ID_PATTERN, is_title_id
+from mediafm.tasks.kinds import PER_CLASS_KINDS
 
 log = logging.getLogger(__name__)
 
@@ -390,7 +391,7 @@ def create_app(store_root: str | Path, config: ServeConfig | None = None, catalo
     def prediction_variant(h: TrainedHead | None, cls: str | None, spacing: float | None) -> tuple[str | None, float]:
         """(class, spacing) as a response is keyed: a head's first class by default, and the
         default spacing where spacing changes nothing (no head, a scene head)."""
-        if h is None or h.card.task not in ("multiclass", "multilabel"):
+        if h is None or h.card.task not in PER_CLASS_KINDS:
             cls = None  # only a head's classes are meaningful (and each key is a cache entry)
         else:
             cls = cls or h.card.classes[0]
@@ -407,7 +408,7 @@ def create_app(store_root: str | Path, config: ServeConfig | None = None, catalo
             if head not in heads:
                 raise HTTPException(404, f"no head {head!r}")
             h = heads[head]
-            if cls is not None and h.card.task in ("multiclass", "multilabel") and cls not in h.card.classes:
+            if cls is not None and h.card.task in PER_CLASS_KINDS and cls not in h.card.classes:
                 raise HTTPException(422, f"head {head!r} has no class {cls!r}")
         cls, spacing = prediction_variant(h, cls, spacing)
         return _json(await memo("predictions", (title_id, head, cls, spacing),

@@ -24,6 +24,7 @@ from mediafm.apps import breaks as brk
 from mediafm.apps import proposals as prop
 from mediafm.apps.head import TrainedHead
 from mediafm.store.catalog import Store
+from mediafm.tasks.kinds import PER_CLASS_KINDS
 
 
 class _ReadOnce(Store):
@@ -138,7 +139,7 @@ def head_scores(store_root: str | Path, head: TrainedHead, title: str) -> HeadSc
     scorer.check([title])
     shots = apply.shot_spans(scorer.store, [title])
     clips = apply.candidate_spans(scorer, [title], prop.ProposalConfig(max_overlap=1.0))  # as top_clips
-    first = card.classes[0] if card.task in ("multiclass", "multilabel") else None
+    first = card.classes[0] if card.task in PER_CLASS_KINDS else None
     cuts = apply.break_candidates(store_root, scorer, [title], brk.BreakConfig(), first)
     cut_scores = scorer.score(cuts) if first is not None else cuts["score"].to_numpy(float)
     return HeadScores(
@@ -153,7 +154,7 @@ def head_scores(store_root: str | Path, head: TrainedHead, title: str) -> HeadSc
 
 def column(head: TrainedHead, cls: str | None) -> int:
     """The scores column of `cls` (0 for heads with one score)."""
-    return head.card.classes.index(cls) if head.card.task in ("multiclass", "multilabel") else 0
+    return head.card.classes.index(cls) if head.card.task in PER_CLASS_KINDS else 0
 
 
 def shots(s: HeadScores, col: int) -> list[tuple[int, float, float, float]]:

@@ -15,6 +15,7 @@ import numpy as np
 
 from mediafm.errors import ConfigError, StoreError
 from mediafm.tasks.clips import EMBEDDING_KINDS, ClipEmbedder
+from mediafm.tasks.kinds import TaskKind
 from mediafm.tasks.labels import LabeledClip, read_labels, targets
 from mediafm.tasks.metrics import Score
 from mediafm.tasks.probes import ProbeConfig, run_probe
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 class TaskSpec:
     name: str
     file: str  # labels CSV name inside the labels folder
-    kind: str  # multiclass | multilabel | binary | rank
+    kind: TaskKind  # one of CLIP_KINDS
     metric: str  # as Netflix reported each task
 
 

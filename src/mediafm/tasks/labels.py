@@ -20,9 +20,9 @@ import numpy as np
 
 from mediafm.errors import MediafmError
 from mediafm.tasks.clips import Clip
+from mediafm.tasks.kinds import CLIP_KINDS, TaskKind
 
 HEADER = ("title", "start", "end", "label")
-TASK_KINDS = ("multiclass", "multilabel", "binary", "rank")
 _TRUE = {"1", "true", "yes", "pos", "positive"}
 _FALSE = {"0", "false", "no", "neg", "negative"}
 
@@ -46,7 +46,7 @@ class Targets:
     (rank). `classes` names the columns/indices (empty for rank; ["0", "1"] for binary).
     """
 
-    kind: str
+    kind: TaskKind  # one of CLIP_KINDS
     y: np.ndarray
     classes: tuple[str, ...]
 
@@ -133,10 +133,10 @@ def write_labels(path: str | Path, rows: list[tuple[str, float, float, str]]) ->
             w.writerow([title, f"{start:.3f}", f"{end:.3f}", label])
 
 
-def targets(rows: list[LabeledClip], kind: str, path: str | Path | None = None) -> Targets:
+def targets(rows: list[LabeledClip], kind: TaskKind, path: str | Path | None = None) -> Targets:
     """Turn labels into arrays for a task kind; LabelsError names the first row that does not fit."""
-    if kind not in TASK_KINDS:
-        raise LabelsError(path, f"unknown task {kind!r}; choose one of {', '.join(TASK_KINDS)}")
+    if kind not in CLIP_KINDS:
+        raise LabelsError(path, f"unknown task {kind!r}; choose one of {', '.join(CLIP_KINDS)}")
     if kind == "rank":
         values = []
         for r in rows:

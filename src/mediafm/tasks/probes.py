@@ -36,12 +36,14 @@ from sklearn.preprocessing import StandardScaler
 
 from mediafm.errors import ConfigError
 from mediafm.registry import lookup, registrar
+from mediafm.tasks.kinds import PER_CLASS_KINDS, TaskKind
 from mediafm.tasks.labels import Targets
 from mediafm.tasks.metrics import METRICS, Score, bootstrap
 
 # The metric each task kind reports unless told otherwise (Netflix: genre macro AP, tone micro AP,
 # retrieval AP, popularity Kendall's tau; ad relevancy uses mean_ap, named explicitly).
-DEFAULT_METRIC = {"multiclass": "macro_ap", "multilabel": "micro_ap", "binary": "ap", "rank": "kendall_tau"}
+DEFAULT_METRIC: dict[TaskKind, str] = {"multiclass": "macro_ap", "multilabel": "micro_ap", "binary": "ap",
+                                       "rank": "kendall_tau"}
 
 
 @dataclass(frozen=True)
@@ -229,7 +231,7 @@ def run_probe(X: np.ndarray, targets: Targets, groups: np.ndarray, metric: str |
     config = config if config is not None else ProbeConfig()
     X, groups, metric = _check(X, targets, groups, metric, config)
     y, kind = targets.y, targets.kind
-    oof = np.zeros((len(X), len(targets.classes))) if kind in ("multiclass", "multilabel") else np.zeros(len(X))
+    oof = np.zeros((len(X), len(targets.classes))) if kind in PER_CLASS_KINDS else np.zeros(len(X))
     chosen: list[float] = []
     with _quiet():
         for train, test in _outer_folds(X, y, groups, config):
