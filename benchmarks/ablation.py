@@ -22,7 +22,8 @@ from pathlib import Path
 
 from mediafm.training.optim import OptimConfig
 
-# name -> (TrainConfig overrides, read-outs probed). The first row is the previous default.
+# name -> (TrainConfig overrides, read-outs probed). The first row is the previous default. An
+# override names a field of TrainConfig or of its model (TrainConfig.override).
 READOUTS_PROBED = ("hidden", "hidden+input", "stack+input", "masked+input")
 # Every row sets every lever (the previous release's values unless the row changes them) and the
 # same budget: at most 1,500 steps, validation every 75, early stopping after 5 without a better
@@ -145,7 +146,7 @@ def run_rows(store: Path, labels: Path, root: Path, names: list[str], base=None,
     out = []
     for name in names:
         overrides, readouts = rows[name]
-        cfg = dataclasses.replace(base, **{**(levers or {}), **overrides})
+        cfg = base.override(**{**(levers or {}), **overrides})
         key = _key(cfg, titles)
         model_dir = root / f"model-{key}"
         train_s = results.get(f"{key}/train_s")

@@ -26,10 +26,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from mediafm.devices import resolve_device  # noqa: E402
-from mediafm.model.mediafm import PRESETS, MediaFM, load_pretrained, save_pretrained  # noqa: E402
+from mediafm.model.transformer import PRESETS, MediaFM, load_pretrained, save_pretrained  # noqa: E402
 from mediafm.store.catalog import Store  # noqa: E402
 from mediafm.training.embed import embed_store  # noqa: E402
-from mediafm.training.pretrain import TrainConfig  # noqa: E402
 from mediafm_testing.synthetic import vector_store  # noqa: E402
 
 FUSED_DIM = 2688
@@ -40,8 +39,7 @@ def run(device: str, preset: str, titles: int, shots_per_title: int, root: Path)
     store_root, model_dir = root / "store", root / f"model-{preset}"
     if not (store_root / "features").exists():
         vector_store(store_root, titles * shots_per_title, dim=FUSED_DIM, shots_per_title=shots_per_title)
-    t = TrainConfig()
-    cfg = PRESETS[preset](FUSED_DIM, 0, max_shots=t.max_shots, readout=t.readout)
+    cfg = PRESETS[preset](FUSED_DIM, 0)  # the preset's defaults are pretraining's (read-out, distance bias)
     torch.manual_seed(0)
     save_pretrained(MediaFM(cfg), model_dir)
     store = Store(store_root)

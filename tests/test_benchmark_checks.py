@@ -136,7 +136,7 @@ def test_serve_load_exits_non_zero_when_a_p99_target_is_missed(monkeypatch, tmp_
 def test_apps_baseline_reads_the_evaluated_model(small_store, tmp_path):
     import torch
 
-    from mediafm.model.mediafm import MediaFM, save_pretrained, tiny
+    from mediafm.model.transformer import MediaFM, save_pretrained, tiny
     from mediafm.training.embed import embed_store, model_identity
 
     store, _ = small_store

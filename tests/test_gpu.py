@@ -53,7 +53,7 @@ def _rel(a, b) -> float:
 
 # ----------------------------------------------------------------------------- model and training
 def _model_and_batch(readout: str = "hidden", distance_bias: bool = True):
-    from mediafm.model.mediafm import MediaFM, small
+    from mediafm.model.transformer import MediaFM, small
 
     torch.manual_seed(0)
     model = MediaFM(small(96, 32, max_shots=128, objective="both", neighbor_weight=0.5, readout=readout,
@@ -174,13 +174,14 @@ def test_device_cache_batches_equal_host_batches(tmp_path):
 def test_pretrain_runs_on_the_gpu(tmp_path):
     """`mediafm pretrain` on CUDA: device cache, bf16, checkpoints, validation, a finite loss
     (compiling is exercised by benchmarks/pretrain.py, which gpu.sh runs first)."""
+    from mediafm.model import ModelConfig
     from mediafm.training.optim import OptimConfig
     from mediafm.training.pretrain import TrainConfig, pretrain
     from mediafm_testing.synthetic import SyntheticConfig, structured_store
 
     structured_store(tmp_path / "s", SyntheticConfig(n_titles=16, dim=64, meta_dim=16, seed=5))
-    cfg = TrainConfig(preset="tiny", max_shots=64, batch_size=4, max_steps=12, val_every=6, progress=False,
-                      log_every=3, checkpoint_every=6, optim=OptimConfig(warmup_steps=2))
+    cfg = TrainConfig(preset="tiny", model=ModelConfig(max_shots=64), batch_size=4, max_steps=12, val_every=6,
+                      progress=False, log_every=3, checkpoint_every=6, optim=OptimConfig(warmup_steps=2))
     res = pretrain(tmp_path / "s", tmp_path / "m", cfg)
     assert res.steps == 12 and np.isfinite(res.best_val_loss) and np.isfinite(res.last_train_loss)
 

@@ -6,14 +6,22 @@ import numpy as np
 import pytest
 import torch
 
-from mediafm.model import PRESETS, MediaFM, load_pretrained, msm_loss, save_pretrained, tiny, window_plan
+from mediafm.errors import ConfigError
+from mediafm.model import (PRESETS, MediaFM, ModelConfig, load_pretrained, msm_loss, save_pretrained, small, tiny,
+                           window_plan)
+from mediafm.training.pretrain import TrainConfig
 
 torch.set_num_threads(1)
 
 
+# The bare encoder these tests probe: the last hidden state out, no neighbour heads, no distance
+# bias unless a test asks for it (the product's defaults add all three).
+PLAIN = dict(objective="cosine", neighbor_weight=0.0, distance_bias=False, readout="hidden")
+
+
 def _model(**kw) -> MediaFM:
     torch.manual_seed(0)
-    return MediaFM(tiny(24, 8, **kw)).eval()
+    return MediaFM(tiny(24, 8, **{**PLAIN, **kw})).eval()
 
 
 def _unit(x):
@@ -23,7 +31,7 @@ def _unit(x):
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_every_preset_builds_and_runs(preset):
     torch.manual_seed(0)
-    m = MediaFM(PRESETS[preset](24, 8, max_shots=16)).eval()
+    m = MediaFM(PRESETS[preset](24, 8, max_shots=16, **PLAIN)).eval()
     x = _unit(torch.randn(2, 5, 24))
     pad = torch.ones(2, 5, dtype=torch.bool)
     mask = torch.zeros(2, 5, dtype=torch.bool)
@@ -169,3 +177,42 @@ def test_load_pretrained_names_the_missing_dir(tmp_path):
     from mediafm.errors import StoreError
     with pytest.raises(StoreError, match=str(tmp_path)):
         load_pretrained(tmp_path)
+
+
+def test_a_config_saved_with_the_old_defaults_loads_to_the_same_model(tmp_path):
+    import json
+
+    # config.json of a model folder written before the lever table set the defaults: every field
+    # explicit, with the values ModelConfig had then
+    old = {"input_dim": 24, "meta_dim": 8, "hidden": 64, "n_layers": 2, "n_heads": 4, "mlp_ratio": 4,
+           "max_shots": 512, "dropout": 0.0, "time_features": False, "objective": "cosine", "temperature": 0.1,
+           "neighbor_weight": 0.0, "readout": "hidden", "distance_bias": False, "name": "mediafm-tiny"}
+    m = _model(max_shots=512)
+    assert m.config.to_dict() == old
+    save_pretrained(m, tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["model"] == old
+    loaded = load_pretrained(tmp_path)
+    assert loaded.config == m.config and loaded.next_proj is None and loaded.config.embed_dim == 64
+    # older still: fields added since are absent and mean what they meant before they existed
+    before = {k: v for k, v in old.items() if k not in ("objective", "neighbor_weight", "readout", "distance_bias")}
+    assert ModelConfig.from_dict(before) == m.config
+    x = np.asarray(_unit(torch.randn(9, 24)))
+    assert np.array_equal(loaded.embed_title(x), m.embed_title(x))
+
+
+def test_the_default_model_is_the_product_model():
+    cfg = small(24)
+    assert (cfg.objective, cfg.neighbor_weight, cfg.distance_bias, cfg.readout) == ("both", 0.5, True, "stack+input")
+    assert cfg.choices() == TrainConfig().model.choices()
+
+
+def test_unknown_names_and_sizes_are_config_errors():
+    for kw in ({"objective": "huber"}, {"readout": "cls"}, {"hidden": 30}, {"max_shots": 1}):
+        with pytest.raises(ConfigError):
+            ModelConfig(**kw)
+    with pytest.raises(ValueError):  # ConfigError is a ValueError: older callers' handlers still hold
+        tiny(24, readout="cls")
+    with pytest.raises(ConfigError, match="unknown preset 'huge'"):
+        TrainConfig(preset="huge").validate()
+    with pytest.raises(ConfigError, match="model.hidden"):
+        TrainConfig(model=ModelConfig(hidden=256)).validate()

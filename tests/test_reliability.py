@@ -569,7 +569,7 @@ def test_host_names_follow_the_bound_address_and_the_option(served_store):
 # ----------------------------------------------------------------------------- file modes
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
 def test_written_files_follow_the_umask(tmp_path, umask, mode):
-    from mediafm.model.mediafm import MediaFM, save_pretrained, tiny
+    from mediafm.model.transformer import MediaFM, save_pretrained, tiny
 
     old = os.umask(umask)
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -11,8 +12,8 @@ import torch
 
 from mediafm.cli.main import main
 from mediafm.errors import ConfigError
-from mediafm.model import MediaFM, load_pretrained, tiny
-from mediafm.model.mediafm import OBJECTIVES, READOUTS, contrastive_loss
+from mediafm.model import MediaFM, ModelConfig, load_pretrained, tiny
+from mediafm.model.transformer import OBJECTIVES, READOUTS, contrastive_loss
 from mediafm.training.data import MaskSpec, Window, build_cache, iter_batches, mask_for, split_titles
 from mediafm.training.embed import embed_store, model_identity
 from mediafm.training.pretrain import TrainConfig, plan_schedule, pretrain
@@ -28,7 +29,7 @@ def _unit(x):
 @pytest.mark.parametrize("objective", OBJECTIVES)
 def test_each_objective_is_carried_by_masked_real_positions_only(objective):
     torch.manual_seed(0)
-    m = MediaFM(tiny(24, 0, objective=objective)).eval()
+    m = MediaFM(tiny(24, 0, objective=objective, neighbor_weight=0.0, distance_bias=False)).eval()
     x = _unit(torch.randn(2, 10, 24))
     pad = torch.ones(2, 10, dtype=torch.bool)
     pad[1, 7:] = False
@@ -67,7 +68,7 @@ def test_contrastive_loss_falls_on_a_learnable_toy():
     x = protos.repeat(1, 4, 1) + 0.05 * torch.randn(16, 12, 24)
     x = _unit(x)
     pad = torch.ones(16, 12, dtype=torch.bool)
-    m = MediaFM(tiny(24, 0, objective="contrastive", max_shots=16))
+    m = MediaFM(tiny(24, 0, objective="contrastive", max_shots=16, neighbor_weight=0.0, distance_bias=False))
     opt = torch.optim.AdamW(m.parameters(), lr=3e-3)
     g = torch.Generator().manual_seed(1)
     losses = []
@@ -156,13 +157,13 @@ def test_auto_schedule_adapts_to_small_catalogs_and_scales_with_data():
     assert plan_schedule(cfg, n_windows=7, n_titles=7, world=2).batch_size == 6
 
 
-def test_two_title_store_pretrains_with_no_flags_and_embeds_the_chosen_readout(tmp_path, capsys):
+def test_two_title_store_pretrains_with_no_flags_and_embeds_the_chosen_readout(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="mediafm.training.pretrain")  # as `mediafm` sets it for its users
     structured_store(tmp_path / "s", SyntheticConfig(n_titles=2, dim=16, meta_dim=8, shots_per_title=(20, 30), meta_fraction=1.0, seed=2))
     rc = main(["pretrain", str(tmp_path / "s"), "--out", str(tmp_path / "m"), "--preset", "tiny",
                "--min-steps", "30", "--readout", "hidden+input", "--objective", "both", "--threads", "1"])
     assert rc == 0
-    out = capsys.readouterr().out
-    assert "auto: batch 1" in out
+    assert "auto: batch 1" in caplog.text  # the schedule note, logged at INFO
     card = json.loads((tmp_path / "m" / "model_card.json").read_text())
     assert card["embedding"] == {"readout": "hidden+input", "dim": 64 + 16, "objective": "both", "metadata": True}
     assert "read-out `hidden+input`" in (tmp_path / "m" / "MODEL_CARD.md").read_text()
@@ -175,8 +176,8 @@ def test_two_title_store_pretrains_with_no_flags_and_embeds_the_chosen_readout(t
 
 
 def test_pretraining_without_metadata_builds_a_model_without_metadata_input(store_root, tmp_path):
-    cfg = TrainConfig(preset="tiny", max_shots=32, max_steps=4, val_every=2, use_meta=False, progress=False,
-                      num_threads=1)
+    cfg = TrainConfig(preset="tiny", model=ModelConfig(max_shots=32), max_steps=4, val_every=2, use_meta=False,
+                      progress=False, num_threads=1)
     pretrain(store_root, tmp_path / "m", cfg)
     m = load_pretrained(tmp_path / "m")
     assert m.meta_proj is None and m.config.meta_dim == 0
@@ -195,7 +196,7 @@ def test_masked_readout_predicts_each_shot_from_its_context_alone():
 
 
 def test_neighbor_loss_is_minimal_when_each_shot_names_its_neighbours():
-    from mediafm.model.mediafm import neighbor_loss
+    from mediafm.model.transformer import neighbor_loss
     x = _unit(torch.randn(2, 8, 16))
     real = torch.ones(2, 8, dtype=torch.bool)
     real[1, 6:] = False
@@ -213,7 +214,7 @@ def test_neighbor_loss_is_minimal_when_each_shot_names_its_neighbours():
 
 
 def test_contrastive_loss_on_large_batches_scores_a_subset_and_still_ranks_the_true_shot(monkeypatch):
-    import mediafm.model.mediafm as mm
+    import mediafm.model.transformer as mm
     monkeypatch.setattr(mm, "MAX_QUERIES", 8)
     monkeypatch.setattr(mm, "MAX_CANDIDATES", 32)
     torch.manual_seed(0)

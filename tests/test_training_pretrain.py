@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 from mediafm.cli.main import main
-from mediafm.model import load_pretrained
+from mediafm.model import ModelConfig, load_pretrained
 from mediafm.store.catalog import Store
 from mediafm.training.data import DeviceCache, MaskSpec, build_cache, epoch_windows, iter_batches, split_titles
 from mediafm.training.embed import embed_store
@@ -31,9 +31,10 @@ SMALL = SyntheticConfig(n_titles=12, dim=16, meta_dim=8, shots_per_title=(20, 70
 def _cfg(**kw) -> TrainConfig:
     # DDP equality holds exactly for the cosine objective (see test_torchrun_two_processes_equal_one)
     kw = {"objective": "cosine", "neighbor_weight": 0.0, **kw}
-    base = TrainConfig(preset="tiny", max_shots=32, batch_size=4, epochs=3, val_fraction=0.2, progress=False,
-                       num_threads=1, checkpoint_every=2, log_every=1, optim=OptimConfig(warmup_steps=2))
-    return dataclasses.replace(base, **kw)
+    base = TrainConfig(preset="tiny", model=ModelConfig(max_shots=32), batch_size=4, epochs=3, val_fraction=0.2,
+                       progress=False, num_threads=1, checkpoint_every=2, log_every=1,
+                       optim=OptimConfig(warmup_steps=2))
+    return base.override(**kw)
 
 
 @pytest.fixture(scope="module")
@@ -273,6 +274,61 @@ def test_pretrain_flags_map_onto_the_config():
     p = argparse.ArgumentParser()
     add_arguments(p)
     assert config_from_args(p.parse_args(["S", "--out", "M"])) == TrainConfig()
-    flipped = config_from_args(p.parse_args(["S", "--out", "M", "--distance-bias" if not TrainConfig.distance_bias
+    flipped = config_from_args(p.parse_args(["S", "--out", "M", "--distance-bias" if not ModelConfig.distance_bias
                                              else "--no-distance-bias", "--neighbor-weight", "0.25"]))
-    assert flipped.distance_bias is not TrainConfig.distance_bias and flipped.neighbor_weight == 0.25
+    assert flipped.model.distance_bias is not ModelConfig.distance_bias and flipped.model.neighbor_weight == 0.25
+
+
+def test_every_setting_is_a_flag_with_the_dataclass_default(capsys):
+    """Every field of TrainConfig, of its model (the choices: --preset sets the sizes) and of its
+    optimiser has a flag whose default is the dataclass's, shown in --help, and which sets that field."""
+    import argparse
+    from dataclasses import fields
+
+    from mediafm.cli import pretrain as cli
+    from mediafm.model.transformer import SIZE_FIELDS
+
+    defaults = dict(cli.settings(TrainConfig()))
+    expected = ({f.name for f in fields(TrainConfig)} - {"model", "optim"}
+                | {f"model.{f.name}" for f in fields(ModelConfig) if f.name not in SIZE_FIELDS}
+                | {f"optim.{f.name}" for f in fields(OptimConfig)})
+    assert set(defaults) == expected == set(cli.OPTIONS)
+    p = argparse.ArgumentParser()
+    cli.add_arguments(p)
+    actions = {a.dest: a for a in p._actions}
+    assert all(actions[path].default == default for path, default in defaults.items())
+    assert len({cli.flag(path) for path in defaults}) == len(defaults)
+    flags = {s for a in p._actions for s in a.option_strings}
+    assert {"--preset", "--max-steps", "--epochs", "--min-steps", "--batch-size", "--max-shots", "--objective",
+            "--temperature", "--neighbor-weight", "--distance-bias", "--no-distance-bias", "--readout", "--mask-ratio",
+            "--mask-span", "--keep-ratio", "--random-ratio", "--no-meta", "--val-fraction", "--val-every",
+            "--patience", "--optimizer", "--lr", "--muon-lr", "--warmup-steps", "--time-features",
+            "--checkpoint-every", "--steps-this-run", "--seed", "--device", "--compile", "--no-bf16", "--threads",
+            "--resume"} <= flags  # every flag the command has always had
+
+    # every flag given another valid value: each lands in its own field
+    changed, argv = {}, ["S", "--out", "M"]
+    for path, default in defaults.items():
+        opt = cli.OPTIONS[path]
+        if isinstance(default, bool):
+            value, args = not default, [("--no-" if default else "--") + cli.flag(path).removeprefix("--")]
+        else:
+            value = (next(c for c in opt.choices if c != default) if opt.choices
+                     else "cpu" if isinstance(default, str)
+                     else (0.8, 0.9) if isinstance(default, tuple)
+                     else default + 1 if isinstance(default, int)
+                     else default * 2 or 0.05)
+            args = [cli.flag(path), *map(str, value if isinstance(value, tuple) else [value])]
+        changed[path], argv = value, argv + args
+    cfg = cli.config_from_args(p.parse_args(argv))
+    for path, value in changed.items():
+        obj = cfg
+        for name in path.split("."):
+            obj = getattr(obj, name)
+        assert obj == value != defaults[path], path
+
+    with pytest.raises(SystemExit):
+        main(["pretrain", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for path, default in defaults.items():
+        assert f"{cli.flag(path)}" in text and f"(default: {default})" in text, path

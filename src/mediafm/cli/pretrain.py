@@ -1,73 +1,132 @@
-"""`mediafm pretrain STORE --out MODEL_DIR`: masked shot modeling (also under torchrun)."""
+"""`mediafm pretrain STORE --out MODEL_DIR`: masked shot modeling (also under torchrun).
+
+Each option sets one field of TrainConfig, of its `model` (the choices, not the sizes: those come
+from --preset) or of its `optim`. The flag is the field's name with dashes, its default the
+dataclass's; a bool has --X and --no-X. OPTIONS gives each its help and the values it accepts.
+"""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
+from collections.abc import Callable, Iterator
+from dataclasses import fields, is_dataclass, replace
+from typing import Any, NamedTuple
 
 from mediafm.cli.numbers import count, number
-from mediafm.model.mediafm import OBJECTIVES, PRESETS, READOUTS
-from mediafm.training.optim import OptimConfig
+from mediafm.model.transformer import OBJECTIVES, PRESETS, READOUTS, ModelConfig
 from mediafm.training.pretrain import TrainConfig
 
-_T, _O = TrainConfig(), OptimConfig()
+
+class Option(NamedTuple):
+    help: str
+    type: Callable[[str], Any] | None = None  # a range check from mediafm.cli.numbers; None: text or a bool
+    choices: list[str] | None = None
+    flag: str = ""  # the flag when it is not the field's name: the spelling users already have in scripts
+
+
+# field path in TrainConfig -> how the command line reads it
+OPTIONS: dict[str, Option] = {
+    "preset": Option("model size", choices=sorted(PRESETS)),
+    "model.max_shots": Option("window length in shots", count(2)),
+    "model.dropout": Option("dropout on attention output and MLP", number(minimum=0, below=1)),
+    "model.time_features": Option("feed shot start/duration to the model"),
+    "model.objective": Option("masked-shot loss", choices=list(OBJECTIVES)),
+    "model.temperature": Option("InfoNCE temperature", number(above=0)),
+    "model.neighbor_weight": Option("weight of the neighbour loss (each shot's output names the shots before and "
+                                    "after it)", number(minimum=0)),
+    "model.readout": Option("per-shot vector that `mediafm embed` writes", choices=list(READOUTS)),
+    "model.distance_bias": Option("attention prior towards nearby shots (ALiBi-style slopes per head)"),
+    "use_meta": Option("feed title metadata to [GLOBAL]", flag="--meta"),
+    "batch_size": Option("global batch in windows (0: auto, 16 or fewer on small catalogs)", count(0)),
+    "epochs": Option("passes over the training windows (0: auto)", count(0)),
+    "max_steps": Option("optimiser steps (0: auto, --auto-epochs epochs within [--min-steps, --max-auto-steps])",
+                        count(0)),
+    "auto_epochs": Option("auto schedule: passes over the training windows", count(1)),
+    "min_steps": Option("auto schedule: at least this many steps", count(0)),
+    "max_auto_steps": Option("auto schedule: at most this many steps", count(1)),
+    "steps_this_run": Option("checkpoint and exit after N steps (for time-limited jobs; continue with --resume)",
+                             count(0)),
+    "mask_ratio": Option("share of real shots that carry the loss", number(above=0, below=1)),
+    "mask_span": Option("mean run length of masked shots", number(minimum=1)),
+    "keep_ratio": Option("share of masked shots left visible", number(minimum=0, maximum=1)),
+    "random_ratio": Option("share of masked shots shown as another shot", number(minimum=0, maximum=1)),
+    "val_fraction": Option("share of titles held out for validation", number(minimum=0, below=1)),
+    "val_every": Option("steps between validations (0: auto)", count(0)),
+    "patience": Option("early-stopping patience in validations", count(0)),
+    "optim.optimizer": Option("muon: Muon for the blocks' matrices, AdamW for the rest; adamw: AdamW only",
+                              choices=["muon", "adamw"]),
+    "optim.lr": Option("AdamW peak learning rate", number(above=0)),
+    "optim.muon_lr": Option("Muon peak learning rate", number(above=0)),
+    "optim.weight_decay": Option("decoupled weight decay", number(minimum=0)),
+    "optim.betas": Option("AdamW betas", number(minimum=0, below=1)),
+    "optim.warmup_steps": Option("linear warmup steps (at most 10%% of the run)", count(0)),
+    "optim.min_lr_ratio": Option("the cosine schedule ends at this fraction of the peak", number(minimum=0, maximum=1)),
+    "optim.grad_clip": Option("global gradient-norm clip (0: off)", number(minimum=0)),
+    "checkpoint_every": Option("steps between checkpoints", count(0)),
+    "log_every": Option("steps between metrics.csv rows", count(1)),
+    "seed": Option("seed of the weights, masks, batches and validation split", int),
+    "device": Option("auto | cpu | cuda"),
+    "compile": Option("torch.compile the model"),
+    "bf16": Option("bf16 autocast on CUDA"),
+    "device_cache": Option("CUDA: gather batches from a copy of the features on the GPU when they fit"),
+    "num_threads": Option("torch CPU threads (0: default)", count(0), flag="--threads"),
+    "prefetch": Option("batches assembled ahead in a background thread (0: inline)", count(0)),
+    "progress": Option("progress bar"),
+}
+
+
+def _names(config: Any) -> list[str]:
+    # A ModelConfig's sizes are not settings: the preset and the store's vectors set them.
+    return list(config.choices()) if isinstance(config, ModelConfig) else [f.name for f in fields(config)]
+
+
+def settings(config: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(field path, value) of every field of `config` a user sets, nested configs walked into."""
+    for name in _names(config):
+        value = getattr(config, name)
+        if is_dataclass(value):
+            yield from settings(value, f"{prefix}{name}.")
+        else:
+            yield prefix + name, value
+
+
+def flag(path: str) -> str:
+    return OPTIONS[path].flag or "--" + path.rpartition(".")[2].replace("_", "-")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("store", help="catalog store with encoded titles")
     p.add_argument("--out", required=True, help="model directory to write")
-    p.add_argument("--preset", default=_T.preset, choices=sorted(PRESETS), help="model size")
-    p.add_argument("--max-steps", type=count(0), default=_T.max_steps,
-                   help=f"optimiser steps (0: auto, {_T.auto_epochs} epochs, at least {_T.min_steps} steps)")
-    p.add_argument("--epochs", type=count(0), default=_T.epochs, help="passes over the training windows (0: auto)")
-    p.add_argument("--min-steps", type=count(0), default=_T.min_steps, help="auto schedule: at least this many steps")
-    p.add_argument("--batch-size", type=count(0), default=_T.batch_size,
-                   help="global batch in windows (0: auto, 16 or fewer on small catalogs)")
-    p.add_argument("--max-shots", type=count(2), default=_T.max_shots, help="window length in shots")
-    p.add_argument("--objective", default=_T.objective, choices=OBJECTIVES, help="masked-shot loss")
-    p.add_argument("--temperature", type=number(above=0), default=_T.temperature, help="InfoNCE temperature")
-    p.add_argument("--neighbor-weight", type=number(minimum=0), default=_T.neighbor_weight,
-                   help="weight of the neighbour loss (each shot's output names the shots before and after it)")
-    p.add_argument("--distance-bias", action=argparse.BooleanOptionalAction, default=_T.distance_bias,
-                   help="attention prior towards nearby shots (ALiBi-style slopes per head; default %(default)s)")
-    p.add_argument("--readout", default=_T.readout, choices=READOUTS,
-                   help="per-shot vector that `mediafm embed` writes")
-    p.add_argument("--mask-ratio", type=number(above=0, below=1), default=_T.mask_ratio)
-    p.add_argument("--mask-span", type=number(minimum=1), default=_T.mask_span, help="mean run length of masked shots")
-    p.add_argument("--keep-ratio", type=number(minimum=0, maximum=1), default=_T.keep_ratio, help="share of masked shots left visible")
-    p.add_argument("--random-ratio", type=number(minimum=0, maximum=1), default=_T.random_ratio,
-                   help="share of masked shots shown as another shot")
-    p.add_argument("--no-meta", action="store_true", help="do not feed title metadata to [GLOBAL]")
-    p.add_argument("--val-fraction", type=number(minimum=0, below=1), default=_T.val_fraction)
-    p.add_argument("--val-every", type=count(0), default=_T.val_every, help="steps between validations (0: auto)")
-    p.add_argument("--patience", type=count(0), default=_T.patience, help="early-stopping patience in validations")
-    p.add_argument("--optimizer", default=_O.optimizer, choices=["muon", "adamw"])
-    p.add_argument("--lr", type=number(above=0), default=_O.lr, help="AdamW peak learning rate")
-    p.add_argument("--muon-lr", type=number(above=0), default=_O.muon_lr)
-    p.add_argument("--warmup-steps", type=count(0), default=_O.warmup_steps)
-    p.add_argument("--time-features", action="store_true", help="feed shot start/duration to the model")
-    p.add_argument("--checkpoint-every", type=count(0), default=_T.checkpoint_every)
-    p.add_argument("--steps-this-run", type=count(0), default=_T.steps_this_run,
-                   help="checkpoint and exit after N steps (for time-limited jobs; continue with --resume)")
-    p.add_argument("--seed", type=int, default=_T.seed)
-    p.add_argument("--device", default=_T.device, help="auto | cpu | cuda")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    p.add_argument("--no-bf16", action="store_true", help="disable bf16 autocast on CUDA")
-    p.add_argument("--threads", type=count(0), default=_T.num_threads, help="torch CPU threads (0: default)")
+    for path, default in settings(TrainConfig()):
+        opt = OPTIONS[path]
+        kw: dict[str, Any] = {"dest": path, "default": default, "help": opt.help}
+        if isinstance(default, bool):
+            kw["action"] = argparse.BooleanOptionalAction
+        else:
+            kw.update(type=opt.type, choices=opt.choices)
+            if not opt.choices:  # argparse would name the value by its dotted dest
+                kw["metavar"] = flag(path).lstrip("-").replace("-", "_").upper()
+            if isinstance(default, tuple):
+                kw["nargs"] = len(default)
+        action = p.add_argument(flag(path), **kw)
+        if "%(default)" not in action.help:  # BooleanOptionalAction adds it itself on some Python versions
+            action.help += " (default: %(default)s)"
     p.add_argument("--resume", action="store_true", help="continue from MODEL_DIR/checkpoint")
 
 
 def config_from_args(a: argparse.Namespace) -> TrainConfig:
-    optim = dataclasses.replace(_O, optimizer=a.optimizer, lr=a.lr, muon_lr=a.muon_lr, warmup_steps=a.warmup_steps)
-    return dataclasses.replace(
-        _T, preset=a.preset, max_steps=a.max_steps, epochs=a.epochs, min_steps=a.min_steps, batch_size=a.batch_size,
-        max_shots=a.max_shots, objective=a.objective, temperature=a.temperature, readout=a.readout,
-        neighbor_weight=a.neighbor_weight, distance_bias=a.distance_bias,
-        mask_ratio=a.mask_ratio, mask_span=a.mask_span, keep_ratio=a.keep_ratio, random_ratio=a.random_ratio,
-        use_meta=not a.no_meta, val_fraction=a.val_fraction, val_every=a.val_every, patience=a.patience,
-        optim=optim, time_features=a.time_features, checkpoint_every=a.checkpoint_every,
-        steps_this_run=a.steps_this_run, seed=a.seed, device=a.device, compile=a.compile, bf16=not a.no_bf16,
-        num_threads=a.threads)
+    return _filled(TrainConfig(), vars(a))
+
+
+def _filled(config: Any, values: dict, prefix: str = "") -> Any:
+    changes = {}
+    for name in _names(config):
+        value, path = getattr(config, name), prefix + name
+        if is_dataclass(value):
+            changes[name] = _filled(value, values, path + ".")
+        else:
+            changes[name] = tuple(values[path]) if isinstance(value, tuple) else values[path]
+    return replace(config, **changes)
 
 
 def run(args: argparse.Namespace) -> int:

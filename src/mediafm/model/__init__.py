@@ -1,18 +1,22 @@
-"""The contextual shot model (one file: `mediafm.model.mediafm`)."""
+"""The contextual shot model (one file: `mediafm.model.transformer`)."""
 
-from mediafm.model.mediafm import (
+from mediafm.model.transformer import (
+    OBJECTIVES,
     PRESETS,
+    READOUTS,
     MediaFM,
     ModelConfig,
     base,
     distance_bias,
     load_pretrained,
+    medium,
     msm_loss,
     save_pretrained,
     small,
     tiny,
+    train_flops,
     window_plan,
 )
 
-__all__ = ["PRESETS", "MediaFM", "ModelConfig", "base", "distance_bias", "load_pretrained", "msm_loss", "save_pretrained",
-           "small", "tiny", "window_plan"]
+__all__ = ["OBJECTIVES", "PRESETS", "READOUTS", "MediaFM", "ModelConfig", "base", "distance_bias", "load_pretrained",
+           "medium", "msm_loss", "save_pretrained", "small", "tiny", "train_flops", "window_plan"]

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from mediafm.linalg import l2_normalize
-from mediafm.model.mediafm import MediaFM
+from mediafm.model.transformer import MediaFM
 from mediafm.training.data import ShotCache, collate, epoch_windows
 
 

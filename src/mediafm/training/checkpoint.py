@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from mediafm.errors import StoreError
-from mediafm.model.mediafm import MediaFM, load_pretrained, save_pretrained
+from mediafm.model.transformer import MediaFM, load_pretrained, save_pretrained
 from mediafm.store.atomic import atomic_path, write_json_atomic
 from mediafm.training.state_file import load_state, save_state
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from mediafm.devices import resolve_device
 from mediafm.errors import StoreError
-from mediafm.model.mediafm import CONFIG_FILE, WEIGHTS_FILE, load_pretrained
+from mediafm.model.transformer import CONFIG_FILE, WEIGHTS_FILE, load_pretrained
 from mediafm.prefetch import prefetch
 from mediafm.store.catalog import Store
 from mediafm.store.digest import file_sha256
@@ -38,7 +38,7 @@ def weights_hash(model_dir: str | Path) -> str:
 
 def model_identity(model_dir: str | Path) -> dict:
     """name, model_id, config and weights hash (what contextual/<model_id>/model.json records)."""
-    from mediafm.model.mediafm import ModelConfig
+    from mediafm.model.transformer import ModelConfig
 
     model_dir = Path(model_dir)
     cfg, card = _read_json(model_dir / CONFIG_FILE).get("model"), {}

@@ -17,16 +17,17 @@ import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
 from mediafm.errors import ConfigError
-from mediafm.model.mediafm import OBJECTIVES, PRESETS, READOUTS, MediaFM, ModelConfig, save_pretrained
-from mediafm.training import checkpoint as ckpt
+from mediafm.model.transformer import PRESETS, SIZE_FIELDS, MediaFM, ModelConfig, save_pretrained
 from mediafm.prefetch import prefetch
+from mediafm.registry import lookup
+from mediafm.training import checkpoint as ckpt
 from mediafm.training.data import (DeviceCache, MaskSpec, ShotCache, build_cache, iter_batches, split_titles,
                                    train_windows)
 from mediafm.training.optim import OptimConfig, build_optimizer, set_lr
@@ -36,19 +37,10 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class TrainConfig:
-    preset: str = "small"  # model size: tiny | small | base (see mediafm.model.PRESETS)
-    max_shots: int = 512  # window length in shots (= the model's learned positions)
-    time_features: bool = False  # feed shot start time / duration to the model
-    dropout: float = 0.0
-    # Model choices that only training can make (kept in the model's config and card)
-    # Defaults chosen by the lever table (docs/narrative-benchmark.md)
-    objective: str = "both"  # masked-shot loss: cosine | contrastive | both (mediafm.model.OBJECTIVES)
-    temperature: float = 0.1  # InfoNCE temperature
-    neighbor_weight: float = 0.5  # weight of the neighbour loss (each shot's output names the shots around it)
-    # Attention prior towards nearby shots (mediafm.model.ModelConfig.distance_bias): on long titles
-    # (150-600 shots) it took tone, ad relevancy and popularity from fused's level to above it
-    distance_bias: bool = True
-    readout: str = "stack+input"  # what `mediafm embed` writes per shot (mediafm.model.READOUTS)
+    preset: str = "small"  # model size: a name in mediafm.model.PRESETS (tiny | small | medium | base)
+    # Every other model setting (objective, read-out, window length in shots, distance bias...), with
+    # ModelConfig's defaults; its sizes (SIZE_FIELDS) come from `preset` and the store's vectors instead.
+    model: ModelConfig = field(default_factory=ModelConfig)
     use_meta: bool = True  # feed the title metadata embedding to [GLOBAL]
     batch_size: int = 0  # GLOBAL batch in windows, split across ranks; 0 = auto (AUTO_BATCH, fewer on small catalogs)
     epochs: int = 0  # 0 = auto: as many as the step budget needs
@@ -80,25 +72,37 @@ class TrainConfig:
     progress: bool = True  # tqdm bar (rank 0 only)
 
     def validate(self) -> None:
-        if self.preset not in PRESETS:
-            raise ConfigError(None, f"unknown preset {self.preset!r}; choose one of {sorted(PRESETS)}")
+        """ConfigError (a ValueError) for a setting pretraining cannot run with."""
+        lookup(PRESETS, self.preset, "preset")
+        self.model.validate()
+        sized = [f.name for f in fields(ModelConfig)
+                 if f.name in SIZE_FIELDS and getattr(self.model, f.name) != f.default]
+        if sized:
+            raise ConfigError(None, f"model.{', model.'.join(sized)} set: the preset and the store's vectors "
+                                    "decide the model's sizes (choose another preset)")
         if not 0 < self.mask_ratio < 1:
             raise ConfigError(None, f"mask_ratio must be in (0, 1), got {self.mask_ratio}")
-        if self.batch_size < 0 or self.max_shots < 2:
-            raise ConfigError(None, "batch_size must be >= 1 (0 = auto) and max_shots >= 2")
-        if self.objective not in OBJECTIVES:
-            raise ConfigError(None, f"unknown objective {self.objective!r}; choose one of {', '.join(OBJECTIVES)}")
-        if self.readout not in READOUTS:
-            raise ConfigError(None, f"unknown readout {self.readout!r}; choose one of {', '.join(READOUTS)}")
+        if self.batch_size < 0:
+            raise ConfigError(None, "batch_size must be >= 1 (0 = auto)")
         if self.mask_span < 1 or not 0 <= self.keep_ratio + self.random_ratio <= 1 or min(self.keep_ratio, self.random_ratio) < 0:
             raise ConfigError(None, "mask_span must be >= 1, and keep_ratio + random_ratio within [0, 1]")
+
+    def override(self, **changes) -> TrainConfig:
+        """A copy with `changes`, each naming a field of TrainConfig or one of its model's choices
+        (`objective`, `readout`, ...: ModelConfig.choices)."""
+        model = {k: changes.pop(k) for k in list(changes) if k in self.model.choices()}
+        return replace(self, model=replace(self.model, **model), **changes)
 
     @property
     def mask(self) -> MaskSpec:
         return MaskSpec(self.mask_ratio, self.mask_span, self.keep_ratio, self.random_ratio)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Flat, as model folders have always recorded it ("train" in config.json, "train_config"
+        in the card): the model's choices beside the training settings."""
+        d = asdict(self)
+        del d["model"]
+        return {"preset": self.preset, **self.model.choices(), **d}
 
 
 AUTO_BATCH = 16  # windows per global batch when the catalog has that many
@@ -150,7 +154,7 @@ def plan_schedule(cfg: TrainConfig, n_windows: int, n_titles: int, world: int = 
     val_every = cfg.val_every or max(20, total // VALIDATIONS)
     if not cfg.val_every:
         auto.append(f"validation every {val_every} steps")
-    note = (f"pretrain: {n_titles} training titles, {n_windows} windows of <= {cfg.max_shots} shots; "
+    note = (f"pretrain: {n_titles} training titles, {n_windows} windows of <= {cfg.model.max_shots} shots; "
             + (("auto: " + ", ".join(auto)) if auto else f"batch {batch}, {total} steps"))
     return Schedule(batch, spe, total, val_every, note)
 
@@ -204,7 +208,7 @@ def _masked_sum_loss(model, batch, cfg: TrainConfig, device) -> tuple[torch.Tens
     """(sum of cosine distances over masked shots, count) of one local batch."""
     b = batch.to(device)
     with _autocast(device, cfg.bf16):
-        _, loss = model(b.fused, b.meta, b.pad_mask, b.mask_positions, b.times if cfg.time_features else None,
+        _, loss = model(b.fused, b.meta, b.pad_mask, b.mask_positions, b.times if cfg.model.time_features else None,
                         b.keep_positions, b.targets)
     n = (b.mask_positions if b.pad_mask is None else b.mask_positions & b.pad_mask).sum().float()
     return loss.float() * n, n
@@ -245,9 +249,9 @@ def validation_loss(model, cache: ShotCache, titles: list[int], cfg: TrainConfig
         return float("nan")
     model.eval()
     tot = torch.zeros(2, device=device)
-    for batch in iter_batches(cache, titles, cfg.max_shots, batch_size or cfg.batch_size or AUTO_BATCH, cfg.seed, -1,
-                              cfg.mask, rank, world, shuffle=False, drop_last=False, use_meta=cfg.use_meta,
-                              device_cache=device_cache):
+    for batch in iter_batches(cache, titles, cfg.model.max_shots, batch_size or cfg.batch_size or AUTO_BATCH,
+                              cfg.seed, -1, cfg.mask, rank, world, shuffle=False, drop_last=False,
+                              use_meta=cfg.use_meta, device_cache=device_cache):
         s, n = _masked_sum_loss(model, batch, cfg, device)
         tot += torch.stack([s, n])
     model.train()
@@ -257,10 +261,7 @@ def validation_loss(model, cache: ShotCache, titles: list[int], cfg: TrainConfig
 
 # ---------------------------------------------------------------- the recipe
 def build_model(cfg: TrainConfig, dim: int, meta_dim: int) -> MediaFM:
-    mcfg = PRESETS[cfg.preset](dim, meta_dim if cfg.use_meta else 0, max_shots=cfg.max_shots, dropout=cfg.dropout,
-                               time_features=cfg.time_features, objective=cfg.objective,
-                               temperature=cfg.temperature, readout=cfg.readout, neighbor_weight=cfg.neighbor_weight,
-                               distance_bias=cfg.distance_bias)
+    mcfg = lookup(PRESETS, cfg.preset, "preset")(dim, meta_dim if cfg.use_meta else 0, **cfg.model.choices())
     torch.manual_seed(cfg.seed)  # same initial weights on every rank and every rerun
     return MediaFM(mcfg)
 
@@ -294,14 +295,11 @@ def pretrain(store_root: str | Path, out_dir: str | Path, config: TrainConfig | 
     if not train_titles:
         raise ConfigError(store_root, "no training titles after the validation split")
     try:
-        plan = plan_schedule(cfg, train_windows(cache, train_titles, cfg.max_shots), len(train_titles), world)
+        plan = plan_schedule(cfg, train_windows(cache, train_titles, cfg.model.max_shots), len(train_titles), world)
     except ConfigError as exc:
         raise ConfigError(store_root, exc.problem) from None
     if rank == 0:
-        if cfg.progress:
-            print(plan.note, flush=True)
-        else:
-            log.info(plan.note)
+        log.info(plan.note)
     spe, total, batch_size = plan.steps_per_epoch, plan.total_steps, plan.batch_size
 
     model = build_model(cfg, cache.dim, cache.meta_dim).to(device)
@@ -334,7 +332,7 @@ def pretrain(store_root: str | Path, out_dir: str | Path, config: TrainConfig | 
     run_model.train()
     try:
         while not state.done:
-            batches = iter_batches(cache, train_titles, cfg.max_shots, batch_size, cfg.seed, state.epoch,
+            batches = iter_batches(cache, train_titles, cfg.model.max_shots, batch_size, cfg.seed, state.epoch,
                                    cfg.mask, rank, world, skip=state.batch_in_epoch, use_meta=cfg.use_meta,
                                    device_cache=dcache, pin=device.type == "cuda" and dcache is None)
             loss_t = None

@@ -13,34 +13,55 @@ The whole model lives in this one file (nanoGPT style). Input per title:
 Pretraining is masked shot modeling: 20% of the real shots are replaced by a learned [MASK]
 vector and the model predicts their fused vectors, scored on masked positions only by the cosine
 distance (`cosine`), by InfoNCE (`contrastive`: the prediction must pick its true shot among every
-other real shot of the batch, its own title's included), or by both. The read-out (`readout`)
-says which vector `embed_title` returns per shot: the last hidden state, the output projection
-in fused space, the mean of the layers or all of them side by side, `masked` (the prediction for the shot from its context
-alone, with the shot itself masked: exactly what pretraining trains), each optionally joined with
-the shot's own input. Attention is `F.scaled_dot_product_attention`, so GPUs get fused kernels
-(flash attention without a mask; memory-efficient attention with the padding mask or the distance
-bias, `distance_bias`: an ALiBi-style prior towards nearby shots).
+other real shot of the batch, its own title's included), or by both (OBJECTIVES). The read-out
+(`readout`, READOUTS) says which vector `embed_title` returns per shot: the last hidden state, the
+output projection in fused space, the mean of the layers or all of them side by side, `masked` (the
+prediction for the shot from its context alone, with the shot itself masked: exactly what
+pretraining trains), each optionally joined with the shot's own input. Attention is
+`F.scaled_dot_product_attention`, so GPUs get fused kernels (flash attention without a mask;
+memory-efficient attention with the padding mask or the distance bias, `distance_bias`: an
+ALiBi-style prior towards nearby shots). Sizes come from the presets (PRESETS: `tiny`, `small`,
+`medium`, `base`).
 """
 
 from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from mediafm.errors import ConfigError
+from mediafm.registry import lookup, registrar
+
 N_SPECIAL = 2  # [CLS] and [GLOBAL] precede the shots
-OBJECTIVES = ("cosine", "contrastive", "both")
-# "+input": the read-out joined with the shot's own (fused) input, each part unit-norm, so a
-# consumer gets the shot's own detail and its context side by side.
-READOUTS = ("hidden", "proj", "layers", "stack", "masked",
-            "hidden+input", "proj+input", "layers+input", "stack+input", "masked+input")
 MASKED_PASSES = 5  # "masked" read-out: passes per window, each masking every 5th shot (20%, as in training)
+
+# name -> builder(input_dim, meta_dim=0, **choices) -> ModelConfig: the sizes of each preset
+PRESETS: dict[str, Callable[..., ModelConfig]] = {}
+register_preset = registrar(PRESETS)
+# name -> loss(pred, target, masked, real, temperature) on the masked real shots
+OBJECTIVES: dict[str, Callable[..., torch.Tensor]] = {}
+register_objective = registrar(OBJECTIVES)
+# name -> Readout; every read-out X is also registered as "X+input": X joined with the shot's own
+# fused input, each part unit-norm, so a consumer gets the shot's own detail and its context side by side
+READOUTS: dict[str, Readout] = {}
+_register_readout = registrar(READOUTS)
+
+# Fields a preset sets (the model's size) or the store's vectors set (input sizes); the other fields
+# are the choices a training config makes (`TrainConfig.model`), passed to the preset by name.
+SIZE_FIELDS = ("input_dim", "meta_dim", "hidden", "n_layers", "n_heads", "mlp_ratio", "name")
+# What a saved config without one of these fields meant: the value from before the field existed or
+# before the lever table (docs/narrative-benchmark.md) changed its default, so older model folders
+# load as the model they were trained as.
+ABSENT_FIELDS = {"objective": "cosine", "neighbor_weight": 0.0, "readout": "hidden", "distance_bias": False}
 
 
 @dataclass
@@ -54,31 +75,39 @@ class ModelConfig:
     max_shots: int = 512  # longest shot sequence per window (learned positions); longer titles use windows
     dropout: float = 0.0  # dropout on attention output and MLP; 0 keeps runs exactly reproducible
     time_features: bool = False  # add projected (log start time, log duration) of each shot
-    objective: str = "cosine"  # masked-shot loss: a name in OBJECTIVES
+    # Defaults below: the ones the lever table (docs/narrative-benchmark.md) chose for the product.
+    objective: str = "both"  # masked-shot loss: a name in OBJECTIVES
     temperature: float = 0.1  # InfoNCE softmax temperature (contrastive objectives)
-    neighbor_weight: float = 0.0  # weight of the neighbour loss (0 = off): each shot's output names its previous and next shot
-    readout: str = "hidden"  # what embed_title returns per shot: a name in READOUTS
+    # Weight of the neighbour loss (0 = off): each shot's output names the shots before and after it
+    neighbor_weight: float = 0.5
+    readout: str = "stack+input"  # what embed_title (and so `mediafm embed`) returns per shot: a name in READOUTS
     # Attention scores between shots lowered by slope_h * distance in shots, one slope per head
     # from 1/4 to 1/4**n_heads (ALiBi, Press et al. 2022): a prior that shots near each other
-    # belong together (scenes), which learned positions must otherwise learn from the data.
-    distance_bias: bool = False
+    # belong together (scenes), which learned positions must otherwise learn from the data. On
+    # long titles (150-600 shots) it took tone, ad relevancy and popularity from fused's level to above it.
+    distance_bias: bool = True
     name: str = "mediafm"  # recorded in model cards and contextual model ids
 
     def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """ConfigError (a ValueError) for settings no model can be built with."""
         if self.hidden % self.n_heads:
-            raise ValueError(f"hidden={self.hidden} is not divisible by n_heads={self.n_heads}")
-        if self.objective not in OBJECTIVES:
-            raise ValueError(f"unknown objective {self.objective!r}; choose one of {', '.join(OBJECTIVES)}")
-        if self.readout not in READOUTS:
-            raise ValueError(f"unknown readout {self.readout!r}; choose one of {', '.join(READOUTS)}")
+            raise ConfigError(None, f"hidden={self.hidden} is not divisible by n_heads={self.n_heads}")
+        if self.max_shots < 2:
+            raise ConfigError(None, f"max_shots must be >= 2, got {self.max_shots}")
+        lookup(OBJECTIVES, self.objective, "objective")
+        lookup(READOUTS, self.readout, "readout")
 
     @property
     def embed_dim(self) -> int:
         """Size of the per-shot vectors `embed_title` returns (depends on the read-out)."""
-        own = {"hidden": self.hidden, "layers": self.hidden, "stack": self.n_layers * self.hidden,
-               "proj": self.input_dim, "masked": self.input_dim}
-        base, _, joined = self.readout.partition("+")
-        return own[base] + (self.input_dim if joined else 0)
+        return READOUTS[self.readout].size(self)
+
+    def choices(self) -> dict:
+        """The fields that are not sizes (SIZE_FIELDS): what a preset builder takes as keywords."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in SIZE_FIELDS}
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -86,35 +115,36 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, d: dict) -> ModelConfig:
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        return cls(**{**ABSENT_FIELDS, **{k: v for k, v in d.items() if k in known}})
 
 
 # ---------------------------------------------------------------- presets (torchtune-style builders)
+@register_preset("tiny")
 def tiny(input_dim: int, meta_dim: int = 0, **kw) -> ModelConfig:
     """Tests: trains in seconds on one CPU core."""
     return ModelConfig(input_dim=input_dim, meta_dim=meta_dim, hidden=64, n_layers=2, n_heads=4,
                        name="mediafm-tiny", **kw)
 
 
+@register_preset("small")
 def small(input_dim: int, meta_dim: int = 0, **kw) -> ModelConfig:
     """CPU laptops: ~3M parameters."""
     return ModelConfig(input_dim=input_dim, meta_dim=meta_dim, hidden=256, n_layers=4, n_heads=4,
                        name="mediafm-small", **kw)
 
 
+@register_preset("medium")
 def medium(input_dim: int, meta_dim: int = 0, **kw) -> ModelConfig:
     """Wider CPU model: ~16M parameters, twice the width of `small`."""
     return ModelConfig(input_dim=input_dim, meta_dim=meta_dim, hidden=512, n_layers=4, n_heads=8,
                        name="mediafm-medium", **kw)
 
 
+@register_preset("base")
 def base(input_dim: int, meta_dim: int = 0, **kw) -> ModelConfig:
     """GPUs: BERT-base sized (12 layers, 768 wide, 12 heads, ~85M encoder parameters)."""
     return ModelConfig(input_dim=input_dim, meta_dim=meta_dim, hidden=768, n_layers=12, n_heads=12,
                        name="mediafm-base", **kw)
-
-
-PRESETS = {"tiny": tiny, "small": small, "medium": medium, "base": base}
 
 
 # ---------------------------------------------------------------- modules
@@ -257,44 +287,13 @@ class MediaFM(nn.Module):
         if mask_positions is not None:
             target = fused if targets is None else targets
             real = torch.ones_like(mask_positions) if pad_mask is None else pad_mask
-            loss = OBJECTIVES_FN[self.config.objective](pred, target, mask_positions & real, real,
-                                                       self.config.temperature)
+            loss = OBJECTIVES[self.config.objective](pred, target, mask_positions & real, real,
+                                                    self.config.temperature)
             if self.next_proj is not None:
                 loss = loss + self.config.neighbor_weight * neighbor_loss(
                     self.next_proj(h[:, N_SPECIAL:]), self.prev_proj(h[:, N_SPECIAL:]), target, real,
                     self.config.temperature)
         return pred, loss
-
-    def readout(self, fused: torch.Tensor, h: torch.Tensor, layers: list[torch.Tensor]) -> torch.Tensor:
-        """Per-shot output vectors [B, N, embed_dim] from the input and the shot rows of the states."""
-        base, _, joined = self.config.readout.partition("+")
-        if base == "proj":
-            out = self.out_proj(h)
-        elif base in ("layers", "stack"):
-            # Every block's output, each normalised (no affine), averaged or side by side: lower
-            # layers keep more of the shot itself and its neighbours, upper ones more of the title.
-            normed = [F.layer_norm(x[:, N_SPECIAL:], x.shape[-1:]) for x in layers]
-            out = torch.stack(normed).mean(0) if base == "layers" else torch.cat(normed, -1)
-        else:
-            out = h
-        if joined:
-            out = _join_input(fused, out)
-        return out
-
-    def _masked_readout(self, x: torch.Tensor, meta: torch.Tensor | None, pad: torch.Tensor,
-                        times: torch.Tensor | None) -> torch.Tensor:
-        """Each shot's prediction from its context with the shot itself masked, over MASKED_PASSES
-        passes that each mask every MASKED_PASSES-th shot (so 80% of the neighbours stay visible)."""
-        n = x.shape[1]
-        pos = torch.arange(n, device=x.device)
-        pred = torch.zeros_like(x)
-        for k in range(min(MASKED_PASSES, n)):
-            mask = (pos % MASKED_PASSES == k).expand(x.shape[0], -1)
-            h = self.encode(x, meta, pad, mask, times)
-            pred = torch.where(mask[..., None], self.out_proj(h[:, N_SPECIAL:]).to(pred.dtype), pred)
-        if self.config.readout.endswith("+input"):
-            return _join_input(x, pred)
-        return pred
 
     # ------------------------------------------------------------ inference on whole titles
     @torch.no_grad()
@@ -333,15 +332,82 @@ class MediaFM(nn.Module):
             m = None if meta_t is None else meta_t.expand(len(chunk), -1)
             h, layers = self.encode(x, m, pad, times=t, all_layers=True)
             cls += h[:, 0].float().sum(0).cpu().numpy()
-            if self.config.readout.startswith("masked"):
-                shots = self._masked_readout(x, m, pad, t).float().cpu().numpy()
-            else:
-                shots = self.readout(x, h[:, N_SPECIAL:], layers).float().cpu().numpy()
+            window = Window(x, m, pad, t, h[:, N_SPECIAL:], layers)
+            shots = READOUTS[self.config.readout].vectors(self, window).float().cpu().numpy()
             for j, s in enumerate(chunk):
                 rows = np.nonzero(owner[s:s + n] == b + j)[0]
                 out[s + rows] = shots[j, rows]
         self.train(was_training)
         return (out, (cls / len(starts)).astype(np.float32)) if return_cls else out
+
+
+# ---------------------------------------------------------------- read-outs
+class Window(NamedTuple):
+    """What a read-out sees of a batch of windows: the model's input and its states."""
+
+    fused: torch.Tensor  # [B, N, D] the shots' fused vectors
+    meta: torch.Tensor | None  # [B, D_text] or None
+    pad: torch.Tensor  # bool [B, N], True for real shots
+    times: torch.Tensor | None  # [B, N, 2] or None
+    shots: torch.Tensor  # [B, N, h] the shots' final hidden states
+    layers: list[torch.Tensor]  # every block's output [B, 2 + N, h], before the final norm
+
+
+class Readout(NamedTuple):
+    size: Callable[[ModelConfig], int]  # length of each shot's vector
+    vectors: Callable[[MediaFM, Window], torch.Tensor]  # -> [B, N, size]
+
+
+def register_readout(name: str, size: Callable[[ModelConfig], int]) -> Callable:
+    """Register `fn(model, window) -> [B, N, size(config)]` as read-out `name`, and as `name+input`."""
+
+    def deco(fn: Callable[[MediaFM, Window], torch.Tensor]) -> Callable:
+        _register_readout(name)(Readout(size, fn))
+        _register_readout(name + "+input")(Readout(lambda c: c.input_dim + size(c),
+                                                   lambda m, w: _join_input(w.fused, fn(m, w))))
+        return fn
+    return deco
+
+
+@register_readout("hidden", size=lambda c: c.hidden)
+def _hidden(model: MediaFM, w: Window) -> torch.Tensor:
+    return w.shots
+
+
+@register_readout("proj", size=lambda c: c.input_dim)
+def _proj(model: MediaFM, w: Window) -> torch.Tensor:
+    return model.out_proj(w.shots)
+
+
+def _normed_layers(w: Window) -> list[torch.Tensor]:
+    # Every block's output, each normalised (no affine): lower layers keep more of the shot itself
+    # and its neighbours, upper ones more of the title.
+    return [F.layer_norm(x[:, N_SPECIAL:], x.shape[-1:]) for x in w.layers]
+
+
+@register_readout("layers", size=lambda c: c.hidden)
+def _layers(model: MediaFM, w: Window) -> torch.Tensor:
+    return torch.stack(_normed_layers(w)).mean(0)
+
+
+@register_readout("stack", size=lambda c: c.n_layers * c.hidden)
+def _stack(model: MediaFM, w: Window) -> torch.Tensor:
+    return torch.cat(_normed_layers(w), -1)
+
+
+@register_readout("masked", size=lambda c: c.input_dim)
+def _masked(model: MediaFM, w: Window) -> torch.Tensor:
+    """Each shot's prediction from its context with the shot itself masked, over MASKED_PASSES
+    passes that each mask every MASKED_PASSES-th shot (so 80% of the neighbours stay visible)."""
+    x = w.fused
+    n = x.shape[1]
+    pos = torch.arange(n, device=x.device)
+    pred = torch.zeros_like(x)
+    for k in range(min(MASKED_PASSES, n)):
+        mask = (pos % MASKED_PASSES == k).expand(x.shape[0], -1)
+        h = model.encode(x, w.meta, w.pad, mask, w.times)
+        pred = torch.where(mask[..., None], model.out_proj(h[:, N_SPECIAL:]).to(pred.dtype), pred)
+    return pred
 
 
 def msm_loss(pred: torch.Tensor, target: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
@@ -351,10 +417,16 @@ def msm_loss(pred: torch.Tensor, target: torch.Tensor, masked: torch.Tensor) -> 
     return ((1.0 - cos) * masked).sum() / n.clamp(min=1)
 
 
+@register_objective("cosine")
+def _cosine_objective(pred, target, masked, real, temperature):
+    return msm_loss(pred, target, masked)
+
+
 MAX_QUERIES = 512  # InfoNCE: predictions scored per loss and batch (a random subset beyond this)
 MAX_CANDIDATES = 2048  # InfoNCE: candidate shots per batch (the queries' own targets always among them)
 
 
+@register_objective("contrastive")
 def contrastive_loss(pred: torch.Tensor, target: torch.Tensor, masked: torch.Tensor, real: torch.Tensor,
                      temperature: float) -> torch.Tensor:
     """InfoNCE over masked positions: each prediction must score its own target's cosine above
@@ -411,15 +483,9 @@ def neighbor_loss(next_pred: torch.Tensor, prev_pred: torch.Tensor, target: torc
                   + contrastive_loss(prv, target, has_next, real, temperature))
 
 
-def _cosine_objective(pred, target, masked, real, temperature):
-    return msm_loss(pred, target, masked)
-
-
+@register_objective("both")
 def _both_objective(pred, target, masked, real, temperature):
     return msm_loss(pred, target, masked) + contrastive_loss(pred, target, masked, real, temperature)
-
-
-OBJECTIVES_FN = {"cosine": _cosine_objective, "contrastive": contrastive_loss, "both": _both_objective}
 
 
 @functools.lru_cache(maxsize=16)
@@ -528,6 +594,6 @@ def train_flops(cfg: ModelConfig, n_shots: int) -> float:
     return 6 * (blocks * s + shots * n_shots) + 12 * L * h * s * s
 
 
-__all__ = ["ModelConfig", "MediaFM", "distance_bias", "PRESETS", "OBJECTIVES", "READOUTS", "tiny", "small", "base", "msm_loss",
-           "contrastive_loss", "window_plan",
-           "save_pretrained", "load_pretrained", "train_flops"]
+__all__ = ["ModelConfig", "MediaFM", "distance_bias", "PRESETS", "OBJECTIVES", "READOUTS", "SIZE_FIELDS", "tiny", "small",
+           "medium", "base", "register_preset", "register_objective", "register_readout", "msm_loss",
+           "contrastive_loss", "window_plan", "save_pretrained", "load_pretrained", "train_flops"]
