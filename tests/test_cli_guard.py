@@ -73,6 +73,7 @@ def _cases() -> list[tuple[str, list[str]]]:
             (["pretrain", "{store}", "--out", "{out}", "--lr"], positive),
             (["pretrain", "{store}", "--out", "{out}", "--val-fraction"], fraction),
             (["pretrain", "{store}", "--out", "{out}", "--max-shots"], count),
+            (["pretrain", "{store}", "--out", "{out}", "--checkpoint-every"], count),
             (["synth", "{out}", "--titles"], count), (["synth", "{out}", "--width"], count),
             (["demo", "--out", "{out}", "--titles"], count), (["demo", "--out", "{out}", "--max-steps"], nonneg),
             (["probe", "{store}", "--labels", "{pop}", "--task", "rank", "--folds"], (*count, "1")),

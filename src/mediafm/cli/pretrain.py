@@ -62,7 +62,7 @@ OPTIONS: dict[str, Option] = {
     "optim.warmup_steps": Option("linear warmup steps (at most 10%% of the run)", count(0)),
     "optim.min_lr_ratio": Option("the cosine schedule ends at this fraction of the peak", number(minimum=0, maximum=1)),
     "optim.grad_clip": Option("global gradient-norm clip (0: off)", number(minimum=0)),
-    "checkpoint_every": Option("steps between checkpoints", count(0)),
+    "checkpoint_every": Option("steps between checkpoints", count(1)),
     "log_every": Option("steps between metrics.csv rows", count(1)),
     "seed": Option("seed of the weights, masks, batches and validation split", int),
     "device": Option("auto | cpu | cuda"),

@@ -84,6 +84,8 @@ class TrainConfig:
             raise ConfigError(None, f"mask_ratio must be in (0, 1), got {self.mask_ratio}")
         if self.batch_size < 0:
             raise ConfigError(None, "batch_size must be >= 1 (0 = auto)")
+        if self.checkpoint_every < 1 or self.log_every < 1:
+            raise ConfigError(None, "checkpoint_every and log_every must be >= 1")
         if self.mask_span < 1 or not 0 <= self.keep_ratio + self.random_ratio <= 1 or min(self.keep_ratio, self.random_ratio) < 0:
             raise ConfigError(None, "mask_span must be >= 1, and keep_ratio + random_ratio within [0, 1]")
 
