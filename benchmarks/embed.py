@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
+sys.path[:0] = [str(REPO / "src"), str(REPO / "tests" / "support")]  # mediafm_testing (test helpers, not in the wheel)
 
 from mediafm.devices import resolve_device  # noqa: E402
 from mediafm.model.transformer import PRESETS, MediaFM, load_pretrained, save_pretrained  # noqa: E402

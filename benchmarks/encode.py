@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "support"))  # mediafm_testing (test helpers, not in the wheel)
 MEDIA = Path(os.environ.get("MEDIAFM_SHARED_MEDIA", REPO / "tests" / "media"))
 
 

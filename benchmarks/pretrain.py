@@ -44,7 +44,7 @@ import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
+sys.path[:0] = [str(REPO / "src"), str(REPO / "tests" / "support")]  # mediafm_testing (test helpers, not in the wheel)
 
 from mediafm.model.transformer import PRESETS, MediaFM, ModelConfig, train_flops  # noqa: E402
 from mediafm.training.optim import MultiOptimizer, OptimConfig, build_optimizer, set_lr  # noqa: E402

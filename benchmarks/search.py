@@ -21,11 +21,15 @@ import resource
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
-from mediafm_testing.stores import clustered_vectors
-from mediafm.search.index import IndexConfig, build_ivf, recall_at_k, tune_nprobe
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "support"))  # mediafm_testing (test helpers, not in the wheel)
+
+from mediafm.search.index import IndexConfig, build_ivf, recall_at_k, tune_nprobe  # noqa: E402
+from mediafm_testing.stores import clustered_vectors  # noqa: E402
 
 
 def latency(index, queries: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -42,6 +42,9 @@ from pathlib import Path
 
 import numpy as np
 
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "support"))  # mediafm_testing (test helpers, not in the wheel)
+
 ENDPOINTS = ("titles", "title", "thumb", "video", "neighbors", "map", "search", "predictions")
 TARGET_MS = {"title": 100, "thumb": 100, "neighbors": 100, "map": 100, "titles": 100, "search": 250,
              "predictions": 100}

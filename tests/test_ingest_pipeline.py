@@ -14,9 +14,9 @@ import pytest
 
 from mediafm.cli.main import main as cli_main
 from mediafm.ingest import IngestConfig, ingest
-from mediafm.media.generate import color_shots, tone, write_audio, write_subtitles, write_video
 from mediafm.store.catalog import SHOT_COLUMNS, TITLE_COLUMNS, Store
 from mediafm.types import Cue
+from mediafm_testing.media import color_shots, tone, write_audio, write_subtitles, write_video
 
 FAST = IngestConfig(detector="adaptive")  # generated clips have hard cuts only: the cheap detector suffices
 CUTS = [20, 45]

@@ -368,7 +368,7 @@ def test_background_returns_result_reraises_and_cancels():
 def test_video_failure_cancels_the_audio_thread_and_leaves_no_scratch(monkeypatch, tmp_path):
     """A title whose video pass fails while its audio decodes in the background leaves nothing behind."""
     from mediafm.ingest import worker
-    from mediafm.media.generate import tone, write_video
+    from mediafm_testing.media import tone, write_video
 
     video = tmp_path / "t.mp4"
     frames = [np.full((48, 64, 3), 40 * (i // 10), np.uint8) for i in range(30)]
@@ -389,7 +389,7 @@ def test_large_frames_are_reduced_once_with_the_same_shots_and_near_identical_pi
     """Frames too large to keep unconverted (here forced by a small `recent_bytes`) go through one
     YUV reduction: same shots, and picked squares within rounding of the full-size path's."""
     import mediafm.ingest.worker as worker
-    from mediafm.media.generate import color_shots, write_video
+    from mediafm_testing.media import color_shots, write_video
 
     src = write_video(tmp_path / "hd.mp4", color_shots([20, 45], 70, (1280, 720), seed=3), 25)
     out = {}

@@ -7,7 +7,7 @@ import pytest
 
 from mediafm.errors import MediaDecodeError, MissingStreamError
 from mediafm.media.audio import iter_audio, load_audio
-from mediafm.media.generate import color_shots, tone, write_audio, write_video
+from mediafm_testing.media import color_shots, tone, write_audio, write_video
 
 RATE = 16_000
 

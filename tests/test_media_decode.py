@@ -10,7 +10,7 @@ import pytest
 
 from mediafm.errors import MediaDecodeError, MissingStreamError
 from mediafm.media.decode import DecodeStats, iter_frames, probe
-from mediafm.media.generate import color_shots, tone, write_audio, write_video
+from mediafm_testing.media import color_shots, tone, write_audio, write_video
 
 CONTAINERS = [".mp4", ".mkv", ".webm", ".avi", ".ts", ".ogv", ".mov"]
 SIZE = (96, 64)  # (width, height)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mediafm.media.generate import color_shots, tone, write_subtitles
 from mediafm.types import Cue
+from mediafm_testing.media import color_shots, tone, write_subtitles
 
 
 def test_color_shots_have_cuts_exactly_at_the_given_frames():

@@ -6,7 +6,6 @@ import av
 import pytest
 
 from mediafm.errors import SubtitleParseError
-from mediafm.media.generate import color_shots, write_subtitles, write_video
 from mediafm.media.subtitles import (
     clean_text,
     find_cues,
@@ -16,6 +15,7 @@ from mediafm.media.subtitles import (
     texts_for_shots,
 )
 from mediafm.types import Cue, Shot
+from mediafm_testing.media import color_shots, write_subtitles, write_video
 
 CUES = [
     Cue(0.5, 1.5, "Café déjà vu, naïve façade"),

@@ -1,4 +1,5 @@
-"""A non-editable install works: the built wheel carries the package data the code reads at run time."""
+"""A non-editable install works: the built wheel carries the package data the code reads at run time,
+and the library only."""
 
 from __future__ import annotations
 
@@ -46,6 +47,19 @@ def test_wheel_contains_package_data(wheel_install):
     for data in ("mediafm/encoders/imagenet_classes.txt", "mediafm/serve/static/index.html",
                  "mediafm/serve/static/app.js", "mediafm/py.typed"):
         assert data in names, data
+
+
+def test_wheel_holds_the_library_only(wheel_install):
+    """Every user installs the wheel: test helpers (mediafm_testing) and tests stay out of it."""
+    wheel, _ = wheel_install
+    dist_info = "-".join(wheel.name.split("-")[:2]) + ".dist-info/"  # mediafm-VERSION.dist-info/
+    with zipfile.ZipFile(wheel) as z:
+        names = z.namelist()
+        top_level = z.read(dist_info + "top_level.txt").decode().split()
+    assert not [n for n in names if "mediafm_testing" in n]
+    outside = [n for n in names if not n.startswith(("mediafm/", dist_info))]
+    assert not outside, outside
+    assert top_level == ["mediafm"]
 
 
 def test_installed_wheel_runs_the_cli_and_reads_its_data(wheel_install):

@@ -16,9 +16,9 @@ import pytest
 
 from mediafm.ingest import IngestConfig, ingest
 from mediafm.ingest.scratch import proc_stat
-from mediafm.media.generate import color_shots, tone, write_audio, write_subtitles, write_video
 from mediafm.store.catalog import Store
 from mediafm.types import Cue
+from mediafm_testing.media import color_shots, tone, write_audio, write_subtitles, write_video
 
 pytestmark = pytest.mark.ray
 

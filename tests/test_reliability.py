@@ -32,7 +32,6 @@ from mediafm.cli.main import main as cli_main
 from mediafm.errors import StoreLockedError
 from mediafm.ingest import IngestConfig, ingest
 from mediafm.ingest.discover import discover, plan_items
-from mediafm.media.generate import color_shots, write_video
 from mediafm.media.subtitles import find_subtitles, parse_subtitle_file, read_subtitle_file
 from mediafm.serve.app import ServeConfig, create_app
 from mediafm.serve.hosts import allowed_hosts, host_name
@@ -40,6 +39,7 @@ from mediafm.store.catalog import Store
 from mediafm.store.commit import recover_commits
 from mediafm.store.ids import TITLE_ID_PATTERN, is_title_id, title_id_for, with_suffix
 from mediafm.store.lock import store_lock
+from mediafm_testing.media import color_shots, write_video
 from mediafm_testing.stores import add_random_title, write_tiny_video
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,7 +54,8 @@ def _clip(path: Path, seed: int = 0) -> Path:
 
 def _env() -> dict:
     """Subprocesses import this checkout's mediafm (and mediafm_testing)."""
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
+    paths = [str(REPO / "src"), str(REPO / "tests" / "support"), os.environ.get("PYTHONPATH", "")]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
 
 
 def _files(root: Path) -> dict[str, tuple[int, int]]:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from mediafm.errors import ConfigError
-from mediafm.media.generate import tone
 from mediafm.shots.audio import AudioSegmentConfig, segment_audio
+from mediafm_testing.media import tone
 
 RATE = 16_000
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from mediafm.errors import ConfigError
-from mediafm.media.generate import color_shots, write_video
 from mediafm.shots import available_detectors, detect_shots, get_detector, shots_from_boundaries
 from mediafm.shots.base import ShotDetector, detector_class, register_detector
 from mediafm.shots.metrics import Transition, score_boundaries
+from mediafm_testing.media import color_shots, write_video
 
 
 def _runnable() -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from mediafm.cli.main import main
-from mediafm.media.generate import color_shots, write_video
+from mediafm_testing.media import color_shots, write_video
 
 
 def test_shots_json_and_table(tmp_path, capsys):

@@ -8,8 +8,8 @@ from sklearn.linear_model import Ridge
 from sklearn.preprocessing import StandardScaler
 
 from mediafm.tasks.labels import Targets
-from mediafm.tasks.metrics import chance_level
 from mediafm.tasks.probes import PROBES, ProbeConfig, run_probe
+from mediafm_testing.metrics import chance_level
 
 FAST = ProbeConfig(folds=4, inner_folds=2, n_boot=200)
 

@@ -35,10 +35,6 @@ def resolve_device(name: str | None = "auto") -> str:
     raise ConfigError(None, f"unknown device {name!r}; expected {DEVICE_HELP}")
 
 
-def is_cuda(device: str) -> bool:
-    return device.startswith("cuda")
-
-
 class PinnedStaging:
     """Host-to-device copies of numpy arrays through reusable page-locked (pinned) buffers.
 

@@ -97,22 +97,6 @@ def _indicator(y: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return y, s
 
 
-def chance_level(metric: str, y: np.ndarray, groups: np.ndarray | None = None) -> float:
-    """The expected score of random scores: positive rate for AP metrics, 0 for tau."""
-    y = np.asarray(y)
-    if metric == "kendall_tau":
-        return 0.0
-    if metric == "mean_ap":
-        rates = [y[groups == g].mean() for g in np.unique(groups) if y[groups == g].sum() > 0]
-        return float(np.mean(rates))
-    if y.ndim == 1 and metric in ("macro_ap", "micro_ap"):
-        return 1.0 / len(np.unique(y))  # one-hot over K present classes: every column has mean ~1/K
-    if metric == "macro_ap":
-        cols = _present_columns(y)
-        return float(y[:, cols].mean(axis=0).mean())
-    return float(y.mean())
-
-
 # ------------------------------------------------------------------ bootstrap
 @dataclass(frozen=True)
 class Score:

@@ -1,4 +1,4 @@
-"""Write small media files with known content: test fixtures and the synthetic catalog.
+"""Write small media files with known content for the tests.
 
 Everything is written with PyAV (FFmpeg in the wheel), so the files exercise the same decoders
 as real titles. Shots have known cut frames, audio is a known signal, subtitles are known cues.
