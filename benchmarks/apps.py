@@ -67,14 +67,15 @@ def main() -> int:
 
 def _catalog(a):
     """The tasks benchmark's pipeline (reused when cached) and the latent story of every title."""
-    from mediafm.cli.demo import DemoConfig, Layout, run_demo
+    from mediafm.recipes.demo import DemoConfig, Layout, run_demo, train_config
     from mediafm.synth.story import STORY_PRESETS, make_story
 
     root = Path(a.cache) / f"seed{a.seed}"
     done = root / "demo.json"
     if not (done.exists() and "eval" in json.loads(done.read_text()).get("stages", {})):
         # Same configuration as benchmarks/tasks.py, so both benchmarks share one cache.
-        run_demo(DemoConfig(out=str(root), titles=a.titles, seed=a.seed, catalog="narrative", n_boot=1000))
+        run_demo(DemoConfig(out=str(root), titles=a.titles, seed=a.seed, catalog="narrative",
+                            train=train_config(a.seed), n_boot=1000, apps=False))
     stories = {}
     for i in range(a.titles):
         st = make_story(i, a.seed, STORY_PRESETS["narrative"])

@@ -26,7 +26,7 @@ from pathlib import Path
 
 
 def main() -> int:
-    from mediafm.cli.demo import DemoConfig, run_demo
+    from mediafm.recipes.demo import DemoConfig, run_demo, train_config
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--titles", type=int, default=200)
@@ -58,19 +58,19 @@ def main() -> int:
     # titles are kept) and re-runs only pretraining, embedding and probes.
     folder = f"seed{a.seed}" if a.catalog == "narrative" else f"{a.catalog}-seed{a.seed}"
     cfg = DemoConfig(out=str(Path(a.cache) / folder), titles=a.titles, seed=a.seed, catalog=a.catalog,
-                     preset=a.preset, max_steps=a.max_steps, n_boot=a.n_boot)
+                     train=train_config(a.seed, a.preset, a.max_steps), n_boot=a.n_boot, apps=False)
     t0 = time.time()
     res = run_demo(cfg)
-    lay = res["layout"]
+    lay = res.layout
     grid = json.loads((lay.eval / "eval.json").read_text())
     print(f"# mediafm tasks benchmark: {a.titles} synthetic titles ({a.catalog} catalog), seed {a.seed}")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
     print("stage times (s, from the run that produced each stage; cached stages are reused): "
-          + ", ".join(f"{k} {v:.0f}" for k, v in res["timings"].items()))
+          + ", ".join(f"{k} {v:.0f}" for k, v in res.timings.items()))
     card = json.loads((lay.model / "model_card.json").read_text())
     print(f"model: {card['name']}, {card['steps']} steps ({card.get('schedule', {}).get('note', '')}); "
           f"embedding {card.get('embedding')}\n")
-    print(res["grid_md"])
+    print(res.grid_md)
     nometa = None
     if not a.no_meta_rows:
         from ablation import REPLICATE_ROWS, format_rows, run_rows
@@ -78,7 +78,7 @@ def main() -> int:
         rows = {"no metadata": (REPLICATE_ROWS["no metadata"], (card["config"]["readout"],))}
         nometa = run_rows(lay.store, lay.labels, lay.root, ["no metadata"], n_boot=a.n_boot, seed=a.seed,
                           kinds=("contextual-isolated", "contextual"), rows=rows,
-                          base=cfg.train_config())[0]
+                          base=cfg.train)[0]
         print("Model pretrained and applied with the [GLOBAL] metadata withheld (same probes):\n")
         print(format_rows([nometa]))
         print()
@@ -87,7 +87,7 @@ def main() -> int:
     if a.replicates:
         from ablation import format_rows, replicate_rows, replicate_summary
 
-        groups = replicate_rows(lay.store, lay.labels, lay.root, cfg.train_config(), a.replicate_rows,
+        groups = replicate_rows(lay.store, lay.labels, lay.root, cfg.train, a.replicate_rows,
                                 list(range(1, a.replicates + 1)), card["config"]["readout"], a.n_boot, a.seed)
         for name, recs in groups.items():
             print(f"\n# Retrained: {name}, training seeds 1..{a.replicates} (same store, probes and folds)\n")
@@ -101,7 +101,7 @@ def main() -> int:
     if a.scaling:
         from ablation import format_rows, scaling_rows
 
-        recs = scaling_rows(lay.store, lay.labels, lay.root, a.scaling, cfg.train_config(), card["config"]["readout"],
+        recs = scaling_rows(lay.store, lay.labels, lay.root, a.scaling, cfg.train, card["config"]["readout"],
                             a.n_boot, a.seed, story_cfg=cfg.story())
         print(f"\n# Pretraining titles ({a.catalog} catalog; probes on all {a.titles} titles; the full row is the "
               "table above)\n")
@@ -110,7 +110,7 @@ def main() -> int:
         from ablation import ROWS, format_rows, run_rows
 
         names = a.ablation or list(ROWS)
-        recs = run_rows(lay.store, lay.labels, lay.root, names, n_boot=a.n_boot, seed=a.seed, base=cfg.train_config())
+        recs = run_rows(lay.store, lay.labels, lay.root, names, n_boot=a.n_boot, seed=a.seed, base=cfg.train)
         print(f"\n# Lever table ({a.catalog} catalog, {a.titles} titles; contextual rows; same probes)\n")
         print(format_rows(recs))
     print(f"\nthis invocation: {time.time() - t0:.0f} s")

@@ -53,14 +53,14 @@ def _cell(v, half=0.03):
 
 
 def _run_tasks(monkeypatch, tmp_path, cells) -> int:
-    import mediafm.cli.demo as demo
+    import mediafm.recipes.demo as demo
 
     lay = SimpleNamespace(eval=tmp_path / "eval", model=tmp_path / "model")
     lay.eval.mkdir(exist_ok=True)
     lay.model.mkdir(exist_ok=True)
     (lay.eval / "eval.json").write_text(json.dumps({"cells": cells}))
     (lay.model / "model_card.json").write_text(json.dumps({"name": "m", "steps": 1, "config": {"readout": "hidden"}}))
-    monkeypatch.setattr(demo, "run_demo", lambda cfg: {"layout": lay, "timings": {}, "grid_md": ""})
+    monkeypatch.setattr(demo, "run_demo", lambda cfg: demo.DemoResult(lay, {}, "", None))
     monkeypatch.setattr(sys, "argv", ["tasks.py", "--no-meta-rows", "--cache", str(tmp_path)])
     return tasks.main()
 

@@ -1,7 +1,10 @@
-"""`mediafm demo` end to end on a tiny catalog (real detector, encoders, pretraining, probes)."""
+"""`mediafm demo` end to end on a tiny catalog (real detector, encoders, pretraining, probes), and
+the recipe's stage reuse with stand-in stages."""
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import json
 
 import numpy as np
@@ -9,8 +12,19 @@ import numpy as np
 import pytest
 
 from mediafm.cli.main import main
+from mediafm.recipes import demo
+from mediafm.recipes.demo import DemoConfig, run_demo
 from mediafm.tasks.clips import EMBEDDING_KINDS
 from mediafm.tasks.grid import TASKS
+from mediafm.training.pretrain import TrainConfig
+
+
+def _cli_config(argv: list[str]) -> DemoConfig:
+    from mediafm.cli.demo import add_arguments, config_from_args
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    return config_from_args(p.parse_args(argv))
 
 
 @pytest.mark.slow
@@ -41,27 +55,73 @@ def test_demo_end_to_end_and_resume(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("reused") == 5
     # Other training defaults (a newer release): the model is trained again, the media reused.
-    import dataclasses
-
-    from mediafm.cli.demo import DemoConfig
-
-    real = DemoConfig.train_config
-    DemoConfig.train_config = lambda self: dataclasses.replace(real(self), patience=real(self).patience + 1)
-    try:
-        assert main(argv) == 0
-    finally:
-        DemoConfig.train_config = real
+    cfg = _cli_config(argv[1:])
+    run_demo(dataclasses.replace(cfg, train=cfg.train.override(patience=cfg.train.patience + 1), apps=False))
     err = capsys.readouterr().err
     assert err.count("reused") == 2 and "[3/5] pretrain ..." in err
 
 
-def test_the_demo_trains_with_what_its_pretrain_call_says():
-    import dataclasses
+def test_the_demo_command_runs_the_recipe_with_its_defaults():
+    assert _cli_config([]) == DemoConfig()
+    # Pretraining's own schedule for the catalog, as `mediafm pretrain` gives a user.
+    assert DemoConfig().train == dataclasses.replace(TrainConfig(), progress=False)
+    capped = _cli_config(["--max-steps", "7", "--seed", "3", "--preset", "tiny"])
+    assert (capped.seed, capped.train.seed, capped.train.max_steps, capped.train.preset) == (3, 3, 7, "tiny")
 
-    from mediafm.cli.demo import DemoConfig
-    from mediafm.training.pretrain import TrainConfig
 
-    default = DemoConfig().train_config()
-    assert default == dataclasses.replace(TrainConfig(), preset=DemoConfig.preset, seed=DemoConfig.seed, progress=False)
-    capped = DemoConfig(max_steps=7, seed=3).train_config()
-    assert (capped.max_steps, capped.min_steps, capped.seed) == (7, 7, 3)
+def test_stages_run_again_from_the_first_whose_settings_changed(tmp_path, monkeypatch, capsys):
+    ran = []
+
+    def stand_in(name):
+        def stage(cfg, lay, say):
+            ran.append(name)
+            if name == failing:
+                raise RuntimeError(name)
+            if name == "eval":
+                lay.eval.mkdir(parents=True, exist_ok=True)
+                (lay.eval / "eval.md").write_text("| table |")
+        return stage
+
+    for name in demo.STAGES:
+        monkeypatch.setitem(demo.STAGES, name, stand_in(name))
+
+    def run(cfg: DemoConfig) -> list[str]:
+        ran.clear()
+        res = run_demo(cfg)
+        assert list(res.timings) == list(demo.STAGES) and res.grid_md == "| table |" and res.apps is None
+        return list(ran)
+
+    failing = None
+    cfg = DemoConfig(out=str(tmp_path / "demo"), apps=False)
+    assert run(cfg) == list(demo.STAGES)
+    assert run(cfg) == [] and capsys.readouterr().err.count("reused") == 5
+    assert run(dataclasses.replace(cfg, n_boot=10)) == ["eval"]
+    longer = dataclasses.replace(cfg, train=cfg.train.override(patience=cfg.train.patience + 1))
+    assert run(longer) == ["pretrain", "embed", "eval"]
+    # Display and render settings do not change what a stage writes.
+    assert run(dataclasses.replace(longer, progress=False, workers=1,
+                                   train=dataclasses.replace(longer.train, progress=True))) == []
+    # A failed stage is not recorded; the next run starts there.
+    failing = "embed"
+    with pytest.raises(RuntimeError):
+        run(dataclasses.replace(cfg, titles=3))
+    failing = None
+    assert run(dataclasses.replace(cfg, titles=3)) == ["embed", "eval"]
+
+
+def test_the_library_never_imports_the_cli():
+    import ast
+    from pathlib import Path
+
+    import mediafm
+
+    root = Path(mediafm.__file__).parent
+    found = []
+    for f in root.rglob("*.py"):
+        if f.relative_to(root).parts[0] in ("cli", "__main__.py"):  # the command line's own modules
+            continue
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            found += [f"{f.relative_to(root)}: {n}" for n in names if (n + ".").startswith("mediafm.cli.")]
+    assert not found
