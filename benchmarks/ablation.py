@@ -122,8 +122,8 @@ def run_rows(store: Path, labels: Path, root: Path, names: list[str], base=None,
     Rows of ROWS start from LEVERS; custom `rows` start from `base` unless `levers` is given.
     """
     from mediafm.store.catalog import Store
-    from mediafm.tasks.grid import run_grid
-    from mediafm.tasks.probes import ProbeConfig
+    from mediafm.evaluation.grid import run_grid
+    from mediafm.evaluation.probes import ProbeConfig
     from mediafm.training.pretrain import TrainConfig, pretrain
 
     if rows is None:
@@ -211,8 +211,8 @@ def scaling_rows(store: Path, labels: Path, root: Path, sizes: list[int], base, 
     store's titles. A k above the store's title count adds titles from the same catalog beyond the
     probed ones (`extra_titles`; needs story_cfg), so pretraining sees more titles than the probes."""
     from mediafm.store.catalog import Store
-    from mediafm.tasks.grid import run_grid
-    from mediafm.tasks.probes import ProbeConfig
+    from mediafm.evaluation.grid import run_grid
+    from mediafm.evaluation.probes import ProbeConfig
     from mediafm.training.pretrain import pretrain
 
     probed = Store(store).title_ids()
@@ -264,7 +264,7 @@ def replicate_summary(name: str, recs: list[dict], fused: dict) -> tuple[str, di
     95% bound); and the mean cells, for check_expectation."""
     import numpy as np
 
-    from mediafm.tasks.grid import TASKS
+    from mediafm.evaluation.grid import TASKS
 
     k = len(recs)
     lines = [f"| {name}: {k} trainings | " + " | ".join(t.name for t in TASKS) + " |",
@@ -286,7 +286,7 @@ def replicate_summary(name: str, recs: list[dict], fused: dict) -> tuple[str, di
 
 
 def format_rows(records: list[dict], header: bool = True) -> str:
-    from mediafm.tasks.grid import TASKS
+    from mediafm.evaluation.grid import TASKS
 
     lines = []
     if header:

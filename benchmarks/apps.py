@@ -118,9 +118,9 @@ def run_kind(kind, lay, stories, titles, fold_of, out: Path, a) -> dict:
                               top_clips)
     from mediafm.apps import proposals as prop
     from mediafm.apps import segmentation as seg
-    from mediafm.tasks.labels import read_labels, write_labels
-    from mediafm.tasks.metrics import average_precision
-    from mediafm.tasks.probes import ProbeConfig
+    from mediafm.evaluation.labels import read_labels, write_labels
+    from mediafm.evaluation.metrics import average_precision
+    from mediafm.evaluation.probes import ProbeConfig
 
     cfg = ProbeConfig(n_boot=a.n_boot, seed=a.seed)
     labels = {name: read_labels(lay.labels / f"{name}.csv") for name in ("popularity", "ad_relevancy")}
@@ -215,7 +215,7 @@ def run_kind(kind, lay, stories, titles, fold_of, out: Path, a) -> dict:
 def shot_vectors(store_root, kind: str, model_dir):
     """title -> per-shot vectors of `kind`, contextual ones from the evaluated model (model_dir):
     the baseline must read the same embedding as the other rows, whichever models the store holds."""
-    from mediafm.tasks.clips import ClipEmbedder
+    from mediafm.evaluation.clips import ClipEmbedder
 
     return ClipEmbedder.open(store_root, kind, model_dir if kind == "contextual" else None).shot_vectors
 

@@ -58,7 +58,7 @@ WORDS = ("river", "mountain", "city", "night", "rain", "dog", "car", "train", "f
 def build_store(root: Path, titles: int, shots: int) -> Path:
     """The benchmark store under `root` (reused when a complete one with these sizes is there)."""
     from mediafm.search.index import update_index
-    from mediafm.search.text import default_text_encoder
+    from mediafm.search.text_match import default_text_encoder
     from mediafm.search.text_index import TextIndex
     from mediafm.store.catalog import Store
     from mediafm_testing.stores import add_random_title, write_tiny_video
@@ -86,7 +86,7 @@ def fit_head(store, folder: Path, labels: Path, per_title: int = 6, seed: int = 
     mean fused vector projects above the median onto a fixed random direction (a target the
     vectors carry, made from the store itself). Returns the head's folder."""
     from mediafm.apps import fit, save_head
-    from mediafm.tasks.labels import write_labels
+    from mediafm.evaluation.labels import write_labels
     from mediafm_testing.scenes import FAST_PROBE
 
     rng = np.random.default_rng(seed)

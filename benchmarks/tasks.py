@@ -171,10 +171,10 @@ def oracle_grid(n_titles: int, seed: int, n_boot: int) -> str:
     import numpy as np
 
     from mediafm.synth.story import GENRES, N_CHARACTERS, N_LOCATIONS, TONES, labels_for, make_story
-    from mediafm.tasks.grid import TASKS
-    from mediafm.tasks.labels import LabeledClip, targets
-    from mediafm.tasks.clips import Clip, clip_shots
-    from mediafm.tasks.probes import ProbeConfig, run_probe
+    from mediafm.evaluation.grid import TASKS
+    from mediafm.evaluation.labels import LabeledClip, targets
+    from mediafm.evaluation.clips import Clip, clip_shots
+    from mediafm.evaluation.probes import ProbeConfig, run_probe
 
     def one_hot(i, n):
         v = np.zeros(n)

@@ -9,9 +9,9 @@ import pytest
 
 import mediafm
 from mediafm.apps import HeadError, fit, load_head, predict, save_head, tag, top_clips
-from mediafm.tasks.clips import Clip
-from mediafm.tasks.labels import LabelsError
-from mediafm.tasks.probes import ProbeConfig
+from mediafm.evaluation.clips import Clip
+from mediafm.evaluation.labels import LabelsError
+from mediafm.evaluation.probes import ProbeConfig
 from mediafm_testing.scenes import FAST_PROBE, clip_labels, scene_store
 
 

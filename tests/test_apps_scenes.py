@@ -7,8 +7,8 @@ import pytest
 
 from mediafm.apps import fit, scene_cuts, scenes
 from mediafm.apps import segmentation as sc
-from mediafm.tasks.labels import write_labels
-from mediafm.tasks.metrics import average_precision
+from mediafm.evaluation.labels import write_labels
+from mediafm.evaluation.metrics import average_precision
 from mediafm_testing.scenes import FAST_PROBE, clip_labels, scene_store
 
 

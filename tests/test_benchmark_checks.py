@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from mediafm.errors import StoreError
-from mediafm.tasks.grid import TASKS, Grid, run_grid
+from mediafm.evaluation.grid import TASKS, Grid, run_grid
 from mediafm_testing.scenes import clip_labels, scene_store
 
 sys.path.append(str(Path(__file__).resolve().parents[1] / "benchmarks"))  # after installed packages: no shadowing
@@ -154,7 +154,7 @@ def test_apps_baseline_reads_the_evaluated_model(small_store, tmp_path):
 
 # ----------------------------------------------------------------------------- ablation.py: scaling-row times
 def test_scaling_rows_report_the_recorded_training_time_on_a_rerun(small_store, tmp_path, monkeypatch):
-    import mediafm.tasks.grid as grid_mod
+    import mediafm.evaluation.grid as grid_mod
     import mediafm.training.pretrain as pretrain_mod
 
     store, labels = small_store

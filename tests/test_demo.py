@@ -14,8 +14,8 @@ import pytest
 from mediafm.cli.main import main
 from mediafm.recipes import demo
 from mediafm.recipes.demo import DemoConfig, run_demo
-from mediafm.tasks.clips import EMBEDDING_KINDS
-from mediafm.tasks.grid import TASKS
+from mediafm.evaluation.clips import EMBEDDING_KINDS
+from mediafm.evaluation.grid import TASKS
 from mediafm.training.pretrain import TrainConfig
 
 

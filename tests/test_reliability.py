@@ -250,7 +250,7 @@ def test_after_warming_title_and_map_requests_read_nothing(served_store, monkeyp
 
 
 def test_a_failing_warm_up_still_makes_the_explorer_ready(served_store, caplog):
-    from mediafm.serve.catalog import MISSING
+    from mediafm.serve.store_view import MISSING
 
     client = _client(served_store.root)
     cat = client.app.state.catalog
@@ -588,7 +588,7 @@ def test_written_files_follow_the_umask(tmp_path, umask, mode):
 
 
 def test_a_read_overtaken_by_a_refresh_is_never_cached_as_current(served_store, monkeypatch):
-    from mediafm.serve.catalog import MISSING, Catalog
+    from mediafm.serve.store_view import MISSING, Catalog
 
     cat = Catalog(served_store)
 

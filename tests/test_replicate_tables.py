@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from mediafm.tasks.grid import TASKS as TASK_SPECS
+from mediafm.evaluation.grid import TASKS as TASK_SPECS
 
 sys.path.append(str(Path(__file__).resolve().parents[1] / "benchmarks"))  # after installed packages: no shadowing
 import ablation  # noqa: E402

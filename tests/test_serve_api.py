@@ -209,7 +209,7 @@ def test_serve_binds_loopback_by_default():
 
 
 def test_thumb_now_needs_no_store_read_once_frames_are_mapped(store):
-    from mediafm.serve.catalog import MISSING, Catalog
+    from mediafm.serve.store_view import MISSING, Catalog
 
     cat = Catalog(store)
     assert cat.thumb_now("montage", 3) is MISSING  # frames not mapped: the caller uses a thread

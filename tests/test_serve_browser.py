@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mediafm.search.text import default_text_encoder
+from mediafm.search.text_match import default_text_encoder
 from mediafm.serve.app import create_app
 from mediafm.store.catalog import Store
 from mediafm_testing.browser import browser_page, serving, wait_until

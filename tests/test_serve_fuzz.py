@@ -6,7 +6,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from mediafm.search.text import default_text_encoder
+from mediafm.search.text_match import default_text_encoder
 from mediafm_testing.stores import add_random_title, write_tiny_video
 from mediafm.serve.app import ServeConfig, create_app
 from mediafm.store.catalog import Store

@@ -12,8 +12,8 @@ from mediafm.media.metadata import load_metadata
 from mediafm.media.subtitles import find_cues
 from mediafm.synth.render import RenderConfig, render_title, synthesize_catalog
 from mediafm.synth.story import GENRES, TONES, StoryConfig, labels_for, make_story
-from mediafm.tasks.grid import TASKS
-from mediafm.tasks.labels import read_labels, targets
+from mediafm.evaluation.grid import TASKS
+from mediafm.evaluation.labels import read_labels, targets
 
 SMALL = StoryConfig(min_scenes=2, max_scenes=3, min_shots_per_scene=3, max_shots_per_scene=3)
 

@@ -15,7 +15,7 @@ from mediafm.apps.apply import (Scorer, ad_breaks, break_candidates, predict, sc
 from mediafm.apps.breaks import BreakConfig
 from mediafm.apps.head import HeadCard, HeadError, TrainedHead, load_head, save_head
 from mediafm.apps.proposals import ProposalConfig
-from mediafm.apps.train import FitResult, fit
+from mediafm.apps.fitting import FitResult, fit
 
 __all__ = ["BreakConfig", "FitResult", "HeadCard", "HeadError", "ProposalConfig", "Scorer", "TrainedHead",
            "ad_breaks", "break_candidates", "fit", "load_head", "predict", "save_head", "scene_cuts", "scenes",

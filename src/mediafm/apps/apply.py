@@ -3,7 +3,7 @@
 Every function takes a store path and a head (a `TrainedHead` or its folder). A `Scorer` binds the
 head to the store and refuses, before any work, a store whose embeddings are not those the head
 was trained on (another model, other encoders, another dimension). Clips are embedded and pooled
-as in training (`mediafm.tasks.clips.ClipEmbedder`); the pure parts live in `proposals`, `breaks`
+as in training (`mediafm.evaluation.clips.ClipEmbedder`); the pure parts live in `proposals`, `breaks`
 and `segmentation`.
 """
 
@@ -26,9 +26,9 @@ from mediafm.apps.titles import (
     title_cues,
 )
 from mediafm.store.catalog import Store
-from mediafm.tasks.clips import STORED_KINDS, Clip, ClipEmbedder, clip_shots
-from mediafm.tasks.kinds import CLASSIFIER_KINDS, PER_CLASS_KINDS
-from mediafm.tasks.labels import LabeledClip
+from mediafm.evaluation.clips import STORED_KINDS, Clip, ClipEmbedder, clip_shots
+from mediafm.evaluation.kinds import CLASSIFIER_KINDS, PER_CLASS_KINDS
+from mediafm.evaluation.labels import LabeledClip
 from mediafm.types import MODALITIES
 
 

@@ -19,8 +19,8 @@ import numpy as np
 
 from mediafm.errors import MediafmError
 from mediafm.store.atomic import atomic_path, write_json_atomic
-from mediafm.tasks.kinds import TASK_KINDS, TaskKind
-from mediafm.tasks.probes import LINKS, LinearHead
+from mediafm.evaluation.kinds import TASK_KINDS, TaskKind
+from mediafm.evaluation.probes import LINKS, LinearHead
 
 HEAD_FORMAT = "mediafm-head"
 HEAD_VERSION = 1
@@ -35,7 +35,7 @@ class HeadError(MediafmError):
 class EmbeddingSpec:
     """The embedding space a head was trained in; applying it elsewhere is refused."""
 
-    kind: str  # mediafm.tasks.clips.EMBEDDING_KINDS
+    kind: str  # mediafm.evaluation.clips.EMBEDDING_KINDS
     pooling: str  # shots -> clip
     dim: int
     model_id: str | None  # contextual kinds: the model whose embeddings were used
@@ -47,7 +47,7 @@ class HeadCard:
     task: TaskKind
     classes: tuple[str, ...]  # output columns (multiclass, multilabel), ("0", "1") binary, () rank
     embedding: EmbeddingSpec
-    probe: str  # mediafm.tasks.probes.PROBES name
+    probe: str  # mediafm.evaluation.probes.PROBES name
     c: float  # inverse regularisation of the saved weights
     metric: str  # reported on grouped CV over titles
     value: float

@@ -11,8 +11,8 @@ import numpy as np
 
 from mediafm.errors import MediafmError, StoreError
 from mediafm.store.catalog import Store
-from mediafm.tasks.clips import Clip
-from mediafm.tasks.labels import LabelsError
+from mediafm.evaluation.clips import Clip
+from mediafm.evaluation.labels import LabelsError
 
 log = logging.getLogger(__name__)
 

@@ -39,7 +39,7 @@ def proposal_from(args: argparse.Namespace) -> ProposalConfig:
 def read_clips_arg(path: str | None):
     if path is None:
         return None
-    from mediafm.tasks.labels import read_clips
+    from mediafm.evaluation.labels import read_clips
 
     return read_clips(path)
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 
 from mediafm.cli.numbers import count
-from mediafm.tasks.clips import EMBEDDING_KINDS, POOLINGS, ClipEmbedder
-from mediafm.tasks.metrics import METRICS
-from mediafm.tasks.probes import DEFAULT_METRIC, PROBES, ProbeConfig
+from mediafm.evaluation.clips import EMBEDDING_KINDS, POOLINGS, ClipEmbedder
+from mediafm.evaluation.metrics import METRICS
+from mediafm.evaluation.probes import DEFAULT_METRIC, PROBES, ProbeConfig
 
 _P = ProbeConfig()
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from mediafm.apps.segmentation import DEFAULT_WINDOW
 from mediafm.cli._probe import add_probe_options, probe_config
 from mediafm.cli.numbers import count
-from mediafm.tasks.kinds import PER_CLASS_KINDS, TASK_KINDS
+from mediafm.evaluation.kinds import PER_CLASS_KINDS, TASK_KINDS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -24,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mediafm.apps.head import check_head_dir, save_head
-    from mediafm.apps.train import fit
+    from mediafm.apps.fitting import fit
 
     out = Path(args.out)
     check_head_dir(out)  # before the work: a bad --out must not cost a fit

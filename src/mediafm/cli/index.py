@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
         summary = {k: v for k, v in asdict(info).items() if k != "titles"}
         summary["n_titles"] = len(info.titles)
         if not args.no_text:
-            from mediafm.search.text import default_text_encoder
+            from mediafm.search.text_match import default_text_encoder
             from mediafm.search.text_index import TextIndex
 
             text = TextIndex(default_text_encoder(), persist=True)

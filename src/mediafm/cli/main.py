@@ -26,7 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "embed": ("embed", "write contextual shot embeddings into the store"),
     "synth": ("synth", "render a synthetic narrative catalog with labels"),
     "probe": ("probe", "linear probe of frozen embeddings on a labelled task"),
-    "eval": ("grid", "run the comparison grid of embeddings x tasks"),
+    "eval": ("eval", "run the comparison grid of embeddings x tasks"),
     "fit": ("fit", "train a probe head on labelled clips and save it"),
     "predict": ("predict", "score given or proposed clips of titles with a saved head"),
     "tag": ("tag", "label clips or shots with a classification head"),

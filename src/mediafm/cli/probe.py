@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from mediafm.cli._probe import add_probe_options, probe_config
-from mediafm.tasks.kinds import CLIP_KINDS
+from mediafm.evaluation.kinds import CLIP_KINDS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -22,9 +22,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from mediafm.tasks.clips import ClipEmbedder
-    from mediafm.tasks.labels import read_labels, targets
-    from mediafm.tasks.probes import run_probe
+    from mediafm.evaluation.clips import ClipEmbedder
+    from mediafm.evaluation.labels import read_labels, targets
+    from mediafm.evaluation.probes import run_probe
 
     rows = read_labels(args.labels)
     embedder = ClipEmbedder.open(args.store, args.embedding, args.model, args.pooling)

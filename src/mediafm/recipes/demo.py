@@ -7,7 +7,7 @@
     res.apps.top, res.apps.breaks        # the held-out title's top clips and ad breaks (DataFrames)
 
 Stages, each a call into the library: synth (`mediafm.synth`) -> ingest (shots and encoders,
-`mediafm.ingest`) -> pretrain -> embed (`mediafm.training`) -> eval (`mediafm.tasks.grid`). Each
+`mediafm.ingest`) -> pretrain -> embed (`mediafm.training`) -> eval (`mediafm.evaluation.grid`). Each
 finished stage is recorded in OUT/demo.json with the settings it depends on (`stage_settings`); a
 re-run reuses it while those are unchanged and no earlier stage ran again (ingest and embed also
 resume title by title on their own). Then the applications (`mediafm.apps`): heads for popularity
@@ -206,9 +206,9 @@ def _embed(cfg: DemoConfig, lay: Layout, say: Say) -> None:
 
 
 def _evaluate(cfg: DemoConfig, lay: Layout, say: Say) -> None:
-    from mediafm.tasks.clips import EMBEDDING_KINDS
-    from mediafm.tasks.grid import run_grid, write_reports
-    from mediafm.tasks.probes import ProbeConfig
+    from mediafm.evaluation.clips import EMBEDDING_KINDS
+    from mediafm.evaluation.grid import run_grid, write_reports
+    from mediafm.evaluation.probes import ProbeConfig
 
     grid = run_grid(lay.store, lay.labels, lay.model, EMBEDDING_KINDS,
                     config=ProbeConfig(n_boot=cfg.n_boot, seed=cfg.seed), progress=cfg.progress)
@@ -225,8 +225,8 @@ def run_apps(cfg: DemoConfig, lay: Layout) -> DemoApps:
     last, save them under OUT/heads/, and apply them to the held-out title."""
     from mediafm.apps import BreakConfig, ad_breaks, fit, save_head, top_clips
     from mediafm.store.catalog import Store
-    from mediafm.tasks.labels import read_labels, write_labels
-    from mediafm.tasks.probes import ProbeConfig
+    from mediafm.evaluation.labels import read_labels, write_labels
+    from mediafm.evaluation.probes import ProbeConfig
 
     held = Store(lay.store).title_ids()[-1]
     heads = {}

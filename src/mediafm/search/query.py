@@ -11,7 +11,7 @@ from mediafm.errors import ConfigError, StoreError
 from mediafm.linalg import l2_normalize
 from mediafm.search.hit import Hit
 from mediafm.search.index import ShotIndex, title_vectors
-from mediafm.search.text import TextEncoder, TextSearchConfig, default_text_encoder
+from mediafm.search.text_match import TextEncoder, TextSearchConfig, default_text_encoder
 from mediafm.search.text_index import TextIndex
 from mediafm.store.catalog import Store
 
@@ -104,7 +104,7 @@ def search_clip(store: Store, index: ShotIndex, title_id: str, start_s: float, e
 def search_text(store: Store, query: str, k: int = 10, encoder: TextEncoder | None = None,
                 config: TextSearchConfig | None = None, frame_encoder=None,
                 frame_scale: float = 2.5) -> list[Hit]:
-    """Shots whose subtitle/ASR text or encoder tags match a sentence (see search/text.py).
+    """Shots whose subtitle/ASR text or encoder tags match a sentence (see search/text_match.py).
 
     Builds a `TextIndex` of the store for this one query (shot-text embeddings come from the
     store's cache, and are added to it); a long-lived reader keeps one `TextIndex` instead.

@@ -1,4 +1,4 @@
-"""The catalog's text, tags and text embeddings in memory, for text queries (scoring: search/text.py).
+"""The catalog's text, tags and text embeddings in memory, for text queries (scoring: search/text_match.py).
 
 Built once from the store and refreshed per title when a title's shots or features file changes;
 a query then never reads a file: one encoder call for the query (cached for repeated queries),
@@ -21,7 +21,7 @@ import numpy as np
 
 from mediafm.linalg import l2_normalize
 from mediafm.search.hit import Hit
-from mediafm.search.text import TextEncoder, TextSearchConfig, shot_text_vectors, words
+from mediafm.search.text_match import TextEncoder, TextSearchConfig, shot_text_vectors, words
 from mediafm.store.catalog import Store, read_table
 
 QUERY_CACHE = 512  # query vectors remembered (the explorer repeats queries as users page and refine)

@@ -10,7 +10,7 @@ string with `textContent`, and a Content-Security-Policy forbids inline scripts,
 or file names cannot inject HTML.
 
 The server never writes to the store and no request scans the catalog: what it reads is cached in
-memory (serve/catalog.py), so it serves a read-only store and holds steady under load.
+memory (serve/store_view.py), so it serves a read-only store and holds steady under load.
 """
 
 from __future__ import annotations
@@ -36,11 +36,11 @@ from mediafm.search.index import title_vectors
 from mediafm.search.hit import Hit
 from mediafm.search.query import search_shot
 from mediafm.serve import predictions as pred
-from mediafm.serve.catalog import MISSING, Catalog, source_name
+from mediafm.serve.store_view import MISSING, Catalog, source_name
 from mediafm.serve.hosts import HostCheck, allowed_hosts
 from mediafm.store.catalog import Store
 from mediafm.store.ids import MAX_CHARS, TITLE_ID_PATTERN, is_title_id
-from mediafm.tasks.kinds import PER_CLASS_KINDS
+from mediafm.evaluation.kinds import PER_CLASS_KINDS
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from mediafm.apps import breaks as brk
 from mediafm.apps import proposals as prop
 from mediafm.apps.head import TrainedHead
 from mediafm.store.catalog import Store
-from mediafm.tasks.kinds import PER_CLASS_KINDS
+from mediafm.evaluation.kinds import PER_CLASS_KINDS
 
 
 class _ReadOnce(Store):

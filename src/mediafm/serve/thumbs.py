@@ -1,6 +1,6 @@
 """Shot thumbnails: JPEGs cut from a title's sampled frames (frames.npy) on first request.
 
-They are kept in the explorer's memory (serve/catalog.py), never written to the store, so the
+They are kept in the explorer's memory (serve/store_view.py), never written to the store, so the
 explorer works on a read-only store and leaves it as it found it.
 """
 

@@ -450,7 +450,7 @@ def synthesize_catalog(root: str | Path, n_titles: int, seed: int = 0, story_cfg
     from tqdm import tqdm
 
     from mediafm.synth.story import TASK_FILES, StoryConfig, labels_for, make_story
-    from mediafm.tasks.labels import write_labels
+    from mediafm.evaluation.labels import write_labels
 
     story_cfg = story_cfg or StoryConfig()
     root = Path(root)

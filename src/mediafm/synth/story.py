@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from mediafm.tasks.grid import TASKS
+from mediafm.evaluation.grid import TASKS
 
 GENRES = ("action", "comedy", "drama", "horror", "romance")
 TONES = ("calm", "tense", "joyful", "sad")
@@ -301,7 +301,7 @@ def _transitions(seed: int, index: int, scenes: list[SceneSpec], shots: list[Sho
 
 
 # ------------------------------------------------------------------ labels from the latent story
-# benchmark task -> (labels file, task kind, metric); one source: mediafm.tasks.grid.TASKS
+# benchmark task -> (labels file, task kind, metric); one source: mediafm.evaluation.grid.TASKS
 TASK_FILES = {t.name: (t.file, t.kind, t.metric) for t in TASKS}
 # Clip edges sit this far inside their first/last shot, so a detector that places a cut a frame or
 # two off still assigns the clip the intended shots.

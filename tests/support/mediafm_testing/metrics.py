@@ -1,4 +1,4 @@
-"""The score random predictions would get on a metric of `mediafm.tasks.metrics`: the floor a
+"""The score random predictions would get on a metric of `mediafm.evaluation.metrics`: the floor a
 probe's score is checked against."""
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from mediafm.store.catalog import Store
-from mediafm.tasks.labels import write_labels
-from mediafm.tasks.probes import ProbeConfig
+from mediafm.evaluation.labels import write_labels
+from mediafm.evaluation.probes import ProbeConfig
 from mediafm.types import Cue, TitleRecord
 
 # Probe settings that keep the apps tests fast (3 folds, few bootstrap resamples).

@@ -23,7 +23,7 @@ from mediafm.errors import StoreError
 from mediafm.search.index import IndexConfig, ShotIndex, read_only_index, title_vectors
 from mediafm.search.hit import Hit
 from mediafm.search.query import ShotTable
-from mediafm.search.text import TextEncoder, query_text_encoder
+from mediafm.search.text_match import TextEncoder, query_text_encoder
 from mediafm.search.text_index import TextIndex
 from mediafm.serve.cache import ByteLRU
 from mediafm.serve.thumbs import encode_thumb

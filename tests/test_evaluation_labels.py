@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mediafm.tasks.labels import LabelsError, read_labels, targets, write_labels
+from mediafm.evaluation.labels import LabelsError, read_labels, targets, write_labels
 
 
 def _write(tmp_path, text):

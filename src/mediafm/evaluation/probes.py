@@ -36,9 +36,9 @@ from sklearn.preprocessing import StandardScaler
 
 from mediafm.errors import ConfigError
 from mediafm.registry import lookup, registrar
-from mediafm.tasks.kinds import PER_CLASS_KINDS, TaskKind
-from mediafm.tasks.labels import Targets
-from mediafm.tasks.metrics import METRICS, Score, bootstrap
+from mediafm.evaluation.kinds import PER_CLASS_KINDS, TaskKind
+from mediafm.evaluation.labels import Targets
+from mediafm.evaluation.metrics import METRICS, Score, bootstrap
 
 # The metric each task kind reports unless told otherwise (Netflix: genre macro AP, tone micro AP,
 # retrieval AP, popularity Kendall's tau; ad relevancy uses mean_ap, named explicitly).
@@ -223,9 +223,9 @@ def run_probe(X: np.ndarray, targets: Targets, groups: np.ndarray, metric: str |
 
     Args:
         X: [N, D] clip embeddings.
-        targets: labels as arrays (mediafm.tasks.labels.targets).
+        targets: labels as arrays (mediafm.evaluation.labels.targets).
         groups: [N] title id per clip; folds never split a title.
-        metric: a name in mediafm.tasks.metrics.METRICS; defaults by task kind.
+        metric: a name in mediafm.evaluation.metrics.METRICS; defaults by task kind.
         config: folds, regularisation grid, head, bootstrap settings.
     """
     config = config if config is not None else ProbeConfig()

@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import kendalltau
 from sklearn.metrics import average_precision_score
 
-from mediafm.tasks.metrics import average_precision, bootstrap, kendall_tau, macro_ap, mean_ap, micro_ap
+from mediafm.evaluation.metrics import average_precision, bootstrap, kendall_tau, macro_ap, mean_ap, micro_ap
 from mediafm_testing.metrics import chance_level
 
 

@@ -7,8 +7,8 @@ import pytest
 from sklearn.linear_model import Ridge
 from sklearn.preprocessing import StandardScaler
 
-from mediafm.tasks.labels import Targets
-from mediafm.tasks.probes import PROBES, ProbeConfig, run_probe
+from mediafm.evaluation.labels import Targets
+from mediafm.evaluation.probes import PROBES, ProbeConfig, run_probe
 from mediafm_testing.metrics import chance_level
 
 FAST = ProbeConfig(folds=4, inner_folds=2, n_boot=200)
@@ -121,7 +121,7 @@ def test_logistic_linear_head_matches_sklearn(kind, n_classes):
 
 
 def test_fit_probe_reports_the_cv_of_run_probe_and_fits_all_rows():
-    from mediafm.tasks.probes import fit_probe
+    from mediafm.evaluation.probes import fit_probe
 
     rng = np.random.default_rng(5)
     X = rng.normal(size=(120, 10))
@@ -137,7 +137,7 @@ def test_fit_probe_reports_the_cv_of_run_probe_and_fits_all_rows():
 def test_fit_probe_scores_out_of_fold_at_the_final_regularisation():
     from sklearn.model_selection import GroupKFold
 
-    from mediafm.tasks.probes import fit_probe
+    from mediafm.evaluation.probes import fit_probe
 
     rng, X, groups = _titles(30, 6, 16, seed=3)
     y = (X[:, 0] + rng.normal(0, 2, len(X)) > 0).astype(int)

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from mediafm.errors import MediafmError
-from mediafm.tasks.clips import Clip
-from mediafm.tasks.kinds import CLIP_KINDS, TaskKind
+from mediafm.evaluation.clips import Clip
+from mediafm.evaluation.kinds import CLIP_KINDS, TaskKind
 
 HEADER = ("title", "start", "end", "label")
 _TRUE = {"1", "true", "yes", "pos", "positive"}

@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from mediafm.errors import ConfigError, StoreError
-from mediafm.tasks.clips import EMBEDDING_KINDS, ClipEmbedder
-from mediafm.tasks.kinds import TaskKind
-from mediafm.tasks.labels import LabeledClip, read_labels, targets
-from mediafm.tasks.metrics import Score
-from mediafm.tasks.probes import ProbeConfig, run_probe
+from mediafm.evaluation.clips import EMBEDDING_KINDS, ClipEmbedder
+from mediafm.evaluation.kinds import TaskKind
+from mediafm.evaluation.labels import LabeledClip, read_labels, targets
+from mediafm.evaluation.metrics import Score
+from mediafm.evaluation.probes import ProbeConfig, run_probe
 
 log = logging.getLogger(__name__)
 

@@ -20,10 +20,10 @@ from mediafm.apps.segmentation import DEFAULT_WINDOW, boundary_targets, gap_feat
 from mediafm.apps.thresholds import best_f1_thresholds
 from mediafm.apps.titles import check_clips, load_timeline
 from mediafm.store.catalog import Store
-from mediafm.tasks.clips import ClipEmbedder
-from mediafm.tasks.kinds import TaskKind
-from mediafm.tasks.labels import LabeledClip, LabelsError, Targets, read_labels, targets
-from mediafm.tasks.probes import ProbeConfig, ProbeResult, fit_probe
+from mediafm.evaluation.clips import ClipEmbedder
+from mediafm.evaluation.kinds import TaskKind
+from mediafm.evaluation.labels import LabeledClip, LabelsError, Targets, read_labels, targets
+from mediafm.evaluation.probes import ProbeConfig, ProbeResult, fit_probe
 
 # A labelled scene start counts for the nearest cut if it is this close (annotations and detected
 # cuts can disagree by a few frames).
@@ -47,8 +47,8 @@ def fit(store_root: str | Path, labels: str | Path, task: TaskKind, embedding: s
         store_root: the catalog store.
         labels: labels CSV (title,start,end,label); every title must be in the store and every
             clip inside its title.
-        task: a task kind (mediafm.tasks.kinds.TASK_KINDS).
-        embedding: an embedding kind (mediafm.tasks.clips.EMBEDDING_KINDS).
+        task: a task kind (mediafm.evaluation.kinds.TASK_KINDS).
+        embedding: an embedding kind (mediafm.evaluation.clips.EMBEDDING_KINDS).
         model_dir: model for contextual kinds (default: the store's only contextual table).
         pooling, config, metric: as for `mediafm probe`.
         window: scenes task only: shots on each side of a cut.

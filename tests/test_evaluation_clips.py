@@ -8,7 +8,7 @@ import pytest
 
 from mediafm.errors import StoreError
 from mediafm.store.catalog import Store
-from mediafm.tasks.clips import Clip, ClipEmbedder, clip_shots, pool
+from mediafm.evaluation.clips import Clip, ClipEmbedder, clip_shots, pool
 from mediafm.types import TitleRecord
 
 STARTS = np.array([0.0, 1.0, 2.5, 4.0])

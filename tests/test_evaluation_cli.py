@@ -10,7 +10,7 @@ import pytest
 
 from mediafm.cli.main import main
 from mediafm.store.catalog import Store
-from mediafm.tasks.labels import write_labels
+from mediafm.evaluation.labels import write_labels
 from mediafm.types import TitleRecord
 
 N_TITLES, N_SHOTS = 10, 6
@@ -82,8 +82,8 @@ def test_eval_writes_markdown_and_json(catalog, tmp_path, capsys):
 def test_probe_options_default_to_the_probe_config(argv, capsys):
     from mediafm.cli._probe import probe_config
     from mediafm.cli.main import _build_parser
-    from mediafm.tasks.clips import ClipEmbedder
-    from mediafm.tasks.probes import ProbeConfig
+    from mediafm.evaluation.clips import ClipEmbedder
+    from mediafm.evaluation.probes import ProbeConfig
 
     args = _build_parser(argv[0]).parse_args(argv)
     assert probe_config(args) == ProbeConfig() and args.pooling == ClipEmbedder.pooling and args.model is None

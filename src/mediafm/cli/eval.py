@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from mediafm.cli._probe import add_probe_options, probe_config
-from mediafm.tasks.clips import EMBEDDING_KINDS
+from mediafm.evaluation.clips import EMBEDDING_KINDS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -19,7 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mediafm.errors import ConfigError
-    from mediafm.tasks.grid import run_grid, write_reports
+    from mediafm.evaluation.grid import run_grid, write_reports
 
     kinds = tuple(k.strip() for k in args.embeddings.split(",") if k.strip())
     bad = [k for k in kinds if k not in EMBEDDING_KINDS]
