@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mediafm.errors import ConfigError
-from mediafm.model import (PRESETS, MediaFM, ModelConfig, load_pretrained, msm_loss, save_pretrained, small, tiny,
+from mediafm.model import (PRESETS, MediaFM, ModelConfig, load_pretrained, msm_loss, save_pretrained, small, tiny, train_flops,
                            window_plan)
 from mediafm.training.pretrain import TrainConfig
 
@@ -216,3 +216,26 @@ def test_unknown_names_and_sizes_are_config_errors():
         TrainConfig(preset="huge").validate()
     with pytest.raises(ConfigError, match="model.hidden"):
         TrainConfig(model=ModelConfig(hidden=256)).validate()
+
+
+@pytest.mark.parametrize("neighbor", [0.0, 0.5])
+def test_train_flops_counts_the_products_a_training_step_runs(neighbor):
+    """torch's FlopCounterMode over a real step (rows-only heads) against `train_flops`. The counter
+    does not count the CPU attention kernel (our attention term is added to it), and counts the
+    neighbour losses' query x candidate products, which are loss, not model, FLOPs."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    cfg = tiny(256, 0, objective="cosine", neighbor_weight=neighbor, distance_bias=False, max_shots=64)
+    model = MediaFM(cfg)
+    B, N, h = 2, 40, cfg.hidden
+    x = torch.randn(B, N, 256)
+    mask = torch.zeros(B, N, dtype=torch.bool)
+    mask[:, ::5] = True  # 20%
+    with FlopCounterMode(display=False) as counter:
+        _, loss = model(x, None, None, mask, predict_all=False)
+        loss.backward()
+    attention = 12 * cfg.n_layers * h * (N + 2) ** 2 * B
+    queries = (N - 1) * B  # each neighbour head: every shot with a neighbour (fewer than MAX_QUERIES)
+    # q @ cand.T of both heads: forward and the gradient of q, 2 FLOPs per multiply-add
+    loss_products = 2 * 2 * 2 * queries * cfg.input_dim * (N * B) if neighbor else 0
+    assert counter.get_total_flops() + attention - loss_products == pytest.approx(train_flops(cfg, N, 0.2, B) * B, rel=1e-6)

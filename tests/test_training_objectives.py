@@ -227,3 +227,36 @@ def test_contrastive_loss_on_large_batches_scores_a_subset_and_still_ranks_the_t
     pred = x.clone().requires_grad_()
     mm.contrastive_loss(pred, x, mask, real, 0.05).backward()
     assert int((pred.grad.abs().sum(-1) > 0).sum()) == 8  # only the sampled queries carry gradient
+
+
+@pytest.mark.parametrize("objective, neighbor", [("cosine", 0.0), ("contrastive", 0.0), ("both", 0.5), ("cosine", 0.5)])
+@pytest.mark.parametrize("subset", [False, True], ids=["all-queries", "query-subset"])
+def test_the_rows_only_training_loss_equals_the_plain_path(monkeypatch, objective, neighbor, subset):
+    """forward(predict_all=False) runs the output heads only on the rows the losses read; loss and
+    gradients match the plain path's (float32 sums in another order: within 1e-5)."""
+    import mediafm.model.transformer as tr
+
+    if subset:  # the large-batch path: a random subset of queries and candidates
+        monkeypatch.setattr(tr, "MAX_QUERIES", 7)
+        monkeypatch.setattr(tr, "MAX_CANDIDATES", 40)
+    torch.manual_seed(0)
+    model = MediaFM(tiny(24, 8, objective=objective, neighbor_weight=neighbor, max_shots=32))
+    g = torch.Generator().manual_seed(1)
+    x = torch.nn.functional.normalize(torch.randn(3, 20, 24, generator=g), dim=-1)
+    meta = torch.randn(3, 8, generator=g)
+    pad = torch.ones(3, 20, dtype=torch.bool)
+    pad[1, 15:] = False
+    mask = (torch.rand(3, 20, generator=g) < 0.3) & pad
+    results = []
+    for predict_all in (True, False):
+        model.zero_grad()
+        torch.manual_seed(5)
+        pred, loss = model(x, meta, pad, mask, predict_all=predict_all)
+        loss.backward()
+        results.append((loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+        assert (pred is None) == (not predict_all)
+    (plain, g_plain), (rows, g_rows) = results
+    assert torch.allclose(plain, rows, atol=1e-5), (plain, rows)
+    assert g_plain.keys() == g_rows.keys()
+    for name in g_plain:
+        assert torch.allclose(g_plain[name], g_rows[name], atol=1e-5), name

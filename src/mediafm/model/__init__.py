@@ -8,6 +8,7 @@ from mediafm.model.transformer import (
     ModelConfig,
     base,
     distance_bias,
+    infer_flops,
     load_pretrained,
     medium,
     msm_loss,
@@ -18,5 +19,5 @@ from mediafm.model.transformer import (
     window_plan,
 )
 
-__all__ = ["OBJECTIVES", "PRESETS", "READOUTS", "MediaFM", "ModelConfig", "base", "distance_bias", "load_pretrained",
+__all__ = ["OBJECTIVES", "PRESETS", "READOUTS", "MediaFM", "ModelConfig", "base", "distance_bias", "infer_flops", "load_pretrained",
            "medium", "msm_loss", "save_pretrained", "small", "tiny", "train_flops", "window_plan"]

@@ -267,8 +267,8 @@ class MediaFM(nn.Module):
 
     def forward(self, fused: torch.Tensor, meta: torch.Tensor | None, pad_mask: torch.Tensor | None,
                 mask_positions: torch.Tensor | None = None, times: torch.Tensor | None = None,
-                keep_positions: torch.Tensor | None = None, targets: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+                keep_positions: torch.Tensor | None = None, targets: torch.Tensor | None = None,
+                predict_all: bool = True) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Predicted fused vectors [B, N, D] and, when shots are masked, the MSM loss.
 
         Args:
@@ -280,19 +280,29 @@ class MediaFM(nn.Module):
             times: [B, N, 2] (start_s, duration_s) when the config uses time features.
             targets: [B, N, D] what masked shots must predict when it differs from `fused`
                 (training replaced some inputs by other shots); default `fused`.
+            predict_all: False (training) returns no predictions and runs the output heads only
+                on the rows the losses read: the masked shots, and the neighbour losses' queries.
+                At 20% masking on 2,688-d vectors that skips about a quarter of a step's matrix
+                products; the loss is the same (tests/test_training_objectives.py).
         """
-        h = self.encode(fused, meta, pad_mask, mask_positions, times, keep_positions)
-        pred = self.out_proj(h[:, N_SPECIAL:])
-        loss = None
-        if mask_positions is not None:
-            target = fused if targets is None else targets
-            real = torch.ones_like(mask_positions) if pad_mask is None else pad_mask
-            loss = OBJECTIVES[self.config.objective](pred, target, mask_positions & real, real,
-                                                    self.config.temperature)
-            if self.next_proj is not None:
-                loss = loss + self.config.neighbor_weight * neighbor_loss(
-                    self.next_proj(h[:, N_SPECIAL:]), self.prev_proj(h[:, N_SPECIAL:]), target, real,
-                    self.config.temperature)
+        shots = self.encode(fused, meta, pad_mask, mask_positions, times, keep_positions)[:, N_SPECIAL:]
+        if predict_all:
+            pred = self.out_proj(shots)
+            heads = (pred, None, None)
+            if self.next_proj is not None and mask_positions is not None:
+                heads = (pred, self.next_proj(shots), self.prev_proj(shots))
+        else:
+            pred, flat = None, shots.reshape(-1, shots.shape[-1])
+            heads = tuple(None if proj is None else _rows_of(proj, flat)
+                          for proj in (self.out_proj, self.next_proj, self.prev_proj))
+        if mask_positions is None:
+            return pred, None
+        target = fused if targets is None else targets
+        real = torch.ones_like(mask_positions) if pad_mask is None else pad_mask
+        loss = OBJECTIVES[self.config.objective](heads[0], target, mask_positions & real, real, self.config.temperature)
+        if heads[1] is not None:
+            loss = loss + self.config.neighbor_weight * neighbor_loss(heads[1], heads[2], target, real,
+                                                                      self.config.temperature)
         return pred, loss
 
     # ------------------------------------------------------------ inference on whole titles
@@ -410,11 +420,27 @@ def _masked(model: MediaFM, w: Window) -> torch.Tensor:
     return pred
 
 
-def msm_loss(pred: torch.Tensor, target: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
+# Predictions for chosen rows of the flattened [B * N] shot grid: a tensor of every row, or a
+# function computing only the rows asked for (forward(predict_all=False)).
+Rows = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _rows_of(proj: nn.Module, flat: torch.Tensor) -> Rows:
+    return lambda idx: proj(flat[idx])
+
+
+def _as_rows(pred: torch.Tensor | Rows) -> Rows:
+    if isinstance(pred, torch.Tensor):
+        flat = pred.reshape(-1, pred.shape[-1])
+        return lambda idx: flat[idx]
+    return pred
+
+
+def msm_loss(pred: torch.Tensor | Rows, target: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
     """Mean cosine distance (1 - cos) between predictions and targets over masked positions."""
-    cos = F.cosine_similarity(pred.float(), target.float(), dim=-1)
-    n = masked.sum()
-    return ((1.0 - cos) * masked).sum() / n.clamp(min=1)
+    idx = torch.nonzero(masked.reshape(-1), as_tuple=True)[0]
+    cos = F.cosine_similarity(_as_rows(pred)(idx).float(), target.reshape(-1, target.shape[-1])[idx].float(), dim=-1)
+    return (1.0 - cos).sum() / max(len(idx), 1)
 
 
 @register_objective("cosine")
@@ -427,7 +453,7 @@ MAX_CANDIDATES = 2048  # InfoNCE: candidate shots per batch (the queries' own ta
 
 
 @register_objective("contrastive")
-def contrastive_loss(pred: torch.Tensor, target: torch.Tensor, masked: torch.Tensor, real: torch.Tensor,
+def contrastive_loss(pred: torch.Tensor | Rows, target: torch.Tensor, masked: torch.Tensor, real: torch.Tensor,
                      temperature: float) -> torch.Tensor:
     """InfoNCE over masked positions: each prediction must score its own target's cosine above
     every other real shot of the batch (its title's other shots are the hard negatives).
@@ -439,14 +465,15 @@ def contrastive_loss(pred: torch.Tensor, target: torch.Tensor, masked: torch.Ten
     batch (measured 9 s a step at 16 windows of ~400 shots on 2 CPU cores, most of it here).
     """
     B, N, D = target.shape
+    rows = _as_rows(pred)
     real_flat = real.reshape(-1)
     q_idx = torch.nonzero(masked.reshape(-1), as_tuple=True)[0]
     if len(q_idx) == 0:
-        return pred.sum() * 0.0
+        return rows(q_idx).sum() * 0.0
     n_real = int(real_flat.sum())
     if len(q_idx) <= MAX_QUERIES and n_real <= MAX_CANDIDATES:
         cand = F.normalize(target.float().reshape(B * N, D), dim=-1)
-        q = F.normalize(pred.float().reshape(B * N, D)[q_idx], dim=-1)
+        q = F.normalize(rows(q_idx).float(), dim=-1)
         logits = (q @ cand.T) / temperature
         logits = logits.masked_fill(~real_flat[None, :], float("-inf"))
         return F.cross_entropy(logits, q_idx)
@@ -458,23 +485,26 @@ def contrastive_loss(pred: torch.Tensor, target: torch.Tensor, masked: torch.Ten
     others = others[torch.randperm(len(others), device=dev)[:max(0, MAX_CANDIDATES - len(q_idx))]]
     c_idx = torch.cat([q_idx, others])  # query i's target is candidate i
     cand = F.normalize(target.float().reshape(B * N, D)[c_idx], dim=-1)
-    q = F.normalize(pred.float().reshape(B * N, D)[q_idx], dim=-1)
+    q = F.normalize(rows(q_idx).float(), dim=-1)
     return F.cross_entropy((q @ cand.T) / temperature, torch.arange(len(q_idx), device=dev))
 
 
-def neighbor_loss(next_pred: torch.Tensor, prev_pred: torch.Tensor, target: torch.Tensor, real: torch.Tensor,
-                  temperature: float) -> torch.Tensor:
+def neighbor_loss(next_pred: torch.Tensor | Rows, prev_pred: torch.Tensor | Rows, target: torch.Tensor,
+                  real: torch.Tensor, temperature: float) -> torch.Tensor:
     """InfoNCE for every real shot's predictions of the real shots right after and before it.
 
     A contextual embedding that must name its neighbours carries what comes next and what came
     before (a change of scene, a cut to another character) into the shot's own vector, where a
     clip pooled from its shots can see it. Same candidates as `contrastive_loss`.
     """
-    B, N, D = target.shape
-    nxt = torch.zeros(B, N, D, dtype=next_pred.dtype, device=next_pred.device)
-    prv = torch.zeros_like(nxt)
-    nxt[:, 1:] = next_pred[:, :-1]  # row j: shot j predicted from shot j - 1
-    prv[:, :-1] = prev_pred[:, 1:]  # row j: shot j predicted from shot j + 1
+    next_rows, prev_rows = _as_rows(next_pred), _as_rows(prev_pred)
+
+    def nxt(idx):  # row j: shot j predicted from shot j - 1 (queried only where has_prev: same window)
+        return next_rows(idx - 1)
+
+    def prv(idx):  # row j: shot j predicted from shot j + 1
+        return prev_rows(idx + 1)
+
     has_prev = torch.zeros_like(real)
     has_prev[:, 1:] = real[:, 1:] & real[:, :-1]
     has_next = torch.zeros_like(real)
@@ -575,25 +605,36 @@ def load_pretrained(model_dir: str | Path, device: str | torch.device = "cpu") -
     return model.to(device).eval()
 
 
-def train_flops(cfg: ModelConfig, n_shots: int) -> float:
-    """Model FLOPs of one training step on one window of `n_shots` shots, counted the standard way
-    (Kaplan et al. 2020; PaLM, Chowdhery et al. 2022, appendix B): forward + backward is 3x the
-    forward, 2 FLOPs per multiply-add, so
+def train_flops(cfg: ModelConfig, n_shots: int, mask_ratio: float = 0.2, batch: int = 1) -> float:
+    """Model FLOPs of one training step on one window of `n_shots` shots: the matrix products the
+    step runs (Kaplan et al. 2020; PaLM, Chowdhery et al. 2022, appendix B: 2 FLOPs per
+    multiply-add, a product's backward twice its forward), so
 
-        6 x (parameters in matrix products) x tokens  +  12 x layers x hidden x tokens^2,
+        6 x (parameters of the blocks' products) x tokens  +  12 x layers x hidden x tokens^2
 
-    the second term being attention's two products (QK^T and AV) over a sequence of `tokens` =
-    n_shots + 2 ([CLS], [GLOBAL]). The blocks' matrices act on every token; the input and output
-    projections (and the neighbour heads, when trained) on the shot tokens only, so they count
-    n_shots times. Embedding lookups, norms, biases, [GLOBAL]'s metadata projection (one token),
-    the losses and the optimiser are not model FLOPs. MFU = train_flops x windows per second / the accelerator's dense peak.
+    for the blocks, the second term being attention's two products (QK^T and AV) over `tokens` =
+    n_shots + 2 ([CLS], [GLOBAL]), plus the shot projections on the rows they run on: the input
+    projection on every shot (4x: its input needs no gradient), the output projection on the
+    masked shots (`mask_ratio`), and each neighbour head (when trained) on the shots its loss
+    queries (at most MAX_QUERIES a batch of `batch` windows). Embedding lookups, norms, biases,
+    [GLOBAL]'s metadata projection (one token), the losses and the optimiser are not model FLOPs.
+    MFU = train_flops x windows per second / the processor's measured or dense peak.
     """
-    h, L, s = cfg.hidden, cfg.n_layers, n_shots + N_SPECIAL
+    h, L, s, D = cfg.hidden, cfg.n_layers, n_shots + N_SPECIAL, cfg.input_dim
     blocks = L * (4 * h * h + 2 * cfg.mlp_ratio * h * h)  # qkv + proj, fc + out
-    shots = 2 * cfg.input_dim * h * (1 + (cfg.neighbor_weight > 0))  # in_proj + out_proj (+ next/prev heads)
-    return 6 * (blocks * s + shots * n_shots) + 12 * L * h * s * s
+    queries = min(n_shots - 1, MAX_QUERIES / batch) if cfg.neighbor_weight > 0 else 0
+    shots = D * h * (4 * n_shots + 6 * mask_ratio * n_shots + 2 * 6 * queries)
+    return 6 * blocks * s + shots + 12 * L * h * s * s
+
+
+def infer_flops(cfg: ModelConfig, n_shots: int) -> float:
+    """Model FLOPs of a forward pass over one window without masking (`embed_title`): the blocks,
+    attention and the input projection (2 FLOPs per multiply-add), counted as `train_flops` does."""
+    h, L, s = cfg.hidden, cfg.n_layers, n_shots + N_SPECIAL
+    blocks = L * (4 * h * h + 2 * cfg.mlp_ratio * h * h)
+    return 2 * blocks * s + 2 * cfg.input_dim * h * n_shots + 4 * L * h * s * s
 
 
 __all__ = ["ModelConfig", "MediaFM", "distance_bias", "PRESETS", "OBJECTIVES", "READOUTS", "SIZE_FIELDS", "tiny", "small",
            "medium", "base", "register_preset", "register_objective", "register_readout", "msm_loss",
-           "contrastive_loss", "window_plan", "save_pretrained", "load_pretrained", "train_flops"]
+           "contrastive_loss", "window_plan", "save_pretrained", "load_pretrained", "train_flops", "infer_flops"]

@@ -211,7 +211,7 @@ def _masked_sum_loss(model, batch, cfg: TrainConfig, device) -> tuple[torch.Tens
     b = batch.to(device)
     with _autocast(device, cfg.bf16):
         _, loss = model(b.fused, b.meta, b.pad_mask, b.mask_positions, b.times if cfg.model.time_features else None,
-                        b.keep_positions, b.targets)
+                        b.keep_positions, b.targets, predict_all=False)
     n = (b.mask_positions if b.pad_mask is None else b.mask_positions & b.pad_mask).sum().float()
     return loss.float() * n, n
 
