@@ -46,7 +46,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "src"), str(REPO / "tests" / "support")]  # mediafm_testing (test helpers, not in the wheel)
 
-from mediafm.model.transformer import PRESETS, MediaFM, ModelConfig, train_flops  # noqa: E402
+from mediafm.model.transformer import PRESETS, MediaFM, ModelConfig, infer_flops, train_flops, window_plan  # noqa: E402
 from mediafm.training.optim import MultiOptimizer, OptimConfig, build_optimizer, set_lr  # noqa: E402
 
 FUSED_DIM = 2688  # default encoders: EfficientNet-Lite0 1280 + YAMNet 1024 + MiniLM 384
@@ -220,7 +220,7 @@ class Trainer:
                 yield from iter_batches(self.cache, titles, cfg.model.max_shots, cfg.batch_size, cfg.seed, epoch,
                                         cfg.mask, device_cache=device_cache, pin=pin, use_meta=cfg.use_meta)
 
-        return prefetch(forever(), cfg.prefetch)
+        return prefetch(forever(), cfg.prefetch if cfg.prefetch >= 0 else 2 * (self.device.type == "cuda"))
 
     def measure(self, cfg, optimizer, device_cache, warmup: int, steps: int, profile_steps: int = 0) -> dict:
         from mediafm.training.pretrain import train_step
@@ -240,7 +240,7 @@ class Trainer:
             batch = next(it)
             loss = train_step(self.run_model, optimizer, batch, cfg, self.step, 10**6, 1, self.device)
             self.step += 1
-            flops += sum(train_flops(self.model.config, n) for n in batch.lengths)
+            flops += sum(train_flops(self.model.config, n, cfg.mask_ratio, len(batch.lengths)) for n in batch.lengths)
             shots += batch.real
             windows += len(batch.lengths)
             padded = max(batch.lengths) * len(batch.lengths)
@@ -392,6 +392,127 @@ def print_profile(p: dict) -> None:
     print(p["table"])
 
 
+# ----------------------------------------------------------------------------- CPU: against the machine's own peak
+MFU_TARGET = 0.5  # default `mediafm pretrain` of `small`: model FLOP/s at least this share of the fp32 matmul peak
+
+
+def matmul_peak(dtype: torch.dtype, n: int = 3072, repeats: int = 7) -> float:
+    """FLOP/s of a large square `torch.matmul` in `dtype` with torch's current threads (median)."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    for _ in range(2):
+        a @ b
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t0)
+    return 2 * n ** 3 / statistics.median(times)
+
+
+def long_form_lengths(titles: int, seed: int = 0) -> list[int]:
+    """Shots per title like the long-form catalog's (150-600: many titles span two windows of 512)."""
+    return [int(n) for n in np.random.default_rng(seed).integers(150, 601, titles)]
+
+
+def cpu_mfu_rows(titles: int, warmup: int, steps: int) -> list[dict]:
+    """`mediafm pretrain`'s step on the CPU (TrainConfig defaults: `small`, the `both` objective with
+    the neighbour loss, Muon + AdamW, auto batch of 16 windows, torch's own thread count) over
+    long-form-like windows, timed as in training: batches from `iter_batches` in the prefetch
+    thread, `train_step`. Rows, each change switched off in turn: the default; without running the
+    blocks on real tokens only (padding through every product); and also predicting every shot
+    from every head (the step before both). Model FLOPs count what the default runs, so the rows'
+    GFLOP/s compare their speed on the same work."""
+    import mediafm.model.transformer as tr
+    from mediafm.training.optim import build_optimizer as build
+    from mediafm.training.pretrain import AUTO_BATCH, TrainConfig
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = synthetic_cache(Path(tmp) / "cache", long_form_lengths(titles))
+        for name, pack, predict_all in (("default", True, False), ("padding through every product", False, False),
+                                        ("... and every row through every head", False, True)):
+            cfg = TrainConfig(device="cpu", batch_size=AUTO_BATCH, progress=False)
+            trainer = Trainer(cfg, cache, compiled=False)
+            if predict_all:
+                plain = trainer.model.forward
+                trainer.model.forward = lambda *a, predict_all=True, **k: plain(*a, predict_all=True, **k)
+            tr.PACK_ON_CPU = pack
+            try:
+                torch.manual_seed(0)
+                out = trainer.measure(cfg, build(trainer.model, cfg.optim), None, warmup, steps)
+            finally:
+                tr.PACK_ON_CPU = True
+            rows.append({"run": name, **out})
+    return rows
+
+
+def cpu_embed_row(titles: int) -> dict:
+    """`embed_title` (what `mediafm embed` runs per title) over long-form-like titles: windows of
+    512 shots every 256, the default read-out."""
+    from mediafm.training.pretrain import TrainConfig, build_model
+
+    model = build_model(TrainConfig(), FUSED_DIM, META_DIM).eval()
+    rng = np.random.default_rng(1)
+    flops = shots = 0.0
+    t0 = time.perf_counter()
+    for n in long_form_lengths(titles, seed=1):
+        x = rng.standard_normal((n, FUSED_DIM), dtype=np.float32)
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        model.embed_title(x, rng.standard_normal(META_DIM).astype(np.float32))
+        starts, _ = window_plan(n, 512, 256)
+        flops += sum(infer_flops(model.config, min(512, n)) for _ in starts)
+        shots += n
+    dt = time.perf_counter() - t0
+    return {"run": "embed (inference)", "shots_per_s": shots / dt, "model_gflops": flops / dt / 1e9,
+            "peak_mem": f"{_rss_mb():.0f} MB RSS"}
+
+
+def cpu_encoder_row(images: int = 96) -> dict:
+    """EfficientNet-Lite0 (the default video encoder, on onnxruntime) on 224x224 frames; its FLOPs
+    per image counted by torch's FlopCounterMode on the same network in torch."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from mediafm.encoders import get_encoder
+    from mediafm.encoders.video_effnet import _torch_network
+
+    enc = get_encoder("video")
+    frames = np.random.default_rng(2).integers(0, 255, (images, 224, 224, 3), dtype=np.uint8)
+    enc.encode(frames[:8])
+    t0 = time.perf_counter()
+    for i in range(0, images, 32):
+        enc.encode(frames[i:i + 32])
+    dt = time.perf_counter() - t0
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        _torch_network()(torch.zeros(1, 224, 224, 3, dtype=torch.uint8))
+    per_image = counter.get_total_flops()
+    return {"run": "video encoder (EfficientNet-Lite0)", "images_per_s": images / dt,
+            "model_gflops": per_image * images / dt / 1e9, "gflop_per_image": per_image / 1e9}
+
+
+def cpu_mfu(titles: int, warmup: int, steps: int) -> bool:
+    """Print the machine's matmul peaks and each workload's model FLOP/s as a share of them; True
+    when the default pretraining step reaches MFU_TARGET of the float32 peak."""
+    fp32, bf16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
+    print(f"torch threads {torch.get_num_threads()}; matmul peak (3072^2, median of 7): float32 {fp32 / 1e9:.0f} "
+          f"GFLOP/s, bfloat16 {bf16 / 1e9:.0f} GFLOP/s", flush=True)
+    print(f"{'run':<38}{'step s':>8}{'steps/s':>9}{'shots/s':>9}{'GFLOP/s':>9}{'of fp32':>9}{'padding':>9}  memory")
+    ok = False
+    for r in cpu_mfu_rows(titles, warmup, steps):
+        g = r["model_tflops"] * 1e3
+        print(f"{r['run']:<38}{r['step_s']:>8.2f}{1 / r['step_s']:>9.3f}{r['shots_per_s']:>9.0f}{g:>9.1f}"
+              f"{g * 1e9 / fp32:>9.1%}{r['padding']:>9.1%}  {r['peak_mem']}", flush=True)
+        if r["run"] == "default":
+            ok = g * 1e9 >= MFU_TARGET * fp32
+    e = cpu_embed_row(max(4, titles // 4))
+    print(f"{e['run']:<38}{'':>8}{'':>9}{e['shots_per_s']:>9.0f}{e['model_gflops']:>9.1f}"
+          f"{e['model_gflops'] * 1e9 / fp32:>9.1%}{'':>9}  {e['peak_mem']}", flush=True)
+    v = cpu_encoder_row()
+    print(f"{v['run']:<38}  {v['images_per_s']:.1f} images/s x {v['gflop_per_image']:.2f} GFLOP = "
+          f"{v['model_gflops']:.1f} GFLOP/s, {v['model_gflops'] * 1e9 / fp32:.1%} of the fp32 peak", flush=True)
+    print(f"default pretraining step: {'at least' if ok else 'below'} {MFU_TARGET:.0%} of the float32 peak")
+    return ok
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--gpu", action="store_true", help="also run the GPU measurements")
@@ -410,7 +531,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", type=int, default=5, help="profiled steps of the first row (0: none)")
     ap.add_argument("--json", type=Path, help="write the rows and the profile here")
     ap.add_argument("--learning-only", action="store_true", help="only the masked-shot baselines table")
+    ap.add_argument("--mfu-only", action="store_true",
+                    help="only the CPU table against the machine's matmul peak (exit 1 below the target)")
+    ap.add_argument("--mfu-titles", type=int, default=40, help="long-form-like titles for the CPU MFU table")
     a = ap.parse_args(argv)
+    if a.mfu_only:
+        print("== CPU: model FLOP/s against this machine's matmul peak (same threads as `mediafm pretrain`)")
+        return 0 if cpu_mfu(a.mfu_titles, 2, 8) else 1
     if not a.gpu_only:
         print("== Masked-shot prediction on held-out titles: mean cosine to the true vector (tiny, 60 structured "
               f"synthetic titles, {a.threads} threads)")

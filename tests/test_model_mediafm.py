@@ -239,3 +239,39 @@ def test_train_flops_counts_the_products_a_training_step_runs(neighbor):
     # q @ cand.T of both heads: forward and the gradient of q, 2 FLOPs per multiply-add
     loss_products = 2 * 2 * 2 * queries * cfg.input_dim * (N * B) if neighbor else 0
     assert counter.get_total_flops() + attention - loss_products == pytest.approx(train_flops(cfg, N, 0.2, B) * B, rel=1e-6)
+
+
+def test_padded_batches_give_the_real_shots_the_same_outputs_and_gradients():
+    """On a CPU the blocks run on the real tokens only; a window's outputs, the loss and the
+    gradients match running it with its padding through every product, and running it alone."""
+    torch.manual_seed(0)
+    model = MediaFM(tiny(24, 8, max_shots=32))
+    g = torch.Generator().manual_seed(3)
+    x = torch.nn.functional.normalize(torch.randn(3, 20, 24, generator=g), dim=-1)
+    meta = torch.randn(3, 8, generator=g)
+    pad = torch.ones(3, 20, dtype=torch.bool)
+    pad[0, 12:] = False
+    pad[2, 5:] = False
+    mask = (torch.rand(3, 20, generator=g) < 0.3) & pad
+    grads, losses, outs = [], [], []
+    for packed in (True, False):
+        model.zero_grad()
+        if not packed:  # the padded path: what a GPU runs
+            real_all = pad.all
+            pad.all = lambda: torch.tensor(True)  # noqa: B023 - makes encode skip packing
+        out = model.encode(x, meta, pad, mask)
+        torch.manual_seed(5)
+        _, loss = model(x, meta, pad, mask, predict_all=False)
+        loss.backward()
+        if not packed:
+            pad.all = real_all
+        outs.append(out.detach())
+        losses.append(loss.detach())
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    real = torch.cat([torch.ones(3, 2, dtype=torch.bool), pad], 1)
+    assert torch.allclose(outs[0][real], outs[1][real], atol=1e-5)
+    assert torch.allclose(losses[0], losses[1], atol=1e-5)
+    for name in grads[1]:
+        assert torch.allclose(grads[0][name], grads[1][name], atol=1e-5), name
+    alone = model.encode(x[2:, :5], meta[2:], None, mask[2:, :5])
+    assert torch.allclose(outs[0][2, :7], alone[0], atol=1e-5)

@@ -70,7 +70,8 @@ OPTIONS: dict[str, Option] = {
     "bf16": Option("bf16 autocast on CUDA"),
     "device_cache": Option("CUDA: gather batches from a copy of the features on the GPU when they fit"),
     "num_threads": Option("torch CPU threads (0: default)", count(0), flag="--threads"),
-    "prefetch": Option("batches assembled ahead in a background thread (0: inline)", count(0)),
+    "prefetch": Option("batches assembled ahead in a background thread (0: inline; -1: 2 on a GPU, inline on a CPU)",
+                       count(-1)),
     "progress": Option("progress bar"),
 }
 

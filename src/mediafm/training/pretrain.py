@@ -68,7 +68,10 @@ class TrainConfig:
     # free memory, and gather each batch there (no per-step host assembly and copy)
     device_cache: bool = True
     num_threads: int = 0  # torch CPU threads (0 = torch default)
-    prefetch: int = 2  # batches assembled ahead in a background thread (0 = inline)
+    # Batches assembled ahead in a background thread (0 = inline; -1 = auto: 2 on a GPU, inline on a
+    # CPU, where the thread competes with torch's own for the cores: steps 1.86-2.0 s inline
+    # against 2.1-2.15 s with it, `small` on 2 cores)
+    prefetch: int = -1
     progress: bool = True  # tqdm bar (rank 0 only)
 
     def validate(self) -> None:
@@ -338,7 +341,7 @@ def pretrain(store_root: str | Path, out_dir: str | Path, config: TrainConfig | 
                                    cfg.mask, rank, world, skip=state.batch_in_epoch, use_meta=cfg.use_meta,
                                    device_cache=dcache, pin=device.type == "cuda" and dcache is None)
             loss_t = None
-            for batch in prefetch(batches, cfg.prefetch):
+            for batch in prefetch(batches, cfg.prefetch if cfg.prefetch >= 0 else 2 * (device.type == "cuda")):
                 loss_t = train_step(run_model, optimizer, batch, cfg, state.step, total, world, device)
                 state.step += 1
                 state.batch_in_epoch += 1
