@@ -20,8 +20,10 @@ vectors: `--titles` titles of 600 shots (every 512-shot window full), or with `-
 neighbour loss, Muon + AdamW, bf16 autocast. Time is wall time over `--steps` steps after
 `--warmup` (which includes compiling), the device synchronised only at the two ends, as in
 training. MFU = model FLOPs per second / the card's dense bf16 peak, with model FLOPs per window
-from `mediafm.model.train_flops`: 6 x matmul parameters x tokens + 12 x layers x hidden x tokens^2
-(PaLM's count; tokens = real shots + [CLS] + [GLOBAL]; padding, losses and optimiser not counted).
+from `mediafm.model.train_flops`: the matrix products the step runs (PaLM's count: 6 x the blocks'
+parameters x tokens + 12 x layers x hidden x tokens^2, tokens = real shots + [CLS] + [GLOBAL], plus
+the shot projections on the rows they run on; padding, losses and optimiser not counted).
+`--mfu-only` runs the CPU table against the machine's own float32 and bfloat16 matmul peaks.
 `--profile` adds a torch.profiler pass over a few steps of the first compiled row: GPU time by
 kernel kind, how busy the GPU was, the top kernels and the step's named ranges.
 """
