@@ -420,10 +420,11 @@ def cpu_mfu_rows(titles: int, warmup: int, steps: int) -> list[dict]:
     """`mediafm pretrain`'s step on the CPU (TrainConfig defaults: `small`, the `both` objective with
     the neighbour loss, Muon + AdamW, auto batch of 16 windows, torch's own thread count) over
     long-form-like windows, timed as in training: batches from `iter_batches` in the prefetch
-    thread, `train_step`. Rows, each change switched off in turn: the default; without running the
+    thread, `train_step`. Rows, each change switched off in turn: the default; attention over the
+    padded batch (each window's padding scored) instead of window by window; without running the
     blocks on real tokens only (padding through every product); and also predicting every shot
-    from every head (the step before both). Model FLOPs count what the default runs, so the rows'
-    GFLOP/s compare their speed on the same work."""
+    from every head (the step before all three). Model FLOPs count what the default runs, so the
+    rows' GFLOP/s compare their speed on the same work."""
     import mediafm.model.transformer as tr
     from mediafm.training.optim import build_optimizer as build
     from mediafm.training.pretrain import AUTO_BATCH, TrainConfig
@@ -431,19 +432,21 @@ def cpu_mfu_rows(titles: int, warmup: int, steps: int) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         cache = synthetic_cache(Path(tmp) / "cache", long_form_lengths(titles))
-        for name, pack, predict_all in (("default", True, False), ("padding through every product", False, False),
-                                        ("... and every row through every head", False, True)):
+        for name, pack, by_window, predict_all in (
+                ("default", True, True, False), ("attention over padded windows", True, False, False),
+                ("padding through every product", False, False, False),
+                ("... and every row through every head", False, False, True)):
             cfg = TrainConfig(device="cpu", batch_size=AUTO_BATCH, progress=False)
             trainer = Trainer(cfg, cache, compiled=False)
             if predict_all:
                 plain = trainer.model.forward
                 trainer.model.forward = lambda *a, predict_all=True, **k: plain(*a, predict_all=True, **k)
-            tr.PACK_ON_CPU = pack
+            tr.PACK_ON_CPU, tr.ATTEND_BY_WINDOW = pack, by_window
             try:
                 torch.manual_seed(0)
                 out = trainer.measure(cfg, build(trainer.model, cfg.optim), None, warmup, steps)
             finally:
-                tr.PACK_ON_CPU = True
+                tr.PACK_ON_CPU = tr.ATTEND_BY_WINDOW = True
             rows.append({"run": name, **out})
     return rows
 

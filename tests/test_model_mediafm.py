@@ -241,17 +241,22 @@ def test_train_flops_counts_the_products_a_training_step_runs(neighbor):
     assert counter.get_total_flops() + attention - loss_products == pytest.approx(train_flops(cfg, N, 0.2, B) * B, rel=1e-6)
 
 
-def test_padded_batches_give_the_real_shots_the_same_outputs_and_gradients():
-    """On a CPU the blocks run on the real tokens only; a window's outputs, the loss and the
-    gradients match running it with its padding through every product, and running it alone."""
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("holes", [False, True])
+def test_padded_batches_give_the_real_shots_the_same_outputs_and_gradients(bias, holes):
+    """On a CPU the blocks run on the real tokens only (attention window by window when every
+    window's real shots come first, else unpacked around its kernel); a window's outputs, the loss
+    and the gradients match running it with its padding through every product, and running it alone."""
     torch.manual_seed(0)
-    model = MediaFM(tiny(24, 8, max_shots=32))
+    model = MediaFM(tiny(24, 8, max_shots=32, distance_bias=bias))
     g = torch.Generator().manual_seed(3)
     x = torch.nn.functional.normalize(torch.randn(3, 20, 24, generator=g), dim=-1)
     meta = torch.randn(3, 8, generator=g)
     pad = torch.ones(3, 20, dtype=torch.bool)
     pad[0, 12:] = False
     pad[2, 5:] = False
+    if holes:  # a padded shot between real ones: positions keep their distances, so no per-window path
+        pad[1, 7] = False
     mask = (torch.rand(3, 20, generator=g) < 0.3) & pad
     grads, losses, outs = [], [], []
     for packed in (True, False):
@@ -275,3 +280,20 @@ def test_padded_batches_give_the_real_shots_the_same_outputs_and_gradients():
         assert torch.allclose(grads[0][name], grads[1][name], atol=1e-5), name
     alone = model.encode(x[2:, :5], meta[2:], None, mask[2:, :5])
     assert torch.allclose(outs[0][2, :7], alone[0], atol=1e-5)
+
+
+def test_windows_of_a_batch_attend_by_window_only_when_their_real_shots_come_first(monkeypatch):
+    from mediafm.model import transformer as tr
+
+    seen = []
+    real_by_window = tr.SelfAttention._by_window
+    monkeypatch.setattr(tr.SelfAttention, "_by_window", lambda self, qkv, bias, spans: seen.append(spans)
+                        or real_by_window(self, qkv, bias, spans))
+    model = MediaFM(tiny(8, 0, max_shots=16))
+    x = torch.nn.functional.normalize(torch.randn(2, 6, 8), dim=-1)
+    pad = torch.tensor([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]], dtype=torch.bool)
+    model.encode(x, None, pad)
+    assert seen and seen[0] == (6, 8)  # [CLS] and [GLOBAL] + the real shots of each window
+    seen.clear()
+    model.encode(x, None, torch.tensor([[1, 0, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1]], dtype=torch.bool))
+    assert not seen
