@@ -50,9 +50,14 @@ def main() -> int:
                    help="rows of benchmarks/ablation.py REPLICATE_ROWS to retrain (default: no metadata)")
     p.add_argument("--oracle", action="store_true",
                    help="no media: probe the latent cues directly, per shot vs with context (a ceiling check)")
+    p.add_argument("--diagnostics", action="store_true",
+                   help="also the per-shot probes: scene tension, scene tone, last shot of a scene "
+                        "(benchmarks/shot_diagnostics.py)")
     a = p.parse_args()
     if a.oracle:
-        print(oracle_grid(a.titles, a.seed, a.n_boot))
+        from mediafm.synth.story import STORY_PRESETS
+
+        print(oracle_grid(a.titles, a.seed, a.n_boot, STORY_PRESETS[a.catalog]))
         return 0
     # One folder per (catalog, seed): a larger --titles later resumes rendering and ingest (finished
     # titles are kept) and re-runs only pretraining, embedding and probes.
@@ -84,6 +89,19 @@ def main() -> int:
         print()
     ok, text = check_expectation(grid, nometa["cells"] if nometa else None)
     print(text)
+    rows = {k: grid["cells"][k] for k in ("fused", "contextual-isolated", "contextual") if grid["cells"].get(k)}
+    if nometa:
+        rows.update({f"{k}, no metadata": v for k, v in nometa["cells"].items() if v})
+    oracle = oracle_scores(a.titles, a.seed, min(a.n_boot, 200), cfg.story())
+    print(f"\nShare of the oracle ({a.catalog} catalog: the latent cues probed the same way, no media):\n")
+    print(oracle_share(rows, oracle))
+    if a.diagnostics:
+        from shot_diagnostics import diagnostics_table
+        from mediafm.synth.story import make_story
+
+        stories = {s.title: s for s in (make_story(i, a.seed, cfg.story()) for i in range(a.titles))}
+        table, _ = diagnostics_table(lay.store, lay.model, stories, n_boot=min(a.n_boot, 200), seed=a.seed)
+        print(f"\nPer-shot diagnostics (benchmarks/shot_diagnostics.py):\n\n{table}")
     if a.replicates:
         from ablation import format_rows, replicate_rows, replicate_summary
 
@@ -159,14 +177,19 @@ def check_expectation(grid: dict, nometa: dict | None = None, first: str = "with
     return ok, "\n".join(lines)
 
 
-def oracle_grid(n_titles: int, seed: int, n_boot: int) -> str:
+ORACLE_ROWS = ("cues (per shot)", "cues + context")
+
+
+def oracle_scores(n_titles: int, seed: int, n_boot: int, story=None) -> dict[str, dict]:
     """Probe the latent per-shot cues themselves (no media, no encoders, no model).
 
-    Row `cues`: each shot is the one-hot of what it shows (tone cue, genre motif, location,
-    character, shot kind, dialogue-word tone) plus its tension. Row `cues+context`: the same,
-    concatenated with the title's mean, the mean of the shot's +-2 neighbours and the next shot.
-    The gap between the rows is the context advantage the latent model offers to a perfect encoder;
-    it is a property of the benchmark, computed before and independently of any learned model.
+    Row `cues (per shot)`: each shot is the one-hot of what it shows (tone cue, genre motif,
+    location, character, shot kind, dialogue-word tone) plus its tension. Row `cues + context`: the
+    same, concatenated with the title's mean, the mean of the shot's +-2 neighbours and the next
+    shot. The gap between the rows is the context advantage the latent model offers to a perfect
+    encoder; it is a property of the catalog (`story`: its StoryConfig, default the narrative
+    one), computed before and independently of any learned model, with the grid's clips, labels
+    and probes. Returns {row: {task: Score}}.
     """
     import numpy as np
 
@@ -182,7 +205,7 @@ def oracle_grid(n_titles: int, seed: int, n_boot: int) -> str:
             v[i] = 1
         return v
 
-    stories = [make_story(i, seed) for i in range(n_titles)]
+    stories = [make_story(i, seed, story) for i in range(n_titles)]
     rows_by_task = {t.name: [] for t in TASKS}
     feats = {}
     for st in stories:
@@ -198,12 +221,12 @@ def oracle_grid(n_titles: int, seed: int, n_boot: int) -> str:
         starts = np.array([s.start_s(st.fps) for s in st.shots])
         ends = np.array([s.end_s(st.fps) for s in st.shots])
         feats[st.title] = (per, ctx, starts, ends)
-        for name, rows in labels_for(st).items():
+        for name, rows in labels_for(st, story).items():
             rows_by_task[name] += [LabeledClip(Clip(r[0], r[1], r[2]), r[3], 0) for r in rows]
     cfg = ProbeConfig(n_boot=n_boot)
-    lines = ["| oracle features | " + " | ".join(t.name for t in TASKS) + " |", "|---|" + "---|" * len(TASKS)]
-    for row, col in (("cues (per shot)", 0), ("cues + context", 1)):
-        cells = []
+    out: dict[str, dict] = {}
+    for row, col in zip(ORACLE_ROWS, (0, 1)):
+        out[row] = {}
         for spec in TASKS:
             labelled = rows_by_task[spec.name]
             X = []
@@ -211,11 +234,38 @@ def oracle_grid(n_titles: int, seed: int, n_boot: int) -> str:
                 f = feats[r.clip.title]
                 idx, _ = clip_shots(f[2], f[3], r.clip)
                 X.append(f[col][idx].mean(0))
-            s = run_probe(np.stack(X), targets(labelled, spec.kind), np.array([r.clip.title for r in labelled]),
-                          spec.metric, cfg).score
-            cells.append(str(s))
-        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+            out[row][spec.name] = run_probe(np.stack(X), targets(labelled, spec.kind),
+                                            np.array([r.clip.title for r in labelled]), spec.metric, cfg).score
+    return out
+
+
+def oracle_grid(n_titles: int, seed: int, n_boot: int, story=None) -> str:
+    """The two oracle rows as a markdown table (see `oracle_scores`)."""
+    from mediafm.evaluation.grid import TASKS
+
+    scores = oracle_scores(n_titles, seed, n_boot, story)
+    lines = ["| oracle features | " + " | ".join(t.name for t in TASKS) + " |", "|---|" + "---|" * len(TASKS)]
+    lines += [f"| {row} | " + " | ".join(str(scores[row][t.name]) for t in TASKS) + " |" for row in ORACLE_ROWS]
     return f"# oracle ceiling check: {n_titles} titles, seed {seed} (no media)\n" + "\n".join(lines)
+
+
+def oracle_share(rows: dict[str, dict], oracle: dict[str, dict]) -> str:
+    """Markdown: each model row's value per task, the oracle rows, and each row's share of the
+    `cues + context` oracle (value / oracle value). `rows`: {name: {task: value or Score-like dict}}."""
+    from mediafm.evaluation.grid import TASKS
+
+    def value(cell):
+        return None if cell is None else (cell["value"] if isinstance(cell, dict) else float(cell))
+
+    top = {t.name: oracle["cues + context"][t.name].value for t in TASKS}
+    lines = ["| row | " + " | ".join(t.name for t in TASKS) + " |", "|---|" + "---|" * len(TASKS)]
+    for row in ORACLE_ROWS:
+        lines.append(f"| oracle: {row} | " + " | ".join(f"{oracle[row][t.name].value:.3f}" for t in TASKS) + " |")
+    for name, cells in rows.items():
+        vals = [value(cells.get(t.name)) for t in TASKS]
+        lines.append(f"| {name} | " + " | ".join("-" if v is None else f"{v:.3f} ({v / top[t.name]:.0%})"
+                                                 for v, t in zip(vals, TASKS)) + " |")
+    return "\n".join(lines) + "\n\n(percent: share of the `cues + context` oracle)"
 
 
 if __name__ == "__main__":

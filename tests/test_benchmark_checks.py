@@ -172,3 +172,37 @@ def test_scaling_rows_report_the_recorded_training_time_on_a_rerun(small_store, 
     again = ablation.scaling_rows(store.root, labels, tmp_path, [3], base, "hidden", 10, 0)
     assert first[0]["train_s"] >= 0.3
     assert again[0]["train_s"] == first[0]["train_s"]
+
+
+# ----------------------------------------------------------------------------- oracle share, shot diagnostics
+def test_oracle_share_divides_each_row_by_the_context_oracle():
+    from mediafm.evaluation.metrics import Score
+
+    oracle = {row: {t.name: Score("m", v, v, v, 10, 3) for t in TASKS}
+              for row, v in (("cues (per shot)", 0.4), ("cues + context", 0.8))}
+    rows = {"fused": {t.name: {"value": 0.2} for t in TASKS}, "contextual": {t.name: 0.6 for t in TASKS[:-1]}}
+    text = tasks.oracle_share(rows, oracle)
+    fused = next(line for line in text.splitlines() if line.startswith("| fused"))
+    assert fused.count("0.200 (25%)") == len(TASKS)
+    ctx = next(line for line in text.splitlines() if line.startswith("| contextual"))
+    assert ctx.count("0.600 (75%)") == len(TASKS) - 1 and ctx.rstrip(" |").endswith("-")
+
+
+def test_shot_diagnostics_truth_follows_the_story_under_each_detected_shot():
+    import pandas as pd
+    import shot_diagnostics
+
+    from mediafm.synth.story import make_story
+
+    story = make_story(0, 1)
+    starts = np.array([s.start_s(story.fps) for s in story.shots])
+    ends = np.array([s.end_s(story.fps) for s in story.shots])
+    # a detector that found every cut but merged the title's first two shots into one
+    det = pd.DataFrame({"start_s": np.r_[starts[0], starts[2:]], "end_s": np.r_[ends[1], ends[2:]]})
+    truth = shot_diagnostics.shot_truth(SimpleNamespace(shots=lambda title: det), story.title, story)
+    scenes = [s.scene for s in story.shots]
+    assert len(truth["scene end"]) == len(det)
+    expect_end = [scenes[i] != scenes[i + 1] for i in range(2, len(scenes) - 1)] + [True]
+    assert truth["scene end"][1:].tolist() == expect_end
+    assert truth["tension"][-1] == story.scenes[scenes[-1]].tension
+    assert truth["tone"][0] == story.scenes[scenes[1]].tone  # the merged shot's midpoint lies in shot 1

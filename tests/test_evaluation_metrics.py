@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import kendalltau
 from sklearn.metrics import average_precision_score
 
-from mediafm.evaluation.metrics import average_precision, bootstrap, kendall_tau, macro_ap, mean_ap, micro_ap
+from mediafm.evaluation.metrics import average_precision, bootstrap, kendall_tau, macro_ap, mean_ap, micro_ap, r2
 from mediafm_testing.metrics import chance_level
 
 
@@ -46,6 +46,17 @@ def test_mean_ap_is_mean_of_per_title_ap():
     g = np.array(["a"] * 3 + ["b"] * 3 + ["c"] * 3)  # title c has no positive: skipped
     expected = np.mean([average_precision_score(y[:3], s[:3]), average_precision_score(y[3:6], s[3:6])])
     assert mean_ap(y, s, g) == pytest.approx(expected)
+
+
+def test_r2_matches_sklearn_and_is_zero_for_the_mean():
+    from sklearn.metrics import r2_score
+
+    rng = np.random.default_rng(4)
+    y = rng.normal(size=40)
+    s = y + rng.normal(scale=0.5, size=40)
+    assert r2(y, s) == pytest.approx(r2_score(y, s))
+    assert r2(y, np.full(40, y.mean())) == pytest.approx(0.0)
+    assert np.isnan(r2(np.ones(5), np.arange(5.0)))
 
 
 def test_kendall_tau_matches_scipy():

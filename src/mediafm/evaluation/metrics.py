@@ -87,6 +87,15 @@ def kendall_tau(y: np.ndarray, s: np.ndarray, groups: np.ndarray | None = None) 
     return float(tau)
 
 
+@register_metric("r2")
+def r2(y: np.ndarray, s: np.ndarray, groups: np.ndarray | None = None) -> float:
+    """Coefficient of determination of predictions `s` for a continuous target (1 - SSE / SST);
+    0 for predicting the mean, negative when worse. NaN for a constant target."""
+    y, s = np.asarray(y, dtype=float), np.asarray(s, dtype=float)
+    sst = float(((y - y.mean()) ** 2).sum())
+    return float(1.0 - ((y - s) ** 2).sum() / sst) if sst > 0 else float("nan")
+
+
 def _indicator(y: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Multiclass [N] class indices -> [N, K] one-hot to match scores [N, K]."""
     y, s = np.asarray(y), np.asarray(s, dtype=float)
