@@ -157,20 +157,6 @@ def test_auto_schedule_adapts_to_small_catalogs_and_scales_with_data():
     assert plan_schedule(cfg, n_windows=7, n_titles=7, world=2).batch_size == 6
 
 
-def test_auto_schedule_makes_fewer_passes_over_long_windows():
-    cfg = TrainConfig()
-    short = plan_schedule(cfg, n_windows=176, n_titles=176, window_shots=176 * 26)
-    assert short.total_steps == cfg.auto_epochs * 11  # narrative titles: every pass kept
-    assert plan_schedule(cfg, n_windows=176, n_titles=176).total_steps == short.total_steps
-    long = plan_schedule(cfg, n_windows=1600, n_titles=1500, window_shots=1600 * 375)
-    assert long.total_steps == 40 * 100 and "40 epochs of 100 steps for windows of 375 shots" in long.note
-    assert plan_schedule(cfg, 1600, 1500, window_shots=1600 * 160).total_steps == 94 * 100
-    # a small long-form catalog keeps the floor; the cap can be switched off
-    assert plan_schedule(cfg, n_windows=109, n_titles=108, window_shots=109 * 340).total_steps == cfg.min_steps
-    off = dataclasses.replace(cfg, auto_shots_per_window=0)
-    assert plan_schedule(off, 1600, 1500, window_shots=1600 * 375).total_steps == cfg.auto_epochs * 100
-
-
 def test_two_title_store_pretrains_with_no_flags_and_embeds_the_chosen_readout(tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="mediafm.training.pretrain")  # as `mediafm` sets it for its users
     structured_store(tmp_path / "s", SyntheticConfig(n_titles=2, dim=16, meta_dim=8, shots_per_title=(20, 30), meta_fraction=1.0, seed=2))

@@ -42,8 +42,6 @@ OPTIONS: dict[str, Option] = {
     "max_steps": Option("optimiser steps (0: auto, --auto-epochs epochs within [--min-steps, --max-auto-steps])",
                         count(0)),
     "auto_epochs": Option("auto schedule: passes over the training windows", count(1)),
-    "auto_shots_per_window": Option("auto schedule: fewer passes when windows are long, at most this many shots "
-                                    "seen per training window (0: always --auto-epochs)", count(0)),
     "min_steps": Option("auto schedule: at least this many steps", count(0)),
     "max_auto_steps": Option("auto schedule: at most this many steps", count(1)),
     "steps_this_run": Option("checkpoint and exit after N steps (for time-limited jobs; continue with --resume)",

@@ -402,10 +402,5 @@ def train_windows(cache: ShotCache, titles: list[int], window: int) -> int:
     return sum(len(title_windows(t, cache.length(t), window)) for t in titles)
 
 
-def train_window_shots(cache: ShotCache, titles: list[int], window: int) -> int:
-    """Shots in one epoch's windows over `titles` (shots in two overlapping windows count twice)."""
-    return sum(w.length for t in titles for w in title_windows(t, cache.length(t), window))
-
-
 def steps_per_epoch(cache: ShotCache, titles: list[int], window: int, global_batch: int) -> int:
     return train_windows(cache, titles, window) // global_batch

@@ -29,7 +29,7 @@ from mediafm.prefetch import prefetch
 from mediafm.registry import lookup
 from mediafm.training import checkpoint as ckpt
 from mediafm.training.data import (DeviceCache, MaskSpec, ShotCache, build_cache, iter_batches, split_titles,
-                                   train_window_shots, train_windows)
+                                   train_windows)
 from mediafm.training.optim import OptimConfig, build_optimizer, set_lr
 
 log = logging.getLogger(__name__)
@@ -46,11 +46,6 @@ class TrainConfig:
     epochs: int = 0  # 0 = auto: as many as the step budget needs
     max_steps: int = 0  # optimiser steps in total; 0 = auto: auto_epochs epochs within [min_steps, max_auto_steps]
     auto_epochs: int = 100  # auto schedule: passes over the training windows
-    # Auto schedule: fewer passes when windows are long, at most this many shots seen per training
-    # window over the run. A window of 400 shots gives 15 times the masked-shot targets of one of 26
-    # per pass (docs/narrative-benchmark.md, the long-form catalog). Windows of up to 150 shots on
-    # average keep `auto_epochs`.
-    auto_shots_per_window: int = 15_000
     min_steps: int = 300  # auto schedule: at least this many steps, however small the catalog
     max_auto_steps: int = 50_000  # auto schedule: at most this many steps, however large the catalog
     steps_this_run: int = 0  # stop this invocation after N steps, checkpointing (time-limited jobs + --resume)
@@ -134,15 +129,13 @@ class Schedule:
     note: str  # one line saying what was chosen and why
 
 
-def plan_schedule(cfg: TrainConfig, n_windows: int, n_titles: int, world: int = 1, window_shots: int = 0) -> Schedule:
-    """Resolve batch size, total steps and validation interval for `n_windows` training windows
-    holding `window_shots` shots in all (0: unknown, passes are not capped by length).
+def plan_schedule(cfg: TrainConfig, n_windows: int, n_titles: int, world: int = 1) -> Schedule:
+    """Resolve batch size, total steps and validation interval for `n_windows` training windows.
 
     Auto values scale with the data: a small catalog gets a smaller batch rather than an error, and
-    `auto_epochs` passes over its windows (fewer when windows are long: `auto_shots_per_window`),
-    kept within [min_steps, max_auto_steps] steps. Measured on the 200-title narrative benchmark
-    (docs/model.md): the best validation loss came after ~80-100 epochs (~1,000 steps of 16
-    windows of ~26 shots); 20 epochs (the earlier default) stopped far short.
+    `auto_epochs` passes over its windows, kept within [min_steps, max_auto_steps] steps. Measured
+    on the 200-title narrative benchmark (docs/model.md): the best validation loss came after
+    ~80-100 epochs (~1,000 steps of 16 windows); 20 epochs (the earlier default) stopped far short.
     """
     auto = []
     batch = cfg.batch_size
@@ -160,14 +153,8 @@ def plan_schedule(cfg: TrainConfig, n_windows: int, n_titles: int, world: int = 
     elif cfg.epochs:
         total = cfg.epochs * spe
     else:
-        epochs, why = cfg.auto_epochs, ""
-        if window_shots and cfg.auto_shots_per_window:
-            mean = window_shots / n_windows
-            capped = max(1, math.ceil(cfg.auto_shots_per_window / mean))
-            if capped < epochs:
-                epochs, why = capped, f" for windows of {mean:.0f} shots on average"
-        total = min(max(cfg.min_steps, epochs * spe), cfg.max_auto_steps)
-        auto.append(f"{total} steps ({epochs} epochs of {spe} steps{why}, within "
+        total = min(max(cfg.min_steps, cfg.auto_epochs * spe), cfg.max_auto_steps)
+        auto.append(f"{total} steps ({cfg.auto_epochs} epochs of {spe} steps, within "
                     f"[{cfg.min_steps}, {cfg.max_auto_steps}])")
     val_every = cfg.val_every or max(20, total // VALIDATIONS)
     if not cfg.val_every:
@@ -313,8 +300,7 @@ def pretrain(store_root: str | Path, out_dir: str | Path, config: TrainConfig | 
     if not train_titles:
         raise ConfigError(store_root, "no training titles after the validation split")
     try:
-        plan = plan_schedule(cfg, train_windows(cache, train_titles, cfg.model.max_shots), len(train_titles), world,
-                             window_shots=train_window_shots(cache, train_titles, cfg.model.max_shots))
+        plan = plan_schedule(cfg, train_windows(cache, train_titles, cfg.model.max_shots), len(train_titles), world)
     except ConfigError as exc:
         raise ConfigError(store_root, exc.problem) from None
     if rank == 0:
