@@ -177,7 +177,10 @@ class SelfAttention(nn.Module):
         self.proj = nn.Linear(cfg.hidden, cfg.hidden)
         self.dropout = cfg.dropout
 
-    def forward(self, x: torch.Tensor, attn_mask, packed: Packed | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | tuple[torch.Tensor, ...] | None,
+                packed: Packed | None = None) -> torch.Tensor:
+        """attn_mask: for the padded layout, as `encode` builds it; with `packed.spans`, one bias per
+        window or None."""
         qkv = self.qkv(x)
         if packed is not None and packed.spans is not None:
             return self.proj(self._by_window(qkv, attn_mask, packed.spans))
@@ -195,8 +198,8 @@ class SelfAttention(nn.Module):
     def _by_window(self, qkv: torch.Tensor, biases: tuple[torch.Tensor, ...] | None,
                    spans: tuple[int, ...]) -> torch.Tensor:
         """Attention over packed rows [T, 3H], one window's tokens at a time: no padded query or key
-        is scored (padding made ~35% of the attention on long-form batches of 16 windows; measured
-        in docs/model.md). `biases`: each window's [1, heads, n, n] distance bias, or None."""
+        is scored (docs/model.md measures what that saves). `biases`: each window's [1, heads, n, n]
+        distance bias, or None."""
         H = qkv.shape[-1] // 3
         out, start = [], 0
         for j, n in enumerate(spans):
@@ -229,7 +232,8 @@ class Block(nn.Module):
         self.ln2 = nn.LayerNorm(cfg.hidden)
         self.mlp = MLP(cfg)
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor, packed: Packed | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | tuple[torch.Tensor, ...] | None,
+                packed: Packed | None = None) -> torch.Tensor:
         x = x + self.attn(self.ln1(x), attn_mask, packed)
         return x + self.mlp(self.ln2(x))
 
@@ -297,10 +301,10 @@ class MediaFM(nn.Module):
         x = torch.cat([cls.to(x.dtype), glob.to(x.dtype), x], dim=1)
         bias = distance_bias(N, cfg.n_heads, x.device).to(x.dtype) if cfg.distance_bias else None
         packed = None
+        real = None if pad_mask is None else torch.cat([pad_mask.new_ones(B, N_SPECIAL), pad_mask], dim=1)
         # Only on a CPU, where the padding's products cost their time; on a GPU finding the real
         # rows would wait for the device, and padded products cost little.
-        if PACK_ON_CPU and pad_mask is not None and x.device.type == "cpu" and not bool(pad_mask.all()):
-            real = torch.cat([pad_mask.new_ones(B, N_SPECIAL), pad_mask], dim=1)
+        if PACK_ON_CPU and real is not None and x.device.type == "cpu" and not bool(pad_mask.all()):
             counts = real.sum(1)
             prefix = bool((real == (torch.arange(real.shape[1]) < counts[:, None])).all())
             packed = Packed(torch.nonzero(real.reshape(-1), as_tuple=True)[0], B, x.shape[1],
@@ -310,11 +314,11 @@ class MediaFM(nn.Module):
             # Per window, no padding to mask: a window of n tokens takes the top-left [n, n] block of
             # the bias, exactly its own distances; contiguous, or SDPA leaves its fused CPU kernel
             # for the unfused path (bmm + softmax), which took longer than the padding it saves.
-            attn_mask = None if bias is None else tuple(bias[None, :, :n, :n].contiguous() for n in packed.spans)
+            # One copy per distinct length, shared by its windows and every layer.
+            blocks = {} if bias is None else {n: bias[None, :, :n, :n].contiguous() for n in set(packed.spans)}
+            attn_mask = None if bias is None else tuple(blocks[n] for n in packed.spans)
         else:
-            attn_mask = None
-            if pad_mask is not None:
-                attn_mask = torch.cat([pad_mask.new_ones(B, N_SPECIAL), pad_mask], dim=1)[:, None, None, :]
+            attn_mask = None if real is None else real[:, None, None, :]
             if bias is not None:
                 attn_mask = bias[None] if attn_mask is None else bias[None].masked_fill(~attn_mask, float("-inf"))
         layers = []
