@@ -179,7 +179,8 @@ def test_torchrun_two_processes_equal_one(store_root, tmp_path):
     """
     args = ["pretrain", str(store_root), "--preset", "tiny", "--max-shots", "32", "--batch-size", "4",
             "--max-steps", "5", "--val-fraction", "0.2", "--warmup-steps", "2",
-            "--threads", "1", "--optimizer", "adamw", "--objective", "cosine", "--neighbor-weight", "0"]
+            "--threads", "1", "--optimizer", "adamw", "--objective", "cosine", "--neighbor-weight", "0",
+            "--no-bf16"]  # float32: bf16 products round each rank's half-batch differently from the whole
     assert main(args + ["--out", str(tmp_path / "one")]) == 0
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
@@ -200,7 +201,7 @@ def _ddp_grad_worker(rank: int, rendezvous: str, store_root: str, out: str) -> N
     # process before the ranks bind it (this test failed that way once).
     torch.distributed.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=2)
     cache = build_cache(store_root)
-    cfg = _cfg()
+    cfg = _cfg(bf16=False)  # float32: bf16 products round each rank's half-batch differently from the whole
     tr, _ = split_titles(cache.title_ids, cfg.val_fraction, cfg.seed)
     model = build_model(cfg, cache.dim, cache.meta_dim)
     ddp = torch.nn.parallel.DistributedDataParallel(model)
@@ -222,7 +223,7 @@ def test_ddp_step_gradient_equals_single_process_step(store_root, tmp_path):
     mp.spawn(_ddp_grad_worker, args=(str(tmp_path / "rendezvous"), str(store_root), str(out)), nprocs=2, join=True)
     ddp = torch.load(out)
     cache = build_cache(store_root)
-    cfg = _cfg()
+    cfg = _cfg(bf16=False)
     tr, _ = split_titles(cache.title_ids, cfg.val_fraction, cfg.seed)
     model = build_model(cfg, cache.dim, cache.meta_dim)
     stats = backward(model, next(iter_batches(cache, tr, 32, 4, 0, 0, 0.2)), cfg, 1, torch.device("cpu"))
@@ -335,3 +336,55 @@ def test_every_setting_is_a_flag_with_the_dataclass_default(capsys):
     text = " ".join(capsys.readouterr().out.split())
     for path, default in defaults.items():
         assert f"{cli.flag(path)}" in text and f"(default: {default})" in text, path
+
+
+# ----------------------------------------------------------------------------- bf16 autocast on a CPU
+@pytest.mark.parametrize("native", [True, False])
+def test_autocast_only_where_bf16_is_native(monkeypatch, native):
+    import mediafm.devices as devices
+
+    monkeypatch.setattr(devices, "cpu_bf16_native", lambda: native)
+    with devices.autocast("cpu", True):
+        assert torch.is_autocast_enabled("cpu") is native  # emulated bf16 is slower than float32: off
+    with devices.autocast("cpu", False):
+        assert not torch.is_autocast_enabled("cpu")
+
+
+def test_bf16_step_computes_what_the_float32_step_computes(store_root, monkeypatch):
+    """The default step (both objectives, neighbour loss) under bf16 autocast: loss within 1% and every
+    gradient within cosine 0.99 of float32's, on the same batch and weights (CPUs without native
+    bf16 emulate it: same numbers, slower)."""
+    import mediafm.devices as devices
+
+    monkeypatch.setattr(devices, "cpu_bf16_native", lambda: True)
+    cache = build_cache(store_root)
+    kw = {"objective": "both", "neighbor_weight": 0.5}
+    cfg32, cfg16 = _cfg(bf16=False, **kw), _cfg(bf16=True, **kw)
+    tr, _ = split_titles(cache.title_ids, cfg32.val_fraction, cfg32.seed)
+    m32 = build_model(cfg32, cache.dim, cache.meta_dim)
+    m16 = build_model(cfg16, cache.dim, cache.meta_dim)
+    m16.load_state_dict(m32.state_dict())
+    batch = next(iter_batches(cache, tr, 32, 4, 0, 0, 0.2))
+    torch.manual_seed(0)  # the InfoNCE candidates are drawn at random: the same draws for both
+    s32 = backward(m32, batch, cfg32, 1, torch.device("cpu"))
+    torch.manual_seed(0)
+    s16 = backward(m16, batch, cfg16, 1, torch.device("cpu"))
+    assert abs(float(s16[0]) / float(s32[0]) - 1) < 0.01
+    for (n, a), b in zip(m32.named_parameters(), m16.parameters()):
+        if a.grad is not None and a.grad.norm() > 0:
+            assert torch.nn.functional.cosine_similarity(a.grad.flatten(), b.grad.flatten(), dim=0) > 0.99, n
+
+
+def test_bf16_loss_curve_follows_float32(store_root, tmp_path, monkeypatch):
+    """60 steps of the default objectives: the validation loss under bf16 ends within 3% of float32's."""
+    import mediafm.devices as devices
+
+    monkeypatch.setattr(devices, "cpu_bf16_native", lambda: True)
+    kw = {"objective": "both", "neighbor_weight": 0.5, "epochs": 0, "max_steps": 60, "val_every": 20}
+    curves = {}
+    for bf16 in (False, True):
+        res = pretrain(store_root, tmp_path / str(bf16), _cfg(bf16=bf16, **kw))
+        curves[bf16] = [h["val_loss"] for h in res.history]
+    assert len(curves[True]) == len(curves[False]) >= 3
+    assert curves[False][-1] < curves[False][0]  # it learned
+    assert abs(curves[True][-1] / curves[False][-1] - 1) < 0.03, curves

@@ -35,6 +35,32 @@ def resolve_device(name: str | None = "auto") -> str:
     raise ConfigError(None, f"unknown device {name!r}; expected {DEVICE_HELP}")
 
 
+def cpu_bf16_native() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX). Elsewhere bfloat16 is
+    emulated by float32 instructions plus conversions, slower than float32 itself."""
+    import torch
+
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except (AttributeError, RuntimeError):  # private helpers: absent from other torch builds
+        return False
+
+
+def autocast(device, bf16: bool = True):
+    """bfloat16 autocast for a forward pass on `device` where it runs faster than float32: CUDA, and
+    CPUs with native bfloat16 products (`cpu_bf16_native`); a no-op context elsewhere or when
+    `bf16` is False. Parameters, gradients and what autocast keeps in float32 (norms, softmax,
+    the losses' float32 casts) stay float32."""
+    import contextlib
+
+    import torch
+
+    kind = torch.device(device).type
+    if bf16 and (kind == "cuda" or (kind == "cpu" and cpu_bf16_native())):
+        return torch.autocast(kind, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 class PinnedStaging:
     """Host-to-device copies of numpy arrays through reusable page-locked (pinned) buffers.
 

@@ -67,7 +67,7 @@ OPTIONS: dict[str, Option] = {
     "seed": Option("seed of the weights, masks, batches and validation split", int),
     "device": Option("auto | cpu | cuda"),
     "compile": Option("torch.compile the model"),
-    "bf16": Option("bf16 autocast on CUDA"),
+    "bf16": Option("bf16 autocast on CUDA and on CPUs with native bf16 products (AVX512-BF16, AMX)"),
     "device_cache": Option("CUDA: gather batches from a copy of the features on the GPU when they fit"),
     "num_threads": Option("torch CPU threads (0: default)", count(0), flag="--threads"),
     "prefetch": Option("batches assembled ahead in a background thread (0: inline; -1: 2 on a GPU, inline on a CPU)",
