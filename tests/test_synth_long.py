@@ -77,6 +77,36 @@ def test_default_catalog_is_unchanged():
     assert STORY_PRESETS["narrative"] == StoryConfig()
 
 
+def test_subtle_scenes_open_without_marks_and_often_stay_put():
+    sub = STORY_PRESETS["subtle"]
+    changes = opened = stayed = 0
+    for i in range(40):
+        story = make_story(i, 5, sub)
+        for sc, prev in zip(story.scenes[1:], story.scenes):
+            changes += 1
+            opened += story.shots[sc.first_shot].kind == "establishing"
+            stayed += sc.location == prev.location
+        for sc in story.scenes:  # character shots still alternate between the scene's pair
+            chars = [s for s in story.shots[sc.first_shot:sc.first_shot + sc.n_shots] if s.kind == "character"]
+            assert [s.character for s in chars] == [sc.characters[j % 2] for j in range(len(chars))]
+            assert [s.angle for s in chars] == [j % 2 for j in range(len(chars))]
+        assert all(s.kind == "character" for s in story.shots if s.index not in {sc.first_shot for sc in story.scenes})
+        rows = labels_for(story, sub)
+        assert len(rows["ad_relevancy"]) == sub.clips_per_title
+    assert abs(opened / changes - sub.establishing_p) < 0.08
+    # a scene stays with location_stay_p, and never does otherwise (the default rule moves it)
+    assert abs(stayed / changes - sub.location_stay_p) < 0.08
+    # the marks come from their own generator: with every mark on, the narrative story comes back
+    marked = dataclasses.replace(sub, establishing_p=1.0, location_stay_p=0.0)
+    assert make_story(3, 5, marked).to_dict() == make_story(3, 5).to_dict()
+
+
+@pytest.mark.parametrize("field", ["establishing_p", "location_stay_p", "transition_p"])
+def test_scene_mark_probabilities_are_checked(field):
+    with pytest.raises(ValueError, match=field):
+        StoryConfig(**{field: 1.5})
+
+
 def _with_kinds(story, kinds):
     """The story with its transitions' kinds replaced, so both kinds are rendered."""
     assert len(story.transitions) == len(story.scenes) - 1  # transition_p=1: every scene change

@@ -10,8 +10,10 @@ motif, chord, dialogue words) is the true one with a probability below one and o
 random, so one shot alone is often ambiguous and its scene or title resolves it. Labels for five
 tasks are functions of the latent story (see `labels_for`).
 
-Catalog presets (`STORY_PRESETS`): `narrative`, the benchmark's short titles joined by hard cuts,
-and `long`, titles of 150-600 shots (minutes each) with dissolves and fades between some scenes.
+Catalog presets (`STORY_PRESETS`): `narrative`, the benchmark's short titles joined by hard cuts;
+`long`, titles of 150-600 shots (minutes each) with dissolves and fades between some scenes; and
+`subtle`, the narrative catalog where most scenes open without an establishing shot and half of
+them stay where the previous scene was.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ class StoryConfig:
     fps: int = 12  # frames per second of the rendered video
     min_scenes: int = 5
     max_scenes: int = 8
-    min_shots_per_scene: int = 3  # including the establishing shot
+    min_shots_per_scene: int = 3  # including the establishing shot, where there is one
     max_shots_per_scene: int = 5
     # >= 16 frames: TransNetV2 merges cuts closer than its min_gap (15 frames), measured on our renders
     min_shot_frames: int = 18  # 1.5 s at 12 fps
@@ -69,6 +71,12 @@ class StoryConfig:
     transition_p: float = 0.0
     min_transition_frames: int = 6  # a transition's length, centred on the cut
     max_transition_frames: int = 8
+    # How visibly a scene change is marked: a scene opens with an establishing shot of its location
+    # with probability establishing_p, and stays at the previous scene's location with probability
+    # location_stay_p. The defaults mark every change both ways, which a model reads easily; films
+    # often cut to a new scene in the same place, on a character, with no wide shot.
+    establishing_p: float = 1.0
+    location_stay_p: float = 0.0
 
     def __post_init__(self) -> None:
         pairs = [("min_scenes", "max_scenes"), ("min_shots_per_scene", "max_shots_per_scene"),
@@ -82,6 +90,9 @@ class StoryConfig:
         # Half of a transition lies on each side of its cut: it must fit inside the shorter shot.
         if self.transition_p and self.max_transition_frames > self.min_shot_frames:
             raise ValueError("max_transition_frames must not exceed min_shot_frames")
+        for name in ("establishing_p", "location_stay_p", "transition_p"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
 
 
 def long_form() -> StoryConfig:
@@ -91,8 +102,15 @@ def long_form() -> StoryConfig:
                        min_shots=150, max_shots=600, transition_p=0.3)
 
 
+def subtle() -> StoryConfig:
+    """The narrative catalog with scene changes rarely marked on screen: 25% of scenes open with an
+    establishing shot and half stay at the previous scene's location, so where a scene ends must be
+    read from who is in it, its tone and its sound rather than from a new place or a wide shot."""
+    return StoryConfig(establishing_p=0.25, location_stay_p=0.5)
+
+
 # Catalog presets by name (`mediafm synth --preset`); "narrative" is the benchmark's default.
-STORY_PRESETS = {"narrative": StoryConfig(), "long": long_form()}
+STORY_PRESETS = {"narrative": StoryConfig(), "long": long_form(), "subtle": subtle()}
 TRANSITION_KINDS = ("dissolve", "fade")
 
 
@@ -236,6 +254,9 @@ def make_story(index: int, seed: int, cfg: StoryConfig | None = None) -> TitleSt
     scenes: list[SceneSpec] = []
     shots: list[ShotSpec] = []
     frame = 0
+    # Scene marks come from their own generator: the default presets draw nothing from it, so their
+    # stories are the same as before the marks could be turned down.
+    marks = np.random.default_rng([seed, index, 30_000])
     for s in range(n_scenes):
         if rng.random() < GENRE_LOCATION_P:
             location = int(rng.choice(GENRE_LOCATIONS[genre]))
@@ -243,6 +264,9 @@ def make_story(index: int, seed: int, cfg: StoryConfig | None = None) -> TitleSt
             location = int(rng.integers(N_LOCATIONS))
         if scenes and location == scenes[-1].location:  # consecutive scenes change location
             location = (location + 1 + int(rng.integers(N_LOCATIONS - 1))) % N_LOCATIONS
+        if scenes and cfg.location_stay_p and marks.random() < cfg.location_stay_p:
+            location = scenes[-1].location
+        establishing = cfg.establishing_p >= 1.0 or marks.random() < cfg.establishing_p
         pair = rng.choice(cast, size=2, replace=False)
         prior = np.asarray(GENRE_TONE_PRIOR[genre]) * np.array([1 - 0.5 * tension[s], 0.4 + 1.6 * tension[s], 1.0, 1.0])
         tone = TONES[int(rng.choice(len(TONES), p=prior / prior.sum()))]
@@ -252,15 +276,16 @@ def make_story(index: int, seed: int, cfg: StoryConfig | None = None) -> TitleSt
             n_frames = int(rng.integers(cfg.min_shot_frames, cfg.max_shot_frames + 1))
             tone_cue = tone if rng.random() < cfg.cue_p else TONES[int(rng.integers(len(TONES)))]
             genre_cue = genre if rng.random() < cfg.genre_cue_p else GENRES[int(rng.integers(len(GENRES)))]
-            if k == 0:
+            if k == 0 and establishing:
                 shots.append(ShotSpec(len(shots), s, "establishing", -1, 0, frame, n_frames, tone_cue, genre_cue, "", ""))
             else:
-                who = int(pair[(k - 1) % 2])
+                j = k - establishing  # character shots alternate between the pair, from the first one
+                who = int(pair[j % 2])
                 line, words_tone = ("", "")
                 if rng.random() < cfg.line_p:
                     line, words_tone = _line(rng, tone, genre, cfg)
                     line = f"{NAMES[who]}: {line}"
-                shots.append(ShotSpec(len(shots), s, "character", who, (k - 1) % 2, frame, n_frames,
+                shots.append(ShotSpec(len(shots), s, "character", who, j % 2, frame, n_frames,
                                       tone_cue, genre_cue, line, words_tone))
             frame += n_frames
     names = [NAMES[c] for c in cast]
