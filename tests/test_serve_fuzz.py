@@ -20,7 +20,7 @@ def api_schema(tmp_path_factory):
     add_random_title(store, "b.c-d_e", 5, dim=16, seed=2)  # its video file does not exist
     default_text_encoder()  # load once up front (15-20 s on busy shared cores), not inside a request
     # schemathesis addresses the app as "testserver": a name the explorer must be told to answer to.
-    app = create_app(store.root, ServeConfig(allow_hosts=("testserver",)))
+    app = create_app(store.root, ServeConfig(allow_hosts=("testserver",), workspace=str(root / "ws")))
     return schemathesis.openapi.from_asgi("/openapi.json", app)
 
 

@@ -24,6 +24,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="memory for cached responses and thumbnails (default %(default)s)")
     p.add_argument("--heads", nargs="+", default=list(_D.heads), metavar="DIR",
                    help="heads from `mediafm fit` (a head folder, or a folder of them) to show in the explorer")
+    p.add_argument("--workspace", default=_D.workspace, metavar="DIR",
+                   help="folder for your tags, their labels and heads: label clips in the page, fit a head, "
+                        "review its predictions (created if missing; the store stays read-only)")
     p.add_argument("--break-spacing", type=number(minimum=0), default=_D.break_spacing_s,
                    help="default seconds between ad-break markers (default %(default)s; the page can change it)")
 
@@ -43,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = ServeConfig(host=args.host, port=args.port, model_id=args.model,
                          allow_hosts=tuple(args.allow_host), cache_mb=args.cache_mb, heads=tuple(args.heads),
-                         break_spacing_s=args.break_spacing)
+                         break_spacing_s=args.break_spacing, workspace=args.workspace)
     app = create_app(args.store, config)
     if config.host not in LOOPBACK_NAMES:
         print(f"mediafm serve: warning: binding {config.host}; the catalog and its videos are reachable "
@@ -54,9 +57,22 @@ def run(args: argparse.Namespace) -> int:
     print(f"mediafm explorer on http://{_url_host(config.host)}:{config.port}/  (API docs: /docs)", file=sys.stderr)
     # Load the text encoder and indexes in the background so the first requests do not wait for them.
     threading.Thread(target=app.state.catalog.warm, daemon=True, name="mediafm-warm").start()
+    if app.state.workspace is not None:  # the tag loop's catalog-wide vectors, before the first fit asks
+        threading.Thread(target=_try_table, args=(app.state.workspace,), daemon=True, name="mediafm-tags").start()
+        print(f"mediafm serve: tags in {app.state.workspace.root} (fitted on {app.state.workspace.embedding} "
+              "embeddings)", file=sys.stderr)
     uvicorn.run(app, host=config.host, port=config.port, log_level="warning")
     return 0
 
 
 def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def _try_table(ws) -> None:
+    from mediafm.errors import MediafmError
+
+    try:
+        ws.shot_table()
+    except MediafmError as exc:  # nothing encoded yet: the page's requests will say so
+        print(f"mediafm serve: tags: {exc}", file=sys.stderr)

@@ -38,6 +38,8 @@ from mediafm.search.query import search_shot
 from mediafm.serve import predictions as pred
 from mediafm.serve.store_view import MISSING, Catalog, source_name
 from mediafm.serve.hosts import HostCheck, allowed_hosts
+from mediafm.serve.tags_api import tags_router
+from mediafm.serve.workspace import Workspace, WorkspaceError, resolve_embedding
 from mediafm.store.catalog import Store
 from mediafm.store.ids import MAX_CHARS, TITLE_ID_PATTERN, is_title_id
 from mediafm.evaluation.kinds import PER_CLASS_KINDS
@@ -77,6 +79,7 @@ class ServeConfig:
     heads: tuple[str, ...] = ()  # head folders from `mediafm fit`, or folders holding several
     clips_k: int = 5  # proposed clips shown per title
     break_spacing_s: float = BreakConfig.min_spacing_s  # default spacing of ad-break markers
+    workspace: str | None = None  # folder for tags, labels and their heads (the tag loop); None: off
 
 
 # ----------------------------------------------------------------------------- response models
@@ -239,6 +242,11 @@ def create_app(store_root: str | Path, config: ServeConfig | None = None, catalo
     @app.exception_handler(HeadError)
     async def head_error(request: Request, exc: HeadError):
         # The head exists but does not fit this store or title: the request cannot be served.
+        return JSONResponse({"detail": exc.problem}, status_code=422)
+
+    @app.exception_handler(WorkspaceError)
+    async def workspace_error(request: Request, exc: WorkspaceError):
+        # A label, tag name or fit the workspace refuses: the message says what to change.
         return JSONResponse({"detail": exc.problem}, status_code=422)
 
     @app.exception_handler(MediafmError)
@@ -456,6 +464,12 @@ def create_app(store_root: str | Path, config: ServeConfig | None = None, catalo
                 log.info("explorer: warming %s predictions of %s: %s", name, tid, exc.problem)
 
     cat.warmers.append(warm_predictions)
+
+    app.state.workspace = None
+    if config.workspace is not None:
+        ws = Workspace(config.workspace, cat.store, resolve_embedding(cat.store))
+        app.include_router(tags_router(ws))
+        app.state.workspace = ws
 
     @app.get("/", include_in_schema=False)
     def page():

@@ -83,6 +83,7 @@ async function openTitle(tid, selectShot = null) {
   for (const shot of detail.shots) {
     timeline.append(shotCard(tid, shot, { onClick: () => selectShot_(shot.shot_index) }));
   }
+  document.dispatchEvent(new CustomEvent("title-opened", { detail: tid }));  // labels.js marks the labels
   state.map = null;
   state.pred = null;  // the last title's scores, clips and breaks are gone too
   state.predUrl = null;
