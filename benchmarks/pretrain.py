@@ -395,7 +395,7 @@ def print_profile(p: dict) -> None:
 
 
 # ----------------------------------------------------------------------------- CPU: against the machine's own peak
-MFU_TARGET = 0.5  # default `mediafm pretrain` of `small`: model FLOP/s at least this share of the fp32 matmul peak
+MFU_TARGET = 0.5  # default `mediafm pretrain` of `small`: model FLOP/s at least this share of the peak of its dtype
 
 
 def matmul_peak(dtype: torch.dtype, n: int = 3072, repeats: int = 7) -> float:
@@ -418,25 +418,29 @@ def long_form_lengths(titles: int, seed: int = 0) -> list[int]:
 
 def cpu_mfu_rows(titles: int, warmup: int, steps: int) -> list[dict]:
     """`mediafm pretrain`'s step on the CPU (TrainConfig defaults: `small`, the `both` objective with
-    the neighbour loss, Muon + AdamW, auto batch of 16 windows, torch's own thread count) over
-    long-form-like windows, timed as in training: batches from `iter_batches` in the prefetch
-    thread, `train_step`. Rows, each change switched off in turn: the default; attention over the
+    the neighbour loss, Muon + AdamW, auto batch of 16 windows, torch's own thread count, bf16
+    autocast where the CPU multiplies bf16 natively) over long-form-like windows, timed as in
+    training: batches from `iter_batches` in the prefetch thread, `train_step`. Rows, each change
+    switched off in turn: the default; in float32 (`--no-bf16`); then, in float32, attention over the
     padded batch (each window's padding scored) instead of window by window; without running the
-    blocks on real tokens only (padding through every product); and also predicting every shot
-    from every head (the step before all three). Model FLOPs count what the default runs, so the
-    rows' GFLOP/s compare their speed on the same work."""
+    blocks on real tokens only (padding through every product); and also predicting every shot from
+    every head (the step before all of these). Model FLOPs count what the default runs, so the rows'
+    GFLOP/s compare their speed on the same work; each row's dtype names the peak it is a share of."""
     import mediafm.model.transformer as tr
+    from mediafm.devices import cpu_bf16_native
     from mediafm.training.optim import build_optimizer as build
     from mediafm.training.pretrain import AUTO_BATCH, TrainConfig
 
     rows = []
+    native = cpu_bf16_native()
     with tempfile.TemporaryDirectory() as tmp:
         cache = synthetic_cache(Path(tmp) / "cache", long_form_lengths(titles))
-        for name, pack, by_window, predict_all in (
-                ("default", True, True, False), ("attention over padded windows", True, False, False),
-                ("padding through every product", False, False, False),
-                ("... and every row through every head", False, False, True)):
-            cfg = TrainConfig(device="cpu", batch_size=AUTO_BATCH, progress=False)
+        for name, bf16, pack, by_window, predict_all in (
+                ("default", True, True, True, False), ("float32", False, True, True, False),
+                ("float32, attention over padded windows", False, True, False, False),
+                ("float32, padding through every product", False, False, False, False),
+                ("... and every row through every head", False, False, False, True)):
+            cfg = TrainConfig(device="cpu", batch_size=AUTO_BATCH, progress=False, bf16=bf16)
             trainer = Trainer(cfg, cache, compiled=False)
             if predict_all:
                 plain = trainer.model.forward
@@ -447,7 +451,7 @@ def cpu_mfu_rows(titles: int, warmup: int, steps: int) -> list[dict]:
                 out = trainer.measure(cfg, build(trainer.model, cfg.optim), None, warmup, steps)
             finally:
                 tr.PACK_ON_CPU = tr.ATTEND_BY_WINDOW = True
-            rows.append({"run": name, **out})
+            rows.append({"run": name, "dtype": "bfloat16" if bf16 and native else "float32", **out})
     return rows
 
 
@@ -495,26 +499,30 @@ def cpu_encoder_row(images: int = 96) -> dict:
 
 
 def cpu_mfu(titles: int, warmup: int, steps: int) -> bool:
-    """Print the machine's matmul peaks and each workload's model FLOP/s as a share of them; True
-    when the default pretraining step reaches MFU_TARGET of the float32 peak."""
+    """Print the machine's matmul peaks and each workload's model FLOP/s as a share of the peak of
+    the dtype it multiplies in; True when the default pretraining step reaches MFU_TARGET of it."""
     fp32, bf16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
+    peaks = {"float32": fp32, "bfloat16": bf16}
     print(f"torch threads {torch.get_num_threads()}; matmul peak (3072^2, median of 7): float32 {fp32 / 1e9:.0f} "
           f"GFLOP/s, bfloat16 {bf16 / 1e9:.0f} GFLOP/s", flush=True)
-    print(f"{'run':<38}{'step s':>8}{'steps/s':>9}{'shots/s':>9}{'GFLOP/s':>9}{'of fp32':>9}{'padding':>9}  memory")
-    ok = False
+    print(f"{'run':<40}{'dtype':>9}{'step s':>8}{'steps/s':>9}{'shots/s':>9}{'GFLOP/s':>9}{'of peak':>9}"
+          f"{'padding':>9}  memory")
+    ok, default = False, None
     for r in cpu_mfu_rows(titles, warmup, steps):
         g = r["model_tflops"] * 1e3
-        print(f"{r['run']:<38}{r['step_s']:>8.2f}{1 / r['step_s']:>9.3f}{r['shots_per_s']:>9.0f}{g:>9.1f}"
-              f"{g * 1e9 / fp32:>9.1%}{r['padding']:>9.1%}  {r['peak_mem']}", flush=True)
+        share = g * 1e9 / peaks[r["dtype"]]
+        print(f"{r['run']:<40}{r['dtype']:>9}{r['step_s']:>8.2f}{1 / r['step_s']:>9.3f}{r['shots_per_s']:>9.0f}"
+              f"{g:>9.1f}{share:>9.1%}{r['padding']:>9.1%}  {r['peak_mem']}", flush=True)
         if r["run"] == "default":
-            ok = g * 1e9 >= MFU_TARGET * fp32
+            ok, default = share >= MFU_TARGET, r
     e = cpu_embed_row(max(4, titles // 4))
-    print(f"{e['run']:<38}{'':>8}{'':>9}{e['shots_per_s']:>9.0f}{e['model_gflops']:>9.1f}"
+    print(f"{e['run']:<40}{'float32':>9}{'':>8}{'':>9}{e['shots_per_s']:>9.0f}{e['model_gflops']:>9.1f}"
           f"{e['model_gflops'] * 1e9 / fp32:>9.1%}{'':>9}  {e['peak_mem']}", flush=True)
     v = cpu_encoder_row()
-    print(f"{v['run']:<38}  {v['images_per_s']:.1f} images/s x {v['gflop_per_image']:.2f} GFLOP = "
+    print(f"{v['run']:<40}  {v['images_per_s']:.1f} images/s x {v['gflop_per_image']:.2f} GFLOP = "
           f"{v['model_gflops']:.1f} GFLOP/s, {v['model_gflops'] * 1e9 / fp32:.1%} of the fp32 peak", flush=True)
-    print(f"default pretraining step: {'at least' if ok else 'below'} {MFU_TARGET:.0%} of the float32 peak")
+    print(f"default pretraining step ({default['dtype']}): {'at least' if ok else 'below'} {MFU_TARGET:.0%} "
+          f"of the {default['dtype']} peak")
     return ok
 
 

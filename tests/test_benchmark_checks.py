@@ -270,3 +270,28 @@ def test_shot_diagnostics_truth_follows_the_story_under_each_detected_shot():
     assert truth["scene end"][1:].tolist() == expect_end
     assert truth["tension"][-1] == story.scenes[scenes[-1]].tension
     assert truth["tone"][0] == story.scenes[scenes[1]].tone  # the merged shot's midpoint lies in shot 1
+
+
+# ----------------------------------------------------------------------------- pretrain.py --mfu-only
+def test_mfu_target_is_a_share_of_the_peak_of_the_default_steps_dtype(monkeypatch, capsys):
+    import pretrain as bench
+    import torch
+
+    monkeypatch.setattr(bench, "matmul_peak", lambda dtype: 400e9 if dtype == torch.bfloat16 else 200e9)
+    monkeypatch.setattr(bench, "cpu_embed_row", lambda titles: {"run": "embed", "shots_per_s": 1.0,
+                                                                "model_gflops": 1.0, "peak_mem": ""})
+    monkeypatch.setattr(bench, "cpu_encoder_row", lambda: {"run": "enc", "images_per_s": 1.0, "gflop_per_image": 1.0,
+                                                           "model_gflops": 1.0})
+
+    def rows(dtype, tflops):
+        row = {"step_s": 1.0, "shots_per_s": 1.0, "padding": 0.0, "peak_mem": ""}
+        return lambda *a: [{"run": "default", "dtype": dtype, "model_tflops": tflops, **row},
+                           {"run": "float32", "dtype": "float32", "model_tflops": 0.15, **row}]
+
+    monkeypatch.setattr(bench, "cpu_mfu_rows", rows("bfloat16", 0.15))  # 150 GFLOP/s: 75% of fp32, 38% of bf16
+    assert bench.cpu_mfu(1, 0, 1) is False
+    assert "below 50% of the bfloat16 peak" in capsys.readouterr().out
+    monkeypatch.setattr(bench, "cpu_mfu_rows", rows("bfloat16", 0.21))
+    assert bench.cpu_mfu(1, 0, 1) is True
+    monkeypatch.setattr(bench, "cpu_mfu_rows", rows("float32", 0.11))
+    assert bench.cpu_mfu(1, 0, 1) is True

@@ -19,7 +19,6 @@ from mediafm.evaluation.labels import read_labels
 from mediafm.evaluation.probes import LinearHead
 from mediafm.serve.app import ServeConfig, create_app
 from mediafm.serve.workspace import Workspace, WorkspaceError, tag_id
-from mediafm.store.catalog import Store
 from mediafm_testing.scenes import FAST_PROBE, scene_store
 
 
@@ -298,18 +297,22 @@ def test_bad_requests_get_messages_not_500s(client):
     assert c.get("/api/tags/ok/labels").json() == []
 
 
-def test_a_stale_head_is_reported(store_truth, tmp_path):
+def test_a_stale_head_is_reported(store_truth, tmp_path, monkeypatch):
     store, truth = store_truth
     ws = Workspace(tmp_path / "ws", store, "contextual", probe=FAST_PROBE)
     ws.create("t")
     for title, a, b, y in _shot_clips(truth):
         ws.set_label("t", title, a, b, y)
     ws.fit_now("t")
-    # the catalog's vectors change width (another model embedded the store): fit again, says the message
-    wider = Store(tmp_path / "other", create=True)
-    ws.store = store
+    assert ws.top("t")
+    # another model embedded the store since the fit: same width, another space
+    monkeypatch.setattr(ws.store, "_only_model", lambda: "another-model")
+    with pytest.raises(WorkspaceError, match="fitted on contextual embeddings of model fixture-model.*fit it again"):
+        ws.top("t")
+    monkeypatch.undo()
+    # the catalog's vectors change width: the head cannot score them
     ws._table = ll.ShotTable.build([("title00", np.zeros(2), np.ones(2), np.ones((2, 3), np.float32))])
     ws._table_key = ws._store_key()
-    with pytest.raises(WorkspaceError, match="fit it again"):
+    ws._scores.clear()
+    with pytest.raises(WorkspaceError, match="no longer fits.*fit it again"):
         ws.top("t")
-    del wider

@@ -363,6 +363,13 @@ class Workspace:
         head = self.head(tid)
         if head is None:
             raise WorkspaceError(None, f"tag {self._tag(tid).name!r} has no fitted head yet: press fit")
+        spec = head.card.embedding
+        if spec.kind != self.embedding or (spec.kind == "contextual" and spec.model_id != self.store._only_model()):
+            raise WorkspaceError(None, f"the head of {self._tag(tid).name!r} was fitted on {spec.kind} embeddings"
+                                 + (f" of model {spec.model_id}" if spec.model_id else "")
+                                 + f"; the catalog's are {self.embedding}"
+                                 + (f" of model {self.store._only_model()}" if self.embedding == "contextual" else "")
+                                 + ": fit it again")
         table = self.shot_table()
         length = self._clip_length(table, self.labels(tid))
         key = (self._tag(tid).head_mtime, id(table), length)
