@@ -179,8 +179,9 @@ def quality(store, table, truth, text_index, repeats: int, work: Path) -> tuple[
                 print(f"  {tag}, split {r}, {strategy}: " + ", ".join(f"{b}: {v:.3f}" for b, v in res[strategy][-1].items())
                       + f" ({time.time() - t0:.0f} s)", flush=True)
         mean = {s: {b: float(np.mean([run[b] for run in runs])) for b in runs[0]} for s, runs in res.items()}
+        share = float(np.mean(np.concatenate(list(tag_truth_by_title.values()))))
         lines.append(f"\n{tag} (AP on held-out titles; mean of {repeats} split{'s' * (repeats > 1)}; "
-                     f"positives among held-out clips: see the run lines)\n")
+                     f"{share:.0%} of the catalog's shots have the tag)\n")
         lines.append("| labels | " + " | ".join(str(b) for b in BUDGETS) + " |")
         lines.append("|---|" + "---|" * len(BUDGETS))
         for s in ll.STRATEGIES:

@@ -3,6 +3,7 @@ its API (`mediafm serve --workspace`), with its write protections."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
@@ -20,6 +21,8 @@ from mediafm.evaluation.probes import LinearHead
 from mediafm.serve.app import ServeConfig, create_app
 from mediafm.serve.workspace import Workspace, WorkspaceError, tag_id
 from mediafm_testing.scenes import FAST_PROBE, scene_store
+
+FAST_TAGS = dataclasses.replace(FAST_PROBE, head="logistic")  # the tag loop's probe, fewer folds
 
 
 # ----------------------------------------------------------------------------- pure compute
@@ -122,7 +125,7 @@ def test_tag_ids_from_names():
 
 def test_labels_round_trip_and_fit_a_normal_head(store_truth, tmp_path):
     store, truth = store_truth
-    ws = Workspace(tmp_path / "ws", store, "contextual", probe=FAST_PROBE)
+    ws = Workspace(tmp_path / "ws", store, "contextual", probe=FAST_TAGS)
     ws.create("Tense scene")
     with pytest.raises(WorkspaceError, match="exists"):
         ws.create("tense scene")
@@ -217,7 +220,7 @@ def client(store_truth, tmp_path, monkeypatch):
 
 def _fast_init(init):
     def wrapped(self, root, store, embedding="fused", probe=None):
-        init(self, root, store, embedding, FAST_PROBE)
+        init(self, root, store, embedding, FAST_TAGS)
     return wrapped
 
 
@@ -299,7 +302,7 @@ def test_bad_requests_get_messages_not_500s(client):
 
 def test_a_stale_head_is_reported(store_truth, tmp_path, monkeypatch):
     store, truth = store_truth
-    ws = Workspace(tmp_path / "ws", store, "contextual", probe=FAST_PROBE)
+    ws = Workspace(tmp_path / "ws", store, "contextual", probe=FAST_TAGS)
     ws.create("t")
     for title, a, b, y in _shot_clips(truth):
         ws.set_label("t", title, a, b, y)
@@ -316,3 +319,16 @@ def test_a_stale_head_is_reported(store_truth, tmp_path, monkeypatch):
     ws._scores.clear()
     with pytest.raises(WorkspaceError, match="no longer fits.*fit it again"):
         ws.top("t")
+
+
+def test_unsure_means_probability_one_half_for_a_logistic_head():
+    from types import SimpleNamespace
+
+    from mediafm.apps.head import TrainedHead
+
+    lin = LinearHead(np.zeros(2), np.ones(2), np.ones(2), np.asarray(0.0), "sigmoid")
+    card = SimpleNamespace(thresholds=(0.8,))
+    assert ll.decision_threshold(TrainedHead(card, lin)) == 0.5
+    ridge = LinearHead(np.zeros(2), np.ones(2), np.ones(2), np.asarray(0.0), "identity")
+    assert ll.decision_threshold(TrainedHead(card, ridge)) == 0.8
+    assert ll.decision_threshold(TrainedHead(SimpleNamespace(thresholds=(float("inf"),)), ridge)) == 0.5

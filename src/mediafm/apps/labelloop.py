@@ -147,6 +147,8 @@ def overlapping(table: ShotTable, cands: Candidates, spans: list[tuple[str, floa
 def _non_overlapping(cands: Candidates, order: np.ndarray, k: int, exclude: np.ndarray) -> list[int]:
     taken: dict[int, list[tuple[int, int]]] = {}
     out: list[int] = []
+    if k <= 0:
+        return out
     for i in order:
         if exclude[i]:
             continue
@@ -202,7 +204,10 @@ def suggest(table: ShotTable, cands: Candidates, scores: np.ndarray, threshold: 
 
 
 def decision_threshold(head: TrainedHead) -> float:
-    """The score at which the head says yes: its cross-validated best-F1 threshold, else 0.5."""
+    """Where the head is least sure: probability 0.5 for a logistic head (the tag loop fits those),
+    else its cross-validated best-F1 threshold (0.5 without one)."""
+    if head.linear.link == "sigmoid":
+        return 0.5
     t = head.card.thresholds[0] if head.card is not None and head.card.thresholds else 0.5
     return float(t) if np.isfinite(t) else 0.5
 
