@@ -146,7 +146,7 @@ def run_strategy(store, strategy: str, tag: str, table: ll.ShotTable, pool_title
         if strategy != "random" or n >= budgets[0]:  # random needs a head only to be measured
             ws.fit_now(tid)
             head = ws.head(tid)
-        length = ws._clip_length(pool, ws.labels(tid))
+        length = ws.clip_length(pool, ws.labels(tid))
         if n >= budgets[0]:
             held_cands = ll.candidates(held, length)
             out[budgets.pop(0)] = held_out_ap(head, held, held_cands, lab_held.clips(held_cands, np.arange(len(held_cands))))

@@ -4,6 +4,7 @@ its API (`mediafm serve --workspace`), with its write protections."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
 import threading
@@ -12,6 +13,7 @@ import time
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from mediafm_testing.scenes import FAST_PROBE, scene_store
 
 from mediafm.apps import labelloop as ll
 from mediafm.apps.apply import tag as apply_tag
@@ -20,7 +22,6 @@ from mediafm.evaluation.labels import read_labels
 from mediafm.evaluation.probes import LinearHead
 from mediafm.serve.app import ServeConfig, create_app
 from mediafm.serve.workspace import Workspace, WorkspaceError, tag_id
-from mediafm_testing.scenes import FAST_PROBE, scene_store
 
 FAST_TAGS = dataclasses.replace(FAST_PROBE, head="logistic")  # the tag loop's probe, fewer folds
 
@@ -84,7 +85,7 @@ def test_top_and_suggestions_skip_labelled_and_overlapping_clips():
 
 
 def test_suggestions_skip_near_duplicates():
-    table, parts = _table(sizes=(4, 4, 4), dim=3)
+    table, _ = _table(sizes=(4, 4, 4), dim=3)
     v = np.ones((12, 3), np.float32)  # every clip the same vector
     table = ll.ShotTable(table.titles, table.offsets, table.starts, table.ends, v)
     c = ll.candidates(table, 1)
@@ -148,7 +149,7 @@ def test_labels_round_trip_and_fit_a_normal_head(store_truth, tmp_path):
     assert len(apply_tag(store.root, head, titles=["title00"])) > 0
     # predictions over the catalog: no labelled clip among them; suggestions spread over titles
     top = ws.top("tense-scene", 8)
-    assert len(top) == 8 and all(x["score"] >= y["score"] for x, y in zip(top, top[1:]))
+    assert len(top) == 8 and all(x["score"] >= y["score"] for x, y in itertools.pairwise(top))
     labelled = {(r.clip.title, round(r.clip.start, 3)) for r in rows}
     assert not any((c["title"], round(c["start"], 3)) in labelled for c in top)
     sug = ws.suggestions("tense-scene", 5)
@@ -276,7 +277,7 @@ def test_the_loop_through_the_api(client):
     ({"content-type": "text/plain"}, 415),
 ])
 def test_cross_site_writes_are_refused(client, headers, status):
-    c, truth = client
+    c, _ = client
     body = json.dumps({"name": "evil"})
     r = c.post("/api/tags", content=body, headers={"content-type": "application/json", **headers})
     assert r.status_code == status

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from mediafm.serve.app import ServeConfig, create_app
 from mediafm_testing.browser import browser_page, serving, wait_until
 from mediafm_testing.scenes import scene_store
+
+from mediafm.serve.app import ServeConfig, create_app
 
 REPO = Path(__file__).resolve().parents[1]
 

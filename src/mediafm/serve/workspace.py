@@ -356,7 +356,7 @@ class Workspace:
             raise WorkspaceError(self.store.root, f"no title of the store has {self.embedding} embeddings")
         return ll.ShotTable.build(parts)
 
-    def _clip_length(self, table: ll.ShotTable, labels: list[Label]) -> int:
+    def clip_length(self, table: ll.ShotTable, labels: list[Label]) -> int:
         """Candidates are as long, in shots, as the median labelled clip."""
         lengths = []
         for lb in labels:
@@ -380,7 +380,7 @@ class Workspace:
                                  + (f" of model {self.store._only_model()}" if self.embedding == "contextual" else "")
                                  + ": fit it again")
         table = self.shot_table()
-        length = self._clip_length(table, self.labels(tid))
+        length = self.clip_length(table, self.labels(tid))
         key = (self._tag(tid).head_mtime, id(table), length)
         hit = self._scores.get(tid)
         if hit is not None and hit[0] == key:
