@@ -106,6 +106,7 @@ def _cases() -> list[tuple[str, list[str]]]:
           ("search", ["{store}", "--clip", "title01:nan-inf"]), ("search", ["{store}", "--text", ""]),
           ("clips", ["{store}", "--rank", "{head}", "--out", "{outfile}", "--class", "nope"]),
           ("encode", ["{store}", "--video", "no-such-encoder"]), ("serve", ["{store}", "--model", "no-such-model"]),
+          ("serve", ["{store}", "--workspace", "{binary}"]), ("serve", ["{store}", "--workspace", "{empty}/tags"]),
           ("pretrain", ["{store}", "--out", "{out}", "--preset", "huge"]), ("shots", ["{binary}", "--detector", "nope"])]
     return c
 

@@ -32,7 +32,7 @@ from scipy.special import expit
 
 from mediafm.apps import labelloop as ll
 from mediafm.apps.head import HeadError, TrainedHead, load_head, save_head
-from mediafm.errors import MediafmError
+from mediafm.errors import ConfigError, MediafmError
 from mediafm.evaluation.labels import HEADER, read_labels
 from mediafm.evaluation.probes import ProbeConfig
 from mediafm.store.atomic import atomic_path, write_json_atomic
@@ -141,7 +141,10 @@ class Workspace:
         self.store = store
         self.embedding = embedding
         self.probe = probe if probe is not None else TAG_PROBE
-        (self.root / "tags").mkdir(parents=True, exist_ok=True)
+        try:
+            (self.root / "tags").mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file where the folder should be, no permission
+            raise ConfigError(self.root, f"cannot be used as the workspace folder ({exc.strerror or exc})") from None
         self._tags: dict[str, _Tag] = {}
         self._lock = threading.Lock()  # the tag list
         self._table: ll.ShotTable | None = None
