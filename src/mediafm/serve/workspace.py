@@ -16,9 +16,7 @@ land. Fits run one at a time per tag in a background thread (the page polls thei
 
 from __future__ import annotations
 
-import csv
 import datetime as _dt
-import io
 import json
 import logging
 import re
@@ -33,7 +31,7 @@ from scipy.special import expit
 from mediafm.apps import labelloop as ll
 from mediafm.apps.head import HeadError, TrainedHead, load_head, save_head
 from mediafm.errors import ConfigError, MediafmError
-from mediafm.evaluation.labels import HEADER, read_labels
+from mediafm.evaluation.labels import read_labels, write_labels
 from mediafm.evaluation.probes import ProbeConfig
 from mediafm.store.atomic import atomic_path, write_json_atomic
 from mediafm.store.catalog import Store
@@ -110,20 +108,13 @@ class _Tag:
     fit: FitState = field(default_factory=FitState)
     head: TrainedHead | None = None
     head_mtime: int | None = None
+    fitted: tuple[int, dict] | None = None  # (mtime of fitted.csv, label by clip key)
 
 
-def _labels_csv(labels: list[Label]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(HEADER)
-    for lb in labels:
-        w.writerow([lb.title, f"{lb.start:.3f}", f"{lb.end:.3f}", str(lb.answer)])
-    return buf.getvalue()
-
-
-def _write_text_atomic(text: str, path: Path) -> None:
+def _write_labels(path: Path, labels: list[Label]) -> None:
+    """The labels CSV (`evaluation.labels.write_labels`), written atomically."""
     with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+        write_labels(tmp, [(lb.title, lb.start, lb.end, str(lb.answer)) for lb in labels])
 
 
 class Workspace:
@@ -150,7 +141,7 @@ class Workspace:
         self._table: ll.ShotTable | None = None
         self._table_key = None
         self._table_lock = threading.Lock()
-        self._scores: dict[str, tuple] = {}  # tid -> (head mtime, table id, length, Candidates, scores)
+        self._scores: dict[str, tuple] = {}  # tid -> ((head mtime, table id, length), Candidates, their scores, shot scores)
         for d in sorted((self.root / "tags").iterdir()):
             if d.is_dir() and TAG_RE.match(d.name) and (d / "tag.json").is_file():
                 try:
@@ -190,7 +181,7 @@ class Workspace:
             d = self.root / "tags" / tid
             d.mkdir(parents=True, exist_ok=True)
             write_json_atomic({"name": name.strip(), "created": _now()}, d / "tag.json")
-            _write_text_atomic(_labels_csv([]), d / "labels.csv")
+            _write_labels(d / "labels.csv", [])
             self._tags[tid] = _Tag(tid, name.strip())
         return self.summary(tid)
 
@@ -224,7 +215,7 @@ class Workspace:
                     raise WorkspaceError(None, f"tag {tag.name!r} has {MAX_LABELS} labels, the most it holds")
                 tag.labels[lb.key] = lb
             rows = sorted(tag.labels.values(), key=lambda x: x.key)
-            _write_text_atomic(_labels_csv(rows), self.folder(tid) / "labels.csv")
+            _write_labels(self.folder(tid) / "labels.csv", rows)
             return self.summary(tid)
 
     def summary(self, tid: str) -> dict:
@@ -245,55 +236,63 @@ class Workspace:
                 "head_dir": str(self.folder(tid) / "head")}
 
     def _changed_since_fit(self, tid: str, labels: list[Label]) -> int:
-        """Labels added, removed or changed since the head was fitted."""
+        """Labels added, removed or changed since the head was fitted (the fitted labels are read
+        again only when their file changes: every label request asks)."""
+        tag = self._tag(tid)
         f = self.folder(tid) / "fitted.csv"
         try:
-            before = {Label(r.clip.title, r.clip.start, r.clip.end, int(r.label == "1")).key: r.label
-                      for r in read_labels(f)} if f.exists() and f.stat().st_size else {}
+            mtime = f.stat().st_mtime_ns
+            if tag.fitted is None or tag.fitted[0] != mtime:
+                tag.fitted = (mtime, {Label(r.clip.title, r.clip.start, r.clip.end, 0).key: r.label.strip()
+                                      for r in read_labels(f)})
+            before = tag.fitted[1]
+        except FileNotFoundError:
+            before = {}
         except MediafmError:
             return len(labels)
         now = {lb.key: str(lb.answer) for lb in labels}
         return sum(1 for k in before.keys() | now.keys() if before.get(k) != now.get(k))
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, tid: str) -> dict:
-        """Start fitting the tag's head in a background thread; its state is in `summary(tid)["fit"]`."""
-        tag = self._tag(tid)
+    def _claim_fit(self, tag: _Tag) -> list[Label] | None:
+        """Mark the tag's fit running and return the labels to fit on; None when one is running
+        already. WorkspaceError when the labels cannot be cross-validated yet (what is missing)."""
         with tag.lock:
             if tag.fit.state == "running":
-                return self.summary(tid)
+                return None
             labels = sorted(tag.labels.values(), key=lambda x: x.key)
             needed = ll.labels_needed([lb.answer for lb in labels], [lb.title for lb in labels])
             if needed:
                 raise WorkspaceError(None, needed)
             tag.fit = FitState("running", "fitting", time.time(), 0.0, len(labels), "embedding the labelled clips")
-            snapshot = _labels_csv(labels)
-        threading.Thread(target=self._fit, args=(tag, snapshot, len(labels)), daemon=True,
-                         name=f"mediafm-fit-{tid}").start()
+            return labels
+
+    def fit(self, tid: str) -> dict:
+        """Start fitting the tag's head in a background thread; its state is in `summary(tid)["fit"]`."""
+        tag = self._tag(tid)
+        labels = self._claim_fit(tag)
+        if labels is not None:
+            threading.Thread(target=self._fit, args=(tag, labels), daemon=True, name=f"mediafm-fit-{tid}").start()
         return self.summary(tid)
 
     def fit_now(self, tid: str) -> dict:
         """Fit in this thread (the benchmark and the CLI-like callers); returns the summary."""
         tag = self._tag(tid)
-        with tag.lock:
-            labels = sorted(tag.labels.values(), key=lambda x: x.key)
-            needed = ll.labels_needed([lb.answer for lb in labels], [lb.title for lb in labels])
-            if needed:
-                raise WorkspaceError(None, needed)
-            tag.fit = FitState("running", "fitting", time.time(), 0.0, len(labels), "embedding the labelled clips")
-            snapshot = _labels_csv(labels)
-        self._fit(tag, snapshot, len(labels))
+        labels = self._claim_fit(tag)
+        if labels is None:
+            raise WorkspaceError(None, f"tag {tag.name!r} is being fitted already")
+        self._fit(tag, labels)
         if tag.fit.state == "failed":
             raise WorkspaceError(None, tag.fit.message)
         return self.summary(tid)
 
-    def _fit(self, tag: _Tag, snapshot: str, n: int) -> None:
+    def _fit(self, tag: _Tag, labels: list[Label]) -> None:
         from mediafm.apps.fitting import fit
 
         d = self.root / "tags" / tag.tid
-        t0 = time.time()
+        t0, n = time.time(), len(labels)
         try:
-            _write_text_atomic(snapshot, d / "fitting.csv")
+            _write_labels(d / "fitting.csv", labels)
             res = fit(self.store.root, d / "fitting.csv", "binary", self.embedding, config=self.probe)
             tag.fit.stage = "saving the head"
             save_head(res.head, d / "head")
@@ -386,18 +385,17 @@ class Workspace:
         length = self.clip_length(table, self.labels(tid))
         key = (self._tag(tid).head_mtime, id(table), length)
         hit = self._scores.get(tid)
-        if hit is not None and hit[0] == key:
-            return table, hit[1], hit[2], head
-        try:
-            w, b, link = ll.linear_parts(head)
-            u = ll.project(table, w)
-        except HeadError as exc:
-            raise WorkspaceError(None, f"the head of {self._tag(tid).name!r} no longer fits the catalog "
-                                 f"({exc.problem}); fit it again") from None
-        cands = ll.candidates(table, length)
-        scores = ll.clip_scores(u, cands, b, link)
-        self._scores[tid] = (key, cands, scores)
-        return table, cands, scores, head
+        if hit is None or hit[0] != key:
+            try:
+                w, b, link = ll.linear_parts(head)
+                u = ll.project(table, w)
+            except HeadError as exc:
+                raise WorkspaceError(None, f"the head of {self._tag(tid).name!r} no longer fits the catalog "
+                                     f"({exc.problem}); fit it again") from None
+            cands = ll.candidates(table, length)
+            shots = expit(u + b) if link == "sigmoid" else u + b  # each shot as a one-shot clip
+            hit = self._scores[tid] = (key, cands, ll.clip_scores(u, cands, b, link), shots)
+        return table, hit[1], hit[2], head
 
     def _clips(self, table, cands, scores, idx: list[int]) -> list[dict]:
         return [{"title": table.titles[int(cands.title[i])], "start": float(table.starts[cands.first[i]]),
@@ -429,11 +427,8 @@ class Workspace:
         if title not in table.titles:
             return {"shots": [], "labels": labels}
         t = table.index(title)
-        a, b = int(table.offsets[t]), int(table.offsets[t + 1])
-        w, bias, link = ll.linear_parts(head)
-        z = np.asarray(table.vectors[a:b], np.float32) @ w.astype(np.float32) + bias
-        s = expit(z) if link == "sigmoid" else z
-        return {"shots": [{"shot_index": i, "score": float(v)} for i, v in enumerate(s)], "labels": labels}
+        shots = self._scores[tid][3][table.offsets[t]:table.offsets[t + 1]]
+        return {"shots": [{"shot_index": i, "score": float(v)} for i, v in enumerate(shots)], "labels": labels}
 
 
 def _now() -> str:
