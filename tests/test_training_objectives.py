@@ -260,3 +260,55 @@ def test_the_rows_only_training_loss_equals_the_plain_path(monkeypatch, objectiv
     assert g_plain.keys() == g_rows.keys()
     for name in g_plain:
         assert torch.allclose(g_plain[name], g_rows[name], atol=1e-5), name
+
+
+def test_modality_dropout_zeroes_whole_blocks_of_the_input_only():
+    from mediafm.model.transformer import drop_modalities
+
+    torch.manual_seed(0)
+    x = _unit(torch.randn(4, 200, 10)) + 0.01  # no zero entries
+    y = drop_modalities(x, (5, 3, 2), 0.3)
+    blocks = [slice(0, 5), slice(5, 8), slice(8, 10)]
+    dropped = torch.stack([(y[..., b] == 0).all(-1) for b in blocks], -1)
+    kept = torch.stack([(y[..., b] == x[..., b]).all(-1) for b in blocks], -1)
+    assert (dropped ^ kept).all()  # each block of each shot is either whole or zero
+    assert 0.25 < float(dropped.float().mean()) < 0.35
+    # trained with it: the input loses blocks, the loss still compares with the whole vectors
+    cfg = tiny(10, 0, modality_dropout=0.3, modality_dims=(5, 3, 2), neighbor_weight=0.0)
+    m = MediaFM(cfg)
+    mask = torch.zeros(4, 200, dtype=torch.bool)
+    mask[:, ::5] = True
+    torch.manual_seed(1)
+    _, loss = m(x, None, None, mask, predict_all=False)
+    plain = MediaFM(dataclasses.replace(cfg, modality_dropout=0.0))
+    plain.load_state_dict(m.state_dict())
+    torch.manual_seed(1)
+    _, manual = plain(drop_modalities(x, (5, 3, 2), 0.3), None, None, mask, targets=x, predict_all=False)
+    assert torch.allclose(loss, manual)
+    _, no_drop = plain(x, None, None, mask, predict_all=False)
+    assert not torch.allclose(loss, no_drop)
+    m.eval(), plain.eval()
+    assert torch.allclose(m(x, None, None, mask)[1], plain(x, None, None, mask)[1])  # evaluation sees everything
+    with pytest.raises(ConfigError, match="add up"):
+        MediaFM(tiny(10, 0, modality_dims=(5, 3)))
+    with pytest.raises(ConfigError, match=r"\[0, 1\)"):
+        tiny(10, 0, modality_dropout=1.0)
+
+
+def test_modality_dropout_takes_the_block_sizes_from_the_store(store_root, tmp_path):
+    from mediafm.training.pretrain import build_model, modality_dims
+
+    encoders = {"video": {"dim": 8}, "audio": {"dim": 5}, "text": {"dim": 3}, "fusion": {}}
+    assert modality_dims(encoders, 16) == (8, 5, 3)
+    with pytest.raises(ConfigError, match="modality sizes"):
+        modality_dims({}, 16)
+    cfg = TrainConfig(preset="tiny", model=ModelConfig(max_shots=32, modality_dropout=0.2), max_steps=4, val_every=2,
+                      progress=False, num_threads=1)
+    assert build_model(cfg, 16, 8, encoders).config.modality_dims == (8, 5, 3)
+    with pytest.raises(ConfigError, match="modality sizes"):
+        pretrain(store_root, tmp_path / "none", cfg)  # this synthetic store records no encoders
+    from mediafm.model import save_pretrained
+
+    save_pretrained(build_model(cfg, 16, 8, encoders), tmp_path / "m")
+    m = load_pretrained(tmp_path / "m")
+    assert m.config.modality_dims == (8, 5, 3) and m.config.modality_dropout == 0.2

@@ -57,7 +57,7 @@ _register_readout = registrar(READOUTS)
 
 # Fields a preset sets (the model's size) or the store's vectors set (input sizes); the other fields
 # are the choices a training config makes (`TrainConfig.model`), passed to the preset by name.
-SIZE_FIELDS = ("input_dim", "meta_dim", "hidden", "n_layers", "n_heads", "mlp_ratio", "name")
+SIZE_FIELDS = ("input_dim", "meta_dim", "hidden", "n_layers", "n_heads", "mlp_ratio", "modality_dims", "name")
 # What a saved config without one of these fields meant: the value from before the field existed or
 # before the lever table (docs/narrative-benchmark.md) changed its default, so older model folders
 # load as the model they were trained as.
@@ -86,6 +86,11 @@ class ModelConfig:
     # belong together (scenes), which learned positions must otherwise learn from the data. On
     # long titles (150-600 shots) it took tone, ad relevancy and popularity from fused's level to above it.
     distance_bias: bool = True
+    # Training only: each shot's input loses each modality's block with this probability (its
+    # target stays whole), so the model learns to recover a modality from the others and from the
+    # neighbouring shots instead of leaning on the largest block. Needs `modality_dims`.
+    modality_dropout: float = 0.0
+    modality_dims: tuple[int, ...] = ()  # sizes of the fused vector's modality blocks, in order (from the store)
     name: str = "mediafm"  # recorded in model cards and contextual model ids
 
     def __post_init__(self) -> None:
@@ -97,6 +102,9 @@ class ModelConfig:
             raise ConfigError(None, f"hidden={self.hidden} is not divisible by n_heads={self.n_heads}")
         if self.max_shots < 2:
             raise ConfigError(None, f"max_shots must be >= 2, got {self.max_shots}")
+        if not 0.0 <= self.modality_dropout < 1.0:
+            raise ConfigError(None, f"modality_dropout must be in [0, 1), got {self.modality_dropout}")
+        self.modality_dims = tuple(int(d) for d in self.modality_dims)
         lookup(OBJECTIVES, self.objective, "objective")
         lookup(READOUTS, self.readout, "readout")
 
@@ -145,6 +153,14 @@ def base(input_dim: int, meta_dim: int = 0, **kw) -> ModelConfig:
     """GPUs: BERT-base sized (12 layers, 768 wide, 12 heads, ~85M encoder parameters)."""
     return ModelConfig(input_dim=input_dim, meta_dim=meta_dim, hidden=768, n_layers=12, n_heads=12,
                        name="mediafm-base", **kw)
+
+
+def drop_modalities(fused: torch.Tensor, dims: tuple[int, ...], p: float) -> torch.Tensor:
+    """`fused` [B, N, D] with each shot's modality blocks (sizes `dims`) zeroed independently with
+    probability p (torch's generator, like dropout)."""
+    keep = (torch.rand(*fused.shape[:-1], len(dims), device=fused.device) >= p).to(fused.dtype)
+    sizes = torch.as_tensor(dims, device=fused.device)
+    return fused * keep.repeat_interleave(sizes, dim=-1, output_size=fused.shape[-1])
 
 
 # ---------------------------------------------------------------- modules
@@ -242,6 +258,8 @@ class MediaFM(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.config = cfg
+        if cfg.modality_dims and sum(cfg.modality_dims) != cfg.input_dim:
+            raise ConfigError(None, f"modality_dims {cfg.modality_dims} do not add up to input_dim={cfg.input_dim}")
         h = cfg.hidden
         self.in_proj = nn.Linear(cfg.input_dim, h)
         self.meta_proj = nn.Linear(cfg.meta_dim, h) if cfg.meta_dim else None
@@ -349,6 +367,9 @@ class MediaFM(nn.Module):
                 At 20% masking on 2,688-d vectors that skips about a quarter of a step's matrix
                 products; the loss is the same (tests/test_training_objectives.py).
         """
+        if mask_positions is not None and self.training and self.config.modality_dropout and self.config.modality_dims:
+            targets = fused if targets is None else targets
+            fused = drop_modalities(fused, self.config.modality_dims, self.config.modality_dropout)
         shots = self.encode(fused, meta, pad_mask, mask_positions, times, keep_positions)[:, N_SPECIAL:]
         if predict_all:
             pred = self.out_proj(shots)

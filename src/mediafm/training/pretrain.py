@@ -32,6 +32,7 @@ from mediafm.training import checkpoint as ckpt
 from mediafm.training.data import (DeviceCache, MaskSpec, ShotCache, build_cache, iter_batches, split_titles,
                                    train_windows)
 from mediafm.training.optim import OptimConfig, build_optimizer, set_lr
+from mediafm.types import MODALITIES
 
 log = logging.getLogger(__name__)
 
@@ -263,8 +264,21 @@ def validation_loss(model, cache: ShotCache, titles: list[int], cfg: TrainConfig
 
 
 # ---------------------------------------------------------------- the recipe
-def build_model(cfg: TrainConfig, dim: int, meta_dim: int) -> MediaFM:
-    mcfg = lookup(PRESETS, cfg.preset, "preset")(dim, meta_dim if cfg.use_meta else 0, **cfg.model.choices())
+def modality_dims(encoders: dict, dim: int) -> tuple[int, ...]:
+    """The fused vector's block sizes in MODALITIES order, from a store's encoder record; ConfigError
+    when they are not known or do not make up `dim` (modality dropout needs them)."""
+    dims = tuple(int(encoders[m]["dim"]) for m in MODALITIES if isinstance(encoders.get(m), dict) and "dim" in encoders[m])
+    if sum(dims) != dim:
+        raise ConfigError(None, f"modality_dropout needs the fused vector's modality sizes; the store's encoders "
+                                f"give {dims or 'none'} for {dim}-d vectors")
+    return dims
+
+
+def build_model(cfg: TrainConfig, dim: int, meta_dim: int, encoders: dict | None = None) -> MediaFM:
+    choices = cfg.model.choices()
+    if choices["modality_dropout"]:
+        choices["modality_dims"] = modality_dims(encoders or {}, dim)
+    mcfg = lookup(PRESETS, cfg.preset, "preset")(dim, meta_dim if cfg.use_meta else 0, **choices)
     torch.manual_seed(cfg.seed)  # same initial weights on every rank and every rerun
     return MediaFM(mcfg)
 
@@ -305,7 +319,7 @@ def pretrain(store_root: str | Path, out_dir: str | Path, config: TrainConfig | 
         log.info(plan.note)
     spe, total, batch_size = plan.steps_per_epoch, plan.total_steps, plan.batch_size
 
-    model = build_model(cfg, cache.dim, cache.meta_dim).to(device)
+    model = build_model(cfg, cache.dim, cache.meta_dim, cache.encoders).to(device)
     dcache = None
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True  # float32 products outside autocast (the losses)
