@@ -526,6 +526,35 @@ def cpu_mfu(titles: int, warmup: int, steps: int) -> bool:
     return ok
 
 
+def attention_timings(repeats: int = 5, seed: int = 0) -> dict[str, dict[str, float]]:
+    """Median seconds of one step's attention (forward and backward, 4 layers of `small`: 4 heads
+    of 64) over a long-form batch's windows (10 of 514 tokens, 6 of 160-420), per dtype: torch's
+    fused SDPA kernel against `window_attention`, alternated run by run with the same inputs."""
+    import torch.nn.functional as F
+
+    from mediafm.model.transformer import window_attention
+
+    lens = [514] * 10 + [300, 420, 200, 160, 380, 250]
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for dtype in (torch.bfloat16, torch.float32):
+        qkv = [[torch.randn(1, 4, n, 64, generator=g).to(dtype).requires_grad_() for _ in range(3)] for n in lens]
+        bias = {n: (0.1 * torch.randn(1, 4, n, n, generator=g)).to(dtype) for n in set(lens)}
+        fns = {"fused SDPA kernel": lambda q, k, v, b: F.scaled_dot_product_attention(q, k, v, attn_mask=b),
+               "window_attention": window_attention}
+        times: dict[str, list[float]] = {name: [] for name in fns}
+        for r in range(repeats + 1):
+            for name, fn in fns.items():
+                t0 = time.perf_counter()
+                for _ in range(4):
+                    ys = [fn(q, k, v, bias[n]) for (q, k, v), n in zip(qkv, lens)]
+                    torch.cat([y.reshape(-1) for y in ys]).float().sum().backward()
+                if r:  # the first round warms up
+                    times[name].append(time.perf_counter() - t0)
+        out[str(dtype).removeprefix("torch.")] = {name: statistics.median(t) for name, t in times.items()}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--gpu", action="store_true", help="also run the GPU measurements")
@@ -547,7 +576,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mfu-only", action="store_true",
                     help="only the CPU table against the machine's matmul peak (exit 1 below the target)")
     ap.add_argument("--mfu-titles", type=int, default=40, help="long-form-like titles for the CPU MFU table")
+    ap.add_argument("--attention", action="store_true",
+                    help="only the CPU attention timings: torch's fused kernel against window_attention")
     a = ap.parse_args(argv)
+    if a.attention:
+        print(f"== one step's attention (fwd + bwd, 4 layers, a long-form batch's 16 windows), {torch.get_num_threads()} "
+              "threads, median of 5")
+        for dtype, row in attention_timings().items():
+            base, ours = row["fused SDPA kernel"], row["window_attention"]
+            print(f"{dtype:<9} fused SDPA kernel {1000 * base:6.0f} ms   window_attention {1000 * ours:6.0f} ms   "
+                  f"ratio {base / ours:.2f}")
+        return 0
     if a.mfu_only:
         print("== CPU: model FLOP/s against this machine's matmul peak (same threads as `mediafm pretrain`)")
         return 0 if cpu_mfu(a.mfu_titles, 2, 8) else 1

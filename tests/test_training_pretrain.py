@@ -388,3 +388,30 @@ def test_bf16_loss_curve_follows_float32(store_root, tmp_path, monkeypatch):
     assert len(curves[True]) == len(curves[False]) >= 3
     assert curves[False][-1] < curves[False][0]  # it learned
     assert abs(curves[True][-1] / curves[False][-1] - 1) < 0.03, curves
+
+
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_window_attention_in_bf16_computes_what_the_fused_kernel_computes(with_bias):
+    """The written-out bf16 attention of a CPU window against torch's fused kernel in float32:
+    outputs and every input's gradient within bfloat16 rounding; in float32 it is the kernel itself."""
+    import torch.nn.functional as F
+
+    from mediafm.model.transformer import window_attention
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(1, 4, 37, 16, generator=g) for _ in range(3))
+    bias = -0.25 * torch.arange(37.0).sub(torch.arange(37.0)[:, None]).abs().expand(1, 4, 37, 37) if with_bias else None
+    ref_in = [t.clone().requires_grad_() for t in (q, k, v)]
+    ref = F.scaled_dot_product_attention(*ref_in, attn_mask=bias)
+    dy = torch.randn(ref.shape, generator=g)
+    ref.backward(dy)
+    ours_in = [t.to(torch.bfloat16).requires_grad_() for t in (q, k, v)]
+    ours = window_attention(*ours_in, None if bias is None else bias.to(torch.bfloat16))
+    assert ours.dtype == torch.bfloat16
+    ours.float().backward(dy)
+    cos = lambda a, b: float(F.cosine_similarity(a.float().flatten(), b.float().flatten(), dim=0))  # noqa: E731
+    assert cos(ours, ref) > 0.999 and float((ours.float() - ref).abs().max()) < 0.05
+    for a, b in zip(ours_in, ref_in):
+        assert cos(a.grad, b.grad) > 0.99
+    same = window_attention(q, k, v, bias)
+    assert torch.equal(same, F.scaled_dot_product_attention(q, k, v, attn_mask=bias))
