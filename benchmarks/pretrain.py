@@ -421,7 +421,8 @@ def cpu_mfu_rows(titles: int, warmup: int, steps: int) -> list[dict]:
     the neighbour loss, Muon + AdamW, auto batch of 16 windows, torch's own thread count, bf16
     autocast where the CPU multiplies bf16 natively) over long-form-like windows, timed as in
     training: batches from `iter_batches` in the prefetch thread, `train_step`. Rows, each change
-    switched off in turn: the default; in float32 (`--no-bf16`); then, in float32, attention over the
+    switched off in turn: the default; in bf16 with torch's fused attention kernel instead of
+    `window_attention`'s written-out form; in float32 (`--no-bf16`); then, in float32, attention over the
     padded batch (each window's padding scored) instead of window by window; without running the
     blocks on real tokens only (padding through every product); and also predicting every shot from
     every head (the step before all of these). Model FLOPs count what the default runs, so the rows'
@@ -436,7 +437,8 @@ def cpu_mfu_rows(titles: int, warmup: int, steps: int) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         cache = synthetic_cache(Path(tmp) / "cache", long_form_lengths(titles))
         for name, bf16, pack, by_window, predict_all in (
-                ("default", True, True, True, False), ("float32", False, True, True, False),
+                ("default", True, True, True, False), ("bfloat16, fused attention kernel", True, True, True, False),
+                ("float32", False, True, True, False),
                 ("float32, attention over padded windows", False, True, False, False),
                 ("float32, padding through every product", False, False, False, False),
                 ("... and every row through every head", False, False, False, True)):
@@ -446,11 +448,12 @@ def cpu_mfu_rows(titles: int, warmup: int, steps: int) -> list[dict]:
                 plain = trainer.model.forward
                 trainer.model.forward = lambda *a, predict_all=True, **k: plain(*a, predict_all=True, **k)
             tr.PACK_ON_CPU, tr.ATTEND_BY_WINDOW = pack, by_window
+            tr.WRITTEN_OUT_BF16_ATTENTION = "fused attention kernel" not in name
             try:
                 torch.manual_seed(0)
                 out = trainer.measure(cfg, build(trainer.model, cfg.optim), None, warmup, steps)
             finally:
-                tr.PACK_ON_CPU = tr.ATTEND_BY_WINDOW = True
+                tr.PACK_ON_CPU = tr.ATTEND_BY_WINDOW = tr.WRITTEN_OUT_BF16_ATTENTION = True
             rows.append({"run": name, "dtype": "bfloat16" if bf16 and native else "float32", **out})
     return rows
 

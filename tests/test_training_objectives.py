@@ -312,3 +312,73 @@ def test_modality_dropout_takes_the_block_sizes_from_the_store(store_root, tmp_p
     save_pretrained(build_model(cfg, 16, 8, encoders), tmp_path / "m")
     m = load_pretrained(tmp_path / "m")
     assert m.config.modality_dims == (8, 5, 3) and m.config.modality_dropout == 0.2
+
+
+def test_boundary_change_is_texttiling_change_standardised_within_each_window():
+    from mediafm.apps.segmentation import window_means
+    from mediafm.model.transformer import boundary_change
+
+    g = torch.Generator().manual_seed(0)
+    a, b = _unit(torch.randn(2, 32, generator=g))
+    shots = torch.stack([a] * 5 + [b] * 4) + 0.05 * torch.randn(9, 32, generator=g)  # a scene change after shot 4
+    x = torch.zeros(2, 12, 32)
+    x[0, :9] = shots
+    x[1, :6] = shots[:6]
+    real = torch.zeros(2, 12, dtype=torch.bool)
+    real[0, :9], real[1, :6] = True, True
+    change, valid = boundary_change(x, real)
+    assert valid[0].tolist() == [True] * 8 + [False] * 4 and valid[1].tolist() == [True] * 5 + [False] * 7
+    assert int(change[0].argmax()) == 4  # the last shot before the change
+    assert torch.all(change[~valid] == 0)
+    assert abs(float(change[0][valid[0]].mean())) < 1e-5 and abs(float(change[0][valid[0]].std(unbiased=False)) - 1) < 1e-4
+    left, right = window_means(shots.numpy(), 2)  # the segmentation module's own change, on one window
+    ref = 1 - (left * right).sum(1)
+    ref = (ref - ref.mean()) / ref.std()
+    assert np.allclose(change[0, :8].numpy(), ref, atol=1e-4)
+
+
+def _scene_batch(g, B=8, N=24, dim=16):
+    """Windows of scenes of 2-6 shots, each shot its scene's vector plus noise."""
+    x = torch.zeros(B, N, dim)
+    for j in range(B):
+        i = 0
+        while i < N:
+            k = int(torch.randint(2, 7, (1,), generator=g))
+            x[j, i:i + k] = torch.randn(dim, generator=g) + 0.3 * torch.randn(min(k, N - i), dim, generator=g)
+            i += k
+    return _unit(x)
+
+
+def test_boundary_loss_is_added_and_falls_on_a_learnable_toy():
+    """A transformer must learn to compare the shots on either side of each cut, which takes it ~1,000
+    steps here (with the neighbour loss, which teaches it where its neighbours are)."""
+    from mediafm.model.transformer import boundary_change
+
+    torch.manual_seed(0)
+    m = MediaFM(tiny(16, 0, boundary_weight=1.0))
+    off = MediaFM(tiny(16, 0))
+    off.load_state_dict({k: v for k, v in m.state_dict().items() if not k.startswith("boundary_proj")})
+    g = torch.Generator().manual_seed(1)
+    mask = torch.zeros(8, 24, dtype=torch.bool)
+    mask[:, ::5] = True
+    real = torch.ones(8, 24, dtype=torch.bool)
+
+    def boundary_error(x):
+        with torch.no_grad():
+            target, valid = boundary_change(x, real)
+            return float(((m.boundary_proj(m.encode(x, None, None)[:, 2:])[..., 0] - target) ** 2)[valid].mean())
+
+    held = _scene_batch(torch.Generator().manual_seed(99))
+    m.eval(), off.eval()
+    with torch.no_grad():
+        assert float(m(held, None, None, mask)[1]) > float(off(held, None, None, mask)[1])  # the term is on
+    before = boundary_error(held)
+    m.train()
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-3)
+    for _ in range(1000):
+        _, loss = m(_scene_batch(g), None, None, mask, predict_all=False)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    m.eval()
+    assert before > 0.8 and boundary_error(held) < 0.6  # a constant guess scores 1: targets are standardised

@@ -35,6 +35,8 @@ OPTIONS: dict[str, Option] = {
     "model.neighbor_weight": Option("weight of the neighbour loss (each shot's output names the shots before and "
                                     "after it)", number(minimum=0)),
     "model.readout": Option("per-shot vector that `mediafm embed` writes", choices=list(READOUTS)),
+    "model.boundary_weight": Option("weight of the boundary loss (each shot predicts how much the title changes at "
+                                    "the cut after it)", number(minimum=0)),
     "model.modality_dropout": Option("chance that a shot's input loses one modality's block in training (its target "
                                      "stays whole)", number(minimum=0, below=1)),
     "model.distance_bias": Option("attention prior towards nearby shots (ALiBi-style slopes per head)"),
