@@ -1,6 +1,7 @@
 """Per-shot diagnostics: what each embedding knows about its scene, probed shot by shot.
 
-    python benchmarks/shot_diagnostics.py STORE MODEL_DIR --titles 200 --seed 1 [--catalog narrative|long]
+    python benchmarks/shot_diagnostics.py STORE MODEL_DIR --titles 200 --seed 1 [--catalog narrative|long|subtle]
+        [--kinds fused contextual]
 
 The clip tasks say how well an embedding serves a task; these probes say why. Each detected shot
 of the store is matched to the synthetic story's shot under its midpoint, and a linear probe
@@ -13,7 +14,11 @@ of the store is matched to the synthetic story's shot under its midpoint, and a 
   does not know where its scene ends leaves clip tasks to guess.
 
 Rows: the per-shot embeddings of the store (video, audio, text, fused) and the model's contextual
-vectors. `tasks.py --diagnostics` prints the same table for its catalog and model.
+vectors. `tasks.py --diagnostics` prints the same table for its catalog and model. A last row
+needs no probe: the unsupervised TextTiling score of the cut after each shot on the fused vectors
+(`mediafm.apps.segmentation.boundary_scores`, window 2, what `mediafm scenes` uses and what the
+boundary loss (`--boundary-weight`) teaches the model to predict), ranked as a scene-end score
+(each title's last shot, which has no cut after it, left out).
 """
 
 from __future__ import annotations
@@ -76,15 +81,34 @@ def diagnostics_table(store_root, model_dir, stories: dict, kinds=KINDS, n_boot:
         X = np.concatenate([emb.shot_vectors(t)[keep[t]] for t in titles])
         scores[kind] = {name: run_probe(X, targets[name], groups, metric, cfg).score
                         for name, _, metric in DIAGNOSTICS}
+    tiling = texttiling_scene_end_ap(store, titles, truth, keep)
     ends = targets["scene end"].y
     head = "| embedding | " + " | ".join(f"{n} ({m})" for n, _, m in DIAGNOSTICS) + " |"
     lines = [head, "|---|" + "---|" * len(DIAGNOSTICS)]
     lines += [f"| {k} | " + " | ".join(str(scores[k][n]) for n, _, _ in DIAGNOSTICS) + " |" for k in kinds]
+    lines.append(f"| fused, TextTiling score (no probe) | - | - | {tiling:.3f} |")
     lines.append(f"| chance | 0 | {1 / len(tones):.3f} (a constant) | {ends.mean():.3f} |")
     shown = f"{len(groups):,} detected shots" + (f" (a random share of {total:,})" if total > max_shots else "")
     note = (f"{len(titles)} titles, {shown}; per-shot linear probes, 5-fold CV grouped by "
             f"title; brackets: 95% bootstrap interval over titles ({n_boot} resamples).")
     return "\n".join(lines) + "\n\n" + note, scores
+
+
+def texttiling_scene_end_ap(store, titles: list[str], truth: dict, keep: dict) -> float:
+    """AP of TextTiling's boundary score (fused vectors, window 2) of the cut after each shot
+    against `scene end`, over the probed shots (`keep[t]`, whose truth `truth[t]` holds) that have a
+    next shot."""
+    from sklearn.metrics import average_precision_score
+
+    from mediafm.apps.segmentation import boundary_scores
+
+    ys, scores = [], []
+    for t in titles:
+        score = np.append(boundary_scores(store.features(t), 2), np.nan)[keep[t]]  # no cut after the last shot
+        ok = ~np.isnan(score)
+        ys.append(truth[t]["scene end"][ok])
+        scores.append(score[ok])
+    return float(average_precision_score(np.concatenate(ys), np.concatenate(scores)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,10 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--catalog", default="narrative", choices=sorted(STORY_PRESETS))
     p.add_argument("--n-boot", type=int, default=200)
+    p.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS, help="embeddings probed (default: all)")
     a = p.parse_args(argv)
     story = STORY_PRESETS[a.catalog]
     stories = {s.title: s for s in (make_story(i, a.seed, story) for i in range(a.titles))}
-    table, _ = diagnostics_table(a.store, a.model, stories, n_boot=a.n_boot, seed=a.seed)
+    table, _ = diagnostics_table(a.store, a.model, stories, kinds=tuple(a.kinds), n_boot=a.n_boot, seed=a.seed)
     print(f"# per-shot diagnostics: {a.catalog} catalog, seed {a.seed}\n\n{table}")
     return 0
 

@@ -272,6 +272,23 @@ def test_shot_diagnostics_truth_follows_the_story_under_each_detected_shot():
     assert truth["tone"][0] == story.scenes[scenes[1]].tone  # the merged shot's midpoint lies in shot 1
 
 
+def test_texttiling_scene_end_score_ranks_the_shots_before_a_change_and_skips_each_titles_last():
+    import shot_diagnostics
+
+    rng = np.random.default_rng(0)
+    a, b, c = rng.standard_normal((3, 8))
+    v = np.stack([a] * 4 + [b] * 4 + [c] * 4) + 0.05 * rng.standard_normal((12, 8))
+    end = np.zeros(12, np.int64)
+    end[[3, 7, 11]] = 1
+    store = SimpleNamespace(features=lambda title: v)
+    every = {"t": np.arange(12)}
+    assert shot_diagnostics.texttiling_scene_end_ap(store, ["t"], {"t": {"scene end": end}}, every) == 1.0
+    shuffled = {"t": {"scene end": np.roll(end, 2)}}  # the ends two shots off: the score no longer finds them
+    assert shot_diagnostics.texttiling_scene_end_ap(store, ["t"], shuffled, every) < 0.7
+    some = {"t": np.array([0, 3, 5, 7, 11])}  # a probed subset: its truth rows, the last shot left out
+    assert shot_diagnostics.texttiling_scene_end_ap(store, ["t"], {"t": {"scene end": end[some["t"]]}}, some) == 1.0
+
+
 # ----------------------------------------------------------------------------- pretrain.py --mfu-only
 def test_mfu_target_is_a_share_of_the_peak_of_the_default_steps_dtype(monkeypatch, capsys):
     import pretrain as bench
