@@ -188,9 +188,11 @@ def test_a_config_saved_with_the_old_defaults_loads_to_the_same_model(tmp_path):
            "max_shots": 512, "dropout": 0.0, "time_features": False, "objective": "cosine", "temperature": 0.1,
            "neighbor_weight": 0.0, "readout": "hidden", "distance_bias": False, "name": "mediafm-tiny"}
     m = _model(max_shots=512)
-    assert m.config.to_dict() == old
+    added = {"modality_dropout": 0.0, "modality_dims": (), "boundary_weight": 0.0}  # fields since, off by default
+    assert m.config.to_dict() == {**old, **added}
     save_pretrained(m, tmp_path)
-    assert json.loads((tmp_path / "config.json").read_text())["model"] == old
+    assert json.loads((tmp_path / "config.json").read_text())["model"] == {**old, **added, "modality_dims": []}
+    assert ModelConfig.from_dict(old) == m.config
     loaded = load_pretrained(tmp_path)
     assert loaded.config == m.config and loaded.next_proj is None and loaded.config.embed_dim == 64
     # older still: fields added since are absent and mean what they meant before they existed
