@@ -643,13 +643,12 @@ def boundary_change(target: torch.Tensor, real: torch.Tensor, window: int = 2) -
     B, N, _ = x.shape
     csum = torch.cat([x.new_zeros(B, 1, x.shape[-1]), x.cumsum(1)], 1)
     cut = torch.arange(1, N, device=x.device)  # the cut before shot `cut`, after shot `cut - 1`
-    n = counts  # [B, 1] real shots per window (a prefix of each row)
     lo = (cut - window).clamp(min=0).expand(B, -1)
-    hi = torch.minimum(cut + window, n)
-    hi = torch.maximum(hi, cut[None] + 1)  # cuts past the window's end: masked below
+    # counts: real shots per window (a prefix of each row); cuts past a window's end are masked below
+    hi = torch.maximum(torch.minimum(cut + window, counts), cut[None] + 1)
     gather = lambda idx: csum.gather(1, idx[..., None].expand(-1, -1, x.shape[-1]))  # noqa: E731
-    left = gather(cut.expand(B, -1)) - gather(lo)
-    right = gather(hi) - gather(cut.expand(B, -1))
+    at_cut = gather(cut.expand(B, -1))
+    left, right = at_cut - gather(lo), gather(hi) - at_cut
     change = 1 - F.cosine_similarity(left, right, dim=-1)  # [B, N - 1]: cut after shot 0 .. N - 2
     valid = torch.zeros_like(real)
     valid[:, :-1] = real[:, 1:]  # shot i has a next shot in the window
