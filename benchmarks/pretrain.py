@@ -572,6 +572,87 @@ def attention_timings(repeats: int = 5, seed: int = 0) -> dict[str, dict[str, fl
     return out
 
 
+def _sliced_windows(attn, qkv: torch.Tensor, spans: tuple[int, ...]) -> torch.Tensor:
+    """SelfAttention._by_window as it was: a slice of the packed rows per window (whose backward
+    writes into a zeroed copy of all rows, per window), for comparison with its one split."""
+    from mediafm.model.transformer import window_attention
+
+    H, out, start = qkv.shape[-1] // 3, [], 0
+    for n in spans:
+        q, k, v = qkv[start:start + n].view(1, n, 3, attn.n_heads, H // attn.n_heads).permute(2, 0, 3, 1, 4)
+        out.append(window_attention(q, k, v, None)[0].transpose(0, 1).reshape(n, H))
+        start += n
+    return torch.cat(out)
+
+
+def packed_window_timings(repeats: int = 7, seed: int = 0) -> dict[str, float]:
+    """Median seconds of one step's attention over packed bf16 rows (forward and backward, 4
+    layers of `small`, a long-form batch's windows): a slice per window against one split."""
+    from mediafm.model.transformer import PRESETS, SelfAttention
+
+    spans = tuple([514] * 10 + [300, 420, 200, 160, 380, 250])
+    torch.manual_seed(seed)
+    attn = SelfAttention(PRESETS["small"](FUSED_DIM))
+    qkv = torch.randn(sum(spans), attn.qkv.out_features, dtype=torch.bfloat16, requires_grad=True)
+    grad = torch.randn(sum(spans), qkv.shape[1] // 3, dtype=torch.bfloat16)
+    fns = {"slice per window": lambda: _sliced_windows(attn, qkv, spans),
+           "one split": lambda: attn._by_window(qkv, None, spans)}
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for r in range(repeats + 1):
+        for name, fn in fns.items():
+            qkv.grad = None
+            t0 = time.perf_counter()
+            for _ in range(4):
+                fn().backward(grad)
+            if r:
+                times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def optimizer_timings(repeats: int = 10) -> dict[str, float]:
+    """Median seconds of one optimiser step for `small`'s parameters (neighbour heads included):
+    torch's Muon and foreach AdamW against BatchedMuon and fused AdamW, as build_optimizer splits them."""
+    from mediafm.model.transformer import PRESETS, MediaFM
+    from mediafm.training.optim import BatchedMuon, split_params
+
+    torch.manual_seed(0)
+    model = MediaFM(PRESETS["small"](FUSED_DIM, META_DIM, neighbor_weight=1.0))
+    for p in model.parameters():
+        p.grad = torch.randn_like(p) * 0.01
+    muon, adamw = split_params(model)
+    opts = {"torch Muon": torch.optim.Muon(muon, lr=0.02, weight_decay=0.01),
+            "BatchedMuon": BatchedMuon(muon, lr=0.02, weight_decay=0.01),
+            "AdamW (foreach)": torch.optim.AdamW(adamw, lr=1e-3, foreach=True),
+            "AdamW (fused)": torch.optim.AdamW(adamw, lr=1e-3, fused=True)}
+    times: dict[str, list[float]] = {name: [] for name in opts}
+    for r in range(repeats + 1):
+        for name, opt in opts.items():
+            t0 = time.perf_counter()
+            opt.step()
+            if r:
+                times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def print_parts() -> None:
+    """`--parts`: the step's parts that have a faster form, each timed against the plain one."""
+    print(f"== parts of a step, {torch.get_num_threads()} threads, medians")
+    print("one step's attention (fwd + bwd, 4 layers, a long-form batch's 16 windows):")
+    for dtype, row in attention_timings().items():
+        base, ours = row["fused SDPA kernel"], row["window_attention"]
+        print(f"  {dtype:<9} fused SDPA kernel {1000 * base:6.0f} ms   window_attention {1000 * ours:6.0f} ms   "
+              f"ratio {base / ours:.2f}")
+    row = packed_window_timings()
+    base, ours = row["slice per window"], row["one split"]
+    print(f"  packed rows, bf16: slice per window {1000 * base:6.0f} ms   one split {1000 * ours:6.0f} ms   "
+          f"ratio {base / ours:.2f}")
+    row = optimizer_timings()
+    print("one optimiser step (`small`, neighbour heads):")
+    for base, ours in (("torch Muon", "BatchedMuon"), ("AdamW (foreach)", "AdamW (fused)")):
+        print(f"  {base:<16} {1000 * row[base]:6.1f} ms   {ours:<14} {1000 * row[ours]:6.1f} ms   "
+              f"ratio {row[base] / row[ours]:.2f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--gpu", action="store_true", help="also run the GPU measurements")
@@ -595,16 +676,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mfu-titles", type=int, default=40, help="long-form-like titles for the CPU MFU table")
     ap.add_argument("--store", type=Path, help="with --mfu-only: batches from this store's encoded titles "
                                                "(e.g. the long-form catalog's) instead of synthetic ones")
-    ap.add_argument("--attention", action="store_true",
-                    help="only the CPU attention timings: torch's fused kernel against window_attention")
+    ap.add_argument("--parts", "--attention", action="store_true",
+                    help="only the timings of the step's parts against their plain forms: attention (torch's "
+                         "fused kernel, a slice per window) and the optimisers (torch's Muon, foreach AdamW)")
     a = ap.parse_args(argv)
-    if a.attention:
-        print(f"== one step's attention (fwd + bwd, 4 layers, a long-form batch's 16 windows), {torch.get_num_threads()} "
-              "threads, median of 5")
-        for dtype, row in attention_timings().items():
-            base, ours = row["fused SDPA kernel"], row["window_attention"]
-            print(f"{dtype:<9} fused SDPA kernel {1000 * base:6.0f} ms   window_attention {1000 * ours:6.0f} ms   "
-                  f"ratio {base / ours:.2f}")
+    if a.parts:
+        print_parts()
         return 0
     if a.mfu_only:
         print("== CPU: model FLOP/s against this machine's matmul peak (same threads as `mediafm pretrain`)")

@@ -117,7 +117,7 @@ def test_embed_title_matches_the_cpu(strict_fp32, distance_bias):
 
 
 def test_gpu_optimisers_take_the_cpu_step():
-    """BatchedMuon + fused AdamW (CUDA) against torch's Muon + AdamW (CPU): one step from the same
+    """BatchedMuon + fused AdamW on CUDA against the same on the CPU: one step from the same
     gradients moves every parameter the same way (bfloat16 Newton-Schulz on both)."""
     from mediafm.training.optim import OptimConfig, build_optimizer
 

@@ -239,13 +239,14 @@ class SelfAttention(nn.Module):
         is scored (docs/model.md measures what that saves). `biases`: each window's [1, heads, n, n]
         distance bias, or None."""
         H = qkv.shape[-1] // 3
-        out, start = [], 0
-        for j, n in enumerate(spans):
-            q, k, v = qkv[start:start + n].view(1, n, 3, self.n_heads, H // self.n_heads).permute(2, 0, 3, 1, 4)
+        out = []
+        # One split, not a slice per window: a slice's backward writes its gradient into a zeroed
+        # copy of all T rows, once per window and layer (~60 ms a long-form step); split's is one cat.
+        for j, (n, rows) in enumerate(zip(spans, qkv.split(spans))):
+            q, k, v = rows.view(1, n, 3, self.n_heads, H // self.n_heads).permute(2, 0, 3, 1, 4)
             y = window_attention(q, k, v, None if biases is None else biases[j],
                                  self.dropout if self.training else 0.0)
             out.append(y[0].transpose(0, 1).reshape(n, H))
-            start += n
         return torch.cat(out)
 
 

