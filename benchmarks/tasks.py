@@ -60,6 +60,9 @@ def main() -> int:
     p.add_argument("--diagnostics", action="store_true",
                    help="also the per-shot probes: scene tension, scene tone, last shot of a scene "
                         "(benchmarks/shot_diagnostics.py)")
+    p.add_argument("--pooling", default=None, metavar="NAME",
+                   help="also the fused and contextual rows with this clip read-out (e.g. mean+edges: "
+                        "evaluation.clips.edge_readout), beside the oracle")
     a = p.parse_args()
     if a.oracle:
         from mediafm.synth.story import STORY_PRESETS
@@ -105,6 +108,15 @@ def main() -> int:
     met, text = oracle_targets(rows, oracle, [r for r in ("contextual", "contextual, no metadata") if r in rows])
     print(f"\nShare of the oracle reached (one training; transductive: pretrained on every title):\n{text}")
     ok &= met
+    if a.pooling:
+        from mediafm.evaluation.grid import run_grid
+        from mediafm.evaluation.probes import ProbeConfig
+
+        kinds = ("fused", "contextual-isolated", "contextual")
+        other = run_grid(lay.store, lay.labels, lay.model, kinds, pooling=a.pooling,
+                         config=ProbeConfig(n_boot=a.n_boot, seed=a.seed), progress=False).to_dict()["cells"]
+        print(f"\n# Clip read-out {a.pooling!r} (same model, probes and folds; the rows above are 'mean')\n")
+        print(oracle_share({f"{k}, {a.pooling}": other[k] for k in kinds if other.get(k)}, oracle))
     if a.inductive:
         from inductive import inductive_grid
 

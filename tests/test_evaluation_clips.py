@@ -8,7 +8,7 @@ import pytest
 
 from mediafm.errors import StoreError
 from mediafm.store.catalog import Store
-from mediafm.evaluation.clips import Clip, ClipEmbedder, clip_shots, pool
+from mediafm.evaluation.clips import Clip, ClipEmbedder, clip_shots, edge_readout, pool, pooling_names
 from mediafm.types import TitleRecord
 
 STARTS = np.array([0.0, 1.0, 2.5, 4.0])
@@ -33,6 +33,39 @@ def test_poolings():
     np.testing.assert_allclose(pool(v, np.array([1.0, 3.0]), "duration"), [3.0, 0.5])
     with pytest.raises(ValueError, match="unknown pooling"):
         pool(v, np.ones(2), "median")
+
+
+def test_edge_readout_sees_the_shot_after_the_clip_and_not_a_far_one():
+    rng = np.random.default_rng(1)
+    v = rng.normal(size=(12, 5)).astype(np.float32)
+    idx = np.arange(3, 7)  # shots 3-6: the cut after it is before shot 7
+    out = edge_readout(v, idx)
+    assert out.shape == (2 * 5 + 4,)
+    np.testing.assert_allclose(out[:5], v[6])  # its last shot
+    np.testing.assert_allclose(out[5:10], np.abs(v[6] - v[7]), rtol=1e-6)  # the change across the cut
+    cos = lambda a, b: 1 - a @ b / np.linalg.norm(a) / np.linalg.norm(b)  # noqa: E731
+    np.testing.assert_allclose(out[10:], [cos(v[6], v[7]), cos(v[5:7].mean(0), v[7:9].mean(0)),
+                                          cos(v[2], v[3]), cos(v[1:3].mean(0), v[3:5].mean(0))], rtol=1e-5)
+    after, far = v.copy(), v.copy()
+    after[7] += 1.0
+    far[11] += 1.0
+    assert not np.allclose(edge_readout(after, idx), out)
+    np.testing.assert_array_equal(edge_readout(far, idx), out)
+    # at the title's end, nothing after it: zeros, not an error
+    end = edge_readout(v, np.arange(9, 12))
+    assert np.all(end[5:10] == 0) and end[10] == end[11] == 0 and end[12] > 0
+
+
+def test_edges_pooling_appends_the_readout(store):
+    clip = Clip("a", 0.5, 3.0)  # shots 0-2 of 4
+    fused = store.features("a", "fused")
+    out = ClipEmbedder(store, "fused", "mean+edges").embed(clip)
+    np.testing.assert_allclose(out, np.concatenate([fused[:3].mean(0), edge_readout(fused, np.arange(3))]), rtol=1e-6)
+    assert "mean+edges" in pooling_names() and "mean" in pooling_names()
+    isolated = ClipEmbedder(store, "contextual-isolated", "mean+edges", model=CumsumModel()).embed(clip)
+    assert np.all(isolated[2 * fused.shape[1]:3 * fused.shape[1]] == 0)  # embedded alone: no shot after it
+    with pytest.raises(ValueError, match="unknown pooling"):
+        ClipEmbedder(store, "fused", "median+edges")
 
 
 class CumsumModel:

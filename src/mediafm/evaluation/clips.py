@@ -70,6 +70,51 @@ def pool(vectors: np.ndarray, overlap_s: np.ndarray, pooling: str = "mean") -> n
     return lookup(POOLINGS, pooling, "pooling")(np.asarray(vectors, dtype=np.float32), np.asarray(overlap_s, dtype=np.float64))
 
 
+# A pooling named with this suffix ("mean+edges") appends the clip's edge read-out to the pooled vector.
+EDGES = "+edges"
+
+
+def pooling_names() -> list[str]:
+    """Every pooling a clip embedder takes: the registry's, and each with the edge read-out."""
+    return sorted(POOLINGS) + [name + EDGES for name in sorted(POOLINGS)]
+
+
+def check_pooling(name: str) -> str:
+    """`name` when it is a pooling (ConfigError naming the choices otherwise)."""
+    lookup(POOLINGS, name.removesuffix(EDGES), "pooling")
+    return name
+
+
+def edge_readout(vectors: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """[2 * D + 4] what happens at a clip's end, from the shot vectors of its title ([n, D]) and its
+    shots' indices (contiguous): its last shot's vector, how much each dimension changes across
+    the cut after it (|last - next|), and the cosine distance across that cut and across the cut
+    before the clip, between single shots and between the means of two shots either side.
+
+    A clip's mean blurs its edges, and a linear probe on two concatenated vectors cannot compute
+    how much changes between them; an ad break or a clip's appeal turns on both. Only the clip's
+    shots and the two shots either side of it count: changing a shot further away leaves it as is.
+    A clip at a title's end (or embedded without its title) has no shot after it: zeros there."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    n, first, last = len(vectors), int(idx[0]), int(idx[-1])
+    after = vectors[last + 1] if last + 1 < n else np.zeros_like(vectors[last])
+    change = np.abs(vectors[last] - after) if last + 1 < n else np.zeros_like(after)
+    cuts = [_cut_distance(vectors, last + 1, 1), _cut_distance(vectors, last + 1, 2),
+            _cut_distance(vectors, first, 1), _cut_distance(vectors, first, 2)]
+    return np.concatenate([vectors[last], change, np.asarray(cuts, dtype=np.float32)])
+
+
+def _cut_distance(vectors: np.ndarray, cut: int, width: int) -> float:
+    """1 - cosine between the mean of the `width` shots before the cut before shot `cut` and of the
+    `width` after it (TextTiling's change, Hearst 1997); 0 where the cut is the title's edge."""
+    if cut <= 0 or cut >= len(vectors):
+        return 0.0
+    left = vectors[max(0, cut - width):cut].mean(axis=0)
+    right = vectors[cut:cut + width].mean(axis=0)
+    norm = float(np.linalg.norm(left) * np.linalg.norm(right))
+    return 1.0 - float(left @ right) / norm if norm > 0 else 0.0
+
+
 # ------------------------------------------------------------------ shot selection
 def clip_shots(starts: np.ndarray, ends: np.ndarray, clip: Clip) -> tuple[np.ndarray, np.ndarray]:
     """Indices of the shots overlapping the clip, and each one's overlap in seconds.
@@ -111,7 +156,7 @@ class ClipEmbedder:
     def __post_init__(self) -> None:
         if self.kind not in EMBEDDING_KINDS:
             raise ValueError(f"unknown embedding {self.kind!r}; choose one of {', '.join(EMBEDDING_KINDS)}")
-        lookup(POOLINGS, self.pooling, "pooling")
+        check_pooling(self.pooling)
         if self.kind == "contextual-isolated" and self.model is None:
             raise StoreError(getattr(self.store, "root", None), "contextual-isolated embeddings need a model (--model DIR)")
         self._time_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -188,11 +233,15 @@ class ClipEmbedder:
         idx, overlap = clip_shots(*self._shot_times(clip.title), clip)
         if self.kind == "contextual-isolated":
             fused = self.store.features(clip.title, "fused")[idx]
-            vectors = _as_numpy(self.model.embed_title(fused, self.store.meta_embedding(clip.title),
-                                                       self._times(clip.title, idx, relative=True)))
+            title = _as_numpy(self.model.embed_title(fused, self.store.meta_embedding(clip.title),
+                                                     self._times(clip.title, idx, relative=True)))
+            idx = np.arange(len(idx))  # the clip's own shots are all it has
         else:
-            vectors = self._title_vectors(clip.title)[idx]
-        return pool(vectors, overlap, self.pooling)
+            title = self._title_vectors(clip.title)
+        pooled = pool(title[idx], overlap, self.pooling.removesuffix(EDGES))
+        if self.pooling.endswith(EDGES):
+            pooled = np.concatenate([pooled, edge_readout(title, idx)])
+        return pooled
 
     def embed_many(self, clips: list[Clip], progress: bool = False) -> np.ndarray:
         """[N, D] embeddings in the order of `clips` (computed title by title to reuse caches)."""
