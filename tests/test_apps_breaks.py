@@ -88,3 +88,22 @@ def test_empty_cue_table_with_transcribed_text_falls_back(tmp_path, head_and_sto
     store.write_shots(t, shots)
     cands = break_candidates(store.root, head, titles=[t], config=BreakConfig(min_spacing_s=0.0))
     assert cands["cues_known"].all() and cands["allowed"].all()
+
+
+def test_an_edges_head_scores_each_cut_by_what_changes_across_it(head_and_store, tmp_path):
+    """A head fitted on `mean+edges` clips records that read-out and applies it to every cut's clip:
+    its scores are those of the clip ending at the cut, read with the shot after it."""
+    from mediafm.apps.head import load_head, save_head
+    from mediafm.evaluation.clips import Clip, ClipEmbedder
+
+    _, store, truth = head_and_store
+    labels = clip_labels(truth, tmp_path / "labels")
+    head = fit(store.root, labels / "calm_end.csv", "binary", "contextual", pooling="mean+edges", config=FAST_PROBE).head
+    assert head.card.embedding.pooling == "mean+edges"
+    save_head(head, tmp_path / "head")
+    loaded = load_head(tmp_path / "head")
+    cands = break_candidates(store.root, loaded, config=BreakConfig(min_spacing_s=0.0, min_score=-np.inf))
+    row = cands.iloc[len(cands) // 2]
+    emb = ClipEmbedder(store, "contextual", "mean+edges", model_id=store.model_ids()[0])
+    x = emb.embed(Clip(row["title"], row["start"], row["end"]))
+    assert np.isclose(row["score"], float(np.ravel(loaded.score(x[None]))[0]), atol=1e-5)

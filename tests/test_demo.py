@@ -48,6 +48,7 @@ def test_demo_end_to_end_and_resume(tmp_path, capsys):
     for name in ("popularity", "ad_relevancy"):
         card = json.loads((out / "heads" / name / "card.json").read_text())
         assert card["n_titles"] == 5 and held not in card["titles"] and card["embedding"]["kind"] == "contextual"
+        assert card["embedding"]["pooling"] == {"popularity": "mean", "ad_relevancy": "mean+edges"}[name]
     assert f"Top clips of the held-out title {held}" in printed.out and f"Ad breaks in {held}" in printed.out
     assert f"--heads {out / 'heads'}" in printed.out
     # A second run reuses every finished stage.

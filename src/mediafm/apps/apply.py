@@ -107,7 +107,7 @@ class Scorer:
     def embed(self, spans: pd.DataFrame) -> np.ndarray:
         clips = [Clip(t, float(a), float(b)) for t, a, b in zip(spans["title"], spans["start"], spans["end"])]
         if not clips:
-            return np.zeros((0, self.spec.dim), np.float32)
+            return np.zeros((0, self.head.card.input_dim), np.float32)
         return self.embedder.embed_many(clips)
 
     def score(self, spans: pd.DataFrame) -> np.ndarray:

@@ -20,7 +20,7 @@ from mediafm.apps.segmentation import DEFAULT_WINDOW, boundary_targets, gap_feat
 from mediafm.apps.thresholds import best_f1_thresholds
 from mediafm.apps.titles import check_clips, load_timeline
 from mediafm.store.catalog import Store
-from mediafm.evaluation.clips import ClipEmbedder
+from mediafm.evaluation.clips import ClipEmbedder, shot_dim
 from mediafm.evaluation.kinds import TaskKind
 from mediafm.evaluation.labels import LabeledClip, LabelsError, Targets, read_labels, targets
 from mediafm.evaluation.probes import ProbeConfig, ProbeResult, fit_probe
@@ -75,7 +75,8 @@ def fit(store_root: str | Path, labels: str | Path, task: TaskKind, embedding: s
     fitted = fit_probe(X, tg, groups, metric, config)
     thresholds, f1 = best_f1_thresholds(tg.y, fitted.oof_at_c) if tg.kind != "rank" else ((), ())
     s = fitted.cv.score
-    spec = EmbeddingSpec(kind=embedding, pooling=pooling, dim=int(X.shape[1]) if task != "scenes" else int(X.shape[1] // 2),
+    spec = EmbeddingSpec(kind=embedding, pooling=pooling,
+                         dim=shot_dim(int(X.shape[1]), pooling) if task != "scenes" else int(X.shape[1] // 2),
                          model_id=embedder.model_id, encoders=store.check_encoders(titles))
     card = HeadCard(task=task, classes=tuple(tg.classes), embedding=spec, probe=config.head, c=fitted.c,
                     metric=s.metric, value=s.value, ci_low=s.low, ci_high=s.high, folds=config.folds,

@@ -19,6 +19,7 @@ import numpy as np
 
 from mediafm.errors import MediafmError
 from mediafm.store.atomic import atomic_path, write_json_atomic
+from mediafm.evaluation.clips import pooled_dim
 from mediafm.evaluation.kinds import TASK_KINDS, TaskKind
 from mediafm.evaluation.probes import LINKS, LinearHead
 
@@ -71,8 +72,9 @@ class HeadCard:
 
     @property
     def input_dim(self) -> int:
-        """Width of the head's input: the embedding, or [|L - R|, L * R] of it for scene heads."""
-        return 2 * self.embedding.dim if self.task == "scenes" else self.embedding.dim
+        """Width of the head's input: the clip's pooled embedding, or [|L - R|, L * R] of the shots'
+        for scene heads."""
+        return 2 * self.embedding.dim if self.task == "scenes" else pooled_dim(self.embedding.dim, self.embedding.pooling)
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -85,6 +85,19 @@ def check_pooling(name: str) -> str:
     return name
 
 
+EDGE_SCALARS = 4  # the cosine distances at the end of edge_readout
+
+
+def pooled_dim(dim: int, pooling: str) -> int:
+    """Length of a clip's vector pooled from `dim`-d shot vectors (the edge read-out adds 2 * dim + 4)."""
+    return 3 * dim + EDGE_SCALARS if pooling.endswith(EDGES) else dim
+
+
+def shot_dim(pooled: int, pooling: str) -> int:
+    """The shot vectors' dimension behind a `pooled`-long clip vector (pooled_dim's inverse)."""
+    return (pooled - EDGE_SCALARS) // 3 if pooling.endswith(EDGES) else pooled
+
+
 def edge_readout(vectors: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """[2 * D + 4] what happens at a clip's end, from the shot vectors of its title ([n, D]) and its
     shots' indices (contiguous): its last shot's vector, how much each dimension changes across

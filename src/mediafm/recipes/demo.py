@@ -230,11 +230,14 @@ def run_apps(cfg: DemoConfig, lay: Layout) -> DemoApps:
 
     held = Store(lay.store).title_ids()[-1]
     heads = {}
-    for name, task in (("popularity", "rank"), ("ad_relevancy", "binary")):
+    # An ad break sits at the cut after its clip: that head reads the clip's edges too (edge_readout;
+    # what it gives on each catalog: docs/narrative-benchmark.md, "Clip read-out").
+    for name, task, pooling in (("popularity", "rank", "mean"), ("ad_relevancy", "binary", "mean+edges")):
         rows = [r for r in read_labels(lay.labels / f"{name}.csv") if r.clip.title != held]
         train = lay.heads / f"{name}.train.csv"
         write_labels(train, [(r.clip.title, r.clip.start, r.clip.end, r.label) for r in rows])
-        res = fit(lay.store, train, task, "contextual", lay.model, config=ProbeConfig(n_boot=cfg.n_boot, seed=cfg.seed))
+        res = fit(lay.store, train, task, "contextual", lay.model, pooling,
+                  config=ProbeConfig(n_boot=cfg.n_boot, seed=cfg.seed))
         save_head(res.head, lay.heads / name)
         heads[name] = res.head
     top = top_clips(lay.store, lay.heads / "popularity", [held], k=3)
