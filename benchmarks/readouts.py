@@ -1,0 +1,72 @@
+"""Clip read-outs compared on one benchmark catalog: the five tasks probed on `mean`, on `mean`
+plus the edge read-out's four cut distances only, and on `mean+edges` (evaluation.clips.edge_readout).
+
+    python benchmarks/readouts.py --catalog subtle --seed 1 [--model ablation/model-01e63d7113c5] [--kinds fused contextual]
+
+Reads a folder that `benchmarks/tasks.py` made (its store, labels and default model; `--model`
+names another model folder under it, e.g. an ablation row's) and prints one row per (kind,
+read-out). Probes, folds and metrics are the grid's (ProbeConfig defaults: fold seed 0, so values
+differ from the grid's by fold assignment). No pretraining; about 3-6 minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import numpy as np
+
+from mediafm.evaluation.clips import EDGE_SCALARS, ClipEmbedder, clip_shots, edge_readout
+from mediafm.evaluation.grid import TASKS, load_tasks
+from mediafm.evaluation.labels import targets
+from mediafm.evaluation.probes import ProbeConfig, run_probe
+
+READOUTS = ("mean", "mean + cut distances", "mean+edges")
+
+
+def clip_features(embedder: ClipEmbedder, clips) -> dict[str, np.ndarray]:
+    """[clips, D'] per read-out, in the order of `clips`."""
+    out: dict[str, list[np.ndarray]] = {r: [] for r in READOUTS}
+    for c in clips:
+        vectors = embedder.shot_vectors(c.title)
+        idx, _ = clip_shots(*embedder._shot_times(c.title), c)
+        mean, edges = vectors[idx].mean(0), edge_readout(vectors, idx)
+        out["mean"].append(mean)
+        out["mean + cut distances"].append(np.concatenate([mean, edges[-EDGE_SCALARS:]]))
+        out["mean+edges"].append(np.concatenate([mean, edges]))
+    return {r: np.stack(v) for r, v in out.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--catalog", default="narrative")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--cache", default=os.path.expanduser("~/.cache/mediafm/bench-tasks"))
+    ap.add_argument("--model", default="model", help="model folder under the catalog's folder")
+    ap.add_argument("--kinds", nargs="+", default=["fused", "contextual"], choices=["video", "audio", "text", "fused",
+                                                                                     "contextual"])
+    a = ap.parse_args(argv)
+    root = Path(a.cache) / (f"seed{a.seed}" if a.catalog == "narrative" else f"{a.catalog}-seed{a.seed}")
+    labels = root / "catalog" / "labels"
+    found = load_tasks(labels, TASKS)
+    clips = sorted({r.clip for rows in found.values() for r in rows}, key=lambda c: (c.title, c.start, c.end))
+    index = {c: i for i, c in enumerate(clips)}
+    print(f"# clip read-outs: {a.catalog} catalog, seed {a.seed}, model {a.model}, {len(clips)} clips\n")
+    print("| kind | read-out | " + " | ".join(t.name for t in TASKS) + " |")
+    print("|---|---|" + "---|" * len(TASKS))
+    for kind in a.kinds:
+        model = root / a.model if kind == "contextual" else None
+        for readout, X in clip_features(ClipEmbedder.open(root / "store", kind, model), clips).items():
+            cells = []
+            for spec in TASKS:
+                rows = found[spec.name]
+                score = run_probe(X[[index[r.clip] for r in rows]], targets(rows, spec.kind, labels / spec.file),
+                                  np.array([r.clip.title for r in rows]), spec.metric, ProbeConfig()).score
+                cells.append(f"{score.value:.3f}")
+            print(f"| {kind} | {readout} | " + " | ".join(cells) + " |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
