@@ -17,7 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from mediafm.evaluation.clips import EDGE_SCALARS, ClipEmbedder, clip_shots, edge_readout
+from mediafm.evaluation.clips import (
+    EDGE_SCALARS,
+    ClipEmbedder,
+    clip_shots,
+    edge_readout,
+)
 from mediafm.evaluation.grid import TASKS, load_tasks
 from mediafm.evaluation.labels import targets
 from mediafm.evaluation.probes import ProbeConfig, run_probe

@@ -43,7 +43,7 @@ def test_edge_readout_sees_the_shot_after_the_clip_and_not_a_far_one():
     assert out.shape == (2 * 5 + 4,)
     np.testing.assert_allclose(out[:5], v[6])  # its last shot
     np.testing.assert_allclose(out[5:10], np.abs(v[6] - v[7]), rtol=1e-6)  # the change across the cut
-    cos = lambda a, b: 1 - a @ b / np.linalg.norm(a) / np.linalg.norm(b)  # noqa: E731
+    cos = lambda a, b: 1 - a @ b / np.linalg.norm(a) / np.linalg.norm(b)
     np.testing.assert_allclose(out[10:], [cos(v[6], v[7]), cos(v[5:7].mean(0), v[7:9].mean(0)),
                                           cos(v[2], v[3]), cos(v[1:3].mean(0), v[3:5].mean(0))], rtol=1e-5)
     after, far = v.copy(), v.copy()
