@@ -317,3 +317,24 @@ def test_mfu_target_is_a_share_of_the_peak_of_the_default_steps_dtype(monkeypatc
     monkeypatch.setattr(bench, "matmul_peak", lambda dtype: next(measured))
     monkeypatch.setattr(bench, "cpu_mfu_rows", rows("bfloat16", 0.15))  # 71% of 210, 38% of 400
     assert bench.cpu_mfu(1, 0, 1) is False
+
+
+def test_the_parts_table_times_two_forms_of_the_same_attention():
+    """`pretrain.py --parts` compares a slice per window with SelfAttention's one split: both must
+    give the same outputs and the same gradient, or the ratio compares different work."""
+    import torch
+
+    import pretrain as bench
+    from mediafm.model.transformer import SelfAttention, tiny
+
+    torch.manual_seed(0)
+    attn, spans = SelfAttention(tiny(8)), (5, 3, 7)
+    rows = torch.randn(sum(spans), attn.qkv.out_features)
+    outs, grads = [], []
+    for fn in (lambda q: bench._sliced_windows(attn, q, spans), lambda q: attn._by_window(q, None, spans)):
+        q = rows.clone().requires_grad_()
+        y = fn(q)
+        (y * torch.arange(y.numel()).reshape(y.shape)).sum().backward()
+        outs.append(y.detach())
+        grads.append(q.grad)
+    assert torch.allclose(outs[0], outs[1], atol=1e-6) and torch.allclose(grads[0], grads[1], atol=1e-5)
