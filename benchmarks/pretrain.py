@@ -40,6 +40,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -543,6 +544,19 @@ def cpu_mfu(titles: int, warmup: int, steps: int, store: Path | None = None) -> 
     return ok
 
 
+def alternated_medians(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median seconds of each call, the calls alternated round by round (a drifting host then
+    slows every form alike); the first round warms up and is not counted."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for r in range(repeats + 1):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            if r:
+                times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 def attention_timings(repeats: int = 5, seed: int = 0) -> dict[str, dict[str, float]]:
     """Median seconds of one step's attention (forward and backward, 4 layers of `small`: 4 heads
     of 64) over a long-form batch's windows (10 of 514 tokens, 6 of 160-420), per dtype: torch's
@@ -557,18 +571,16 @@ def attention_timings(repeats: int = 5, seed: int = 0) -> dict[str, dict[str, fl
     for dtype in (torch.bfloat16, torch.float32):
         qkv = [[torch.randn(1, 4, n, 64, generator=g).to(dtype).requires_grad_() for _ in range(3)] for n in lens]
         bias = {n: (0.1 * torch.randn(1, 4, n, n, generator=g)).to(dtype) for n in set(lens)}
-        fns = {"fused SDPA kernel": lambda q, k, v, b: F.scaled_dot_product_attention(q, k, v, attn_mask=b),
-               "window_attention": window_attention}
-        times: dict[str, list[float]] = {name: [] for name in fns}
-        for r in range(repeats + 1):
-            for name, fn in fns.items():
-                t0 = time.perf_counter()
-                for _ in range(4):
-                    ys = [fn(q, k, v, bias[n]) for (q, k, v), n in zip(qkv, lens)]
-                    torch.cat([y.reshape(-1) for y in ys]).float().sum().backward()
-                if r:  # the first round warms up
-                    times[name].append(time.perf_counter() - t0)
-        out[str(dtype).removeprefix("torch.")] = {name: statistics.median(t) for name, t in times.items()}
+        def step(fn, qkv=qkv, bias=bias):
+            for _ in range(4):
+                ys = [fn(q, k, v, bias[n]) for (q, k, v), n in zip(qkv, lens)]
+                torch.cat([y.reshape(-1) for y in ys]).float().sum().backward()
+
+        def kernel(q, k, v, b):
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=b)
+
+        out[str(dtype).removeprefix("torch.")] = alternated_medians(
+            {"fused SDPA kernel": lambda: step(kernel), "window_attention": lambda: step(window_attention)}, repeats)
     return out
 
 
@@ -595,18 +607,13 @@ def packed_window_timings(repeats: int = 7, seed: int = 0) -> dict[str, float]:
     attn = SelfAttention(PRESETS["small"](FUSED_DIM))
     qkv = torch.randn(sum(spans), attn.qkv.out_features, dtype=torch.bfloat16, requires_grad=True)
     grad = torch.randn(sum(spans), qkv.shape[1] // 3, dtype=torch.bfloat16)
-    fns = {"slice per window": lambda: _sliced_windows(attn, qkv, spans),
-           "one split": lambda: attn._by_window(qkv, None, spans)}
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for r in range(repeats + 1):
-        for name, fn in fns.items():
-            qkv.grad = None
-            t0 = time.perf_counter()
-            for _ in range(4):
-                fn().backward(grad)
-            if r:
-                times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(t) for name, t in times.items()}
+    def step(fn):
+        qkv.grad = None
+        for _ in range(4):
+            fn().backward(grad)
+
+    return alternated_medians({"slice per window": lambda: step(lambda: _sliced_windows(attn, qkv, spans)),
+                               "one split": lambda: step(lambda: attn._by_window(qkv, None, spans))}, repeats)
 
 
 def optimizer_timings(repeats: int = 10) -> dict[str, float]:
@@ -624,14 +631,7 @@ def optimizer_timings(repeats: int = 10) -> dict[str, float]:
             "BatchedMuon": BatchedMuon(muon, lr=0.02, weight_decay=0.01),
             "AdamW (foreach)": torch.optim.AdamW(adamw, lr=1e-3, foreach=True),
             "AdamW (fused)": torch.optim.AdamW(adamw, lr=1e-3, fused=True)}
-    times: dict[str, list[float]] = {name: [] for name in opts}
-    for r in range(repeats + 1):
-        for name, opt in opts.items():
-            t0 = time.perf_counter()
-            opt.step()
-            if r:
-                times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(t) for name, t in times.items()}
+    return alternated_medians({name: opt.step for name, opt in opts.items()}, repeats)
 
 
 def print_parts() -> None:

@@ -17,30 +17,19 @@ from pathlib import Path
 
 import numpy as np
 
-from mediafm.evaluation.clips import (
-    EDGE_SCALARS,
-    ClipEmbedder,
-    clip_shots,
-    edge_readout,
-)
+from mediafm.evaluation.clips import EDGE_SCALARS, ClipEmbedder, shot_dim
 from mediafm.evaluation.grid import TASKS, load_tasks
 from mediafm.evaluation.labels import targets
 from mediafm.evaluation.probes import ProbeConfig, run_probe
 
-READOUTS = ("mean", "mean + cut distances", "mean+edges")
-
 
 def clip_features(embedder: ClipEmbedder, clips) -> dict[str, np.ndarray]:
-    """[clips, D'] per read-out, in the order of `clips`."""
-    out: dict[str, list[np.ndarray]] = {r: [] for r in READOUTS}
-    for c in clips:
-        vectors = embedder.shot_vectors(c.title)
-        idx, _ = clip_shots(*embedder._shot_times(c.title), c)
-        mean, edges = vectors[idx].mean(0), edge_readout(vectors, idx)
-        out["mean"].append(mean)
-        out["mean + cut distances"].append(np.concatenate([mean, edges[-EDGE_SCALARS:]]))
-        out["mean+edges"].append(np.concatenate([mean, edges]))
-    return {r: np.stack(v) for r, v in out.items()}
+    """[clips, D'] per read-out, in the order of `clips`: the library's `mean+edges` once, the
+    other two read-outs its slices ([mean, last shot, change, distances])."""
+    X = embedder.embed_many(clips)
+    dim = shot_dim(X.shape[1], "mean+edges")
+    return {"mean": X[:, :dim], "mean + cut distances": np.concatenate([X[:, :dim], X[:, -EDGE_SCALARS:]], 1),
+            "mean+edges": X}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|" + "---|" * len(TASKS))
     for kind in a.kinds:
         model = root / a.model if kind == "contextual" else None
-        for readout, X in clip_features(ClipEmbedder.open(root / "store", kind, model), clips).items():
+        for readout, X in clip_features(ClipEmbedder.open(root / "store", kind, model, "mean+edges"), clips).items():
             cells = []
             for spec in TASKS:
                 rows = found[spec.name]

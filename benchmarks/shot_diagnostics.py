@@ -98,9 +98,8 @@ def texttiling_scene_end_ap(store, titles: list[str], truth: dict, keep: dict) -
     """AP of TextTiling's boundary score (fused vectors, window 2) of the cut after each shot
     against `scene end`, over the probed shots (`keep[t]`, whose truth `truth[t]` holds) that have a
     next shot."""
-    from sklearn.metrics import average_precision_score
-
     from mediafm.apps.segmentation import boundary_scores
+    from mediafm.evaluation.metrics import average_precision
 
     ys, scores = [], []
     for t in titles:
@@ -108,7 +107,7 @@ def texttiling_scene_end_ap(store, titles: list[str], truth: dict, keep: dict) -
         ok = ~np.isnan(score)
         ys.append(truth[t]["scene end"][ok])
         scores.append(score[ok])
-    return float(average_precision_score(np.concatenate(ys), np.concatenate(scores)))
+    return float(average_precision(np.concatenate(ys), np.concatenate(scores)))
 
 
 def main(argv: list[str] | None = None) -> int:
