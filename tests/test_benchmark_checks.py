@@ -338,3 +338,35 @@ def test_the_parts_table_times_two_forms_of_the_same_attention():
         outs.append(y.detach())
         grads.append(q.grad)
     assert torch.allclose(outs[0], outs[1], atol=1e-6) and torch.allclose(grads[0], grads[1], atol=1e-5)
+
+
+def test_the_parts_table_times_two_forms_of_the_same_scores_and_candidates():
+    """`pretrain.py --parts` times the bf16 attention with three passes to its float32 scores against
+    window_attention's one add, and the InfoNCE candidates' old preparation against `_unit_rows`:
+    each pair must compute the same thing (to bf16 rounding) or its ratio compares different work."""
+    import torch
+
+    import pretrain as bench
+    from mediafm.model.transformer import _unit_rows, distance_bias, window_attention
+
+    g = torch.Generator().manual_seed(0)
+    n = 23
+    bias = distance_bias(n - 2, 4)[None]
+    outs, grads = [], []
+    for fn in (bench._three_pass_attention, window_attention):
+        qkv = [torch.randn(1, 4, n, 16, generator=torch.Generator().manual_seed(i)).to(torch.bfloat16).requires_grad_()
+               for i in range(3)]
+        y = fn(*qkv, bias)
+        (y.float() * torch.linspace(-1, 1, y.numel()).reshape(y.shape)).sum().backward()
+        outs.append(y.detach().float())
+        grads.append(torch.cat([t.grad.float().flatten() for t in qkv]))
+    assert (outs[0] - outs[1]).abs().max() < 0.02
+    assert torch.nn.functional.cosine_similarity(grads[0], grads[1], dim=0) > 0.999
+    flat = torch.randn(50, 12, generator=g)
+    idx = torch.tensor([3, 7, 7, 0, 49])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ours = _unit_rows(flat, idx)
+    assert ours.dtype == torch.bfloat16
+    ref = bench._normalized_candidates(flat, idx)
+    assert (ours.float() - ref.float()).abs().max() < 0.01
+    assert torch.allclose(_unit_rows(flat, None), torch.nn.functional.normalize(flat, dim=-1), atol=1e-6)

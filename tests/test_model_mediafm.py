@@ -250,9 +250,10 @@ def test_padded_batches_give_the_real_shots_the_same_outputs_and_gradients(bias,
     window's real shots come first, else unpacked around its kernel); a window's outputs, the loss
     and the gradients match running it with its padding through every product, and running it alone."""
     torch.manual_seed(0)
-    model = MediaFM(tiny(24, 8, max_shots=32, distance_bias=bias))
+    model = MediaFM(tiny(24, 8, max_shots=32, distance_bias=bias, time_features=True))
     g = torch.Generator().manual_seed(3)
     x = torch.nn.functional.normalize(torch.randn(3, 20, 24, generator=g), dim=-1)
+    times = torch.rand(3, 20, 2, generator=g) * 100
     meta = torch.randn(3, 8, generator=g)
     pad = torch.ones(3, 20, dtype=torch.bool)
     pad[0, 12:] = False
@@ -260,15 +261,16 @@ def test_padded_batches_give_the_real_shots_the_same_outputs_and_gradients(bias,
     if holes:  # a padded shot between real ones: positions keep their distances, so no per-window path
         pad[1, 7] = False
     mask = (torch.rand(3, 20, generator=g) < 0.3) & pad
+    keep = mask & (torch.rand(3, 20, generator=g) < 0.3)  # masked shots whose input stays visible
     grads, losses, outs = [], [], []
     for packed in (True, False):
         model.zero_grad()
         if not packed:  # the padded path: what a GPU runs
             real_all = pad.all
             pad.all = lambda: torch.tensor(True)  # noqa: B023 - makes encode skip packing
-        out = model.encode(x, meta, pad, mask)
+        out = model.encode(x, meta, pad, mask, times, keep)
         torch.manual_seed(5)
-        _, loss = model(x, meta, pad, mask, predict_all=False)
+        _, loss = model(x, meta, pad, mask, times, keep, predict_all=False)
         loss.backward()
         if not packed:
             pad.all = real_all
@@ -280,7 +282,7 @@ def test_padded_batches_give_the_real_shots_the_same_outputs_and_gradients(bias,
     assert torch.allclose(losses[0], losses[1], atol=1e-5)
     for name in grads[1]:
         assert torch.allclose(grads[0][name], grads[1][name], atol=1e-5), name
-    alone = model.encode(x[2:, :5], meta[2:], None, mask[2:, :5])
+    alone = model.encode(x[2:, :5], meta[2:], None, mask[2:, :5], times[2:, :5], keep[2:, :5])
     assert torch.allclose(outs[0][2, :7], alone[0], atol=1e-5)
 
 
