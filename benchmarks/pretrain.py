@@ -616,33 +616,6 @@ def packed_window_timings(repeats: int = 7, seed: int = 0) -> dict[str, float]:
                                "one split": lambda: step(lambda: attn._by_window(qkv, None, spans))}, repeats)
 
 
-def _three_pass_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """window_attention's bf16 form as it was: the scores cast to float32, scaled, then the bias
-    added (three passes over [heads, n, n]), for comparison with its one add."""
-    scores = torch.matmul(q, k.transpose(-1, -2)).float().mul_(q.shape[-1] ** -0.5).add_(bias)
-    return torch.matmul(torch.softmax(scores, -1).to(q.dtype), v)
-
-
-def score_pass_timings(repeats: int = 7, seed: int = 0) -> dict[str, float]:
-    """Median seconds of one step's bf16 attention (forward and backward, 4 layers, a long-form
-    batch's windows, the distance bias): three passes to the float32 scores against one."""
-    from mediafm.model.transformer import distance_bias, window_attention
-
-    lens = [514] * 10 + [300, 420, 200, 160, 380, 250]
-    g = torch.Generator().manual_seed(seed)
-    qkv = [[torch.randn(1, 4, n, 64, generator=g).to(torch.bfloat16).requires_grad_() for _ in range(3)] for n in lens]
-    full = distance_bias(max(lens) - 2, 4)
-    bias = {n: full[None, :, :n, :n].contiguous() for n in set(lens)}
-
-    def step(fn):
-        for _ in range(4):
-            ys = [fn(q, k, v, bias[n]) for (q, k, v), n in zip(qkv, lens)]
-            torch.cat([y.reshape(-1) for y in ys]).float().sum().backward()
-
-    return alternated_medians({"three passes": lambda: step(_three_pass_attention),
-                               "one add": lambda: step(window_attention)}, repeats)
-
-
 def _normalized_candidates(flat: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """InfoNCE candidates as they were prepared: a gather, F.normalize, autocast's cast to bf16."""
     import torch.nn.functional as F
@@ -696,10 +669,6 @@ def print_parts() -> None:
     row = packed_window_timings()
     base, ours = row["slice per window"], row["one split"]
     print(f"  packed rows, bf16: slice per window {1000 * base:6.0f} ms   one split {1000 * ours:6.0f} ms   "
-          f"ratio {base / ours:.2f}")
-    row = score_pass_timings()
-    base, ours = row["three passes"], row["one add"]
-    print(f"  bf16 scores with the distance bias: three passes {1000 * base:6.0f} ms   one add {1000 * ours:6.0f} ms   "
           f"ratio {base / ours:.2f}")
     row = candidate_timings()
     base, ours = row["gather, normalize, cast"], row["one gather, one pass"]

@@ -340,28 +340,16 @@ def test_the_parts_table_times_two_forms_of_the_same_attention():
     assert torch.allclose(outs[0], outs[1], atol=1e-6) and torch.allclose(grads[0], grads[1], atol=1e-5)
 
 
-def test_the_parts_table_times_two_forms_of_the_same_scores_and_candidates():
-    """`pretrain.py --parts` times the bf16 attention with three passes to its float32 scores against
-    window_attention's one add, and the InfoNCE candidates' old preparation against `_unit_rows`:
-    each pair must compute the same thing (to bf16 rounding) or its ratio compares different work."""
+def test_the_parts_table_times_two_forms_of_the_same_candidates():
+    """`pretrain.py --parts` times the InfoNCE candidates' old preparation (gather, F.normalize,
+    autocast's cast) against `_unit_rows`: both must give the same unit bf16 rows (to bf16
+    rounding), or the ratio compares different work."""
     import torch
 
     import pretrain as bench
-    from mediafm.model.transformer import _unit_rows, distance_bias, window_attention
+    from mediafm.model.transformer import _unit_rows
 
     g = torch.Generator().manual_seed(0)
-    n = 23
-    bias = distance_bias(n - 2, 4)[None]
-    outs, grads = [], []
-    for fn in (bench._three_pass_attention, window_attention):
-        qkv = [torch.randn(1, 4, n, 16, generator=torch.Generator().manual_seed(i)).to(torch.bfloat16).requires_grad_()
-               for i in range(3)]
-        y = fn(*qkv, bias)
-        (y.float() * torch.linspace(-1, 1, y.numel()).reshape(y.shape)).sum().backward()
-        outs.append(y.detach().float())
-        grads.append(torch.cat([t.grad.float().flatten() for t in qkv]))
-    assert (outs[0] - outs[1]).abs().max() < 0.02
-    assert torch.nn.functional.cosine_similarity(grads[0], grads[1], dim=0) > 0.999
     flat = torch.randn(50, 12, generator=g)
     idx = torch.tensor([3, 7, 7, 0, 49])
     with torch.autocast("cpu", dtype=torch.bfloat16):

@@ -200,15 +200,11 @@ def window_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: to
     shots keeps a [heads, n, n] float32 matrix per layer for the backward (4 MB).
     """
     if WRITTEN_OUT_BF16_ATTENTION and q.device.type == "cpu" and q.dtype == torch.bfloat16 and not dropout_p:
-        scores = torch.matmul(q, k.transpose(-1, -2))
-        scale = q.shape[-1] ** -0.5
-        # With a bias, one pass writes the float32 scores (bias + scale * bf16 products, by type
-        # promotion) where a cast, a scaling and an add took three over the [heads, n, n] matrix:
-        # 297 ms against 324 ms for a long-form batch's attention, forward and backward (--parts).
-        scores = scores.float().mul_(scale) if bias is None else torch.add(bias, scores, alpha=scale)
+        scores = torch.matmul(q, k.transpose(-1, -2)).float().mul_(q.shape[-1] ** -0.5)
+        if bias is not None:
+            scores = scores.add_(bias)
         return torch.matmul(torch.softmax(scores, -1).to(q.dtype), v)
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=None if bias is None else bias.to(q.dtype),
-                                          dropout_p=dropout_p)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout_p)
 
 
 class SelfAttention(nn.Module):
@@ -337,7 +333,7 @@ class MediaFM(nn.Module):
             present = meta.abs().sum(-1, keepdim=True) > 0
             glob = torch.where(present, self.meta_proj(meta), glob)
         specials = torch.stack([cls, glob + self.type_emb.weight[1]], 1)  # [B, 2, h]
-        bias = distance_bias(N, cfg.n_heads, fused.device) if cfg.distance_bias else None  # float32
+        bias = distance_bias(N, cfg.n_heads, fused.device) if cfg.distance_bias else None
         packed = None
         real = None if pad_mask is None else torch.cat([pad_mask.new_ones(B, N_SPECIAL), pad_mask], dim=1)
         # Only on a CPU, where the padding's products cost their time; on a GPU finding the real
@@ -363,10 +359,8 @@ class MediaFM(nn.Module):
             # Per window, no padding to mask: a window of n tokens takes the top-left [n, n] block of
             # the bias, exactly its own distances; contiguous, or SDPA leaves its fused CPU kernel
             # for the unfused path (bmm + softmax), which took longer than the padding it saves.
-            # One copy per distinct length, shared by its windows and every layer; float32 for the
-            # written-out bf16 attention, which adds it to float32 scores.
-            dtype = torch.float32 if WRITTEN_OUT_BF16_ATTENTION else x.dtype
-            blocks = {} if bias is None else {n: bias[None, :, :n, :n].to(dtype).contiguous() for n in set(packed.spans)}
+            # One copy per distinct length, shared by its windows and every layer.
+            blocks = {} if bias is None else {n: bias[None, :, :n, :n].to(x.dtype).contiguous() for n in set(packed.spans)}
             attn_mask = None if bias is None else tuple(blocks[n] for n in packed.spans)
         else:
             attn_mask = None if real is None else real[:, None, None, :]
