@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import json
 import os
 import subprocess
@@ -15,6 +16,7 @@ import torch
 from safetensors.torch import load_file
 
 from mediafm.cli.main import main
+from mediafm.errors import StoreError
 from mediafm.model import ModelConfig, load_pretrained
 from mediafm.store.catalog import Store
 from mediafm.training.data import DeviceCache, MaskSpec, build_cache, epoch_windows, iter_batches, split_titles
@@ -54,6 +56,30 @@ def test_cache_matches_store_and_is_memory_mapped(store_root):
         m = store.meta_embedding(tid)
         assert np.array_equal(cache.meta[i], m if m is not None else np.zeros(SMALL.meta_dim, np.float32))
     assert build_cache(store_root).root == cache.root  # reused while the store is unchanged
+
+
+def test_batches_read_the_cache_rows_and_a_short_cache_is_a_clear_error(store_root, tmp_path):
+    """collate reads each window's rows straight into the batch: they equal the memmap's, the
+    padding stays zero; a cache file cut short names itself instead of returning garbage rows."""
+    from mediafm.training.data import collate, title_windows
+
+    cache = build_cache(store_root)
+    wins = [title_windows(t, cache.length(t), 512)[0] for t in range(3)]
+    batch = collate(cache, wins, 0.2, 0, 0)
+    for j, w in enumerate(wins):
+        a = int(cache.offsets[w.title]) + w.start
+        assert np.array_equal(batch.fused[j, :w.length].numpy(), cache.fused[a:a + w.length])
+        assert np.array_equal(batch.times[j, :w.length].numpy(), cache.times[a:a + w.length])
+        assert not batch.fused[j, w.length:].any()
+    short = tmp_path / "fused.npy"
+    shutil.copy(cache.root / "fused.npy", short)
+    with open(short, "r+b") as fh:
+        fh.truncate(short.stat().st_size - 4 * cache.dim)
+    cut = dataclasses.replace(cache, fused=np.memmap(short, np.float32, "r", offset=cache.fused.offset,
+                                                     shape=(len(cache.fused) - 1, cache.dim)))
+    n = len(cache.fused)
+    with pytest.raises(StoreError, match="shorter than its index"):
+        cut.read(n - 3, 3)
 
 
 def test_cache_is_rebuilt_when_the_store_changes(tmp_path):

@@ -54,7 +54,16 @@ class ShotCache:
         pages touched through a long-lived memmap stay mapped and count toward the process RSS
         (nanoGPT re-creates its memmap per batch for the same reason); pread leaves them to the
         kernel's page cache, so RSS stays flat over an epoch whatever the catalog size."""
-        return _pread_rows(self.fused, start, n), _pread_rows(self.times, start, n)
+        fused = np.empty((n, self.dim), self.fused.dtype)
+        times = np.empty((n, 2), self.times.dtype)
+        self.read_into(start, fused, times)
+        return fused, times
+
+    def read_into(self, start: int, fused: np.ndarray, times: np.ndarray) -> None:
+        """`read`, into the given C-contiguous arrays ([n, D] and [n, 2]: a batch's rows): the
+        kernel copies straight into them, with no intermediate buffer to allocate and copy again."""
+        _pread_into(self.fused, start, fused)
+        _pread_into(self.times, start, times)
 
     @property
     def dim(self) -> int:
@@ -68,14 +77,17 @@ class ShotCache:
         return int(self.offsets[i + 1] - self.offsets[i])
 
 
-def _pread_rows(arr: np.memmap, start: int, n: int) -> np.ndarray:
+def _pread_into(arr: np.memmap, start: int, out: np.ndarray) -> None:
+    """Rows start..start + len(out) of the memory-mapped `arr` into `out`, with one preadv."""
     row = arr.shape[1] * arr.itemsize
     fd = os.open(arr.filename, os.O_RDONLY)
     try:
-        buf = os.pread(fd, n * row, arr.offset + start * row)
+        got = os.preadv(fd, [memoryview(out).cast("B")], arr.offset + start * row)
     finally:
         os.close(fd)
-    return np.frombuffer(buf, dtype=arr.dtype).reshape(n, arr.shape[1])
+    if got != out.nbytes:
+        raise StoreError(arr.filename, f"the training cache is shorter than its index says ({got} of "
+                                       f"{out.nbytes} bytes at row {start}); delete the cache folder to rebuild it")
 
 
 def _cache_key(store: Store, title_ids: list[str]) -> str:
@@ -294,7 +306,7 @@ def collate(cache: ShotCache, windows: list[Window], ratio: float | MaskSpec, se
     swaps = []
     for j, w in enumerate(windows):
         a = int(cache.offsets[w.title]) + w.start
-        fused[j, :w.length], times[j, :w.length] = cache.read(a, w.length)
+        cache.read_into(a, fused[j, :w.length], times[j, :w.length])
         pad[j, :w.length] = True
         masked[j, :w.length], kept[j, :w.length], swapped = mask_for(w, ratio, seed, epoch)
         if swapped.any():
