@@ -118,14 +118,14 @@ def seed_labels(text_index, pool: ll.ShotTable, labeller: Labeller, query: str, 
 
 
 def run_strategy(store, strategy: str, tag: str, table: ll.ShotTable, pool_titles, held_titles, truth, text_index,
-                 seed: int, work: Path) -> dict[int, float]:
+                 seed: int, work: Path, model_id: str | None = None) -> dict[int, float]:
     """AP on the held-out titles at each budget for one strategy, one split."""
     from mediafm.serve.workspace import Workspace
 
     rng = np.random.default_rng(seed)
     pool, held = sub_table(table, pool_titles), sub_table(table, held_titles)
     lab_pool, lab_held = Labeller(pool, truth), Labeller(held, truth)
-    ws = Workspace(work / f"{tag}-{strategy}-{seed}".replace(" ", "-"), store, "contextual")
+    ws = Workspace(work / f"{tag}-{strategy}-{seed}".replace(" ", "-"), store, "contextual", model_id=model_id)
     tid = ws.create(tag)["tag"]
     one = ll.candidates(pool, 1)
     labelled = []  # (title, start, end)
@@ -163,7 +163,7 @@ def run_strategy(store, strategy: str, tag: str, table: ll.ShotTable, pool_title
     return out
 
 
-def quality(store, table, truth, text_index, repeats: int, work: Path) -> tuple[bool, str]:
+def quality(store, table, truth, text_index, repeats: int, work: Path, model_id: str | None = None) -> tuple[bool, str]:
     lines, ok = [], True
     for tag in TAG_QUERIES:
         tag_truth_by_title = truth[tag]
@@ -175,7 +175,7 @@ def quality(store, table, truth, text_index, repeats: int, work: Path) -> tuple[
             for strategy in ll.STRATEGIES:
                 t0 = time.time()
                 res[strategy].append(run_strategy(store, strategy, tag, table, pool_titles, held_titles,
-                                                  tag_truth_by_title, text_index, 100 * r + 1, work))
+                                                  tag_truth_by_title, text_index, 100 * r + 1, work, model_id))
                 print(f"  {tag}, split {r}, {strategy}: " + ", ".join(f"{b}: {v:.3f}" for b, v in res[strategy][-1].items())
                       + f" ({time.time() - t0:.0f} s)", flush=True)
         mean = {s: {b: float(np.mean([run[b] for run in runs])) for b in runs[0]} for s, runs in res.items()}
@@ -194,13 +194,13 @@ def quality(store, table, truth, text_index, repeats: int, work: Path) -> tuple[
     return ok, "\n".join(lines)
 
 
-def latency(store_root: Path, truth: dict, work: Path) -> tuple[bool, str]:
+def latency(store_root: Path, truth: dict, work: Path, model_id: str | None = None) -> tuple[bool, str]:
     """Through the HTTP API of `mediafm serve --workspace`: label, fit on 200 labels, predictions."""
     from fastapi.testclient import TestClient
 
     from mediafm.serve.app import ServeConfig, create_app
 
-    app = create_app(store_root, ServeConfig(workspace=str(work / "latency")))
+    app = create_app(store_root, ServeConfig(workspace=str(work / "latency"), model_id=model_id))
     ws = app.state.workspace
     t0 = time.perf_counter()
     table = ws.shot_table()
@@ -266,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     from mediafm.serve.workspace import Workspace
     from mediafm.store.catalog import Store
     from mediafm.synth.story import make_story
+    from mediafm.training.embed import model_identity
 
     store_root = Path(a.cache) / f"seed{a.seed}" / "store"
     if not (store_root / "store.json").exists():
@@ -274,7 +275,10 @@ def main(argv: list[str] | None = None) -> int:
     store = Store(store_root)
     stories = {s.title: s for s in (make_story(i, a.seed) for i in range(a.titles))}
     t0 = time.time()
-    table = Workspace(tempfile.mkdtemp(), store, "contextual").shot_table()
+    # The model tasks.py trained (its store may also hold the lever table's models' embeddings).
+    model_dir = Path(a.cache) / f"seed{a.seed}" / "model"
+    model_id = model_identity(model_dir)["model_id"] if (model_dir / "config.json").exists() else None
+    table = Workspace(tempfile.mkdtemp(), store, "contextual", model_id=model_id).shot_table()
     shots = {t: shot_truth(store, t, stories[t]) for t in table.titles}
     truth = {tag: {t: tag_truth(stories[t], shots[t], tag) for t in table.titles} for tag in TAG_QUERIES}
     print(f"# tag loop: {len(table.titles)} titles ({a.seed=}), {len(table.starts):,} shots, "
@@ -284,10 +288,10 @@ def main(argv: list[str] | None = None) -> int:
         if not a.skip_quality:
             text_index = TextIndex(query_text_encoder(), persist=False)
             text_index.refresh(store)
-            met, text = quality(store, table, truth, text_index, a.repeats, Path(tmp))
+            met, text = quality(store, table, truth, text_index, a.repeats, Path(tmp), model_id)
             print(text, flush=True)
             ok &= met
-        met, text = latency(store_root, truth["tense scene"], Path(tmp))
+        met, text = latency(store_root, truth["tense scene"], Path(tmp), model_id)
         print(text)
         ok &= met
     return 0 if ok else 1

@@ -220,8 +220,8 @@ def client(store_truth, tmp_path, monkeypatch):
 
 
 def _fast_init(init):
-    def wrapped(self, root, store, embedding="fused", probe=None):
-        init(self, root, store, embedding, FAST_TAGS)
+    def wrapped(self, root, store, embedding="fused", probe=None, model_id=None):
+        init(self, root, store, embedding, FAST_TAGS, model_id)
     return wrapped
 
 
@@ -299,6 +299,32 @@ def test_bad_requests_get_messages_not_500s(client):
     huge = json.dumps({"title": "title00", "start": 0, "end": 1, "answer": 1, "pad": "x" * 20000})
     assert c.put("/api/tags/ok/labels", content=huge, headers=JSON).status_code == 413
     assert c.get("/api/tags/ok/labels").json() == []
+
+
+def test_a_named_model_is_what_tags_are_fitted_on_when_the_store_holds_several(tmp_path):
+    """A store re-embedded with a second model: the explorer's `--model` names one, and the tag
+    loop fits on that model's contextual vectors (not on fused ones, and without an error)."""
+    from mediafm.serve.workspace import resolve_embedding
+
+    store, truth = scene_store(tmp_path / "store", n_titles=6, seed=3)
+    for tid in store.title_ids():  # the second model's table: other vectors of the same shots
+        v = store.contextual(tid, "fixture-model")
+        store.write_contextual("second-model", tid, -v, np.zeros(v.shape[1], np.float32), {"model_id": "second-model"})
+    assert sorted(store.model_ids()) == ["fixture-model", "second-model"]
+    assert resolve_embedding(store) == "fused" and resolve_embedding(store, "second-model") == "contextual"
+    ws = Workspace(tmp_path / "ws", store, "contextual", probe=FAST_TAGS, model_id="second-model")
+    ws.create("t")
+    for title, a, b, y in _shot_clips(truth):
+        ws.set_label("t", title, a, b, y)
+    ws.fit_now("t")
+    head = ws.head("t")
+    assert head.card.embedding.kind == "contextual" and head.card.embedding.model_id == "second-model"
+    t = ws.shot_table()
+    assert np.allclose(t.vectors[:3], -store.contextual(t.titles[0], "fixture-model")[:3], atol=1e-2)
+    assert ws.top("t")
+    other = Workspace(tmp_path / "ws", store, "contextual", probe=FAST_TAGS, model_id="fixture-model")
+    with pytest.raises(WorkspaceError, match="of model second-model.*of model fixture-model.*fit it again"):
+        other.top("t")
 
 
 def test_a_stale_head_is_reported(store_truth, tmp_path, monkeypatch):

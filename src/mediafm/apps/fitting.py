@@ -40,7 +40,8 @@ class FitResult:
 
 def fit(store_root: str | Path, labels: str | Path, task: TaskKind, embedding: str = "fused",
         model_dir: str | Path | None = None, pooling: str = "mean", config: ProbeConfig | None = None,
-        metric: str | None = None, window: int = DEFAULT_WINDOW, progress: bool = False) -> FitResult:
+        metric: str | None = None, window: int = DEFAULT_WINDOW, progress: bool = False,
+        model_id: str | None = None) -> FitResult:
     """Fit a head on all labelled clips of a store.
 
     Args:
@@ -49,7 +50,8 @@ def fit(store_root: str | Path, labels: str | Path, task: TaskKind, embedding: s
             clip inside its title.
         task: a task kind (mediafm.evaluation.kinds.TASK_KINDS).
         embedding: an embedding kind (mediafm.evaluation.clips.EMBEDDING_KINDS).
-        model_dir: model for contextual kinds (default: the store's only contextual table).
+        model_dir: model for contextual kinds (default: the store's contextual table of
+            `model_id`, or its only one).
         pooling, config, metric: as for `mediafm probe`.
         window: scenes task only: shots on each side of a cut.
 
@@ -60,7 +62,7 @@ def fit(store_root: str | Path, labels: str | Path, task: TaskKind, embedding: s
     store = Store(store_root)
     rows = read_labels(labels)
     check_clips(store, [r.clip for r in rows], labels, [r.line for r in rows])
-    embedder = ClipEmbedder.open(store_root, embedding, model_dir, pooling)
+    embedder = ClipEmbedder.open(store_root, embedding, model_dir, pooling, model_id)
     titles = sorted({r.clip.title for r in rows})
     if task == "scenes":
         if embedding == "contextual-isolated":

@@ -176,12 +176,14 @@ class ClipEmbedder:
         self._vectors: dict[str, np.ndarray] = {}
 
     @classmethod
-    def open(cls, store_root, kind: str = "fused", model_dir=None, pooling: str = "mean") -> ClipEmbedder:
-        """An embedder over a store path; loads the model from `model_dir` when given."""
+    def open(cls, store_root, kind: str = "fused", model_dir=None, pooling: str = "mean",
+             model_id: str | None = None) -> ClipEmbedder:
+        """An embedder over a store path; loads the model from `model_dir` when given, else reads
+        `model_id`'s contextual table (default: the store's only one)."""
         from mediafm.store.catalog import Store
 
         store = Store(store_root)
-        model = model_id = None
+        model = None
         if kind in STORED_KINDS:
             return cls(store, kind, pooling)
         if model_dir is not None:
@@ -191,6 +193,10 @@ class ClipEmbedder:
             model, model_id = load_pretrained(model_dir), model_identity(model_dir)["model_id"]
         elif kind == "contextual-isolated":
             raise StoreError(store.root, "contextual-isolated embeddings need a model (--model DIR)")
+        elif model_id is not None:
+            if model_id not in store.model_ids():
+                raise StoreError(store.root, f"no contextual embeddings of model {model_id!r} in the store; it holds "
+                                             f"{', '.join(store.model_ids()) or 'none'}")
         else:
             model_id = store._only_model()  # raises with the list of models when ambiguous
         return cls(store, kind, pooling, model, model_id)

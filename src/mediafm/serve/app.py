@@ -467,7 +467,8 @@ def create_app(store_root: str | Path, config: ServeConfig | None = None, catalo
 
     app.state.workspace = None
     if config.workspace is not None:
-        ws = Workspace(config.workspace, cat.store, resolve_embedding(cat.store))
+        ws = Workspace(config.workspace, cat.store, resolve_embedding(cat.store, config.model_id),
+                       model_id=config.model_id)
         app.include_router(tags_router(ws))
         app.state.workspace = ws
 

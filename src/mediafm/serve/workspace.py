@@ -124,13 +124,16 @@ class Workspace:
         root: the workspace folder (created).
         store: the catalog (only read).
         embedding: what heads are fitted on: "contextual" (the store's contextual model) or "fused".
+        model_id: with "contextual", the contextual model's id when the store holds several (`serve --model`).
         probe: ProbeConfig for fits (default: TAG_PROBE).
     """
 
-    def __init__(self, root: str | Path, store: Store, embedding: str = "fused", probe=None):
+    def __init__(self, root: str | Path, store: Store, embedding: str = "fused", probe=None,
+                 model_id: str | None = None):
         self.root = Path(root)
         self.store = store
         self.embedding = embedding
+        self.model_id = model_id
         self.probe = probe if probe is not None else TAG_PROBE
         try:
             (self.root / "tags").mkdir(parents=True, exist_ok=True)
@@ -293,7 +296,8 @@ class Workspace:
         t0, n = time.time(), len(labels)
         try:
             _write_labels(d / "fitting.csv", labels)
-            res = fit(self.store.root, d / "fitting.csv", "binary", self.embedding, config=self.probe)
+            res = fit(self.store.root, d / "fitting.csv", "binary", self.embedding, config=self.probe,
+                      model_id=self.model_id if self.embedding == "contextual" else None)
             tag.fit.stage = "saving the head"
             save_head(res.head, d / "head")
             (d / "fitting.csv").replace(d / "fitted.csv")
@@ -342,7 +346,7 @@ class Workspace:
         return tuple(out)
 
     def _load_table(self) -> ll.ShotTable:
-        model = self.store._only_model() if self.embedding == "contextual" else None
+        model = self._model() if self.embedding == "contextual" else None
         parts = []
         for title in self.store.title_ids():
             try:
@@ -357,6 +361,10 @@ class Workspace:
         if not parts:
             raise WorkspaceError(self.store.root, f"no title of the store has {self.embedding} embeddings")
         return ll.ShotTable.build(parts)
+
+    def _model(self) -> str:
+        """The contextual model the tags are fitted on: the one named, else the store's only one."""
+        return self.model_id or self.store._only_model()
 
     def clip_length(self, table: ll.ShotTable, labels: list[Label]) -> int:
         """Candidates are as long, in shots, as the median labelled clip."""
@@ -375,11 +383,11 @@ class Workspace:
         if head is None:
             raise WorkspaceError(None, f"tag {self._tag(tid).name!r} has no fitted head yet: press fit")
         spec = head.card.embedding
-        if spec.kind != self.embedding or (spec.kind == "contextual" and spec.model_id != self.store._only_model()):
+        if spec.kind != self.embedding or (spec.kind == "contextual" and spec.model_id != self._model()):
             raise WorkspaceError(None, f"the head of {self._tag(tid).name!r} was fitted on {spec.kind} embeddings"
                                  + (f" of model {spec.model_id}" if spec.model_id else "")
                                  + f"; the catalog's are {self.embedding}"
-                                 + (f" of model {self.store._only_model()}" if self.embedding == "contextual" else "")
+                                 + (f" of model {self._model()}" if self.embedding == "contextual" else "")
                                  + ": fit it again")
         table = self.shot_table()
         length = self.clip_length(table, self.labels(tid))
@@ -435,7 +443,8 @@ def _now() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
-def resolve_embedding(store: Store) -> str:
-    """What tags are fitted on: "contextual" when the store holds one contextual model's
-    embeddings (fits read them as `mediafm fit --embedding contextual` does), else "fused"."""
-    return "contextual" if len(store.model_ids()) == 1 else "fused"
+def resolve_embedding(store: Store, model_id: str | None = None) -> str:
+    """What tags are fitted on: "contextual" when a model is named (`serve --model`) or the store
+    holds one contextual model's embeddings (fits read them as `mediafm fit --embedding contextual`
+    does), else "fused"."""
+    return "contextual" if model_id is not None or len(store.model_ids()) == 1 else "fused"
