@@ -337,6 +337,51 @@ def test_boundary_change_is_texttiling_change_standardised_within_each_window():
     assert np.allclose(change[0, :8].numpy(), ref, atol=1e-4)
 
 
+def _boundary_change_written_out(target, real, window=2):
+    """boundary_change as first written: the centred unit vectors, their cumulative sum, and the
+    sums of the `window` shots either side of each cut gathered from it."""
+    import torch.nn.functional as F
+
+    x = target.float() * real[..., None]
+    counts = real.sum(1, keepdim=True).clamp(min=1)
+    x = F.normalize((x - x.sum(1, keepdim=True) / counts[..., None]) * real[..., None], dim=-1)
+    B, N, _ = x.shape
+    csum = torch.cat([x.new_zeros(B, 1, x.shape[-1]), x.cumsum(1)], 1)
+    cut = torch.arange(1, N)
+    lo = (cut - window).clamp(min=0).expand(B, -1)
+    hi = torch.maximum(torch.minimum(cut + window, counts), cut[None] + 1)
+    gather = lambda idx: csum.gather(1, idx[..., None].expand(-1, -1, x.shape[-1]))  # noqa: E731
+    at_cut = gather(cut.expand(B, -1))
+    change = 1 - F.cosine_similarity(at_cut - gather(lo), gather(hi) - at_cut, dim=-1)
+    valid = torch.zeros_like(real)
+    valid[:, :-1] = real[:, 1:]
+    out = torch.zeros(B, N)
+    out[:, :-1] = change
+    v = valid.float()
+    k = v.sum(1, keepdim=True).clamp(min=1)
+    mean = (out * v).sum(1, keepdim=True) / k
+    std = (((out - mean) ** 2 * v).sum(1, keepdim=True) / k).sqrt().clamp(min=1e-6)
+    return (out - mean) / std * v, valid
+
+
+@pytest.mark.parametrize("window", [1, 2, 3])
+def test_boundary_change_from_dot_products_equals_the_written_out_form(window):
+    """The Gram-diagonal computation gives the written-out TextTiling target, padding and short
+    windows included (a window of 2 shots, one of 1, a full one)."""
+    from mediafm.model.transformer import boundary_change
+
+    g = torch.Generator().manual_seed(window)
+    x = torch.randn(4, 20, 12, generator=g) + 0.5
+    real = torch.zeros(4, 20, dtype=torch.bool)
+    for j, n in enumerate((20, 13, 2, 1)):
+        real[j, :n] = True
+    x = x * real[..., None]  # batches carry zero padding rows
+    ours, valid = boundary_change(x, real, window)
+    ref, ref_valid = _boundary_change_written_out(x, real, window)
+    assert torch.equal(valid, ref_valid)
+    assert torch.allclose(ours, ref, atol=1e-4), (ours - ref).abs().max()
+
+
 def _scene_batch(g, B=8, N=24, dim=16):
     """Windows of scenes of 2-6 shots, each shot its scene's vector plus noise."""
     x = torch.zeros(B, N, dim)
