@@ -82,6 +82,7 @@ REPLICATE_ROWS: dict[str, dict] = {
     "dropout 0.1": dict(dropout=0.1),
     "no metadata": dict(use_meta=False),
     "no metadata, dropout 0.1": dict(use_meta=False, dropout=0.1),
+    "boundary loss 1.0": dict(boundary_weight=1.0),
 }
 
 

@@ -350,7 +350,7 @@ def _boundary_change_written_out(target, real, window=2):
     cut = torch.arange(1, N)
     lo = (cut - window).clamp(min=0).expand(B, -1)
     hi = torch.maximum(torch.minimum(cut + window, counts), cut[None] + 1)
-    gather = lambda idx: csum.gather(1, idx[..., None].expand(-1, -1, x.shape[-1]))  # noqa: E731
+    gather = lambda idx: csum.gather(1, idx[..., None].expand(-1, -1, x.shape[-1]))
     at_cut = gather(cut.expand(B, -1))
     change = 1 - F.cosine_similarity(at_cut - gather(lo), gather(hi) - at_cut, dim=-1)
     valid = torch.zeros_like(real)
