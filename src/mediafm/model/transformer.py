@@ -360,7 +360,8 @@ class MediaFM(nn.Module):
             # the bias, exactly its own distances; contiguous, or SDPA leaves its fused CPU kernel
             # for the unfused path (bmm + softmax), which took longer than the padding it saves.
             # One copy per distinct length, shared by its windows and every layer.
-            blocks = {} if bias is None else {n: bias[None, :, :n, :n].to(x.dtype).contiguous() for n in set(packed.spans)}
+            blocks = {} if bias is None else {n: bias[None, :, :n, :n].to(x.dtype).contiguous()
+                                              for n in set(packed.spans)}
             attn_mask = None if bias is None else tuple(blocks[n] for n in packed.spans)
         else:
             attn_mask = None if real is None else real[:, None, None, :]
@@ -377,7 +378,8 @@ class MediaFM(nn.Module):
         return (out, layers) if all_layers else out
 
     def _embed_shots(self, fused: torch.Tensor, mask_positions: torch.Tensor | None,
-                     keep_positions: torch.Tensor | None, times: torch.Tensor | None, rows: torch.Tensor | None = None) -> torch.Tensor:
+                     keep_positions: torch.Tensor | None, times: torch.Tensor | None,
+                     rows: torch.Tensor | None = None) -> torch.Tensor:
         """Each shot's input token: projected vector ([MASK] where masked and not kept) + position
         + type (+ time). [B, N, h]; with `rows` (flat indices into [B * N]), only those: [len(rows), h]."""
         N, D = fused.shape[1], fused.shape[2]
@@ -578,7 +580,8 @@ def _as_rows(pred: torch.Tensor | Rows) -> Rows:
 def msm_loss(pred: torch.Tensor | Rows, target: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
     """Mean cosine distance (1 - cos) between predictions and targets over masked positions."""
     idx = torch.nonzero(masked.reshape(-1), as_tuple=True)[0]
-    cos = F.cosine_similarity(_as_rows(pred)(idx).float(), target.reshape(-1, target.shape[-1]).index_select(0, idx).float(), dim=-1)
+    true = target.reshape(-1, target.shape[-1]).index_select(0, idx)
+    cos = F.cosine_similarity(_as_rows(pred)(idx).float(), true.float(), dim=-1)
     return (1.0 - cos).sum() / max(len(idx), 1)
 
 
@@ -633,7 +636,8 @@ def _unit_rows(flat: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
     """The rows `idx` of `flat` (all rows when None) scaled to unit length in float32 and written in
     the dtype the query-candidate product runs in (bfloat16 under autocast): what F.normalize and
     autocast's cast compute, in one gather and one pass instead of four (InfoNCE candidates carry
-    no gradient). For 2,048 of 8,192 2,688-d rows: 4.7 ms against 18.9 ms, three times a step."""
+    no gradient). For 2,048 of 8,192 2,688-d rows: 4.2 ms against 5.2 ms (`benchmarks/pretrain.py
+    --parts`), three times a step."""
     rows = flat.float() if idx is None else flat.index_select(0, idx).float()
     inv = torch.linalg.vector_norm(rows, dim=-1, keepdim=True).clamp_min_(1e-12).reciprocal_()
     kind = rows.device.type
