@@ -339,8 +339,11 @@ def test_boundary_change_is_texttiling_change_standardised_within_each_window():
 
 def _boundary_change_written_out(target, real, window=2):
     """boundary_change as first written: the centred unit vectors, their cumulative sum, and the
-    sums of the `window` shots either side of each cut gathered from it."""
+    sums of the `window` shots either side of each cut gathered from it (then the same per-window
+    standardisation)."""
     import torch.nn.functional as F
+
+    from mediafm.model.transformer import standardised_cut_change
 
     x = target.float() * real[..., None]
     counts = real.sum(1, keepdim=True).clamp(min=1)
@@ -353,15 +356,7 @@ def _boundary_change_written_out(target, real, window=2):
     gather = lambda idx: csum.gather(1, idx[..., None].expand(-1, -1, x.shape[-1]))
     at_cut = gather(cut.expand(B, -1))
     change = 1 - F.cosine_similarity(at_cut - gather(lo), gather(hi) - at_cut, dim=-1)
-    valid = torch.zeros_like(real)
-    valid[:, :-1] = real[:, 1:]
-    out = torch.zeros(B, N)
-    out[:, :-1] = change
-    v = valid.float()
-    k = v.sum(1, keepdim=True).clamp(min=1)
-    mean = (out * v).sum(1, keepdim=True) / k
-    std = (((out - mean) ** 2 * v).sum(1, keepdim=True) / k).sqrt().clamp(min=1e-6)
-    return (out - mean) / std * v, valid
+    return standardised_cut_change(change, real)
 
 
 @pytest.mark.parametrize("window", [1, 2, 3])

@@ -193,12 +193,8 @@ class ClipEmbedder:
             model, model_id = load_pretrained(model_dir), model_identity(model_dir)["model_id"]
         elif kind == "contextual-isolated":
             raise StoreError(store.root, "contextual-isolated embeddings need a model (--model DIR)")
-        elif model_id is not None:
-            if model_id not in store.model_ids():
-                raise StoreError(store.root, f"no contextual embeddings of model {model_id!r} in the store; it holds "
-                                             f"{', '.join(store.model_ids()) or 'none'}")
         else:
-            model_id = store._only_model()  # raises with the list of models when ambiguous
+            model_id = store.resolve_model(model_id)  # raises with the list of models when ambiguous
         return cls(store, kind, pooling, model, model_id)
 
     def _times(self, title: str, idx: np.ndarray | None, relative: bool) -> np.ndarray | None:

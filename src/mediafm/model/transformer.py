@@ -703,15 +703,13 @@ def boundary_change(target: torch.Tensor, real: torch.Tensor, window: int = 2) -
     def centred(k: int) -> torch.Tensor:  # [B, N - k]: (x_i - mean) . (x_{i+k} - mean), 0 at padding
         return (diag[k] - xm[:, :N - k] - xm[:, k:] + mm) * (r[:, :N - k] * r[:, k:])
 
-    norm = centred(0).clamp(min=0).sqrt()
+    cdots = [centred(k) for k in range(min(2 * window, N))]
+    norm = cdots[0].clamp(min=0).sqrt()
     inv = torch.where(norm > 1e-12, 1 / norm.clamp(min=1e-12), torch.zeros_like(norm))  # F.normalize's eps
     # gram[k][:, w + i] = u_i . u_{i+k} for the centred unit vectors u, zero outside the window
-    gram = []
-    for k in range(2 * window):
-        g_k = x.new_zeros(B, N + 2 * window)
-        if k < N:
-            g_k[:, window:window + N - k] = centred(k) * inv[:, :N - k] * inv[:, k:]
-        gram.append(g_k)
+    gram = [x.new_zeros(B, N + 2 * window) for _ in range(2 * window)]
+    for k, c in enumerate(cdots):
+        gram[k][:, window:window + N - k] = c * inv[:, :N - k] * inv[:, k:]
     cut = torch.arange(1, N, device=x.device)  # the cut before shot `cut`, after shot `cut - 1`
 
     def at(k: int, i: torch.Tensor) -> torch.Tensor:  # gram[k] at shot indices i (may be < 0)
@@ -723,9 +721,17 @@ def boundary_change(target: torch.Tensor, real: torch.Tensor, window: int = 2) -
     right2 = sum(at(abs(q - q2), cut + min(q, q2)) for q in range(window) for q2 in range(window))
     eps = 1e-8
     change = 1 - dot / (left2.clamp(min=0).sqrt().clamp(min=eps) * right2.clamp(min=0).sqrt().clamp(min=eps))
+    return standardised_cut_change(change, real)
+
+
+def standardised_cut_change(change: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """([B, N] target, [B, N] valid) from the change at each cut ([B, N - 1], the cut after shot
+    0 .. N - 2): shot i gets the cut after it when a real shot follows in its window, standardised
+    over those shots of the window; 0 elsewhere."""
+    B, N = real.shape
     valid = torch.zeros_like(real)
     valid[:, :-1] = real[:, 1:]  # shot i has a next shot in the window
-    out = torch.zeros(B, N, device=x.device)
+    out = torch.zeros(B, N, device=change.device)
     out[:, :-1] = change
     v = valid.float()
     k = v.sum(1, keepdim=True).clamp(min=1)

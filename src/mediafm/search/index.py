@@ -100,14 +100,7 @@ class IndexInfo:
 def _resolve_model(store: Store, config: IndexConfig) -> str | None:
     if config.embedding == "fused":
         return None
-    if config.model_id:
-        if config.model_id not in store.model_ids():
-            raise StoreError(store.root, f"no contextual embeddings from model {config.model_id!r}; have {store.model_ids()}")
-        return config.model_id
-    ids = store.model_ids()
-    if len(ids) != 1:
-        raise StoreError(store.root, f"store holds {len(ids)} models' embeddings {ids}; name one with --model")
-    return ids[0]
+    return store.resolve_model(config.model_id or None)
 
 
 def index_name(embedding: str, model_id: str | None) -> str:

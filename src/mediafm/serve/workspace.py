@@ -364,7 +364,7 @@ class Workspace:
 
     def _model(self) -> str:
         """The contextual model the tags are fitted on: the one named, else the store's only one."""
-        return self.model_id or self.store._only_model()
+        return self.store.resolve_model(self.model_id)
 
     def clip_length(self, table: ll.ShotTable, labels: list[Label]) -> int:
         """Candidates are as long, in shots, as the median labelled clip."""

@@ -348,6 +348,17 @@ class Store:
         model_id = model_id or self._only_model()
         return load_npy(self.contextual_dir(model_id) / "cls" / f"{title_id}.npy")
 
+    def resolve_model(self, model_id: str | None = None) -> str:
+        """`model_id` when the store holds its contextual embeddings, else the store's only model;
+        StoreError naming the models it holds otherwise."""
+        if model_id is None:
+            return self._only_model()
+        ids = self.model_ids()
+        if model_id not in ids:
+            raise StoreError(self.root, f"no contextual embeddings of model {model_id!r} in the store; it holds "
+                                        f"{', '.join(ids) or 'none (run `mediafm embed`)'}")
+        return model_id
+
     def _only_model(self) -> str:
         ids = self.model_ids()
         if len(ids) != 1:
