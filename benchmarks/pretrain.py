@@ -557,20 +557,31 @@ def alternated_medians(fns: dict[str, Callable[[], object]], repeats: int) -> di
     return {name: statistics.median(t) for name, t in times.items()}
 
 
+def _float32_softmax_attention(q, k, v, bias):
+    """`window_attention`'s earlier bf16 form: bf16 products around float32 scores (a cast, a
+    scaling, the bias added) and a float32 softmax cast back to bf16, for comparison."""
+    scores = torch.matmul(q, k.transpose(-1, -2)).float().mul_(q.shape[-1] ** -0.5)
+    if bias is not None:
+        scores = scores.add_(bias)
+    return torch.matmul(torch.softmax(scores, -1).to(q.dtype), v)
+
+
 def attention_timings(repeats: int = 5, seed: int = 0) -> dict[str, dict[str, float]]:
     """Median seconds of one step's attention (forward and backward, 4 layers of `small`: 4 heads
-    of 64) over a long-form batch's windows (10 of 514 tokens, 6 of 160-420), per dtype: torch's
-    fused SDPA kernel against `window_attention`, alternated run by run with the same inputs."""
+    of 64) over a long-form batch's windows (10 of 514 tokens, 6 of 160-420) with the distance
+    bias, per dtype: torch's fused SDPA kernel against `window_attention` (and, in bf16, its earlier
+    float32-softmax form), alternated run by run with the same inputs."""
     import torch.nn.functional as F
 
-    from mediafm.model.transformer import window_attention
+    from mediafm.model.transformer import distance_bias, window_attention
 
     lens = [514] * 10 + [300, 420, 200, 160, 380, 250]
+    full = distance_bias(512, 4)  # [heads, 514, 514]: [CLS] and [GLOBAL] at distance 0, as encode builds it
     g = torch.Generator().manual_seed(seed)
     out = {}
     for dtype in (torch.bfloat16, torch.float32):
         qkv = [[torch.randn(1, 4, n, 64, generator=g).to(dtype).requires_grad_() for _ in range(3)] for n in lens]
-        bias = {n: (0.1 * torch.randn(1, 4, n, n, generator=g)).to(dtype) for n in set(lens)}
+        bias = {n: full[None, :, :n, :n].to(dtype).contiguous() for n in set(lens)}
         def step(fn, qkv=qkv, bias=bias):
             for _ in range(4):
                 ys = [fn(q, k, v, bias[n]) for (q, k, v), n in zip(qkv, lens)]
@@ -579,8 +590,10 @@ def attention_timings(repeats: int = 5, seed: int = 0) -> dict[str, dict[str, fl
         def kernel(q, k, v, b):
             return F.scaled_dot_product_attention(q, k, v, attn_mask=b)
 
-        out[str(dtype).removeprefix("torch.")] = alternated_medians(
-            {"fused SDPA kernel": lambda: step(kernel), "window_attention": lambda: step(window_attention)}, repeats)
+        forms = {"fused SDPA kernel": lambda: step(kernel), "window_attention": lambda: step(window_attention)}
+        if dtype == torch.bfloat16:
+            forms["float32 softmax"] = lambda: step(_float32_softmax_attention)
+        out[str(dtype).removeprefix("torch.")] = alternated_medians(forms, repeats)
     return out
 
 
@@ -666,6 +679,10 @@ def print_parts() -> None:
         base, ours = row["fused SDPA kernel"], row["window_attention"]
         print(f"  {dtype:<9} fused SDPA kernel {1000 * base:6.0f} ms   window_attention {1000 * ours:6.0f} ms   "
               f"ratio {base / ours:.2f}")
+        if "float32 softmax" in row:
+            prev = row["float32 softmax"]
+            print(f"  {dtype:<9} float32 softmax   {1000 * prev:6.0f} ms   window_attention {1000 * ours:6.0f} ms   "
+                  f"ratio {prev / ours:.2f}")
     row = packed_window_timings()
     base, ours = row["slice per window"], row["one split"]
     print(f"  packed rows, bf16: slice per window {1000 * base:6.0f} ms   one split {1000 * ours:6.0f} ms   "

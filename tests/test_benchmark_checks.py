@@ -340,6 +340,31 @@ def test_the_parts_table_times_two_forms_of_the_same_attention():
     assert torch.allclose(outs[0], outs[1], atol=1e-6) and torch.allclose(grads[0], grads[1], atol=1e-5)
 
 
+def test_the_parts_table_times_two_bf16_forms_of_the_same_window_attention():
+    """`pretrain.py --parts` times `window_attention`'s earlier float32-softmax form against its
+    bf16 form: both must compute the same attention and gradients (to bf16 rounding)."""
+    import torch
+    import torch.nn.functional as F
+
+    import pretrain as bench
+    from mediafm.model.transformer import distance_bias, window_attention
+
+    g = torch.Generator().manual_seed(0)
+    bias = distance_bias(38, 4)[None].to(torch.bfloat16)
+    base = [torch.randn(1, 4, 40, 16, generator=g) for _ in range(3)]
+    dy = torch.randn(1, 4, 40, 16, generator=g)
+    outs, grads = [], []
+    for fn in (bench._float32_softmax_attention, window_attention):
+        ins = [t.to(torch.bfloat16).requires_grad_() for t in base]
+        y = fn(*ins, bias)
+        y.float().backward(dy)
+        outs.append(y.detach().float())
+        grads.append([t.grad.float() for t in ins])
+    cos = lambda a, b: float(F.cosine_similarity(a.flatten(), b.flatten(), dim=0))  # noqa: E731
+    assert cos(*outs) > 0.9999 and float((outs[0] - outs[1]).abs().max()) < 0.05
+    assert all(cos(a, b) > 0.999 for a, b in zip(*grads))
+
+
 def test_the_parts_table_times_two_forms_of_the_same_candidates():
     """`pretrain.py --parts` times the InfoNCE candidates' old preparation (gather, F.normalize,
     autocast's cast) against `_unit_rows`: both must give the same unit bf16 rows (to bf16

@@ -422,3 +422,46 @@ def test_boundary_loss_is_added_and_falls_on_a_learnable_toy():
         opt.step()
     m.eval()
     assert before > 0.8 and boundary_error(held) < 0.6  # a constant guess scores 1: targets are standardised
+
+
+@pytest.mark.parametrize("subset", [False, True], ids=["all-queries", "query-subset"])
+def test_infonce_through_the_heads_weights_equals_scoring_the_predictions(monkeypatch, subset):
+    """With many queries, InfoNCE scores candidates through a linear head's weights
+    (`_cosine_logits`: h . (W^T c) + b . c over the prediction's length) instead of through the
+    predictions: the contrastive and neighbour losses and every gradient are those of the plain
+    path (float32: within 1e-5; bf16 autocast: within bf16 rounding)."""
+    import mediafm.model.transformer as tr
+
+    if subset:
+        monkeypatch.setattr(tr, "MAX_QUERIES", 30)
+        monkeypatch.setattr(tr, "MAX_CANDIDATES", 70)
+    g = torch.Generator().manual_seed(0)
+    proj = torch.nn.Linear(8, 96)  # D = 96, h = 8: factored from 10 queries on
+    flat = torch.randn(4 * 25, 8, generator=g)
+    target = torch.randn(4, 25, 96, generator=g)
+    real = torch.ones(4, 25, dtype=torch.bool)
+    real[2, 18:] = False
+    mask = (torch.rand(4, 25, generator=g) < 0.5) & real
+    assert int(mask.sum()) > 30
+    for bf16 in (False, True):
+        results = []
+        for factored in (False, True):
+            monkeypatch.setattr(tr, "FACTORED_LOGITS", factored)
+            proj.zero_grad()
+            x = flat.clone().requires_grad_()
+            rows = tr.HeadRows(proj, x)
+            torch.manual_seed(3)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                loss = (tr.contrastive_loss(rows, target, mask, real, 0.1)
+                        + tr.neighbor_loss(rows, tr.HeadRows(proj, x), target, real, 0.1))
+            loss.backward()
+            results.append((float(loss.detach()), x.grad.clone(), proj.weight.grad.clone(), proj.bias.grad.clone()))
+        (plain, *g_plain), (ours, *g_ours) = results
+        if bf16:
+            assert abs(plain - ours) < 0.02 * abs(plain)
+            for a, b in zip(g_plain, g_ours):
+                assert float(torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0)) > 0.99
+        else:
+            assert abs(plain - ours) < 1e-5
+            for a, b in zip(g_plain, g_ours):
+                assert torch.allclose(a, b, atol=1e-5)

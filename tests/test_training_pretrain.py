@@ -442,3 +442,28 @@ def test_window_attention_in_bf16_computes_what_the_fused_kernel_computes(with_b
         assert cos(a.grad, b.grad) > 0.99
     same = window_attention(q, k, v, bias)
     assert torch.equal(same, F.scaled_dot_product_attention(q, k, v, attn_mask=bias))
+
+
+def test_window_attention_in_bf16_is_as_close_to_float64_as_bf16_outputs_allow():
+    """The bf16 form keeps scores and softmax in bf16 (accumulating in float32): against float64,
+    its outputs and gradients must be within a few bf16 roundings (2^-8 relative each), on
+    windows of the long-form sizes with the distance bias as encode builds it."""
+    import torch.nn.functional as F
+
+    from mediafm.model.transformer import distance_bias, window_attention
+
+    g = torch.Generator().manual_seed(1)
+    for n in (514, 130):
+        bias = distance_bias(n - 2, 4)[None]
+        q, k, v = (1.5 * torch.randn(1, 4, n, 64, generator=g) for _ in range(3))
+        dy = torch.randn(1, 4, n, 64, generator=g)
+        ref_in = [t.double().requires_grad_() for t in (q, k, v)]
+        ref = F.scaled_dot_product_attention(*ref_in, attn_mask=bias.double())
+        ref.backward(dy.double())
+        ours_in = [t.to(torch.bfloat16).requires_grad_() for t in (q, k, v)]
+        ours = window_attention(*ours_in, bias.to(torch.bfloat16))
+        ours.float().backward(dy)
+        rel = lambda a, b: float((a.double() - b).norm() / b.norm())  # noqa: E731
+        assert rel(ours.detach(), ref.detach()) < 0.01
+        for a, b in zip(ours_in, ref_in):
+            assert rel(a.grad, b.grad) < 0.012

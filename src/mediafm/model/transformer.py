@@ -191,19 +191,28 @@ class Packed(NamedTuple):
 
 def window_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None,
                      dropout_p: float = 0.0) -> torch.Tensor:
-    """softmax(q k^T / sqrt(d) + bias) v for one window ([1, heads, n, d] each).
+    """softmax(q k^T / sqrt(d) + bias) v for one window ([1, heads, n, d] each; bias [1, heads, n, n]).
 
-    On a CPU in bfloat16, written out as two products and a float32 softmax: torch's fused CPU
-    kernel ran the forward and backward of a long-form batch's windows (4 layers) in 448 ms against
-    282 ms for this (`python benchmarks/pretrain.py --attention`, 2 cores). In float32 the
-    written-out form was no faster, so float32 and GPUs keep the fused kernel. A window of 512
-    shots keeps a [heads, n, n] float32 matrix per layer for the backward (4 MB).
+    On a CPU in bfloat16, written out as two products and a softmax, all in bfloat16: the first
+    product adds the bias and the scale as it writes the scores (`baddbmm`), and torch's bf16
+    softmax and its backward accumulate in float32 row by row. torch's fused CPU kernel ran the
+    forward and backward of a long-form batch's windows (4 layers) in 448 ms against 282 ms for
+    the form with float32 scores and softmax (a cast, a scaling and an add around them), and that
+    against 199 ms for this one (`python benchmarks/pretrain.py --parts`, 2 cores): every pass over
+    the [heads, n, n] scores moves half the bytes, and three passes are gone. Against float64,
+    this form's outputs and gradients are closer than the float32-softmax form's (bfloat16
+    rounding of the outputs dominates both). In float32 the written-out form was no faster, so
+    float32 and GPUs keep the fused kernel.
     """
     if WRITTEN_OUT_BF16_ATTENTION and q.device.type == "cpu" and q.dtype == torch.bfloat16 and not dropout_p:
-        scores = torch.matmul(q, k.transpose(-1, -2)).float().mul_(q.shape[-1] ** -0.5)
-        if bias is not None:
-            scores = scores.add_(bias)
-        return torch.matmul(torch.softmax(scores, -1).to(q.dtype), v)
+        B, h, n, d = q.shape
+        q, k, v = q.reshape(B * h, n, d), k.reshape(B * h, n, d).transpose(-1, -2), v.reshape(B * h, n, d)
+        if bias is None:
+            scores = torch.bmm(q * d ** -0.5, k)
+        else:
+            bias = bias.to(q.dtype).expand(B, h, n, n).reshape(B * h, n, n)
+            scores = torch.baddbmm(bias, q, k, alpha=d ** -0.5)
+        return torch.bmm(torch.softmax(scores, -1), v).view(B, h, n, d)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout_p)
 
 
@@ -360,7 +369,10 @@ class MediaFM(nn.Module):
             # the bias, exactly its own distances; contiguous, or SDPA leaves its fused CPU kernel
             # for the unfused path (bmm + softmax), which took longer than the padding it saves.
             # One copy per distinct length, shared by its windows and every layer.
-            blocks = {} if bias is None else {n: bias[None, :, :n, :n].to(x.dtype).contiguous()
+            # In the dtype attention runs in (bf16 under CPU autocast, while x, the residual stream,
+            # stays float32), so no layer casts it again.
+            dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
+            blocks = {} if bias is None else {n: bias[None, :, :n, :n].to(dtype).contiguous()
                                               for n in set(packed.spans)}
             attn_mask = None if bias is None else tuple(blocks[n] for n in packed.spans)
         else:
@@ -566,8 +578,24 @@ def _masked(model: MediaFM, w: Window) -> torch.Tensor:
 Rows = Callable[[torch.Tensor], torch.Tensor]
 
 
+class HeadRows(NamedTuple):
+    """A linear head's predictions for chosen rows of the flattened shot grid, computed when asked
+    for: row j is `proj(flat[j + shift])`. Keeping the head and its inputs (not only a function)
+    lets InfoNCE score many queries through the head's weights (`_cosine_logits`)."""
+
+    proj: nn.Linear
+    flat: torch.Tensor  # [B * N, h] the head's inputs
+    shift: int = 0  # row j reads input j + shift (the neighbour heads predict the next or previous shot)
+
+    def inputs(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.flat.index_select(0, idx + self.shift if self.shift else idx)
+
+    def __call__(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.inputs(idx))
+
+
 def _rows_of(proj: nn.Module, flat: torch.Tensor) -> Rows:
-    return lambda idx: proj(flat[idx])
+    return HeadRows(proj, flat)
 
 
 def _as_rows(pred: torch.Tensor | Rows) -> Rows:
@@ -615,8 +643,7 @@ def contrastive_loss(pred: torch.Tensor | Rows, target: torch.Tensor, masked: to
     n_real = int(real_flat.sum())
     if len(q_idx) <= MAX_QUERIES and n_real <= MAX_CANDIDATES:
         cand = _unit_rows(target.reshape(B * N, D), None)
-        q = F.normalize(rows(q_idx).float(), dim=-1)
-        logits = (q @ cand.T).float() / temperature
+        logits = _cosine_logits(rows, q_idx, cand) / temperature
         logits = logits.masked_fill(~real_flat[None, :], float("-inf"))
         return F.cross_entropy(logits, q_idx)
     dev = target.device
@@ -627,8 +654,42 @@ def contrastive_loss(pred: torch.Tensor | Rows, target: torch.Tensor, masked: to
     others = others[torch.randperm(len(others), device=dev)[:max(0, MAX_CANDIDATES - len(q_idx))]]
     c_idx = torch.cat([q_idx, others])  # query i's target is candidate i
     cand = _unit_rows(target.reshape(B * N, D), c_idx)
+    return F.cross_entropy(_cosine_logits(rows, q_idx, cand) / temperature, torch.arange(len(q_idx), device=dev))
+
+
+FACTORED_LOGITS = True  # InfoNCE through the head's weights when that is fewer products (_cosine_logits)
+
+
+def _cosine_logits(rows: Rows, q_idx: torch.Tensor, cand: torch.Tensor) -> torch.Tensor:
+    """[Q, C] float32 cosine between the predictions of rows `q_idx` and the unit candidates `cand`
+    ([C, D], no gradient).
+
+    For a linear head, pred . c = h . (W^T c) + b . c, so the scores can go through the candidates
+    projected to the head's input width (C x h) instead of through the D-wide predictions: the
+    products cost 4 C D h + 6 Q C h instead of 4 Q C D (forward and backward; the predictions are
+    still computed, for their lengths). With 512 queries, 2,048 candidates, D = 2,688 and h = 256
+    that is 13.4 against 9.3 GFLOP a loss, three losses a step; with fewer than ~300 queries the
+    plain form is cheaper and is used.
+    """
+    if isinstance(rows, HeadRows) and FACTORED_LOGITS:
+        d_out, h = rows.proj.weight.shape
+        if len(q_idx) * (4 * d_out - 6 * h) > 4 * d_out * h:
+            x = rows.inputs(q_idx)
+            inv = torch.linalg.vector_norm(rows.proj(x).float(), dim=-1, keepdim=True).clamp_min(1e-12).reciprocal()
+            w, b = rows.proj.weight, rows.proj.bias
+            cand_w = cand @ w.to(cand.dtype)  # [C, h]: each candidate seen through the head
+            x = x.to(cand.dtype)
+            raw = x @ cand_w.T if b is None else torch.addmm(cand @ b.to(cand.dtype), x, cand_w.T)
+            return raw.float() * inv
     q = F.normalize(rows(q_idx).float(), dim=-1)
-    return F.cross_entropy((q @ cand.T).float() / temperature, torch.arange(len(q_idx), device=dev))
+    return (q @ cand.T).float()
+
+
+def _shifted(rows: Rows, k: int) -> Rows:
+    """Rows whose row j is `rows`' row j + k."""
+    if isinstance(rows, HeadRows):
+        return rows._replace(shift=rows.shift + k)
+    return lambda idx: rows(idx + k)
 
 
 @torch.no_grad()
@@ -653,13 +714,9 @@ def neighbor_loss(next_pred: torch.Tensor | Rows, prev_pred: torch.Tensor | Rows
     before (a change of scene, a cut to another character) into the shot's own vector, where a
     clip pooled from its shots can see it. Same candidates as `contrastive_loss`.
     """
-    next_rows, prev_rows = _as_rows(next_pred), _as_rows(prev_pred)
-
-    def nxt(idx):  # row j: shot j predicted from shot j - 1 (queried only where has_prev: same window)
-        return next_rows(idx - 1)
-
-    def prv(idx):  # row j: shot j predicted from shot j + 1
-        return prev_rows(idx + 1)
+    # Row j of `nxt`: shot j predicted from shot j - 1 (queried only where has_prev: same window);
+    # of `prv`: shot j predicted from shot j + 1.
+    nxt, prv = (_shifted(_as_rows(p), k) for p, k in ((next_pred, -1), (prev_pred, 1)))
 
     has_prev = torch.zeros_like(real)
     has_prev[:, 1:] = real[:, 1:] & real[:, :-1]
