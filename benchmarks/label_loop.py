@@ -29,6 +29,7 @@ Exit status 1 when a target is missed.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import sys
@@ -249,6 +250,53 @@ def latency(store_root: Path, truth: dict, work: Path, model_id: str | None = No
     return ok, "\n".join(lines)
 
 
+CURVE_LABELS = (80, 200, 500)
+
+
+def probe_curve(table: ll.ShotTable, truth: dict, components: tuple[int, ...], draws: int = 2) -> str:
+    """The workspace's probe (`TAG_PROBE`: logistic, grouped CV for C) fitted on random single shots
+    of one half of the titles and scored (AP) on every shot of the other, at CURVE_LABELS labels and
+    on all of the half: how far random labels carry this learner. Also on the catalog's top
+    `components` principal directions (every shot's vector, labelled or not, centred and
+    projected before the probe; still a linear head in the original space). Mean over 3 splits x
+    `draws` draws."""
+    from sklearn.metrics import average_precision_score
+
+    from mediafm.evaluation.labels import Targets
+    from mediafm.evaluation.probes import fit_probe
+    from mediafm.serve.workspace import TAG_PROBE
+
+    X = np.asarray(table.vectors, np.float32)
+    title_of = np.repeat(np.arange(len(table.titles)), np.diff(table.offsets))
+    mean = X.mean(0)
+    basis = np.linalg.svd(X - mean, full_matrices=False)[2] if components else None
+    inputs = {"vectors": X, **{f"top {k} directions": (X - mean) @ basis[:k].T for k in components}}
+    config = dataclasses.replace(TAG_PROBE, n_boot=1)
+    lines = []
+    for tag, by_title in truth.items():
+        y = np.concatenate([by_title[t] for t in table.titles])
+        res = {name: {n: [] for n in (*CURVE_LABELS, "all")} for name in inputs}
+        for r in range(3):
+            order = np.random.default_rng([7, r]).permutation(len(table.titles))
+            pool = np.isin(title_of, order[:len(order) // 2])
+            for d in range(draws):
+                rng = np.random.default_rng([r, d])
+                for n in (*CURVE_LABELS, "all"):
+                    while True:
+                        idx = np.flatnonzero(pool) if n == "all" else rng.choice(np.flatnonzero(pool), n, replace=False)
+                        if 2 <= y[idx].sum() <= len(idx) - 2:
+                            break
+                    for name, Z in inputs.items():
+                        head = fit_probe(Z[idx], Targets("binary", y[idx], ("0", "1")), title_of[idx], "ap", config).head
+                        res[name][n].append(average_precision_score(y[~pool], head(Z[~pool])))
+        lines.append(f"\n{tag}: random single shots, AP on the other half's shots (3 splits x {draws} draws)\n")
+        lines.append("| probe input | " + " | ".join(str(n) for n in res["vectors"]) + " |")
+        lines.append("|---|" + "---|" * len(res["vectors"]))
+        for name, by_n in res.items():
+            lines.append(f"| {name} | " + " | ".join(f"{np.mean(v):.3f}" for v in by_n.values()) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cache", default=os.path.expanduser("~/.cache/mediafm/bench-tasks"))
@@ -256,6 +304,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--skip-quality", action="store_true", help="latency only")
+    p.add_argument("--probe-curve", nargs="*", type=int, metavar="K",
+                   help="only the probe's learning curve on random single shots (and on the catalog's top K "
+                        "principal directions); prints a table, checks no target")
     a = p.parse_args(argv)
 
     sys.path.insert(0, str(REPO / "benchmarks"))
@@ -283,6 +334,9 @@ def main(argv: list[str] | None = None) -> int:
     truth = {tag: {t: tag_truth(stories[t], shots[t], tag) for t in table.titles} for tag in TAG_QUERIES}
     print(f"# tag loop: {len(table.titles)} titles ({a.seed=}), {len(table.starts):,} shots, "
           f"{table.vectors.shape[1]}-d contextual vectors (loaded in {time.time() - t0:.1f} s)", flush=True)
+    if a.probe_curve is not None:
+        print(probe_curve(table, truth, tuple(a.probe_curve)))
+        return 0
     ok = True
     with tempfile.TemporaryDirectory() as tmp:
         if not a.skip_quality:

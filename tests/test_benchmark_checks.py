@@ -383,3 +383,26 @@ def test_the_parts_table_times_two_forms_of_the_same_candidates():
     ref = bench._normalized_candidates(flat, idx)
     assert (ours.float() - ref.float()).abs().max() < 0.01
     assert torch.allclose(_unit_rows(flat, None), torch.nn.functional.normalize(flat, dim=-1), atol=1e-6)
+
+
+def test_the_probe_curve_scores_held_out_titles_and_gains_with_labels(monkeypatch):
+    """`label_loop.py --probe-curve`: the workspace's probe on random single shots of half the
+    titles, AP on the other half. A tag carried by one direction of the vectors is learned (AP
+    near 1 with every shot), and projecting on a direction without it loses it."""
+    import label_loop
+    from mediafm.apps import labelloop as ll
+
+    monkeypatch.setattr(label_loop, "CURVE_LABELS", (16, 40))
+    rng = np.random.default_rng(0)
+    parts, truth = [], {}
+    for i in range(12):
+        x = rng.standard_normal((30, 12))
+        x[:, 0] *= 10  # the largest direction carries nothing; the tag lies along dimension 1
+        truth[f"t{i:02d}"] = (x[:, 1] > 0).astype(int)
+        parts.append((f"t{i:02d}", np.arange(30.0), np.arange(30.0) + 1, x))
+    table = ll.ShotTable.build(parts, dtype=np.float32)
+    text = label_loop.probe_curve(table, {"tag": truth}, (1,), draws=1)
+    rows = {line.split("|")[1].strip(): [float(v) for v in line.split("|")[2:-1]]
+            for line in text.splitlines() if line.startswith("| ") and "probe input" not in line}
+    assert rows["vectors"][-1] > 0.95 and rows["vectors"][-1] >= rows["vectors"][0]
+    assert rows["top 1 directions"][-1] < 0.75
