@@ -171,19 +171,23 @@ def optimizer_comparison(steps_epochs: int, threads: int) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------- GPU (the training data path)
-def synthetic_cache(root: Path, lengths: list[int], dim: int = FUSED_DIM, meta_dim: int = META_DIM, seed: int = 0):
+def synthetic_cache(root: Path, lengths: list[int], dim: int = FUSED_DIM, meta_dim: int = META_DIM, seed: int = 0,
+                    dtype: str = "float32"):
     """A consolidated shot cache (training/data.py's layout) of random unit vectors, written
-    directly: the store and its Parquet files are not what this benchmark measures."""
+    directly: the store and its Parquet files are not what this benchmark measures. The same
+    vectors for either dtype (bfloat16: rounded, as `build_cache` stores them)."""
     from mediafm.store.atomic import write_json_atomic
-    from mediafm.training.data import CACHE_FORMAT, open_cache
+    from mediafm.training.data import CACHE_FORMAT, bfloat16_bits, open_cache
 
     root.mkdir(parents=True, exist_ok=True)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     rng = np.random.default_rng(seed)
-    fused = np.lib.format.open_memmap(root / "fused.npy", mode="w+", dtype=np.float32, shape=(int(offsets[-1]), dim))
+    fused = np.lib.format.open_memmap(root / "fused.npy", mode="w+", dtype=np.uint16 if dtype == "bfloat16" else np.float32,
+                                      shape=(int(offsets[-1]), dim))
     for a in range(0, len(fused), 1 << 15):
         x = rng.standard_normal((min(1 << 15, len(fused) - a), dim), dtype=np.float32)
-        fused[a:a + len(x)] = x / np.linalg.norm(x, axis=1, keepdims=True)
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        fused[a:a + len(x)] = bfloat16_bits(x) if dtype == "bfloat16" else x
     fused.flush()
     del fused
     times = np.zeros((int(offsets[-1]), 2), np.float32)
@@ -195,7 +199,7 @@ def synthetic_cache(root: Path, lengths: list[int], dim: int = FUSED_DIM, meta_d
     meta = rng.standard_normal((len(lengths), meta_dim), dtype=np.float32)
     np.save(root / "meta.npy", meta / np.linalg.norm(meta, axis=1, keepdims=True))
     write_json_atomic({"format": CACHE_FORMAT, "title_ids": [f"t{i:05d}" for i in range(len(lengths))],
-                       "encoders": {}}, root / "index.json")
+                       "encoders": {}, "dtype": dtype}, root / "index.json")
     return open_cache(root)
 
 
@@ -434,15 +438,23 @@ def cpu_mfu_rows(titles: int, warmup: int, steps: int, store: Path | None = None
     from mediafm.training.optim import build_optimizer as build
     from mediafm.training.pretrain import AUTO_BATCH, TrainConfig
 
+    from mediafm.training.pretrain import cache_dtype
+
     rows = []
     native = cpu_bf16_native()
     with tempfile.TemporaryDirectory() as tmp:
-        if store is not None:
-            from mediafm.training.data import build_cache
+        caches = {}
 
-            cache = build_cache(store)
-        else:
-            cache = synthetic_cache(Path(tmp) / "cache", long_form_lengths(titles))
+        def cache_for(dtype: str):  # each row trains from the cache `mediafm pretrain` would read
+            if dtype not in caches:
+                if store is not None:
+                    from mediafm.training.data import build_cache
+
+                    caches[dtype] = build_cache(store, dtype=dtype)
+                else:
+                    caches[dtype] = synthetic_cache(Path(tmp) / f"cache-{dtype}", long_form_lengths(titles), dtype=dtype)
+            return caches[dtype]
+
         for name, bf16, pack, by_window, predict_all in (
                 ("default", True, True, True, False), ("bfloat16, fused attention kernel", True, True, True, False),
                 ("float32", False, True, True, False),
@@ -450,7 +462,7 @@ def cpu_mfu_rows(titles: int, warmup: int, steps: int, store: Path | None = None
                 ("float32, padding through every product", False, False, False, False),
                 ("... and every row through every head", False, False, False, True)):
             cfg = TrainConfig(device="cpu", batch_size=AUTO_BATCH, progress=False, bf16=bf16)
-            trainer = Trainer(cfg, cache, compiled=False)
+            trainer = Trainer(cfg, cache_for(cache_dtype(cfg, torch.device("cpu"))), compiled=False)
             if predict_all:
                 plain = trainer.model.forward
                 trainer.model.forward = lambda *a, predict_all=True, **k: plain(*a, predict_all=True, **k)

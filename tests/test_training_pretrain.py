@@ -58,6 +58,61 @@ def test_cache_matches_store_and_is_memory_mapped(store_root):
     assert build_cache(store_root).root == cache.root  # reused while the store is unchanged
 
 
+def test_a_bf16_cache_holds_the_store_rounded_as_torch_rounds_and_gives_the_same_batches(store_root):
+    """The bfloat16 training cache (CPU bf16 training) is a cache of its own beside the float32 one;
+    its rows are the store's vectors cast to bfloat16, and its batches are the float32 cache's
+    batches cast, with the same masks, swaps, times and metadata."""
+    from mediafm.training.data import collate, title_windows
+
+    full, half = build_cache(store_root), build_cache(store_root, dtype="bfloat16")
+    assert half.root != full.root and half.dtype == "bfloat16" and half.fused.dtype == np.uint16
+    assert build_cache(store_root, dtype="bfloat16").root == half.root  # reused
+    store = Store(store_root)
+    for i, tid in enumerate(half.title_ids):
+        a, b = half.offsets[i], half.offsets[i + 1]
+        got = torch.from_numpy(np.array(half.fused[a:b])).view(torch.bfloat16)
+        assert torch.equal(got, torch.tensor(store.features(tid)).to(torch.bfloat16))
+    wins = [title_windows(t, full.length(t), 512)[0] for t in range(3)]
+    spec = MaskSpec(0.3, keep=0.2, random=0.3)
+    b32, b16 = collate(full, wins, spec, 0, 0), collate(half, wins, spec, 0, 0)
+    assert b16.fused.dtype == torch.bfloat16 and b16.targets is not None
+    assert torch.equal(b16.fused, b32.fused.to(torch.bfloat16)) and torch.equal(b16.targets, b32.targets.to(torch.bfloat16))
+    for name in ("pad_mask", "mask_positions", "keep_positions", "times", "meta"):
+        assert torch.equal(getattr(b16, name), getattr(b32, name)), name
+    with pytest.raises(ValueError, match="float32"):
+        DeviceCache(half, "cpu")
+
+
+def test_cpu_bf16_training_reads_a_bf16_cache_and_its_step_computes_the_float32_caches(store_root, monkeypatch):
+    """Where bf16 autocast runs on the CPU, `pretrain` trains from the bfloat16 cache; a step on its
+    batch has the loss and gradients of the same step on the float32 cache's batch (the first
+    product casts its inputs to bf16 either way; the losses read the targets rounded)."""
+    import mediafm.training.pretrain as tp
+    from mediafm.training.data import collate, title_windows
+
+    monkeypatch.setattr(tp, "cpu_bf16_native", lambda: True)
+    assert tp.cache_dtype(_cfg(), torch.device("cpu")) == "bfloat16"
+    assert tp.cache_dtype(_cfg(bf16=False), torch.device("cpu")) == "float32"
+    assert tp.cache_dtype(_cfg(), torch.device("cuda")) == "float32"
+    full, half = build_cache(store_root), build_cache(store_root, dtype="bfloat16")
+    cfg = _cfg()
+    wins = [title_windows(t, full.length(t), cfg.model.max_shots)[0] for t in range(4)]
+    results = []
+    for cache in (full, half):
+        torch.manual_seed(0)
+        model = tp.build_model(cfg, cache.dim, cache.meta_dim)
+        b = collate(cache, wins, cfg.mask, 0, 0)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            _, loss = model(b.fused, b.meta, b.pad_mask, b.mask_positions, None, b.keep_positions, b.targets,
+                            predict_all=False)
+        loss.backward()
+        results.append((float(loss.detach()), [p.grad.flatten() for p in model.parameters() if p.grad is not None]))
+    (l32, g32), (l16, g16) = results
+    assert abs(l16 - l32) < 0.01 * abs(l32)
+    cos = [float(torch.nn.functional.cosine_similarity(a, b, dim=0)) for a, b in zip(g32, g16)]
+    assert min(cos) > 0.99, cos
+
+
 def test_batches_read_the_cache_rows_and_a_short_cache_is_a_clear_error(store_root, tmp_path):
     """collate reads each window's rows straight into the batch: they equal the memmap's, the
     padding stays zero; a cache file cut short names itself instead of returning garbage rows."""

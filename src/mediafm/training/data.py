@@ -43,11 +43,12 @@ class ShotCache:
 
     root: Path
     title_ids: list[str]
-    fused: np.ndarray  # float32 [total_shots, D], memory-mapped
+    fused: np.ndarray  # [total_shots, D], memory-mapped: float32, or bfloat16's bits as uint16 (`dtype`)
     offsets: np.ndarray  # int64 [n_titles + 1]: title i is fused[offsets[i]:offsets[i+1]]
     times: np.ndarray  # float32 [total_shots, 2] (start_s, duration_s), memory-mapped
     meta: np.ndarray  # float32 [n_titles, D_text]; zero row = no metadata (D_text may be 0)
     encoders: dict
+    dtype: str = "float32"  # of the fused vectors: float32 or bfloat16 (see build_cache)
 
     def read(self, start: int, n: int) -> tuple[np.ndarray, np.ndarray]:
         """(fused [n, D], times [n, 2]) rows start..start+n, read with pread, not through the memmap:
@@ -99,21 +100,37 @@ def _cache_key(store: Store, title_ids: list[str]) -> str:
     return h.hexdigest()[:16]
 
 
-def build_cache(store_root: str | Path, progress: bool = False) -> ShotCache:
-    """Consolidate (or reuse) the memory-mapped cache of the store's fused vectors."""
+CACHE_DTYPES = ("float32", "bfloat16")
+
+
+def build_cache(store_root: str | Path, progress: bool = False, dtype: str = "float32") -> ShotCache:
+    """Consolidate (or reuse) the memory-mapped cache of the store's fused vectors.
+
+    dtype "bfloat16" stores each vector rounded to bfloat16 (to nearest even, as torch casts), for
+    training that runs its products in bfloat16 anyway: a batch is half the bytes to read and to
+    gather, and the input projection has nothing left to cast. The losses read the targets in
+    float32 from those values."""
+    if dtype not in CACHE_DTYPES:
+        raise ValueError(f"cache dtype {dtype!r}: one of {CACHE_DTYPES}")
     store = Store(store_root)
     title_ids = [t for t in store.title_ids() if store.has_features(t)]
     if not title_ids:
         raise StoreError(store.root, "no encoded titles in the store; run `mediafm encode` first")
     encoders = store.check_encoders(title_ids)
     key = _cache_key(store, title_ids)
-    root = store.root / "cache" / f"msm-{key}"
+    root = store.root / "cache" / (f"msm-{key}" if dtype == "float32" else f"msm-{key}-{dtype}")
     if not (root / "index.json").exists():
-        _write_cache(store, title_ids, encoders, root, progress)
+        _write_cache(store, title_ids, encoders, root, progress, dtype)
     return open_cache(root)
 
 
-def _write_cache(store: Store, title_ids: list[str], encoders: dict, root: Path, progress: bool) -> None:
+def bfloat16_bits(x: np.ndarray) -> np.ndarray:
+    """float32 [n, D] -> uint16 [n, D]: the bits of each value rounded to bfloat16 (torch's cast)."""
+    return torch.from_numpy(np.require(x, np.float32, ["C", "W"])).to(torch.bfloat16).view(torch.uint16).numpy()
+
+
+def _write_cache(store: Store, title_ids: list[str], encoders: dict, root: Path, progress: bool,
+                 dtype: str = "float32") -> None:
     # Pass 1 reads only the shots tables (row counts) so the memmaps can be sized up front.
     lengths = [len(store.shots(t)) for t in title_ids]
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
@@ -125,7 +142,7 @@ def _write_cache(store: Store, title_ids: list[str], encoders: dict, root: Path,
     tmp.mkdir(parents=True)
     # Sized .npy files are created through open_memmap, then filled with pwrite: writing through
     # the memmap would keep every dirty page mapped, so RSS would grow to the catalog size.
-    fused = _NpyRowWriter(tmp / "fused.npy", (int(offsets[-1]), dim))
+    fused = _NpyRowWriter(tmp / "fused.npy", (int(offsets[-1]), dim), np.uint16 if dtype == "bfloat16" else np.float32)
     times = _NpyRowWriter(tmp / "times.npy", (int(offsets[-1]), 2))
     meta = np.zeros((len(title_ids), meta_dim), np.float32)
     it = enumerate(title_ids)
@@ -137,7 +154,7 @@ def _write_cache(store: Store, title_ids: list[str], encoders: dict, root: Path,
         if x.shape != (lengths[i], dim):
             raise StoreError(store.table_file("features", tid), f"fused features have shape {x.shape}, "
                              f"expected ({lengths[i]}, {dim})")
-        fused.write(int(offsets[i]), x)
+        fused.write(int(offsets[i]), bfloat16_bits(x) if dtype == "bfloat16" else x)
         sh = store.shots(tid)
         start = sh["start_s"].to_numpy(np.float32)
         times.write(int(offsets[i]), np.stack([start, sh["end_s"].to_numpy(np.float32) - start], 1))
@@ -148,7 +165,8 @@ def _write_cache(store: Store, title_ids: list[str], encoders: dict, root: Path,
     times.close()
     np.save(tmp / "offsets.npy", offsets)
     np.save(tmp / "meta.npy", meta)
-    write_json_atomic({"format": CACHE_FORMAT, "title_ids": title_ids, "encoders": encoders}, tmp / "index.json")
+    write_json_atomic({"format": CACHE_FORMAT, "title_ids": title_ids, "encoders": encoders, "dtype": dtype},
+                      tmp / "index.json")
     try:
         os.replace(tmp, root)  # atomic: readers see no cache or a whole one
     except OSError:  # another rank/process finished first
@@ -156,16 +174,16 @@ def _write_cache(store: Store, title_ids: list[str], encoders: dict, root: Path,
 
 
 class _NpyRowWriter:
-    """Fill a float32 [rows, cols] .npy file row block by row block without mapping it."""
+    """Fill a [rows, cols] .npy file (float32, or uint16 bits) row block by row block without mapping it."""
 
-    def __init__(self, path: Path, shape: tuple[int, int]):
-        mm = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
-        self.offset, self.row = mm.offset, shape[1] * 4
+    def __init__(self, path: Path, shape: tuple[int, int], dtype=np.float32):
+        mm = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+        self.offset, self.row, self.dtype = mm.offset, shape[1] * mm.itemsize, dtype
         del mm
         self.fd = os.open(path, os.O_WRONLY)
 
     def write(self, start: int, rows: np.ndarray) -> None:
-        os.pwrite(self.fd, np.ascontiguousarray(rows, np.float32).tobytes(), self.offset + start * self.row)
+        os.pwrite(self.fd, np.ascontiguousarray(rows, self.dtype).tobytes(), self.offset + start * self.row)
 
     def close(self) -> None:
         os.fsync(self.fd)
@@ -177,7 +195,7 @@ def open_cache(root: str | Path) -> ShotCache:
     index = json.loads((root / "index.json").read_text())
     return ShotCache(root=root, title_ids=index["title_ids"], fused=np.load(root / "fused.npy", mmap_mode="r"),
                      offsets=np.load(root / "offsets.npy"), times=np.load(root / "times.npy", mmap_mode="r"),
-                     meta=np.load(root / "meta.npy"), encoders=index["encoders"])
+                     meta=np.load(root / "meta.npy"), encoders=index["encoders"], dtype=index.get("dtype", "float32"))
 
 
 def split_titles(title_ids: list[str], val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -298,7 +316,7 @@ def collate(cache: ShotCache, windows: list[Window], ratio: float | MaskSpec, se
             use_meta: bool = True) -> Batch:
     """Pad windows to the longest in the batch; reads only these windows' rows of the memmap."""
     B, N = len(windows), max(w.length for w in windows)
-    fused = np.zeros((B, N, cache.dim), np.float32)
+    fused = np.zeros((B, N, cache.dim), cache.fused.dtype)
     times = np.zeros((B, N, 2), np.float32)
     pad = np.zeros((B, N), bool)
     masked = np.zeros((B, N), bool)
@@ -317,8 +335,13 @@ def collate(cache: ShotCache, windows: list[Window], ratio: float | MaskSpec, se
     for j, rows, src in swaps:
         fused[j, rows] = targets[j, src]
     meta = torch.from_numpy(cache.meta[[w.title for w in windows]]) if cache.meta_dim and use_meta else None
-    return Batch(torch.from_numpy(fused), meta, torch.from_numpy(pad), torch.from_numpy(masked),
-                 torch.from_numpy(times), torch.from_numpy(kept), None if targets is None else torch.from_numpy(targets),
+
+    def vectors(a: np.ndarray) -> torch.Tensor:
+        t = torch.from_numpy(a)
+        return t.view(torch.bfloat16) if cache.dtype == "bfloat16" else t
+
+    return Batch(vectors(fused), meta, torch.from_numpy(pad), torch.from_numpy(masked),
+                 torch.from_numpy(times), torch.from_numpy(kept), None if targets is None else vectors(targets),
                  tuple(w.length for w in windows))
 
 
@@ -329,6 +352,8 @@ class DeviceCache:
     def __init__(self, cache: ShotCache, device, chunk_rows: int = 1 << 15):
         from mediafm.devices import PinnedStaging
 
+        if cache.dtype != "float32":
+            raise ValueError(f"DeviceCache copies float32 caches; {cache.root} holds {cache.dtype}")
         self.cache, self.device = cache, torch.device(device)
         stage = PinnedStaging(str(self.device))
         n = len(cache.fused)

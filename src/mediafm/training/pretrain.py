@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from mediafm.devices import autocast
+from mediafm.devices import autocast, cpu_bf16_native
 from mediafm.errors import ConfigError
 from mediafm.model.transformer import PRESETS, SIZE_FIELDS, MediaFM, ModelConfig, save_pretrained
 from mediafm.prefetch import prefetch
@@ -264,6 +264,14 @@ def validation_loss(model, cache: ShotCache, titles: list[int], cfg: TrainConfig
 
 
 # ---------------------------------------------------------------- the recipe
+def cache_dtype(cfg: TrainConfig, device: torch.device) -> str:
+    """The training cache's dtype: bfloat16 where the step runs under CPU bf16 autocast, whose first
+    product casts the inputs to bfloat16 anyway; a long-form batch is then half the bytes to read
+    and gather (docs/model.md measures it). float32 elsewhere: in float32 training, and on GPUs,
+    whose batches are gathered on the device from a float32 copy of the cache (DeviceCache)."""
+    return "bfloat16" if device.type == "cpu" and cfg.bf16 and cpu_bf16_native() else "float32"
+
+
 def modality_dims(encoders: dict, dim: int) -> tuple[int, ...]:
     """The fused vector's block sizes in MODALITIES order, from a store's encoder record; ConfigError
     when they are not known or do not make up `dim` (modality dropout needs them)."""
@@ -303,11 +311,12 @@ def pretrain(store_root: str | Path, out_dir: str | Path, config: TrainConfig | 
     rank, world, device = _dist_setup(cfg.device)
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
+    dtype = cache_dtype(cfg, device)
     if rank == 0:
-        cache = build_cache(store_root, progress=cfg.progress)
+        cache = build_cache(store_root, progress=cfg.progress, dtype=dtype)
     _barrier()
     if rank != 0:
-        cache = build_cache(store_root)
+        cache = build_cache(store_root, dtype=dtype)
     train_titles, val_titles = split_titles(cache.title_ids, cfg.val_fraction, cfg.seed)
     if not train_titles:
         raise ConfigError(store_root, "no training titles after the validation split")
