@@ -195,11 +195,11 @@ def window_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: to
 
     On a CPU in bfloat16, written out as two products and a softmax, all in bfloat16: the first
     product adds the bias and the scale as it writes the scores (`baddbmm`), and torch's bf16
-    softmax and its backward accumulate in float32 row by row. torch's fused CPU kernel ran the
-    forward and backward of a long-form batch's windows (4 layers) in 448 ms against 282 ms for
-    the form with float32 scores and softmax (a cast, a scaling and an add around them), and that
-    against 199 ms for this one (`python benchmarks/pretrain.py --parts`, 2 cores): every pass over
-    the [heads, n, n] scores moves half the bytes, and three passes are gone. Against float64,
+    softmax and its backward accumulate in float32 row by row. The forward and backward of a
+    long-form batch's windows (4 layers) took 392 ms in torch's fused CPU kernel, 255 ms in the
+    written-out form with float32 scores and softmax (a cast, a scaling and an add around them)
+    and 198 ms in this one (`python benchmarks/pretrain.py --parts`, 2 cores): every pass over the
+    [heads, n, n] scores moves half the bytes, and three passes are gone. Against float64,
     this form's outputs and gradients are closer than the float32-softmax form's (bfloat16
     rounding of the outputs dominates both). In float32 the written-out form was no faster, so
     float32 and GPUs keep the fused kernel.
