@@ -63,6 +63,7 @@ ROWS: dict[str, tuple[dict, tuple[str, ...]]] = {
         {**_DEFAULTS, "max_steps": 400, "optim": OptimConfig(lr=1.5e-3, muon_lr=0.03)}, ("stack+input",)),
     "both + neighbours, distance bias, modality dropout 0.2": ({**_DEFAULTS, "modality_dropout": 0.2}, ("stack+input",)),
     "both + neighbours, distance bias, boundary loss 1.0": ({**_DEFAULTS, "boundary_weight": 1.0}, ("stack+input",)),
+    "both + neighbours, distance bias, boundary loss 0.25": ({**_DEFAULTS, "boundary_weight": 0.25}, ("stack+input",)),
     # Each shot's (log start time, log duration) projected into its input: where it sits in the title.
     "both + neighbours, distance bias, time features": ({**_DEFAULTS, "time_features": True}, ("stack+input",)),
     "both + neighbours, distance bias, 40% masked": ({**_DEFAULTS, "mask_ratio": 0.4}, ("hidden+input", "stack+input")),
