@@ -48,7 +48,11 @@ class ShotCache:
     times: np.ndarray  # float32 [total_shots, 2] (start_s, duration_s), memory-mapped
     meta: np.ndarray  # float32 [n_titles, D_text]; zero row = no metadata (D_text may be 0)
     encoders: dict
-    dtype: str = "float32"  # of the fused vectors: float32 or bfloat16 (see build_cache)
+
+    @property
+    def dtype(self) -> str:
+        """Of the fused vectors: float32, or bfloat16 stored as its uint16 bits (see build_cache)."""
+        return "bfloat16" if self.fused.dtype == np.uint16 else "float32"
 
     def read(self, start: int, n: int) -> tuple[np.ndarray, np.ndarray]:
         """(fused [n, D], times [n, 2]) rows start..start+n, read with pread, not through the memmap:
@@ -142,7 +146,8 @@ def _write_cache(store: Store, title_ids: list[str], encoders: dict, root: Path,
     tmp.mkdir(parents=True)
     # Sized .npy files are created through open_memmap, then filled with pwrite: writing through
     # the memmap would keep every dirty page mapped, so RSS would grow to the catalog size.
-    fused = _NpyRowWriter(tmp / "fused.npy", (int(offsets[-1]), dim), np.uint16 if dtype == "bfloat16" else np.float32)
+    bf16 = dtype == "bfloat16"
+    fused = _NpyRowWriter(tmp / "fused.npy", (int(offsets[-1]), dim), np.uint16 if bf16 else np.float32)
     times = _NpyRowWriter(tmp / "times.npy", (int(offsets[-1]), 2))
     meta = np.zeros((len(title_ids), meta_dim), np.float32)
     it = enumerate(title_ids)
@@ -154,7 +159,7 @@ def _write_cache(store: Store, title_ids: list[str], encoders: dict, root: Path,
         if x.shape != (lengths[i], dim):
             raise StoreError(store.table_file("features", tid), f"fused features have shape {x.shape}, "
                              f"expected ({lengths[i]}, {dim})")
-        fused.write(int(offsets[i]), bfloat16_bits(x) if dtype == "bfloat16" else x)
+        fused.write(int(offsets[i]), bfloat16_bits(x) if bf16 else x)
         sh = store.shots(tid)
         start = sh["start_s"].to_numpy(np.float32)
         times.write(int(offsets[i]), np.stack([start, sh["end_s"].to_numpy(np.float32) - start], 1))
@@ -195,7 +200,7 @@ def open_cache(root: str | Path) -> ShotCache:
     index = json.loads((root / "index.json").read_text())
     return ShotCache(root=root, title_ids=index["title_ids"], fused=np.load(root / "fused.npy", mmap_mode="r"),
                      offsets=np.load(root / "offsets.npy"), times=np.load(root / "times.npy", mmap_mode="r"),
-                     meta=np.load(root / "meta.npy"), encoders=index["encoders"], dtype=index.get("dtype", "float32"))
+                     meta=np.load(root / "meta.npy"), encoders=index["encoders"])
 
 
 def split_titles(title_ids: list[str], val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
