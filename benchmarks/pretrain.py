@@ -648,21 +648,60 @@ def _normalized_candidates(flat: torch.Tensor, idx: torch.Tensor) -> torch.Tenso
     return F.normalize(flat.float()[idx], dim=-1).to(torch.bfloat16)
 
 
-def candidate_timings(repeats: int = 15, seed: int = 0) -> dict[str, float]:
-    """Median seconds of preparing one InfoNCE loss's candidates (2,048 of a long-form batch's
-    8,192 rows of 2,688-d targets, unit length, in bf16; three losses a step)."""
-    from mediafm.model.transformer import _unit_rows
+def _unit_row_objective(rows, target: torch.Tensor, masked: torch.Tensor, real: torch.Tensor,
+                        temperature: float) -> torch.Tensor:
+    """The `both` objective on a linear head's rows (`HeadRows`) as it was computed: the cosine term
+    with F.cosine_similarity; InfoNCE against unit-length bf16 candidate rows, through the head's
+    weights, the queries' predictions computed through the head again for their lengths."""
+    import torch.nn.functional as F
+
+    from mediafm.model.transformer import infonce_rows
+
+    flat = target.reshape(-1, target.shape[-1])
+    idx = torch.nonzero(masked.reshape(-1), as_tuple=True)[0]
+    msm = (1 - F.cosine_similarity(rows(idx).float(), flat[idx].float(), dim=-1)).sum() / len(idx)
+    q_idx, c_idx = infonce_rows(masked, real)
+    cand = _normalized_candidates(flat, c_idx)
+    x = rows.inputs(q_idx)
+    inv = 1 / torch.linalg.vector_norm(rows.proj(x).float(), dim=-1, keepdim=True).clamp_min(1e-12)
+    w, b = rows.proj.weight, rows.proj.bias
+    raw = torch.addmm(cand @ b.to(cand.dtype), x.to(cand.dtype), (cand @ w.to(cand.dtype)).T)
+    logits = raw.float() * inv / temperature
+    return msm + F.cross_entropy(logits, torch.arange(len(q_idx)))
+
+
+def objective_batch(seed: int = 0, windows: int = 16, n: int = 512, hidden: int = 256):
+    """A long-form-sized batch for one output head: 16 windows of 512 shots (the last 3 windows
+    shorter), 20% masked, bf16 targets as the training cache gives them, the head's inputs and a
+    2,688 x 256 head."""
+    from mediafm.model.transformer import HeadRows
 
     g = torch.Generator().manual_seed(seed)
-    flat = torch.randn(16 * 512, FUSED_DIM, generator=g)
-    idx = torch.randperm(len(flat), generator=g)[:2048]
+    real = torch.ones(windows, n, dtype=torch.bool)
+    real[-3:, 300:] = False
+    masked = (torch.rand(windows, n, generator=g) < 0.2) & real
+    target = torch.randn(windows, n, FUSED_DIM, generator=g).bfloat16()
+    head = torch.nn.Linear(hidden, FUSED_DIM)
+    flat = torch.randn(windows * n, hidden, generator=g).requires_grad_()
+    return HeadRows(head, flat), target, masked, real
 
-    def ours():
+
+def objective_timings(repeats: int = 9, seed: int = 0) -> dict[str, float]:
+    """Median seconds of the `both` objective's cosine and InfoNCE terms, forward and backward, on
+    one head of a long-form batch in bf16: as computed before (`_unit_row_objective`) and now."""
+    from mediafm.model.transformer import OBJECTIVES
+
+    rows, target, masked, real = objective_batch(seed)
+
+    def step(fn):
+        torch.manual_seed(seed)  # both forms sample the same queries and candidates
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            return _unit_rows(flat, idx)
+            loss = fn(rows, target, masked, real, 0.1)
+        loss.backward()
+        rows.flat.grad = rows.proj.weight.grad = rows.proj.bias.grad = None
 
-    return alternated_medians({"gather, normalize, cast": lambda: _normalized_candidates(flat, idx),
-                               "one gather, one pass": ours}, repeats)
+    return alternated_medians({"unit candidate rows": lambda: step(_unit_row_objective),
+                               "scaled scores": lambda: step(OBJECTIVES["both"])}, repeats)
 
 
 def optimizer_timings(repeats: int = 10) -> dict[str, float]:
@@ -699,10 +738,11 @@ def print_parts() -> None:
     base, ours = row["slice per window"], row["one split"]
     print(f"  packed rows, bf16: slice per window {1000 * base:6.0f} ms   one split {1000 * ours:6.0f} ms   "
           f"ratio {base / ours:.2f}")
-    row = candidate_timings()
-    base, ours = row["gather, normalize, cast"], row["one gather, one pass"]
-    print("one InfoNCE loss's candidates (2,048 of 8,192 rows, 2,688-d, to unit bf16 rows):")
-    print(f"  gather, normalize, cast {1000 * base:6.1f} ms   one gather, one pass {1000 * ours:6.1f} ms   "
+    row = objective_timings()
+    base, ours = row["unit candidate rows"], row["scaled scores"]
+    print("the `both` objective on one head (fwd + bwd, bf16, 16 windows of 512 shots, 512 queries, "
+          "2,048 candidates):")
+    print(f"  unit candidate rows {1000 * base:6.1f} ms   scaled scores {1000 * ours:6.1f} ms   "
           f"ratio {base / ours:.2f}")
     row = optimizer_timings()
     print("one optimiser step (`small`, neighbour heads):")

@@ -365,24 +365,31 @@ def test_the_parts_table_times_two_bf16_forms_of_the_same_window_attention():
     assert all(cos(a, b) > 0.999 for a, b in zip(*grads))
 
 
-def test_the_parts_table_times_two_forms_of_the_same_candidates():
-    """`pretrain.py --parts` times the InfoNCE candidates' old preparation (gather, F.normalize,
-    autocast's cast) against `_unit_rows`: both must give the same unit bf16 rows (to bf16
-    rounding), or the ratio compares different work."""
+def test_the_parts_table_times_two_forms_of_the_same_objective():
+    """`pretrain.py --parts` times the `both` objective as it was computed (unit-length bf16
+    candidates, F.cosine_similarity, the queries predicted again) against the model's: both must
+    give the same loss and gradients (to bf16 rounding), or the ratio compares different work."""
     import torch
 
     import pretrain as bench
-    from mediafm.model.transformer import _unit_rows
+    from mediafm.model.transformer import OBJECTIVES
 
-    g = torch.Generator().manual_seed(0)
-    flat = torch.randn(50, 12, generator=g)
-    idx = torch.tensor([3, 7, 7, 0, 49])
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        ours = _unit_rows(flat, idx)
-    assert ours.dtype == torch.bfloat16
-    ref = bench._normalized_candidates(flat, idx)
-    assert (ours.float() - ref.float()).abs().max() < 0.01
-    assert torch.allclose(_unit_rows(flat, None), torch.nn.functional.normalize(flat, dim=-1), atol=1e-6)
+    from mediafm.model.transformer import infonce_rows
+
+    rows, target, masked, real = bench.objective_batch(windows=6)
+    assert infonce_rows(masked, real)[1] is not None  # candidates sampled, as in a long-form step
+    out = []
+    for fn in (bench._unit_row_objective, OBJECTIVES["both"]):
+        torch.manual_seed(0)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = fn(rows, target, masked, real, 0.1)
+        loss.backward()
+        out.append((float(loss.detach()), rows.flat.grad.clone(), rows.proj.weight.grad.clone()))
+        rows.flat.grad = rows.proj.weight.grad = rows.proj.bias.grad = None
+    (old, *g_old), (new, *g_new) = out
+    assert abs(old - new) < 0.01 * abs(old)
+    for a, b in zip(g_old, g_new):
+        assert float(torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0)) > 0.99
 
 
 def test_the_probe_curve_scores_held_out_titles_and_gains_with_labels(monkeypatch):

@@ -428,8 +428,9 @@ def test_boundary_loss_is_added_and_falls_on_a_learnable_toy():
 def test_infonce_through_the_heads_weights_equals_scoring_the_predictions(monkeypatch, subset):
     """With many queries, InfoNCE scores candidates through a linear head's weights
     (`_cosine_logits`: h . (W^T c) + b . c over the prediction's length) instead of through the
-    predictions: the contrastive and neighbour losses and every gradient are those of the plain
-    path (float32: within 1e-5; bf16 autocast: within bf16 rounding)."""
+    predictions: the contrastive and neighbour losses, the `both` objective (whose InfoNCE reads
+    its queries' lengths from the cosine term's predictions) and every gradient are those of the
+    plain path (float32: within 1e-5; bf16 autocast: within bf16 rounding)."""
     import mediafm.model.transformer as tr
 
     if subset:
@@ -453,7 +454,8 @@ def test_infonce_through_the_heads_weights_equals_scoring_the_predictions(monkey
             torch.manual_seed(3)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 loss = (tr.contrastive_loss(rows, target, mask, real, 0.1)
-                        + tr.neighbor_loss(rows, tr.HeadRows(proj, x), target, real, 0.1))
+                        + tr.neighbor_loss(rows, tr.HeadRows(proj, x), target, real, 0.1)
+                        + tr.OBJECTIVES["both"](rows, target, mask, real, 0.1))
             loss.backward()
             results.append((float(loss.detach()), x.grad.clone(), proj.weight.grad.clone(), proj.bias.grad.clone()))
         (plain, *g_plain), (ours, *g_ours) = results

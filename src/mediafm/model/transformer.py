@@ -586,12 +586,23 @@ class HeadRows(NamedTuple):
     proj: nn.Linear
     flat: torch.Tensor  # [B * N, h] the head's inputs
     shift: int = 0  # row j reads input j + shift (the neighbour heads predict the next or previous shot)
+    # (sorted rows, their predictions) already computed by another loss on this head; every row
+    # `_cosine_logits` then asks for must be among them (its queries are read, not predicted again)
+    known: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def inputs(self, idx: torch.Tensor) -> torch.Tensor:
         return self.flat.index_select(0, idx + self.shift if self.shift else idx)
 
     def __call__(self, idx: torch.Tensor) -> torch.Tensor:
         return self.proj(self.inputs(idx))
+
+    def predicted(self, idx: torch.Tensor) -> torch.Tensor:
+        """Rows `idx`' predictions: read from `known` when set (no check that it holds them, which
+        would wait for a GPU), else computed."""
+        if self.known is None:
+            return self(idx)
+        rows, pred = self.known
+        return pred.index_select(0, torch.searchsorted(rows, idx))
 
 
 def _rows_of(proj: nn.Module, flat: torch.Tensor) -> Rows:
@@ -608,8 +619,16 @@ def _as_rows(pred: torch.Tensor | Rows) -> Rows:
 def msm_loss(pred: torch.Tensor | Rows, target: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
     """Mean cosine distance (1 - cos) between predictions and targets over masked positions."""
     idx = torch.nonzero(masked.reshape(-1), as_tuple=True)[0]
+    return _msm_of(_as_rows(pred)(idx), target, idx)
+
+
+def _msm_of(p: torch.Tensor, target: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """msm_loss from the predictions `p` of the masked rows `idx`."""
     true = target.reshape(-1, target.shape[-1]).index_select(0, idx)
-    cos = F.cosine_similarity(_as_rows(pred)(idx).float(), true.float(), dim=-1)
+    p, true = p.float(), true.float()
+    # F.cosine_similarity's value (lengths floored at 1e-12 rather than 1e-8) in fewer passes over
+    # the [masked, D] rows: it divides each by its length before the product
+    cos = torch.linalg.vecdot(p, true) * _inverse_lengths(p) * _inverse_lengths(true)
     return (1.0 - cos).sum() / max(len(idx), 1)
 
 
@@ -636,33 +655,46 @@ def contrastive_loss(pred: torch.Tensor | Rows, target: torch.Tensor, masked: to
     """
     B, N, D = target.shape
     rows = _as_rows(pred)
-    real_flat = real.reshape(-1)
-    q_idx = torch.nonzero(masked.reshape(-1), as_tuple=True)[0]
+    q_idx, c_idx = infonce_rows(masked, real)
     if len(q_idx) == 0:
         return rows(q_idx).sum() * 0.0
-    n_real = int(real_flat.sum())
-    if len(q_idx) <= MAX_QUERIES and n_real <= MAX_CANDIDATES:
-        cand = _unit_rows(target.reshape(B * N, D), None)
-        logits = _cosine_logits(rows, q_idx, cand) / temperature
-        logits = logits.masked_fill(~real_flat[None, :], float("-inf"))
+    logits = _cosine_logits(rows, q_idx, _candidates(target.reshape(B * N, D), c_idx)) / temperature
+    if c_idx is None:
+        logits = logits.masked_fill(~real.reshape(1, -1), float("-inf"))
         return F.cross_entropy(logits, q_idx)
-    dev = target.device
+    return F.cross_entropy(logits, torch.arange(len(q_idx), device=logits.device))
+
+
+def infonce_rows(masked: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(queries, candidates) of one InfoNCE loss, as rows of the flattened [B * N] shot grid: every
+    masked row and every row of the batch (candidates None: padding is excluded by the caller)
+    when they fit MAX_QUERIES and MAX_CANDIDATES; else a random MAX_QUERIES of the masked rows, and
+    candidates that start with those queries' own rows (query i's target is candidate i) followed
+    by other real rows at random."""
+    real_flat = real.reshape(-1)
+    q_idx = torch.nonzero(masked.reshape(-1), as_tuple=True)[0]
+    if len(q_idx) == 0 or (len(q_idx) <= MAX_QUERIES and int(real_flat.sum()) <= MAX_CANDIDATES):
+        return q_idx, None
+    dev = q_idx.device
     if len(q_idx) > MAX_QUERIES:
         q_idx = q_idx[torch.randperm(len(q_idx), device=dev)[:MAX_QUERIES]]
     others = torch.nonzero(real_flat, as_tuple=True)[0]
     others = others[~torch.isin(others, q_idx)]
     others = others[torch.randperm(len(others), device=dev)[:max(0, MAX_CANDIDATES - len(q_idx))]]
-    c_idx = torch.cat([q_idx, others])  # query i's target is candidate i
-    cand = _unit_rows(target.reshape(B * N, D), c_idx)
-    return F.cross_entropy(_cosine_logits(rows, q_idx, cand) / temperature, torch.arange(len(q_idx), device=dev))
+    return q_idx, torch.cat([q_idx, others])
 
 
 FACTORED_LOGITS = True  # InfoNCE through the head's weights when that is fewer products (_cosine_logits)
 
 
-def _cosine_logits(rows: Rows, q_idx: torch.Tensor, cand: torch.Tensor) -> torch.Tensor:
-    """[Q, C] float32 cosine between the predictions of rows `q_idx` and the unit candidates `cand`
-    ([C, D], no gradient).
+def _cosine_logits(rows: Rows, q_idx: torch.Tensor, cand: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """[Q, C] float32 cosine between the predictions of rows `q_idx` and the candidates `cand`
+    (`_candidates`: rows and their inverse lengths, no gradient).
+
+    The products take the candidates as they are and the [Q, C] scores are scaled by both lengths
+    afterwards: a cosine is (p . c) / (|p| |c|) either way, and scaling 2,048 columns of scores is
+    cheaper than writing 2,048 unit-length 2,688-d rows (and, from a bf16 cache, exact where a unit
+    row would be rounded again).
 
     For a linear head, pred . c = h . (W^T c) + b . c, so the scores can go through the candidates
     projected to the head's input width (C x h) instead of through the D-wide predictions: the
@@ -671,39 +703,44 @@ def _cosine_logits(rows: Rows, q_idx: torch.Tensor, cand: torch.Tensor) -> torch
     that is 13.4 against 9.3 GFLOP a loss, three losses a step; with fewer than ~300 queries the
     plain form is cheaper and is used.
     """
+    c, c_inv = cand
     if isinstance(rows, HeadRows) and FACTORED_LOGITS:
         d_out, h = rows.proj.weight.shape
         if len(q_idx) * (4 * d_out - 6 * h) > 4 * d_out * h:
             x = rows.inputs(q_idx)
-            inv = torch.linalg.vector_norm(rows.proj(x).float(), dim=-1, keepdim=True).clamp_min(1e-12).reciprocal()
+            q_inv = _inverse_lengths(rows.predicted(q_idx))
             w, b = rows.proj.weight, rows.proj.bias
-            cand_w = cand @ w.to(cand.dtype)  # [C, h]: each candidate seen through the head
-            x = x.to(cand.dtype)
-            raw = x @ cand_w.T if b is None else torch.addmm(cand @ b.to(cand.dtype), x, cand_w.T)
-            return raw.float() * inv
-    q = F.normalize(rows(q_idx).float(), dim=-1)
-    return (q @ cand.T).float()
+            cand_w = c @ w.to(c.dtype)  # [C, h]: each candidate seen through the head
+            x = x.to(c.dtype)
+            raw = x @ cand_w.T if b is None else torch.addmm(c @ b.to(c.dtype), x, cand_w.T)
+            return raw.float() * q_inv[:, None] * c_inv
+    q = rows(q_idx)
+    return (q.to(c.dtype) @ c.T).float() * _inverse_lengths(q)[:, None] * c_inv
+
+
+def _inverse_lengths(x: torch.Tensor) -> torch.Tensor:
+    """1 / |row| in float32, F.normalize's floor of 1e-12 on the length."""
+    return torch.linalg.vector_norm(x, dim=-1, dtype=torch.float32).clamp_min(1e-12).reciprocal()
 
 
 def _shifted(rows: Rows, k: int) -> Rows:
     """Rows whose row j is `rows`' row j + k."""
     if isinstance(rows, HeadRows):
-        return rows._replace(shift=rows.shift + k)
+        return rows._replace(shift=rows.shift + k, known=None)
     return lambda idx: rows(idx + k)
 
 
 @torch.no_grad()
-def _unit_rows(flat: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
-    """The rows `idx` of `flat` (all rows when None) scaled to unit length in float32 and written in
-    the dtype the query-candidate product runs in (bfloat16 under autocast): what F.normalize and
-    autocast's cast compute, in one gather and one pass instead of four (InfoNCE candidates carry
-    no gradient). For 2,048 of 8,192 2,688-d rows: 4.2 ms against 5.2 ms (`benchmarks/pretrain.py
-    --parts`), three times a step."""
-    rows = flat.float() if idx is None else flat.index_select(0, idx).float()
-    inv = torch.linalg.vector_norm(rows, dim=-1, keepdim=True).clamp_min_(1e-12).reciprocal_()
+def _candidates(flat: torch.Tensor, idx: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """InfoNCE candidates (no gradient): the rows `idx` of `flat` (all rows when None) in the dtype
+    the products run in (bfloat16 under autocast; a bf16 training cache's rows need no cast), and
+    their inverse lengths in float32, with which `_cosine_logits` scales the scores."""
+    rows = flat if idx is None else flat.index_select(0, idx)
+    inv = _inverse_lengths(rows)
     kind = rows.device.type
-    dtype = torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else rows.dtype
-    return torch.mul(rows, inv, out=torch.empty(rows.shape, dtype=dtype, device=rows.device))
+    if torch.is_autocast_enabled(kind):
+        rows = rows.to(torch.get_autocast_dtype(kind))
+    return rows, inv
 
 
 def neighbor_loss(next_pred: torch.Tensor | Rows, prev_pred: torch.Tensor | Rows, target: torch.Tensor,
@@ -799,7 +836,13 @@ def standardised_cut_change(change: torch.Tensor, real: torch.Tensor) -> tuple[t
 
 @register_objective("both")
 def _both_objective(pred, target, masked, real, temperature):
-    return msm_loss(pred, target, masked) + contrastive_loss(pred, target, masked, real, temperature)
+    if not isinstance(pred, HeadRows):
+        return msm_loss(pred, target, masked) + contrastive_loss(pred, target, masked, real, temperature)
+    # the contrastive loss's queries are masked rows too: their predictions' lengths are read from
+    # the masked rows' predictions, not computed through the head again
+    idx = torch.nonzero(masked.reshape(-1), as_tuple=True)[0]
+    p = pred(idx)
+    return _msm_of(p, target, idx) + contrastive_loss(pred._replace(known=(idx, p)), target, masked, real, temperature)
 
 
 @functools.lru_cache(maxsize=16)
