@@ -109,13 +109,15 @@ def main() -> int:
     print(f"\nShare of the oracle reached (one training; transductive: pretrained on every title):\n{text}")
     ok &= met
     if a.pooling:
+        from mediafm.evaluation.clips import DEFAULT_POOLING
         from mediafm.evaluation.grid import run_grid
         from mediafm.evaluation.probes import ProbeConfig
 
         kinds = ("fused", "contextual-isolated", "contextual")
         other = run_grid(lay.store, lay.labels, lay.model, kinds, pooling=a.pooling,
                          config=ProbeConfig(n_boot=a.n_boot, seed=a.seed), progress=False).to_dict()["cells"]
-        print(f"\n# Clip read-out {a.pooling!r} (same model, probes and folds; the rows above are 'mean')\n")
+        print(f"\n# Clip read-out {a.pooling!r} (same model, probes and folds; the rows above are "
+              f"{DEFAULT_POOLING!r})\n")
         print(oracle_share({f"{k}, {a.pooling}": other[k] for k in kinds if other.get(k)}, oracle))
     if a.inductive:
         from inductive import inductive_grid

@@ -317,6 +317,17 @@ def test_mfu_target_is_a_share_of_the_peak_of_the_default_steps_dtype(monkeypatc
     monkeypatch.setattr(bench, "matmul_peak", lambda dtype: next(measured))
     monkeypatch.setattr(bench, "cpu_mfu_rows", rows("bfloat16", 0.15))  # 71% of 210, 38% of 400
     assert bench.cpu_mfu(1, 0, 1) is False
+    # a row measured with its own peak (the host's speed drifts over minutes) is a share of that
+    monkeypatch.setattr(bench, "matmul_peak", lambda dtype: 400e9 if dtype == torch.bfloat16 else 200e9)
+    row = {"step_s": 1.0, "shots_per_s": 1.0, "padding": 0.0, "peak_mem": "", "round_shares": [0.52, 0.55, 0.57]}
+    monkeypatch.setattr(bench, "cpu_mfu_rows", lambda *a: [{"run": "default", "dtype": "bfloat16",
+                                                            "model_tflops": 0.19, "peak": 350e9, **row}])
+    assert bench.cpu_mfu(1, 0, 1) is True  # 54% of the 350 GFLOP/s measured around it, 48% of 400
+    assert "rounds: 52.0%, 55.0%, 57.0%" in capsys.readouterr().out
+    # the higher of the peaks around a row: one measured in a slowed moment does not flatter it
+    measured = iter([300e9, 380e9])
+    monkeypatch.setattr(bench, "matmul_peak", lambda dtype: next(measured))
+    assert bench._bracketed(lambda: {"model_tflops": 0.19}, "bfloat16")["peak"] == 380e9
 
 
 def test_the_parts_table_times_two_forms_of_the_same_attention():

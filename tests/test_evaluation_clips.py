@@ -8,7 +8,8 @@ import pytest
 
 from mediafm.errors import StoreError
 from mediafm.store.catalog import Store
-from mediafm.evaluation.clips import Clip, ClipEmbedder, clip_shots, edge_readout, pool, pooling_names
+from mediafm.evaluation.clips import (Clip, ClipEmbedder, clip_shots, cut_distances, edge_readout, pool, pooled_dim,
+                                     pooling_names, shot_dim)
 from mediafm.types import TitleRecord
 
 STARTS = np.array([0.0, 1.0, 2.5, 4.0])
@@ -127,3 +128,27 @@ def test_errors(store):
         ClipEmbedder(store, "contextual-isolated")
     with pytest.raises(ValueError, match="unknown embedding"):
         ClipEmbedder(store, "pixels")
+
+
+def test_cuts_pooling_appends_the_four_cut_distances_only(store):
+    """`+cuts`: the pooled vector and the distances across the cuts either side of the clip (the
+    edge read-out's last four numbers); a far shot leaves them as they are."""
+    clip = Clip("a", 0.5, 3.0)  # shots 0-2 of 4
+    fused = store.features("a", "fused")
+    out = ClipEmbedder(store, "fused", "mean+cuts").embed(clip)
+    D = fused.shape[1]
+    assert out.shape == (pooled_dim(D, "mean+cuts"),) == (D + 4,) and shot_dim(D + 4, "mean+cuts") == D
+    np.testing.assert_allclose(out[:D], fused[:3].mean(0), rtol=1e-6)
+    np.testing.assert_allclose(out[D:], edge_readout(fused, np.arange(3))[-4:], rtol=1e-6)
+    assert out[D] > 0  # the cut after shot 2 is inside the title
+    rng = np.random.default_rng(2)
+    v = rng.normal(size=(12, 5)).astype(np.float32)
+    base = cut_distances(v, np.arange(3, 7))
+    after, far = v.copy(), v.copy()
+    after[8] += 1.0  # second shot after the clip: the two-shot distance sees it
+    far[11] += 1.0
+    assert not np.allclose(cut_distances(after, np.arange(3, 7)), base)
+    np.testing.assert_array_equal(cut_distances(far, np.arange(3, 7)), base)
+    assert {"mean+cuts", "max+cuts", "mean+edges"} <= set(pooling_names())
+    with pytest.raises(ValueError, match="unknown pooling"):
+        ClipEmbedder(store, "fused", "median+cuts")

@@ -20,7 +20,7 @@ from mediafm.apps.segmentation import DEFAULT_WINDOW, boundary_targets, gap_feat
 from mediafm.apps.thresholds import best_f1_thresholds
 from mediafm.apps.titles import check_clips, load_timeline
 from mediafm.store.catalog import Store
-from mediafm.evaluation.clips import ClipEmbedder, shot_dim
+from mediafm.evaluation.clips import DEFAULT_POOLING, ClipEmbedder, shot_dim
 from mediafm.evaluation.kinds import TaskKind
 from mediafm.evaluation.labels import LabeledClip, LabelsError, Targets, read_labels, targets
 from mediafm.evaluation.probes import ProbeConfig, ProbeResult, fit_probe
@@ -39,7 +39,7 @@ class FitResult:
 
 
 def fit(store_root: str | Path, labels: str | Path, task: TaskKind, embedding: str = "fused",
-        model_dir: str | Path | None = None, pooling: str = "mean", config: ProbeConfig | None = None,
+        model_dir: str | Path | None = None, pooling: str = DEFAULT_POOLING, config: ProbeConfig | None = None,
         metric: str | None = None, window: int = DEFAULT_WINDOW, progress: bool = False,
         model_id: str | None = None) -> FitResult:
     """Fit a head on all labelled clips of a store.

@@ -70,51 +70,71 @@ def pool(vectors: np.ndarray, overlap_s: np.ndarray, pooling: str = "mean") -> n
     return lookup(POOLINGS, pooling, "pooling")(np.asarray(vectors, dtype=np.float32), np.asarray(overlap_s, dtype=np.float64))
 
 
-# A pooling named with this suffix ("mean+edges") appends the clip's edge read-out to the pooled vector.
-EDGES = "+edges"
+# Read-outs of a clip's edges, appended to the pooled vector when a pooling's name ends with their
+# suffix ("mean+edges", "mean+cuts"): what a mean of the clip's shots blurs (docs/tasks.md).
+EDGES = "+edges"  # the last shot, the change across the cut after it, and the four cut distances
+CUTS = "+cuts"  # the four cut distances only
+EDGE_SCALARS = 4  # the cosine distances at the end of edge_readout (and all of cut_distances)
+DEFAULT_POOLING = "mean"
+
+
+def _split(name: str) -> tuple[str, str]:
+    """(registered pooling, edge read-out suffix or "")."""
+    for suffix in (EDGES, CUTS):
+        if name.endswith(suffix):
+            return name.removesuffix(suffix), suffix
+    return name, ""
 
 
 def pooling_names() -> list[str]:
-    """Every pooling a clip embedder takes: the registry's, and each with the edge read-out."""
-    return sorted(POOLINGS) + [name + EDGES for name in sorted(POOLINGS)]
+    """Every pooling a clip embedder takes: the registry's, and each with each edge read-out."""
+    return sorted(POOLINGS) + [name + suffix for suffix in (CUTS, EDGES) for name in sorted(POOLINGS)]
 
 
 def check_pooling(name: str) -> str:
     """`name` when it is a pooling (ConfigError naming the choices otherwise)."""
-    lookup(POOLINGS, name.removesuffix(EDGES), "pooling")
+    lookup(POOLINGS, _split(name)[0], "pooling")
     return name
 
 
-EDGE_SCALARS = 4  # the cosine distances at the end of edge_readout
-
-
 def pooled_dim(dim: int, pooling: str) -> int:
-    """Length of a clip's vector pooled from `dim`-d shot vectors (the edge read-out adds 2 * dim + 4)."""
-    return 3 * dim + EDGE_SCALARS if pooling.endswith(EDGES) else dim
+    """Length of a clip's vector pooled from `dim`-d shot vectors (+edges adds 2 * dim + 4, +cuts 4)."""
+    suffix = _split(pooling)[1]
+    return {EDGES: 3 * dim + EDGE_SCALARS, CUTS: dim + EDGE_SCALARS}.get(suffix, dim)
 
 
 def shot_dim(pooled: int, pooling: str) -> int:
     """The shot vectors' dimension behind a `pooled`-long clip vector (pooled_dim's inverse)."""
-    return (pooled - EDGE_SCALARS) // 3 if pooling.endswith(EDGES) else pooled
+    suffix = _split(pooling)[1]
+    return {EDGES: (pooled - EDGE_SCALARS) // 3, CUTS: pooled - EDGE_SCALARS}.get(suffix, pooled)
 
 
 def edge_readout(vectors: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """[2 * D + 4] what happens at a clip's end, from the shot vectors of its title ([n, D]) and its
     shots' indices (contiguous): its last shot's vector, how much each dimension changes across
-    the cut after it (|last - next|), and the cosine distance across that cut and across the cut
-    before the clip, between single shots and between the means of two shots either side.
+    the cut after it (|last - next|), and `cut_distances`.
 
     A clip's mean blurs its edges, and a linear probe on two concatenated vectors cannot compute
     how much changes between them; an ad break or a clip's appeal turns on both. Only the clip's
     shots and the two shots either side of it count: changing a shot further away leaves it as is.
     A clip at a title's end (or embedded without its title) has no shot after it: zeros there."""
     vectors = np.asarray(vectors, dtype=np.float32)
-    n, first, last = len(vectors), int(idx[0]), int(idx[-1])
+    n, last = len(vectors), int(idx[-1])
     after = vectors[last + 1] if last + 1 < n else np.zeros_like(vectors[last])
     change = np.abs(vectors[last] - after) if last + 1 < n else np.zeros_like(after)
-    cuts = [_cut_distance(vectors, last + 1, 1), _cut_distance(vectors, last + 1, 2),
-            _cut_distance(vectors, first, 1), _cut_distance(vectors, first, 2)]
-    return np.concatenate([vectors[last], change, np.asarray(cuts, dtype=np.float32)])
+    return np.concatenate([vectors[last], change, cut_distances(vectors, idx)])
+
+
+def cut_distances(vectors: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """[4] the cosine distance across the cut after a clip and across the cut before it, between
+    single shots and between the means of two shots either side (`vectors`: its title's shots,
+    `idx`: the clip's, contiguous). Four numbers a linear probe cannot compute from the pooled
+    vector, and about half of what the whole edge read-out adds to ad relevancy, without its cost
+    to the other tasks (docs/narrative-benchmark.md, "Clip read-out")."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    first, last = int(idx[0]), int(idx[-1])
+    return np.asarray([_cut_distance(vectors, last + 1, 1), _cut_distance(vectors, last + 1, 2),
+                       _cut_distance(vectors, first, 1), _cut_distance(vectors, first, 2)], dtype=np.float32)
 
 
 def _cut_distance(vectors: np.ndarray, cut: int, width: int) -> float:
@@ -162,7 +182,7 @@ class ClipEmbedder:
 
     store: object  # mediafm.store.catalog.Store (duck-typed so tests can pass a fake)
     kind: str = "fused"
-    pooling: str = "mean"
+    pooling: str = DEFAULT_POOLING
     model: TitleModel | None = None
     model_id: str | None = None
 
@@ -176,7 +196,7 @@ class ClipEmbedder:
         self._vectors: dict[str, np.ndarray] = {}
 
     @classmethod
-    def open(cls, store_root, kind: str = "fused", model_dir=None, pooling: str = "mean",
+    def open(cls, store_root, kind: str = "fused", model_dir=None, pooling: str = DEFAULT_POOLING,
              model_id: str | None = None) -> ClipEmbedder:
         """An embedder over a store path; loads the model from `model_dir` when given, else reads
         `model_id`'s contextual table (default: the store's only one)."""
@@ -253,9 +273,10 @@ class ClipEmbedder:
             idx = np.arange(len(idx))  # the clip's own shots are all it has
         else:
             title = self._title_vectors(clip.title)
-        pooled = pool(title[idx], overlap, self.pooling.removesuffix(EDGES))
-        if self.pooling.endswith(EDGES):
-            pooled = np.concatenate([pooled, edge_readout(title, idx)])
+        base, suffix = _split(self.pooling)
+        pooled = pool(title[idx], overlap, base)
+        if suffix:
+            pooled = np.concatenate([pooled, (edge_readout if suffix == EDGES else cut_distances)(title, idx)])
         return pooled
 
     def embed_many(self, clips: list[Clip], progress: bool = False) -> np.ndarray:

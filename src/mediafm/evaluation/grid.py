@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from mediafm.errors import ConfigError, StoreError
-from mediafm.evaluation.clips import EMBEDDING_KINDS, ClipEmbedder
+from mediafm.evaluation.clips import DEFAULT_POOLING, EMBEDDING_KINDS, ClipEmbedder
 from mediafm.evaluation.kinds import TaskKind
 from mediafm.evaluation.labels import LabeledClip, read_labels, targets
 from mediafm.evaluation.metrics import Score
@@ -91,7 +91,7 @@ def load_tasks(labels_dir: str | Path, tasks: tuple[TaskSpec, ...] = TASKS) -> d
 
 def run_grid(store_root: str | Path, labels_dir: str | Path, model_dir: str | Path | None = None,
              kinds: tuple[str, ...] = EMBEDDING_KINDS, tasks: tuple[TaskSpec, ...] = TASKS,
-             pooling: str = "mean", config: ProbeConfig | None = None, progress: bool = True) -> Grid:
+             pooling: str = DEFAULT_POOLING, config: ProbeConfig | None = None, progress: bool = True) -> Grid:
     """Probe every embedding kind on every task found in labels_dir.
 
     Rows needing a model (contextual, contextual-isolated) are skipped, with the reason recorded,
