@@ -20,6 +20,7 @@ import shutil
 import time
 from pathlib import Path
 
+from mediafm.evaluation.clips import DEFAULT_POOLING
 from mediafm.training.optim import OptimConfig
 
 # name -> (TrainConfig overrides, read-outs probed). The first row is the previous default. An
@@ -88,6 +89,8 @@ REPLICATE_ROWS: dict[str, dict] = {
 }
 
 
+# The clip read-out every grid of these rows is probed with (`tasks.py --grid-pooling`).
+GRID_POOLING = DEFAULT_POOLING
 TRAIN_TIME_FILE = "train_time.json"  # in a scaling model's folder: {"train_s": wall seconds of its training}
 
 
@@ -167,10 +170,12 @@ def run_rows(store: Path, labels: Path, root: Path, names: list[str], base=None,
             save(**{f"{key}/train_s": train_s, f"{key}/steps": res.steps})
         card = json.loads((model_dir / "model_card.json").read_text())
         for readout in readouts:
-            rkey = f"{key}/{readout}/{'+'.join(kinds)}/{n_boot}"
+            # probes under another clip read-out than `mean` (what every cached result before
+            # `mean+cuts` became the default used) are cached apart
+            rkey = f"{key}/{readout}/{'+'.join(kinds)}/{n_boot}" + ("" if GRID_POOLING == "mean" else f"/{GRID_POOLING}")
             if rkey not in results:
                 t0 = time.time()
-                grid = run_grid(store, labels, with_readout(model_dir, readout), kinds,
+                grid = run_grid(store, labels, with_readout(model_dir, readout), kinds, pooling=GRID_POOLING,
                                 config=ProbeConfig(n_boot=n_boot, seed=seed), progress=False)
                 save(**{rkey: {"cells": grid.to_dict()["cells"], "probe_s": time.time() - t0}})
             out.append({"row": name, "readout": readout, "cells": results[rkey]["cells"], "train_s": train_s,
@@ -247,7 +252,7 @@ def scaling_rows(store: Path, labels: Path, root: Path, sizes: list[int], base, 
             pretrain(sub, model_dir, base)
             timing.write_text(json.dumps({"train_s": time.time() - t0}))
         train_s = json.loads(timing.read_text())["train_s"] if timing.exists() else None
-        grid = run_grid(store, labels, with_readout(model_dir, readout), ("contextual",),
+        grid = run_grid(store, labels, with_readout(model_dir, readout), ("contextual",), pooling=GRID_POOLING,
                         config=ProbeConfig(n_boot=n_boot, seed=seed), progress=False)
         card = json.loads((model_dir / "model_card.json").read_text())
         out.append({"row": f"pretrained on {k} titles", "readout": readout, "cells": grid.to_dict()["cells"],

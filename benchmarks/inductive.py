@@ -32,6 +32,7 @@ def halves(title_ids: list[str], seed: int) -> tuple[list[str], list[str]]:
 def inductive_grid(store: Path, labels: Path, root: Path, base, n_boot: int, seed: int) -> dict:
     """Pretrain `base` on half A (cached), probe INDUCTIVE_KINDS on half B. Returns {"cells": grid
     cells, "titles_a", "titles_b", "train_s", "steps"}."""
+    import ablation
     from ablation import _key, link_store
 
     from mediafm.evaluation.grid import run_grid
@@ -49,11 +50,12 @@ def inductive_grid(store: Path, labels: Path, root: Path, base, n_boot: int, see
         t0 = time.time()
         pretrain(store_a, model_dir, base)
         timing.write_text(json.dumps({"train_s": time.time() - t0}))
-    grid_file = out / f"grid-{key}-{n_boot}.json"
+    pooling = ablation.GRID_POOLING
+    grid_file = out / (f"grid-{key}-{n_boot}" + ("" if pooling == "mean" else f"-{pooling}") + ".json")
     if not grid_file.exists():
         store_b = link_store(out / f"store-b-{key}", [(Path(store), b)])
-        grid = run_grid(store_b, labels, model_dir, INDUCTIVE_KINDS, config=ProbeConfig(n_boot=n_boot, seed=seed),
-                        progress=False)
+        grid = run_grid(store_b, labels, model_dir, INDUCTIVE_KINDS, pooling=pooling,
+                        config=ProbeConfig(n_boot=n_boot, seed=seed), progress=False)
         tmp = grid_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(grid.to_dict()))
         tmp.replace(grid_file)

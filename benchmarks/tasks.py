@@ -60,10 +60,19 @@ def main() -> int:
     p.add_argument("--diagnostics", action="store_true",
                    help="also the per-shot probes: scene tension, scene tone, last shot of a scene "
                         "(benchmarks/shot_diagnostics.py)")
+    p.add_argument("--grid-pooling", default=None, metavar="NAME",
+                   help="the clip read-out of every grid (default: evaluation.clips.DEFAULT_POOLING; `mean` gives "
+                        "the grids measured before `mean+cuts` became the default)")
     p.add_argument("--pooling", default=None, metavar="NAME",
                    help="also the fused and contextual rows with this clip read-out (e.g. mean+edges: "
                         "evaluation.clips.edge_readout), beside the oracle")
     a = p.parse_args()
+    import ablation
+
+    from mediafm.evaluation.clips import DEFAULT_POOLING, check_pooling
+
+    grid_pooling = check_pooling(a.grid_pooling or DEFAULT_POOLING)
+    ablation.GRID_POOLING = grid_pooling
     if a.oracle:
         from mediafm.synth.story import STORY_PRESETS
 
@@ -73,12 +82,13 @@ def main() -> int:
     # titles are kept) and re-runs only pretraining, embedding and probes.
     folder = f"seed{a.seed}" if a.catalog == "narrative" else f"{a.catalog}-seed{a.seed}"
     cfg = DemoConfig(out=str(Path(a.cache) / folder), titles=a.titles, seed=a.seed, catalog=a.catalog,
-                     train=train_config(a.seed, a.preset, a.max_steps), n_boot=a.n_boot, apps=False)
+                     train=train_config(a.seed, a.preset, a.max_steps), n_boot=a.n_boot, apps=False, pooling=grid_pooling)
     t0 = time.time()
     res = run_demo(cfg)
     lay = res.layout
     grid = json.loads((lay.eval / "eval.json").read_text())
-    print(f"# mediafm tasks benchmark: {a.titles} synthetic titles ({a.catalog} catalog), seed {a.seed}")
+    print(f"# mediafm tasks benchmark: {a.titles} synthetic titles ({a.catalog} catalog), seed {a.seed}, "
+          f"clip read-out {grid_pooling}")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
     print("stage times (s, from the run that produced each stage; cached stages are reused): "
           + ", ".join(f"{k} {v:.0f}" for k, v in res.timings.items()))
@@ -109,7 +119,6 @@ def main() -> int:
     print(f"\nShare of the oracle reached (one training; transductive: pretrained on every title):\n{text}")
     ok &= met
     if a.pooling:
-        from mediafm.evaluation.clips import DEFAULT_POOLING
         from mediafm.evaluation.grid import run_grid
         from mediafm.evaluation.probes import ProbeConfig
 
@@ -117,7 +126,7 @@ def main() -> int:
         other = run_grid(lay.store, lay.labels, lay.model, kinds, pooling=a.pooling,
                          config=ProbeConfig(n_boot=a.n_boot, seed=a.seed), progress=False).to_dict()["cells"]
         print(f"\n# Clip read-out {a.pooling!r} (same model, probes and folds; the rows above are "
-              f"{DEFAULT_POOLING!r})\n")
+              f"{grid_pooling!r})\n")
         print(oracle_share({f"{k}, {a.pooling}": other[k] for k in kinds if other.get(k)}, oracle))
     if a.inductive:
         from inductive import inductive_grid

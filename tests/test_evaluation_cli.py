@@ -47,7 +47,7 @@ def test_probe_json(catalog, capsys):
             "--task", "binary", "--embedding", "video", "--format", "json", "--n-boot", "100"]
     assert main(argv) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["metric"] == "ap" and out["n_titles"] == N_TITLES and out["dim"] == 8
+    assert out["metric"] == "ap" and out["n_titles"] == N_TITLES and out["dim"] == 8 + 4  # mean+cuts
     assert out["value"] > 0.8  # the planted signal is found
     assert main(argv[:-5] + ["audio", "--format", "json", "--n-boot", "100"]) == 0
     assert json.loads(capsys.readouterr().out)["value"] < 0.75  # noise is not

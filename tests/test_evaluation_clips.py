@@ -97,17 +97,20 @@ def store(tmp_path):
 def test_stored_kinds_pool_their_shots(store):
     clip = Clip("a", 0.5, 3.0)
     v = store.features("a", "video")
-    np.testing.assert_allclose(ClipEmbedder(store, "video").embed(clip), v[:3].mean(0), rtol=1e-6)
+    np.testing.assert_allclose(ClipEmbedder(store, "video", "mean").embed(clip), v[:3].mean(0), rtol=1e-6)
     np.testing.assert_allclose(ClipEmbedder(store, "fused", "max").embed(clip), store.features("a", "fused")[:3].max(0), rtol=1e-6)
-    assert ClipEmbedder(store, "audio").embed_many([clip, Clip("b", 4.5, 5.0)]).shape == (2, 2)
+    assert ClipEmbedder(store, "audio", "mean").embed_many([clip, Clip("b", 4.5, 5.0)]).shape == (2, 2)
+    # the default read-out: the mean and the four cut distances around the clip
+    out = ClipEmbedder(store, "video").embed(clip)
+    np.testing.assert_allclose(out, np.concatenate([v[:3].mean(0), cut_distances(v, np.arange(3))]), rtol=1e-6)
 
 
 def test_in_context_vs_isolated(store):
     fused = store.features("a", "fused")
     clip = Clip("a", 1.2, 3.5)  # shots 1 and 2
     model = CumsumModel()
-    in_context = ClipEmbedder(store, "contextual", model=model).embed(clip)
-    isolated = ClipEmbedder(store, "contextual-isolated", model=model).embed(clip)
+    in_context = ClipEmbedder(store, "contextual", "mean", model=model).embed(clip)
+    isolated = ClipEmbedder(store, "contextual-isolated", "mean", model=model).embed(clip)
     full = np.cumsum(fused, 0)
     np.testing.assert_allclose(in_context, full[1:3].mean(0), rtol=1e-5)  # sees shot 0 as context
     np.testing.assert_allclose(isolated, np.cumsum(fused[1:3], 0).mean(0), rtol=1e-5)  # sees only its shots
@@ -117,7 +120,7 @@ def test_in_context_vs_isolated(store):
 def test_contextual_reads_the_store_table(store):
     emb = np.arange(8, dtype=np.float32).reshape(4, 2)
     store.write_contextual("m1", "a", emb, np.zeros(2), {"name": "m1"})
-    out = ClipEmbedder.open(store.root, "contextual").embed(Clip("a", 4.0, 6.0))
+    out = ClipEmbedder.open(store.root, "contextual", pooling="mean").embed(Clip("a", 4.0, 6.0))
     np.testing.assert_allclose(out, emb[3])
 
 

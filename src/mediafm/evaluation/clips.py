@@ -75,7 +75,7 @@ def pool(vectors: np.ndarray, overlap_s: np.ndarray, pooling: str = "mean") -> n
 EDGES = "+edges"  # the last shot, the change across the cut after it, and the four cut distances
 CUTS = "+cuts"  # the four cut distances only
 EDGE_SCALARS = 4  # the cosine distances at the end of edge_readout (and all of cut_distances)
-DEFAULT_POOLING = "mean"
+DEFAULT_POOLING = "mean+cuts"
 
 
 def _split(name: str) -> tuple[str, str]:

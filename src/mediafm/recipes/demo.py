@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mediafm.errors import ConfigError, MediafmError
+from mediafm.evaluation.clips import DEFAULT_POOLING
 from mediafm.training.pretrain import TrainConfig
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ class DemoConfig:
     catalog: str = "demo"  # "demo" (min/max_scenes above) or a synth preset (mediafm.synth.story.STORY_PRESETS)
     train: TrainConfig = field(default_factory=train_config)  # pretraining
     n_boot: int = 500  # bootstrap resamples per cell
+    pooling: str = DEFAULT_POOLING  # clip read-out of the probes (mediafm.evaluation.clips)
     workers: int = 2  # synth render processes
     apps: bool = True  # fit the two heads and apply them to the held-out title
     break_spacing_s: float = 10.0  # demo titles last about a minute, so breaks closer than in a feature film
@@ -154,7 +156,7 @@ def stage_settings(cfg: DemoConfig) -> dict[str, dict]:
     train = json.loads(json.dumps(asdict(replace(cfg.train, progress=False)), default=str))
     model = {**media, "train": train}
     return {"synth": media, "ingest": media, "pretrain": model, "embed": model,
-            "eval": {**model, "n_boot": cfg.n_boot}}
+            "eval": {**model, "n_boot": cfg.n_boot, "pooling": cfg.pooling}}
 
 
 def _synth(cfg: DemoConfig, lay: Layout, say: Say) -> None:
@@ -210,7 +212,7 @@ def _evaluate(cfg: DemoConfig, lay: Layout, say: Say) -> None:
     from mediafm.evaluation.grid import run_grid, write_reports
     from mediafm.evaluation.probes import ProbeConfig
 
-    grid = run_grid(lay.store, lay.labels, lay.model, EMBEDDING_KINDS,
+    grid = run_grid(lay.store, lay.labels, lay.model, EMBEDDING_KINDS, pooling=cfg.pooling,
                     config=ProbeConfig(n_boot=cfg.n_boot, seed=cfg.seed), progress=cfg.progress)
     write_reports(grid, lay.eval)
 

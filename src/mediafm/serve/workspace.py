@@ -52,6 +52,9 @@ END_TOLERANCE_S = 0.5  # as apps.titles: a clip may end this far past its title'
 # against 0.583, comedy 0.441 against 0.424), and its suggestions did better than the ridge probe's
 # (whose "unsure" was measured against its best-F1 threshold).
 TAG_PROBE = ProbeConfig(head="logistic")
+# The loop scores every candidate clip of the catalog from one projection of its shots
+# (`mediafm.apps.labelloop`), which needs a head linear in the mean of a clip's shot vectors.
+TAG_POOLING = "mean"
 
 
 class WorkspaceError(MediafmError):
@@ -296,7 +299,7 @@ class Workspace:
         t0, n = time.time(), len(labels)
         try:
             _write_labels(d / "fitting.csv", labels)
-            res = fit(self.store.root, d / "fitting.csv", "binary", self.embedding, config=self.probe,
+            res = fit(self.store.root, d / "fitting.csv", "binary", self.embedding, pooling=TAG_POOLING, config=self.probe,
                       model_id=self.model_id if self.embedding == "contextual" else None)
             tag.fit.stage = "saving the head"
             save_head(res.head, d / "head")
