@@ -42,6 +42,7 @@ def main() -> int:
     p.add_argument("--spacing", type=float, default=5.0, help="ad breaks: minimum spacing in seconds")
     p.add_argument("--tolerance", type=float, default=0.5, help="seconds between a predicted and a true point")
     p.add_argument("--n-boot", type=int, default=200, help="bootstrap resamples for the heads' cards")
+    p.add_argument("--pooling", default="mean", help="the heads' clip read-out (the README's table: mean)")
     a = p.parse_args()
     t0 = time.time()
     lay, stories = _catalog(a)
@@ -141,7 +142,8 @@ def run_kind(kind, lay, stories, titles, fold_of, out: Path, a) -> dict:
         write_labels(d / "scenes.csv", [r for r in scene_rows if r[0] in train])
         heads = {}
         for name, task in (("popularity", "rank"), ("ad_relevancy", "binary"), ("scenes", "scenes")):
-            res = fit(lay.store, d / f"{name}.csv", task, kind, lay.model if kind == "contextual" else None, config=cfg)
+            res = fit(lay.store, d / f"{name}.csv", task, kind, lay.model if kind == "contextual" else None,
+                      pooling=a.pooling, config=cfg)
             heads[name] = res.head
             save_head(res.head, d / "heads" / name)
             cards.setdefault(name, []).append({"metric": res.head.card.metric, "value": res.head.card.value})

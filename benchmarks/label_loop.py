@@ -253,13 +253,15 @@ def latency(store_root: Path, truth: dict, work: Path, model_id: str | None = No
 CURVE_LABELS = (80, 200, 500)
 
 
-def probe_curve(table: ll.ShotTable, truth: dict, components: tuple[int, ...], draws: int = 2) -> str:
+def probe_curve(table: ll.ShotTable, truth: dict, components: tuple[int, ...], draws: int = 2,
+                input_dim: int = 0) -> str:
     """The workspace's probe (`TAG_PROBE`: logistic, grouped CV for C) fitted on random single shots
     of one half of the titles and scored (AP) on every shot of the other, at CURVE_LABELS labels and
     on all of the half: how far random labels carry this learner. Also on the catalog's top
     `components` principal directions (every shot's vector, labelled or not, centred and
-    projected before the probe; still a linear head in the original space). Mean over 3 splits x
-    `draws` draws."""
+    projected before the probe; still a linear head in the original space), and, when the vectors
+    join the model's output to the `input_dim`-wide fused input (the `+input` read-outs), on the
+    model's part alone (a head with zero weights on the input's). Mean over 3 splits x `draws` draws."""
     from sklearn.metrics import average_precision_score
 
     from mediafm.evaluation.labels import Targets
@@ -271,6 +273,8 @@ def probe_curve(table: ll.ShotTable, truth: dict, components: tuple[int, ...], d
     mean = X.mean(0)
     basis = np.linalg.svd(X - mean, full_matrices=False)[2] if components else None
     inputs = {"vectors": X, **{f"top {k} directions": (X - mean) @ basis[:k].T for k in components}}
+    if 0 < input_dim < X.shape[1]:
+        inputs["the model's part (no fused input)"] = X[:, input_dim:]
     config = dataclasses.replace(TAG_PROBE, n_boot=1)
     lines = []
     for tag, by_title in truth.items():
@@ -335,7 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# tag loop: {len(table.titles)} titles ({a.seed=}), {len(table.starts):,} shots, "
           f"{table.vectors.shape[1]}-d contextual vectors (loaded in {time.time() - t0:.1f} s)", flush=True)
     if a.probe_curve is not None:
-        print(probe_curve(table, truth, tuple(a.probe_curve)))
+        fused_dim = store.features(table.titles[0], "fused").shape[1]
+        print(probe_curve(table, truth, tuple(a.probe_curve), input_dim=fused_dim))
         return 0
     ok = True
     with tempfile.TemporaryDirectory() as tmp:

@@ -419,8 +419,10 @@ def test_the_probe_curve_scores_held_out_titles_and_gains_with_labels(monkeypatc
         truth[f"t{i:02d}"] = (x[:, 1] > 0).astype(int)
         parts.append((f"t{i:02d}", np.arange(30.0), np.arange(30.0) + 1, x))
     table = ll.ShotTable.build(parts, dtype=np.float32)
-    text = label_loop.probe_curve(table, {"tag": truth}, (1,), draws=1)
+    text = label_loop.probe_curve(table, {"tag": truth}, (1,), draws=1, input_dim=2)
     rows = {line.split("|")[1].strip(): [float(v) for v in line.split("|")[2:-1]]
             for line in text.splitlines() if line.startswith("| ") and "probe input" not in line}
     assert rows["vectors"][-1] > 0.95 and rows["vectors"][-1] >= rows["vectors"][0]
     assert rows["top 1 directions"][-1] < 0.75
+    # the part past the first 2 dimensions (the "input" here) does not hold the tag's dimension 1
+    assert rows["the model's part (no fused input)"][-1] < 0.75
