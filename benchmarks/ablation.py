@@ -91,6 +91,12 @@ REPLICATE_ROWS: dict[str, dict] = {
 
 # The clip read-out every grid of these rows is probed with (`tasks.py --grid-pooling`).
 GRID_POOLING = DEFAULT_POOLING
+
+
+def pooling_suffix(sep: str) -> str:
+    """What a cached probe result's key adds for GRID_POOLING: nothing for `mean`, which every result
+    cached before `mean+cuts` became the default was probed with, so those stay valid."""
+    return "" if GRID_POOLING == "mean" else f"{sep}{GRID_POOLING}"
 TRAIN_TIME_FILE = "train_time.json"  # in a scaling model's folder: {"train_s": wall seconds of its training}
 
 
@@ -170,9 +176,7 @@ def run_rows(store: Path, labels: Path, root: Path, names: list[str], base=None,
             save(**{f"{key}/train_s": train_s, f"{key}/steps": res.steps})
         card = json.loads((model_dir / "model_card.json").read_text())
         for readout in readouts:
-            # probes under another clip read-out than `mean` (what every cached result before
-            # `mean+cuts` became the default used) are cached apart
-            rkey = f"{key}/{readout}/{'+'.join(kinds)}/{n_boot}" + ("" if GRID_POOLING == "mean" else f"/{GRID_POOLING}")
+            rkey = f"{key}/{readout}/{'+'.join(kinds)}/{n_boot}" + pooling_suffix("/")
             if rkey not in results:
                 t0 = time.time()
                 grid = run_grid(store, labels, with_readout(model_dir, readout), kinds, pooling=GRID_POOLING,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
@@ -78,17 +78,22 @@ EDGE_SCALARS = 4  # the cosine distances at the end of edge_readout (and all of 
 DEFAULT_POOLING = "mean+cuts"
 
 
-def _split(name: str) -> tuple[str, str]:
-    """(registered pooling, edge read-out suffix or "")."""
-    for suffix in (EDGES, CUTS):
+class _EdgeReadout(NamedTuple):
+    fn: Callable[[np.ndarray, np.ndarray], np.ndarray]  # (title's shot vectors, clip's shot indices) -> vector
+    per_dim: int  # its length is per_dim * D + EDGE_SCALARS for D-dimensional shot vectors
+
+
+def _split(name: str) -> tuple[str, _EdgeReadout | None]:
+    """(registered pooling, the edge read-out its suffix names or None)."""
+    for suffix, readout in EDGE_READOUTS.items():
         if name.endswith(suffix):
-            return name.removesuffix(suffix), suffix
-    return name, ""
+            return name.removesuffix(suffix), readout
+    return name, None
 
 
 def pooling_names() -> list[str]:
     """Every pooling a clip embedder takes: the registry's, and each with each edge read-out."""
-    return sorted(POOLINGS) + [name + suffix for suffix in (CUTS, EDGES) for name in sorted(POOLINGS)]
+    return sorted(POOLINGS) + [name + suffix for suffix in EDGE_READOUTS for name in sorted(POOLINGS)]
 
 
 def check_pooling(name: str) -> str:
@@ -99,14 +104,14 @@ def check_pooling(name: str) -> str:
 
 def pooled_dim(dim: int, pooling: str) -> int:
     """Length of a clip's vector pooled from `dim`-d shot vectors (+edges adds 2 * dim + 4, +cuts 4)."""
-    suffix = _split(pooling)[1]
-    return {EDGES: 3 * dim + EDGE_SCALARS, CUTS: dim + EDGE_SCALARS}.get(suffix, dim)
+    readout = _split(pooling)[1]
+    return dim if readout is None else (1 + readout.per_dim) * dim + EDGE_SCALARS
 
 
 def shot_dim(pooled: int, pooling: str) -> int:
     """The shot vectors' dimension behind a `pooled`-long clip vector (pooled_dim's inverse)."""
-    suffix = _split(pooling)[1]
-    return {EDGES: (pooled - EDGE_SCALARS) // 3, CUTS: pooled - EDGE_SCALARS}.get(suffix, pooled)
+    readout = _split(pooling)[1]
+    return pooled if readout is None else (pooled - EDGE_SCALARS) // (1 + readout.per_dim)
 
 
 def edge_readout(vectors: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -135,6 +140,9 @@ def cut_distances(vectors: np.ndarray, idx: np.ndarray) -> np.ndarray:
     first, last = int(idx[0]), int(idx[-1])
     return np.asarray([_cut_distance(vectors, last + 1, 1), _cut_distance(vectors, last + 1, 2),
                        _cut_distance(vectors, first, 1), _cut_distance(vectors, first, 2)], dtype=np.float32)
+
+
+EDGE_READOUTS: dict[str, _EdgeReadout] = {CUTS: _EdgeReadout(cut_distances, 0), EDGES: _EdgeReadout(edge_readout, 2)}
 
 
 def _cut_distance(vectors: np.ndarray, cut: int, width: int) -> float:
@@ -273,11 +281,9 @@ class ClipEmbedder:
             idx = np.arange(len(idx))  # the clip's own shots are all it has
         else:
             title = self._title_vectors(clip.title)
-        base, suffix = _split(self.pooling)
+        base, readout = _split(self.pooling)
         pooled = pool(title[idx], overlap, base)
-        if suffix:
-            pooled = np.concatenate([pooled, (edge_readout if suffix == EDGES else cut_distances)(title, idx)])
-        return pooled
+        return pooled if readout is None else np.concatenate([pooled, readout.fn(title, idx)])
 
     def embed_many(self, clips: list[Clip], progress: bool = False) -> np.ndarray:
         """[N, D] embeddings in the order of `clips` (computed title by title to reuse caches)."""

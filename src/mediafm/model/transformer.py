@@ -714,7 +714,7 @@ def _cosine_logits(rows: Rows, q_idx: torch.Tensor, cand: tuple[torch.Tensor, to
             x = x.to(c.dtype)
             raw = x @ cand_w.T if b is None else torch.addmm(c @ b.to(c.dtype), x, cand_w.T)
             return raw.float() * q_inv[:, None] * c_inv
-    q = rows(q_idx)
+    q = rows.predicted(q_idx) if isinstance(rows, HeadRows) else rows(q_idx)
     return (q.to(c.dtype) @ c.T).float() * _inverse_lengths(q)[:, None] * c_inv
 
 
@@ -836,13 +836,13 @@ def standardised_cut_change(change: torch.Tensor, real: torch.Tensor) -> tuple[t
 
 @register_objective("both")
 def _both_objective(pred, target, masked, real, temperature):
-    if not isinstance(pred, HeadRows):
-        return msm_loss(pred, target, masked) + contrastive_loss(pred, target, masked, real, temperature)
-    # the contrastive loss's queries are masked rows too: their predictions' lengths are read from
-    # the masked rows' predictions, not computed through the head again
     idx = torch.nonzero(masked.reshape(-1), as_tuple=True)[0]
-    p = pred(idx)
-    return _msm_of(p, target, idx) + contrastive_loss(pred._replace(known=(idx, p)), target, masked, real, temperature)
+    p = _as_rows(pred)(idx)
+    if isinstance(pred, HeadRows):
+        # the contrastive loss's queries are masked rows too: it reads their predictions from these
+        # instead of running them through the head again
+        pred = pred._replace(known=(idx, p))
+    return _msm_of(p, target, idx) + contrastive_loss(pred, target, masked, real, temperature)
 
 
 @functools.lru_cache(maxsize=16)
