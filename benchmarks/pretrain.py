@@ -426,7 +426,8 @@ def cpu_mfu_rows(titles: int, warmup: int, steps: int, store: Path | None = None
     the neighbour loss, Muon + AdamW, auto batch of 16 windows, torch's own thread count, bf16
     autocast where the CPU multiplies bf16 natively) over long-form-like windows, timed as in
     training: batches from `iter_batches` in the prefetch thread, `train_step`. Rows, each change
-    switched off in turn: the default; in bf16 with torch's fused attention kernel instead of
+    switched off in turn: the default; in bf16 with each product at the batch's own sizes instead of
+    `SHAPE_BUCKETS` (oneDNN compiles kernels for each new shape); in bf16 with torch's fused attention kernel instead of
     `window_attention`'s written-out form; in float32 (`--no-bf16`); then, in float32, attention over the
     padded batch (each window's padding scored) instead of window by window; without running the
     blocks on real tokens only (padding through every product); and also predicting every shot from
@@ -456,7 +457,8 @@ def cpu_mfu_rows(titles: int, warmup: int, steps: int, store: Path | None = None
             return caches[dtype]
 
         for name, bf16, pack, by_window, predict_all in (
-                ("default", True, True, True, False), ("bfloat16, fused attention kernel", True, True, True, False),
+                ("default", True, True, True, False), ("bfloat16, each batch's own sizes", True, True, True, False),
+                ("bfloat16, fused attention kernel", True, True, True, False),
                 ("float32", False, True, True, False),
                 ("float32, attention over padded windows", False, True, False, False),
                 ("float32, padding through every product", False, False, False, False),
@@ -468,6 +470,7 @@ def cpu_mfu_rows(titles: int, warmup: int, steps: int, store: Path | None = None
                 trainer.model.forward = lambda *a, predict_all=True, **k: plain(*a, predict_all=True, **k)
             tr.PACK_ON_CPU, tr.ATTEND_BY_WINDOW = pack, by_window
             tr.WRITTEN_OUT_BF16_ATTENTION = "fused attention kernel" not in name
+            tr.SHAPE_BUCKETS = "own sizes" not in name
             dtype = "bfloat16" if bf16 and native else "float32"
             try:
                 torch.manual_seed(0)
@@ -477,7 +480,7 @@ def cpu_mfu_rows(titles: int, warmup: int, steps: int, store: Path | None = None
                 rounds = [_bracketed(lambda: trainer.measure(cfg, opt, None, warmup if r == 0 else 0, steps), dtype)
                           for r in range(DEFAULT_ROUNDS if name == "default" else 1)]
             finally:
-                tr.PACK_ON_CPU = tr.ATTEND_BY_WINDOW = tr.WRITTEN_OUT_BF16_ATTENTION = True
+                tr.PACK_ON_CPU = tr.ATTEND_BY_WINDOW = tr.WRITTEN_OUT_BF16_ATTENTION = tr.SHAPE_BUCKETS = True
             shares = [r["model_tflops"] * 1e12 / r["peak"] for r in rounds]
             out = rounds[int(np.argsort(shares)[len(shares) // 2])]  # the round of the median share
             rows.append({"run": name, "dtype": dtype, "round_shares": shares, **out})

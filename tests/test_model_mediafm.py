@@ -291,8 +291,8 @@ def test_windows_of_a_batch_attend_by_window_only_when_their_real_shots_come_fir
 
     seen = []
     real_by_window = tr.SelfAttention._by_window
-    monkeypatch.setattr(tr.SelfAttention, "_by_window", lambda self, qkv, bias, spans: seen.append(spans)
-                        or real_by_window(self, qkv, bias, spans))
+    monkeypatch.setattr(tr.SelfAttention, "_by_window", lambda self, qkv, bias, packed: seen.append(packed.spans)
+                        or real_by_window(self, qkv, bias, packed))
     model = MediaFM(tiny(8, 0, max_shots=16))
     x = torch.nn.functional.normalize(torch.randn(2, 6, 8), dim=-1)
     pad = torch.tensor([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]], dtype=torch.bool)
@@ -301,3 +301,51 @@ def test_windows_of_a_batch_attend_by_window_only_when_their_real_shots_come_fir
     seen.clear()
     model.encode(x, None, torch.tensor([[1, 0, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1]], dtype=torch.bool))
     assert not seen
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_shape_buckets_under_cpu_bf16_give_what_the_batch_sizes_give(bias, monkeypatch):
+    """Under CPU bf16 autocast the packed rows, the input projection's and the heads' rows and each
+    window's attention run at bucketed sizes (SHAPE_BUCKETS: oneDNN compiles kernels per shape);
+    the padded rows and keys change nothing: outputs, loss and gradients match the batch's own
+    sizes to bf16 rounding (float32 gradients of a bf16 step differ by about 1e-3 between runs
+    of differently blocked products)."""
+    from mediafm.model import transformer as tr
+
+    seen = []
+    real_by_window = tr.SelfAttention._by_window
+    monkeypatch.setattr(tr.SelfAttention, "_by_window", lambda self, qkv, b, packed: seen.append(
+        (packed.tail, packed.attend, len(qkv))) or real_by_window(self, qkv, b, packed))
+    torch.manual_seed(0)
+    model = MediaFM(tiny(24, 8, max_shots=32, distance_bias=bias, time_features=True))
+    g = torch.Generator().manual_seed(3)
+    x = torch.nn.functional.normalize(torch.randn(3, 20, 24, generator=g), dim=-1)
+    times = torch.rand(3, 20, 2, generator=g) * 100
+    meta = torch.randn(3, 8, generator=g)
+    pad = torch.ones(3, 20, dtype=torch.bool)
+    pad[0, 12:] = False
+    pad[2, 5:] = False
+    mask = (torch.rand(3, 20, generator=g) < 0.3) & pad
+    runs = []
+    for buckets in (True, False):
+        monkeypatch.setattr(tr, "SHAPE_BUCKETS", buckets)
+        model.zero_grad()
+        seen.clear()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = model.encode(x, meta, pad, mask, times)
+            torch.manual_seed(5)
+            _, loss = model(x, meta, pad, mask, times, predict_all=False)
+        loss.backward()
+        tails = {t for t, _, _ in seen}
+        assert tails == ({128 - 43} if buckets else {0})  # 14 + 22 + 7 tokens in 128 rows
+        assert {a for _, a, _ in seen} == ({(16, 32, 16)} if buckets else {None})
+        runs.append((out.detach().float(), loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()
+                                                          if p.grad is not None}))
+    real = torch.cat([torch.ones(3, 2, dtype=torch.bool), pad], 1)
+    (out_b, loss_b, grads_b), (out_p, loss_p, grads_p) = runs
+    assert torch.allclose(out_b[real], out_p[real], atol=2e-2)
+    assert torch.allclose(loss_b, loss_p, rtol=1e-2)
+    assert grads_b.keys() == grads_p.keys()
+    for name in grads_p:
+        scale = grads_p[name].abs().max().clamp(min=1e-6)
+        assert (grads_b[name] - grads_p[name]).abs().max() <= 2e-2 * scale, name

@@ -170,6 +170,32 @@ def drop_modalities(fused: torch.Tensor, dims: tuple[int, ...], p: float) -> tor
 PACK_ON_CPU = True  # run the blocks' per-token products on the real tokens only (see Packed)
 ATTEND_BY_WINDOW = True  # with PACK_ON_CPU, attention too runs on each window's real tokens (see Packed)
 WRITTEN_OUT_BF16_ATTENTION = True  # CPU windows in bf16: products and softmax, not the fused kernel (window_attention)
+# Under CPU bf16 autocast, the products whose sizes follow the batch (packed token rows, the input
+# projection's shot rows, the heads' rows, each window's attention) run at sizes rounded up to a few
+# buckets. torch's CPU bf16 products are oneDNN's, which compiles kernels for every new shape and
+# keeps the last 1,024 primitives: with each batch's own sizes a long-form step compiled about 400
+# kernels (a new token count every step; ~500 window lengths), with buckets they are compiled once.
+SHAPE_BUCKETS = True
+ROW_BUCKET = 128  # packed token rows and the input projection's rows: a multiple of this
+HEAD_ROW_BUCKET = 64  # rows through an output head
+WINDOW_BUCKET = 16  # a window's attention: its tokens padded to a multiple of this (keys masked)
+
+
+def cpu_bf16_buckets(device: torch.device) -> bool:
+    """True where `SHAPE_BUCKETS` applies: CPU bf16 autocast (oneDNN's products)."""
+    return (SHAPE_BUCKETS and device.type == "cpu" and torch.is_autocast_enabled("cpu")
+            and torch.get_autocast_dtype("cpu") == torch.bfloat16)
+
+
+def round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
+def padded_index(idx: torch.Tensor, multiple: int) -> torch.Tensor:
+    """`idx` followed by copies of its first entry up to a multiple of `multiple` rows (rows to
+    compute and drop: their outputs are never read, so their gradients are zero)."""
+    extra = round_up(len(idx), multiple) - len(idx)
+    return torch.cat([idx, idx[:1].expand(extra)]) if extra and len(idx) else idx
 
 
 class Packed(NamedTuple):
@@ -183,9 +209,15 @@ class Packed(NamedTuple):
     B: int
     L: int
     spans: tuple[int, ...] | None = None  # real tokens of each window, when each is a prefix of its row
+    # with `spans`: zero rows after the T real ones (SHAPE_BUCKETS), carried through the per-token
+    # products and left out of attention
+    tail: int = 0
+    # with `spans`: each window's tokens padded to this many in attention (SHAPE_BUCKETS), else None
+    attend: tuple[int, ...] | None = None
 
     def unpack(self, x: torch.Tensor) -> torch.Tensor:
-        """[T, C] -> [B, L, C], padding rows zero."""
+        """[T (+ tail), C] -> [B, L, C], padding rows zero."""
+        x = x[:len(self.index)] if self.tail else x
         return x.new_zeros(self.B * self.L, x.shape[-1]).index_copy(0, self.index, x).view(self.B, self.L, -1)
 
 
@@ -230,7 +262,7 @@ class SelfAttention(nn.Module):
         window or None."""
         qkv = self.qkv(x)
         if packed is not None and packed.spans is not None:
-            return self.proj(self._by_window(qkv, attn_mask, packed.spans))
+            return self.proj(self._by_window(qkv, attn_mask, packed))
         if packed is not None:  # x: [T, H] real tokens only
             qkv = packed.unpack(qkv)
         B, L, H = qkv.shape[0], qkv.shape[1], qkv.shape[2] // 3
@@ -243,19 +275,28 @@ class SelfAttention(nn.Module):
         return self.proj(y if packed is None else y.reshape(B * L, H)[packed.index])
 
     def _by_window(self, qkv: torch.Tensor, biases: tuple[torch.Tensor, ...] | None,
-                   spans: tuple[int, ...]) -> torch.Tensor:
-        """Attention over packed rows [T, 3H], one window's tokens at a time: no padded query or key
-        is scored (docs/model.md measures what that saves). `biases`: each window's [1, heads, n, n]
-        distance bias, or None."""
+                   packed: Packed) -> torch.Tensor:
+        """Attention over packed rows [T (+ tail), 3H], one window's tokens at a time: no padded
+        query or key of the batch is scored (docs/model.md measures what that saves). `biases`:
+        each window's [1, heads, n, n] distance bias, or None; with `packed.attend`, each window's
+        tokens are padded to that many and its bias masks the padded keys."""
         H = qkv.shape[-1] // 3
+        spans = packed.spans
+        attend = packed.attend or spans
         out = []
         # One split, not a slice per window: a slice's backward writes its gradient into a zeroed
         # copy of all T rows, once per window and layer (~60 ms a long-form step); split's is one cat.
-        for j, (n, rows) in enumerate(zip(spans, qkv.split(spans))):
-            q, k, v = rows.view(1, n, 3, self.n_heads, H // self.n_heads).permute(2, 0, 3, 1, 4)
+        pieces = qkv.split(spans + ((packed.tail,) if packed.tail else ()))
+        for j, (n, m, rows) in enumerate(zip(spans, attend, pieces)):
+            if m > n:
+                rows = F.pad(rows, (0, 0, 0, m - n))
+            q, k, v = rows.view(1, m, 3, self.n_heads, H // self.n_heads).permute(2, 0, 3, 1, 4)
             y = window_attention(q, k, v, None if biases is None else biases[j],
                                  self.dropout if self.training else 0.0)
-            out.append(y[0].transpose(0, 1).reshape(n, H))
+            y = y[0].transpose(0, 1).reshape(m, H)
+            out.append(y[:n] if m > n else y)
+        if packed.tail:
+            out.append(qkv.new_zeros(packed.tail, H))
         return torch.cat(out)
 
 
@@ -350,8 +391,13 @@ class MediaFM(nn.Module):
         if PACK_ON_CPU and real is not None and fused.device.type == "cpu" and not bool(pad_mask.all()):
             counts = real.sum(1)
             prefix = bool((real == (torch.arange(real.shape[1]) < counts[:, None])).all())
-            packed = Packed(torch.nonzero(real.reshape(-1), as_tuple=True)[0], B, N_SPECIAL + N,
-                            tuple(counts.tolist()) if prefix and ATTEND_BY_WINDOW else None)
+            spans = tuple(counts.tolist()) if prefix and ATTEND_BY_WINDOW else None
+            index = torch.nonzero(real.reshape(-1), as_tuple=True)[0]
+            tail, attend = 0, None
+            if spans is not None and cpu_bf16_buckets(fused.device):
+                tail = round_up(len(index), ROW_BUCKET) - len(index)
+                attend = tuple(round_up(n, WINDOW_BUCKET) for n in spans)
+            packed = Packed(index, B, N_SPECIAL + N, spans, tail, attend)
             # The input projection (2,688 -> h, the widest product of the forward) on the real
             # shots only; packed rows are each window's [CLS], [GLOBAL], then its real shots.
             rows = torch.nonzero(pad_mask.reshape(-1), as_tuple=True)[0]
@@ -360,6 +406,8 @@ class MediaFM(nn.Module):
             pieces = []
             for j, seg in enumerate(xs.split((counts - N_SPECIAL).tolist())):
                 pieces += [specials[j], seg]
+            if tail:
+                pieces.append(xs.new_zeros(tail, xs.shape[-1]))
             x = torch.cat(pieces)
         else:
             x = self._embed_shots(fused, mask_positions, keep_positions, times)
@@ -372,9 +420,14 @@ class MediaFM(nn.Module):
             # In the dtype attention runs in (bf16 under CPU autocast, while x, the residual stream,
             # stays float32), so no layer casts it again.
             dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
-            blocks = {} if bias is None else {n: bias[None, :, :n, :n].to(dtype).contiguous()
-                                              for n in set(packed.spans)}
-            attn_mask = None if bias is None else tuple(blocks[n] for n in packed.spans)
+            if packed.attend is None:
+                blocks = {} if bias is None else {n: bias[None, :, :n, :n].to(dtype).contiguous()
+                                                  for n in set(packed.spans)}
+                attn_mask = None if bias is None else tuple(blocks[n] for n in packed.spans)
+            else:  # windows padded to `attend` tokens: their padded keys masked
+                blocks = {(n, m): _padded_bias(bias, n, m, cfg.n_heads, dtype, x.device)
+                          for n, m in set(zip(packed.spans, packed.attend))}
+                attn_mask = tuple(blocks[nm] for nm in zip(packed.spans, packed.attend))
         else:
             attn_mask = None if real is None else real[:, None, None, :]
             if bias is not None:
@@ -401,7 +454,9 @@ class MediaFM(nn.Module):
         if rows is None:
             x, pos = self.in_proj(fused), self.pos_emb.weight[:N]
         else:
-            x, pos = self.in_proj(fused.reshape(-1, D).index_select(0, rows)), self.pos_emb.weight[rows % N]
+            padded = padded_index(rows, ROW_BUCKET) if cpu_bf16_buckets(fused.device) else rows
+            x = self.in_proj(fused.reshape(-1, D).index_select(0, padded))
+            x, pos = x[:len(rows)] if len(padded) > len(rows) else x, self.pos_emb.weight[rows % N]
             replace = None if replace is None else replace.reshape(-1)[rows]
             times = None if times is None else times.reshape(-1, times.shape[-1])[rows]
         if replace is not None:
@@ -594,7 +649,10 @@ class HeadRows(NamedTuple):
         return self.flat.index_select(0, idx + self.shift if self.shift else idx)
 
     def __call__(self, idx: torch.Tensor) -> torch.Tensor:
-        return self.proj(self.inputs(idx))
+        if not cpu_bf16_buckets(idx.device):
+            return self.proj(self.inputs(idx))
+        out = self.proj(self.inputs(padded_index(idx, HEAD_ROW_BUCKET)))
+        return out[:len(idx)] if len(out) > len(idx) else out
 
     def predicted(self, idx: torch.Tensor) -> torch.Tensor:
         """Rows `idx`' predictions: read from `known` when set (no check that it holds them, which
@@ -846,6 +904,18 @@ def _both_objective(pred, target, masked, real, temperature):
 
 
 @functools.lru_cache(maxsize=16)
+def _padded_bias(bias: torch.Tensor | None, n: int, m: int, n_heads: int, dtype: torch.dtype,
+                 device: torch.device) -> torch.Tensor:
+    """[1, heads, m, m]: a window of n tokens padded to m, its [n, n] block of the distance bias
+    (zeros without one), keys n.. at -inf (the padded queries' rows stay finite, so their softmax
+    is defined; their outputs are dropped)."""
+    out = torch.zeros(1, n_heads, m, m, dtype=dtype, device=device)
+    if bias is not None:
+        out[0, :, :n, :n] = bias[:, :n, :n]
+    out[..., n:] = float("-inf")
+    return out
+
+
 def distance_bias(n: int, n_heads: int, device=None) -> torch.Tensor:
     """[heads, 2 + n, 2 + n] additive attention bias: -slope_h * |i - j| between shots, slopes
     4**-(h + 1); [CLS] and [GLOBAL] are at distance 0 from everything. Cached: every forward pass
