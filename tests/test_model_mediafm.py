@@ -291,8 +291,8 @@ def test_windows_of_a_batch_attend_by_window_only_when_their_real_shots_come_fir
 
     seen = []
     real_by_window = tr.SelfAttention._by_window
-    monkeypatch.setattr(tr.SelfAttention, "_by_window", lambda self, qkv, bias, packed: seen.append(packed.spans)
-                        or real_by_window(self, qkv, bias, packed))
+    monkeypatch.setattr(tr.SelfAttention, "_by_window", lambda self, qkv, bias, spans, *a: seen.append(spans)
+                        or real_by_window(self, qkv, bias, spans, *a))
     model = MediaFM(tiny(8, 0, max_shots=16))
     x = torch.nn.functional.normalize(torch.randn(2, 6, 8), dim=-1)
     pad = torch.tensor([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]], dtype=torch.bool)
@@ -314,8 +314,8 @@ def test_shape_buckets_under_cpu_bf16_give_what_the_batch_sizes_give(bias, monke
 
     seen = []
     real_by_window = tr.SelfAttention._by_window
-    monkeypatch.setattr(tr.SelfAttention, "_by_window", lambda self, qkv, b, packed: seen.append(
-        (packed.tail, packed.attend, len(qkv))) or real_by_window(self, qkv, b, packed))
+    monkeypatch.setattr(tr.SelfAttention, "_by_window", lambda self, qkv, b, spans, attend, tail: seen.append(
+        (tail, attend, len(qkv))) or real_by_window(self, qkv, b, spans, attend, tail))
     torch.manual_seed(0)
     model = MediaFM(tiny(24, 8, max_shots=32, distance_bias=bias, time_features=True))
     g = torch.Generator().manual_seed(3)

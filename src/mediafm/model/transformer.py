@@ -262,7 +262,7 @@ class SelfAttention(nn.Module):
         window or None."""
         qkv = self.qkv(x)
         if packed is not None and packed.spans is not None:
-            return self.proj(self._by_window(qkv, attn_mask, packed))
+            return self.proj(self._by_window(qkv, attn_mask, packed.spans, packed.attend, packed.tail))
         if packed is not None:  # x: [T, H] real tokens only
             qkv = packed.unpack(qkv)
         B, L, H = qkv.shape[0], qkv.shape[1], qkv.shape[2] // 3
@@ -274,19 +274,19 @@ class SelfAttention(nn.Module):
         y = y.transpose(1, 2).reshape(B, L, H)
         return self.proj(y if packed is None else y.reshape(B * L, H)[packed.index])
 
-    def _by_window(self, qkv: torch.Tensor, biases: tuple[torch.Tensor, ...] | None,
-                   packed: Packed) -> torch.Tensor:
-        """Attention over packed rows [T (+ tail), 3H], one window's tokens at a time: no padded
-        query or key of the batch is scored (docs/model.md measures what that saves). `biases`:
-        each window's [1, heads, n, n] distance bias, or None; with `packed.attend`, each window's
-        tokens are padded to that many and its bias masks the padded keys."""
+    def _by_window(self, qkv: torch.Tensor, biases: tuple[torch.Tensor, ...] | None, spans: tuple[int, ...],
+                   attend: tuple[int, ...] | None = None, tail: int = 0) -> torch.Tensor:
+        """Attention over packed rows [sum(spans) + tail, 3H], one window's tokens at a time: no
+        padded query or key of the batch is scored (docs/model.md measures what that saves).
+        `biases`: each window's [1, heads, n, n] distance bias, or None; with `attend` (Packed's),
+        each window's tokens are padded to that many and its bias masks the padded keys; the
+        `tail` rows after the windows get zeros."""
         H = qkv.shape[-1] // 3
-        spans = packed.spans
-        attend = packed.attend or spans
+        attend = attend or spans
         out = []
         # One split, not a slice per window: a slice's backward writes its gradient into a zeroed
         # copy of all T rows, once per window and layer (~60 ms a long-form step); split's is one cat.
-        pieces = qkv.split(spans + ((packed.tail,) if packed.tail else ()))
+        pieces = qkv.split(spans + ((tail,) if tail else ()))
         for j, (n, m, rows) in enumerate(zip(spans, attend, pieces)):
             if m > n:
                 rows = F.pad(rows, (0, 0, 0, m - n))
@@ -295,8 +295,8 @@ class SelfAttention(nn.Module):
                                  self.dropout if self.training else 0.0)
             y = y[0].transpose(0, 1).reshape(m, H)
             out.append(y[:n] if m > n else y)
-        if packed.tail:
-            out.append(qkv.new_zeros(packed.tail, H))
+        if tail:
+            out.append(qkv.new_zeros(tail, H))
         return torch.cat(out)
 
 
