@@ -243,12 +243,9 @@ def test_train_flops_counts_the_products_a_training_step_runs(neighbor):
     assert counter.get_total_flops() + attention - loss_products == pytest.approx(train_flops(cfg, N, 0.2, B) * B, rel=1e-6)
 
 
-@pytest.mark.parametrize("bias", [True, False])
-@pytest.mark.parametrize("holes", [False, True])
-def test_padded_batches_give_the_real_shots_the_same_outputs_and_gradients(bias, holes):
-    """On a CPU the blocks run on the real tokens only (attention window by window when every
-    window's real shots come first, else unpacked around its kernel); a window's outputs, the loss
-    and the gradients match running it with its padding through every product, and running it alone."""
+def _padded_batch(bias: bool, holes: bool = False):
+    """A `tiny` model and a batch of 3 windows of 12, 20 and 5 real shots (padding at the end of
+    each row; with `holes`, a padded shot between real ones): (model, x, times, meta, pad, mask, keep)."""
     torch.manual_seed(0)
     model = MediaFM(tiny(24, 8, max_shots=32, distance_bias=bias, time_features=True))
     g = torch.Generator().manual_seed(3)
@@ -262,6 +259,16 @@ def test_padded_batches_give_the_real_shots_the_same_outputs_and_gradients(bias,
         pad[1, 7] = False
     mask = (torch.rand(3, 20, generator=g) < 0.3) & pad
     keep = mask & (torch.rand(3, 20, generator=g) < 0.3)  # masked shots whose input stays visible
+    return model, x, times, meta, pad, mask, keep
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("holes", [False, True])
+def test_padded_batches_give_the_real_shots_the_same_outputs_and_gradients(bias, holes):
+    """On a CPU the blocks run on the real tokens only (attention window by window when every
+    window's real shots come first, else unpacked around its kernel); a window's outputs, the loss
+    and the gradients match running it with its padding through every product, and running it alone."""
+    model, x, times, meta, pad, mask, keep = _padded_batch(bias, holes)
     grads, losses, outs = [], [], []
     for packed in (True, False):
         model.zero_grad()
@@ -316,16 +323,7 @@ def test_shape_buckets_under_cpu_bf16_give_what_the_batch_sizes_give(bias, monke
     real_by_window = tr.SelfAttention._by_window
     monkeypatch.setattr(tr.SelfAttention, "_by_window", lambda self, qkv, b, spans, attend, tail: seen.append(
         (tail, attend, len(qkv))) or real_by_window(self, qkv, b, spans, attend, tail))
-    torch.manual_seed(0)
-    model = MediaFM(tiny(24, 8, max_shots=32, distance_bias=bias, time_features=True))
-    g = torch.Generator().manual_seed(3)
-    x = torch.nn.functional.normalize(torch.randn(3, 20, 24, generator=g), dim=-1)
-    times = torch.rand(3, 20, 2, generator=g) * 100
-    meta = torch.randn(3, 8, generator=g)
-    pad = torch.ones(3, 20, dtype=torch.bool)
-    pad[0, 12:] = False
-    pad[2, 5:] = False
-    mask = (torch.rand(3, 20, generator=g) < 0.3) & pad
+    model, x, times, meta, pad, mask, _ = _padded_batch(bias)
     runs = []
     for buckets in (True, False):
         monkeypatch.setattr(tr, "SHAPE_BUCKETS", buckets)

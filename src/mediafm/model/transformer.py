@@ -191,11 +191,15 @@ def round_up(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
 
 
-def padded_index(idx: torch.Tensor, multiple: int) -> torch.Tensor:
-    """`idx` followed by copies of its first entry up to a multiple of `multiple` rows (rows to
-    compute and drop: their outputs are never read, so their gradients are zero)."""
+def rows_at_bucketed_size(fn: Callable[[torch.Tensor], torch.Tensor], idx: torch.Tensor,
+                          multiple: int) -> torch.Tensor:
+    """`fn(idx)` for a row-wise `fn`; under `cpu_bf16_buckets`, computed on `idx` followed by copies
+    of its first entry up to a multiple of `multiple` rows, whose outputs are dropped (never read,
+    so their gradients are zero)."""
     extra = round_up(len(idx), multiple) - len(idx)
-    return torch.cat([idx, idx[:1].expand(extra)]) if extra and len(idx) else idx
+    if not (extra and len(idx) and cpu_bf16_buckets(idx.device)):
+        return fn(idx)
+    return fn(torch.cat([idx, idx[:1].expand(extra)]))[:len(idx)]
 
 
 class Packed(NamedTuple):
@@ -217,7 +221,7 @@ class Packed(NamedTuple):
 
     def unpack(self, x: torch.Tensor) -> torch.Tensor:
         """[T (+ tail), C] -> [B, L, C], padding rows zero."""
-        x = x[:len(self.index)] if self.tail else x
+        x = x[:len(self.index)]
         return x.new_zeros(self.B * self.L, x.shape[-1]).index_copy(0, self.index, x).view(self.B, self.L, -1)
 
 
@@ -293,8 +297,7 @@ class SelfAttention(nn.Module):
             q, k, v = rows.view(1, m, 3, self.n_heads, H // self.n_heads).permute(2, 0, 3, 1, 4)
             y = window_attention(q, k, v, None if biases is None else biases[j],
                                  self.dropout if self.training else 0.0)
-            y = y[0].transpose(0, 1).reshape(m, H)
-            out.append(y[:n] if m > n else y)
+            out.append(y[0].transpose(0, 1).reshape(m, H)[:n])
         if tail:
             out.append(qkv.new_zeros(tail, H))
         return torch.cat(out)
@@ -454,9 +457,9 @@ class MediaFM(nn.Module):
         if rows is None:
             x, pos = self.in_proj(fused), self.pos_emb.weight[:N]
         else:
-            padded = padded_index(rows, ROW_BUCKET) if cpu_bf16_buckets(fused.device) else rows
-            x = self.in_proj(fused.reshape(-1, D).index_select(0, padded))
-            x, pos = x[:len(rows)] if len(padded) > len(rows) else x, self.pos_emb.weight[rows % N]
+            flat = fused.reshape(-1, D)
+            x = rows_at_bucketed_size(lambda i: self.in_proj(flat.index_select(0, i)), rows, ROW_BUCKET)
+            pos = self.pos_emb.weight[rows % N]
             replace = None if replace is None else replace.reshape(-1)[rows]
             times = None if times is None else times.reshape(-1, times.shape[-1])[rows]
         if replace is not None:
@@ -649,10 +652,7 @@ class HeadRows(NamedTuple):
         return self.flat.index_select(0, idx + self.shift if self.shift else idx)
 
     def __call__(self, idx: torch.Tensor) -> torch.Tensor:
-        if not cpu_bf16_buckets(idx.device):
-            return self.proj(self.inputs(idx))
-        out = self.proj(self.inputs(padded_index(idx, HEAD_ROW_BUCKET)))
-        return out[:len(idx)] if len(out) > len(idx) else out
+        return rows_at_bucketed_size(lambda i: self.proj(self.inputs(i)), idx, HEAD_ROW_BUCKET)
 
     def predicted(self, idx: torch.Tensor) -> torch.Tensor:
         """Rows `idx`' predictions: read from `known` when set (no check that it holds them, which
@@ -903,7 +903,6 @@ def _both_objective(pred, target, masked, real, temperature):
     return _msm_of(p, target, idx) + contrastive_loss(pred, target, masked, real, temperature)
 
 
-@functools.lru_cache(maxsize=16)
 def _padded_bias(bias: torch.Tensor | None, n: int, m: int, n_heads: int, dtype: torch.dtype,
                  device: torch.device) -> torch.Tensor:
     """[1, heads, m, m]: a window of n tokens padded to m, its [n, n] block of the distance bias
@@ -916,6 +915,7 @@ def _padded_bias(bias: torch.Tensor | None, n: int, m: int, n_heads: int, dtype:
     return out
 
 
+@functools.lru_cache(maxsize=16)
 def distance_bias(n: int, n_heads: int, device=None) -> torch.Tensor:
     """[heads, 2 + n, 2 + n] additive attention bias: -slope_h * |i - j| between shots, slopes
     4**-(h + 1); [CLS] and [GLOBAL] are at distance 0 from everything. Cached: every forward pass
