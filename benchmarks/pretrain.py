@@ -49,7 +49,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "src"), str(REPO / "tests" / "support")]  # mediafm_testing (test helpers, not in the wheel)
 
-from mediafm.model.transformer import PRESETS, MediaFM, ModelConfig, infer_flops, train_flops, window_plan  # noqa: E402
+from mediafm.model.transformer import (  # noqa: E402
+    N_SPECIAL, PRESETS, MediaFM, ModelConfig, infer_flops, train_flops, window_plan)
 from mediafm.training.optim import MultiOptimizer, OptimConfig, build_optimizer, set_lr  # noqa: E402
 
 FUSED_DIM = 2688  # default encoders: EfficientNet-Lite0 1280 + YAMNet 1024 + MiniLM 384
@@ -501,6 +502,59 @@ def _bracketed(measure: Callable[[], dict], dtype: str) -> dict:
     return {**out, "peak": max(before, matmul_peak(torch_dtype))}
 
 
+def batch_window_tokens(titles: int, batch: int = 16, seed: int = 0) -> list[int]:
+    """Tokens of the first `batch` training windows of long-form-like titles (windows of 512 shots
+    every 256, plus [CLS] and [GLOBAL]): one default batch's shapes."""
+    tokens = []
+    for n in long_form_lengths(titles, seed):
+        starts, _ = window_plan(n, 512, 256)
+        tokens += [min(512, n - s) + N_SPECIAL for s in starts]
+    return tokens[:batch]
+
+
+def block_products_ceiling(tokens: list[int], cfg: ModelConfig, repeats: int = 5) -> dict:
+    """The blocks' matrix products of one training step and nothing else: for each layer the four
+    linear layers' forward and two backward products over every token row, and each window's
+    attention products (two forward, four backward), in bfloat16 at the sizes the step runs them at
+    under `SHAPE_BUCKETS`. Its FLOP/s, as a share of the peak, is what the step would reach if every
+    other part of it (norms, softmax, GELU, casts, the losses, the optimiser, Python) took no time:
+    a ceiling for this model's shapes on this machine. FLOPs are counted as `train_flops` counts
+    the blocks' (real tokens only)."""
+    import mediafm.model.transformer as tr
+
+    h, L, heads, mid = cfg.hidden, cfg.n_layers, cfg.n_heads, cfg.mlp_ratio * cfg.hidden
+    d, bf = h // heads, torch.bfloat16
+    T = tr.round_up(sum(tokens), tr.ROW_BUCKET)
+    x = {k: torch.randn(T, k, dtype=bf) for k in (h, 3 * h, mid)}
+    w = {(i, o): torch.randn(i, o, dtype=bf) * i ** -0.5 for i, o in ((h, 3 * h), (h, h), (h, mid), (mid, h))}
+    win = {m: [torch.randn(heads, m, d, dtype=bf) for _ in range(3)] + [torch.randn(heads, m, m, dtype=bf)]
+           for m in {tr.round_up(n, tr.WINDOW_BUCKET) for n in tokens}}
+
+    def step() -> None:
+        for _ in range(L):
+            for (i, o), weight in w.items():
+                x[i] @ weight  # forward
+                x[o] @ weight.T  # gradient of the input
+                x[i].T @ x[o]  # gradient of the weight
+            for n in tokens:
+                q, k, v, p = win[tr.round_up(n, tr.WINDOW_BUCKET)]
+                torch.bmm(q, k.transpose(1, 2)), torch.bmm(p, v)  # scores, outputs
+                torch.bmm(q, v.transpose(1, 2)), torch.bmm(p.transpose(1, 2), q)  # d probs, d values
+                torch.bmm(p, k), torch.bmm(p.transpose(1, 2), q)  # d queries, d keys
+
+    step()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    s = np.asarray(tokens, dtype=np.float64)
+    blocks = L * (4 * h * h + 2 * cfg.mlp_ratio * h * h)
+    flops = 6 * blocks * s.sum() + 12 * L * h * (s ** 2).sum()
+    t = statistics.median(times)
+    return {"seconds": t, "gflops": flops / t / 1e9, "tokens": int(s.sum())}
+
+
 def cpu_embed_row(titles: int) -> dict:
     """`embed_title` (what `mediafm embed` runs per title) over long-form-like titles: windows of
     512 shots every 256, the default read-out."""
@@ -579,6 +633,14 @@ def cpu_mfu(titles: int, warmup: int, steps: int, store: Path | None = None) -> 
           f"{e['model_gflops'] * 1e9 / fp32:>9.1%}{'':>9}  {e['peak_mem']}", flush=True)
     print(f"{v['run']:<40}  {v['images_per_s']:.1f} images/s x {v['gflop_per_image']:.2f} GFLOP = "
           f"{v['model_gflops']:.1f} GFLOP/s, {v['model_gflops'] * 1e9 / fp32:.1%} of the fp32 peak", flush=True)
+    if default["dtype"] == "bfloat16":
+        from mediafm.training.pretrain import TrainConfig, build_model
+
+        c = block_products_ceiling(batch_window_tokens(titles), build_model(TrainConfig(), FUSED_DIM, META_DIM).config)
+        label = "the blocks' products alone (one batch)"
+        print(f"{label:<40}{'bfloat16':>9}{c['seconds']:>8.2f}{'':>18}"
+              f"{c['gflops']:>9.1f}{peaks['bfloat16'] / 1e9:>7.0f}{c['gflops'] * 1e9 / peaks['bfloat16']:>9.1%}"
+              f"  (a ceiling: every other part of the step taking no time)", flush=True)
     rounds = ", ".join(f"{x:.1%}" for x in default.get("round_shares", ()))
     print(f"default pretraining step ({default['dtype']}): {'at least' if ok else 'below'} {MFU_TARGET:.0%} "
           f"of the {default['dtype']} peak" + (f" (rounds: {rounds}; the median is reported)" if rounds else ""))

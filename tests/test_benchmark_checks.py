@@ -299,6 +299,7 @@ def test_mfu_target_is_a_share_of_the_peak_of_the_default_steps_dtype(monkeypatc
                                                                 "model_gflops": 1.0, "peak_mem": ""})
     monkeypatch.setattr(bench, "cpu_encoder_row", lambda: {"run": "enc", "images_per_s": 1.0, "gflop_per_image": 1.0,
                                                            "model_gflops": 1.0})
+    monkeypatch.setattr(bench, "block_products_ceiling", lambda tokens, cfg: {"seconds": 1.0, "gflops": 1.0})
 
     def rows(dtype, tflops):
         row = {"step_s": 1.0, "shots_per_s": 1.0, "padding": 0.0, "peak_mem": ""}
@@ -328,6 +329,22 @@ def test_mfu_target_is_a_share_of_the_peak_of_the_default_steps_dtype(monkeypatc
     measured = iter([300e9, 380e9])
     monkeypatch.setattr(bench, "matmul_peak", lambda dtype: next(measured))
     assert bench._bracketed(lambda: {"model_tflops": 0.19}, "bfloat16")["peak"] == 380e9
+
+
+def test_the_products_ceiling_counts_the_blocks_flops_as_train_flops_does():
+    """The ceiling row's FLOPs are `train_flops`' blocks and attention terms for the same windows
+    (without the shot projections), so its share compares with the step's."""
+    import pretrain as bench
+    from mediafm.model.transformer import N_SPECIAL, tiny, train_flops
+
+    cfg = tiny(8, neighbor_weight=0.0)
+    tokens = [12, 37, 40]
+    out = bench.block_products_ceiling(tokens, cfg, repeats=1)
+    expected = sum(train_flops(cfg, n - N_SPECIAL, mask_ratio=0.0) - 4 * cfg.input_dim * cfg.hidden * (n - N_SPECIAL)
+                   for n in tokens)
+    assert out["seconds"] > 0 and out["tokens"] == sum(tokens)
+    assert out["gflops"] * out["seconds"] * 1e9 == pytest.approx(expected, rel=1e-9)
+    assert bench.batch_window_tokens(40)[:2] == [514, 514] and len(bench.batch_window_tokens(40)) == 16
 
 
 def test_the_parts_table_times_two_forms_of_the_same_attention():
