@@ -443,3 +443,32 @@ def test_the_probe_curve_scores_held_out_titles_and_gains_with_labels(monkeypatc
     assert rows["top 1 directions"][-1] < 0.75
     # the part past the first 2 dimensions (the "input" here) does not hold the tag's dimension 1
     assert rows["the model's part (no fused input)"][-1] < 0.75
+
+
+# ----------------------------------------------------------------------------- pretrain_builds.py
+def test_pretrain_builds_copies_what_pretraining_reads_and_exits_on_the_share(tmp_path, monkeypatch, capsys):
+    import pretrain_builds as builds
+
+    store, _ = scene_store(tmp_path / "store", n_titles=3)
+    (store.root / "cache").mkdir(exist_ok=True)
+    (store.root / "media").mkdir(exist_ok=True)
+    copy = builds.copy_store(store.root, tmp_path / "copy")
+    assert (copy / "store.json").exists() and (copy / "features").is_dir()
+    assert (copy / "media").is_symlink() and not (copy / "cache").exists()
+    seconds = {"before": 100.0}
+    calls = []
+
+    def fake_pretrain(src, store_copy, out, log):
+        calls.append(src)
+        build = "before" if src != builds.REPO / "src" else "current"
+        return {"seconds": seconds.get(build, seconds["current"]), "steps": 7, "best_val_loss": 1.0}
+
+    monkeypatch.setattr(builds, "pretrain", fake_pretrain)
+    seconds["current"] = 20.0
+    assert builds.main([str(store.root), "--before", "HEAD", "--keep", str(tmp_path / "a")]) == 0
+    assert "5.00x as fast" in capsys.readouterr().out
+    assert calls[0] != builds.REPO / "src" and calls[1] == builds.REPO / "src"  # the earlier build runs first
+    assert not calls[0].exists()  # its worktree is removed afterwards
+    seconds["current"] = 30.0
+    assert builds.main([str(store.root), "--before", "HEAD", "--keep", str(tmp_path / "b")]) == 1
+    assert "above 25% of the earlier build's time" in capsys.readouterr().out
