@@ -73,7 +73,7 @@ class ModelConfig:
     n_heads: int = 4  # attention heads; hidden must divide by it
     mlp_ratio: int = 4  # MLP hidden size = mlp_ratio * hidden
     max_shots: int = 512  # longest shot sequence per window (learned positions); longer titles use windows
-    dropout: float = 0.0  # dropout on attention output and MLP; 0 keeps runs exactly reproducible
+    dropout: float = 0.0  # dropout on attention output and MLP; 0 adds no randomness of its own
     time_features: bool = False  # add projected (log start time, log duration) of each shot
     # Defaults below: the ones the lever table (docs/narrative-benchmark.md) chose for the product.
     objective: str = "both"  # masked-shot loss: a name in OBJECTIVES
