@@ -50,7 +50,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "src"), str(REPO / "tests" / "support")]  # mediafm_testing (test helpers, not in the wheel)
 
 from mediafm.model.transformer import (  # noqa: E402
-    N_SPECIAL, PRESETS, MediaFM, ModelConfig, infer_flops, train_flops, window_plan)
+    N_SPECIAL, PRESETS, MediaFM, ModelConfig, block_train_flops, infer_flops, train_flops, window_plan)
 from mediafm.training.optim import MultiOptimizer, OptimConfig, build_optimizer, set_lr  # noqa: E402
 
 FUSED_DIM = 2688  # default encoders: EfficientNet-Lite0 1280 + YAMNet 1024 + MiniLM 384
@@ -503,12 +503,12 @@ def _bracketed(measure: Callable[[], dict], dtype: str) -> dict:
 
 
 def batch_window_tokens(titles: int, batch: int = 16, seed: int = 0) -> list[int]:
-    """Tokens of the first `batch` training windows of long-form-like titles (windows of 512 shots
-    every 256, plus [CLS] and [GLOBAL]): one default batch's shapes."""
-    tokens = []
-    for n in long_form_lengths(titles, seed):
-        starts, _ = window_plan(n, 512, 256)
-        tokens += [min(512, n - s) + N_SPECIAL for s in starts]
+    """Tokens of the first `batch` training windows (`title_windows`, 512 shots, plus [CLS] and
+    [GLOBAL]) of long-form-like titles: one default batch's shapes."""
+    from mediafm.training.data import title_windows
+
+    tokens = [w.length + N_SPECIAL for i, n in enumerate(long_form_lengths(titles, seed))
+              for w in title_windows(i, n, 512)]
     return tokens[:batch]
 
 
@@ -518,8 +518,7 @@ def block_products_ceiling(tokens: list[int], cfg: ModelConfig, repeats: int = 5
     attention products (two forward, four backward), in bfloat16 at the sizes the step runs them at
     under `SHAPE_BUCKETS`. Its FLOP/s, as a share of the peak, is what the step would reach if every
     other part of it (norms, softmax, GELU, casts, the losses, the optimiser, Python) took no time:
-    a ceiling for this model's shapes on this machine. FLOPs are counted as `train_flops` counts
-    the blocks' (real tokens only)."""
+    a ceiling for this model's shapes on this machine. FLOPs: `block_train_flops` (real tokens only)."""
     import mediafm.model.transformer as tr
 
     h, L, heads, mid = cfg.hidden, cfg.n_layers, cfg.n_heads, cfg.mlp_ratio * cfg.hidden
@@ -548,11 +547,9 @@ def block_products_ceiling(tokens: list[int], cfg: ModelConfig, repeats: int = 5
         t0 = time.perf_counter()
         step()
         times.append(time.perf_counter() - t0)
-    s = np.asarray(tokens, dtype=np.float64)
-    blocks = L * (4 * h * h + 2 * cfg.mlp_ratio * h * h)
-    flops = 6 * blocks * s.sum() + 12 * L * h * (s ** 2).sum()
+    flops = sum(block_train_flops(cfg, n) for n in tokens)
     t = statistics.median(times)
-    return {"seconds": t, "gflops": flops / t / 1e9, "tokens": int(s.sum())}
+    return {"seconds": t, "gflops": flops / t / 1e9, "tokens": sum(tokens)}
 
 
 def cpu_embed_row(titles: int) -> dict:

@@ -4,8 +4,8 @@
 
 Pretraining speed measured on different hosts does not compare (a CPU with AMX multiplies bf16
 five to six times as fast as one with AVX512-BF16 only). This script checks out the `--before`
-commit in a temporary git worktree, copies the store's encoded titles twice (features, shots,
-metadata; media linked; no training cache, so each build builds its own), and runs `mediafm
+commit in a temporary git worktree, makes two stores of links to the store's encoded titles
+(features, shots, metadata; no training cache, so each build builds its own), and runs `mediafm
 pretrain COPY --out DIR` with no flags under each build, one after the other: the earlier build,
 then this checkout's. It prints each run's wall time, steps and best validation loss, and the
 ratio. With `--labels-dir`, both models are then probed by this checkout's `mediafm eval
@@ -28,22 +28,18 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-COPIED = ("features", "shots", "meta", "titles", "cues", "store.json")  # what pretraining reads
-LINKED = ("media",)
 
 
 def copy_store(store: Path, dest: Path) -> Path:
-    """The parts of `store` pretraining reads, copied (links for media), without its cache."""
-    dest.mkdir(parents=True)
-    for name in COPIED:
-        src = store / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name)
-        elif src.exists():
-            shutil.copy2(src, dest / name)
-    for name in LINKED:
-        if (store / name).exists():
-            (dest / name).symlink_to((store / name).resolve())
+    """A store of links to what pretraining reads of `store` (`ablation.link_store`), without its
+    training cache, and a link to its media folder."""
+    from ablation import link_store
+
+    from mediafm.store.catalog import Store
+
+    link_store(dest, [(store, Store(store).title_ids())])
+    if (store / "media").exists():
+        (dest / "media").symlink_to((store / "media").resolve())
     return dest
 
 

@@ -1017,11 +1017,18 @@ def train_flops(cfg: ModelConfig, n_shots: int, mask_ratio: float = 0.2, batch: 
     [GLOBAL]'s metadata projection (one token), the losses and the optimiser are not model FLOPs.
     MFU = train_flops x windows per second / the processor's measured or dense peak.
     """
-    h, L, s, D = cfg.hidden, cfg.n_layers, n_shots + N_SPECIAL, cfg.input_dim
-    blocks = L * (4 * h * h + 2 * cfg.mlp_ratio * h * h)  # qkv + proj, fc + out
+    h, D = cfg.hidden, cfg.input_dim
     queries = min(n_shots - 1, MAX_QUERIES / batch) if cfg.neighbor_weight > 0 else 0
     shots = D * h * (4 * n_shots + 6 * mask_ratio * n_shots + 2 * 6 * queries)
-    return 6 * blocks * s + shots + 12 * L * h * s * s
+    return block_train_flops(cfg, n_shots + N_SPECIAL) + shots
+
+
+def block_train_flops(cfg: ModelConfig, tokens: float) -> float:
+    """`train_flops`' term for the blocks over one window of `tokens` tokens (shots + [CLS] +
+    [GLOBAL]): their linear layers' products (6 x parameters x tokens) and attention's two products."""
+    h, L = cfg.hidden, cfg.n_layers
+    blocks = L * (4 * h * h + 2 * cfg.mlp_ratio * h * h)  # qkv + proj, fc + out
+    return 6 * blocks * tokens + 12 * L * h * tokens * tokens
 
 
 def infer_flops(cfg: ModelConfig, n_shots: int) -> float:
@@ -1034,4 +1041,5 @@ def infer_flops(cfg: ModelConfig, n_shots: int) -> float:
 
 __all__ = ["ModelConfig", "MediaFM", "distance_bias", "PRESETS", "OBJECTIVES", "READOUTS", "SIZE_FIELDS", "tiny", "small",
            "medium", "base", "register_preset", "register_objective", "register_readout", "msm_loss",
-           "contrastive_loss", "window_plan", "save_pretrained", "load_pretrained", "train_flops", "infer_flops"]
+           "contrastive_loss", "window_plan", "save_pretrained", "load_pretrained", "train_flops", "block_train_flops",
+           "infer_flops"]
