@@ -101,10 +101,11 @@ TRAIN_TIME_FILE = "train_time.json"  # in a scaling model's folder: {"train_s": 
 
 
 def _code_digest() -> str:
-    """What the cached models depend on besides their config: the model and training sources."""
+    """What the cached models depend on besides their config: the model, training and encoder
+    sources (the encoders make the fused vectors a model is trained on)."""
     src = Path(__file__).resolve().parents[1] / "src" / "mediafm"
     h = hashlib.sha256()
-    for f in sorted([*(src / "model").glob("*.py"), *(src / "training").glob("*.py")]):
+    for f in sorted([*(src / "model").glob("*.py"), *(src / "training").glob("*.py"), *(src / "encoders").glob("*.py")]):
         h.update(f.name.encode() + f.read_bytes())
     return h.hexdigest()
 

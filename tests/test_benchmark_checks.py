@@ -47,6 +47,14 @@ def test_grid_without_a_model_skips_only_the_rows_that_need_one(small_store):
     assert ("contextual", "tone") in grid.cells  # the store's only model's stored embeddings
 
 
+def test_grid_skips_a_stored_kind_the_store_was_encoded_without(small_store):
+    store, labels = small_store
+    assert "descriptors" not in store.feature_columns(store.title_ids()[0])  # this fixture has none
+    grid = run_grid(store.root, labels, None, ("descriptors", "fused"), progress=False)
+    assert list(grid.skipped) == ["descriptors"] and "without 'descriptors'" in grid.skipped["descriptors"]
+    assert ("fused", "tone") in grid.cells and ("descriptors", "tone") not in grid.cells
+
+
 # ----------------------------------------------------------------------------- tasks.py's exit status
 def _cell(v, half=0.03):
     return {"value": v, "ci_low": v - half, "ci_high": v + half}

@@ -102,6 +102,13 @@ def test_stages_run_again_from_the_first_whose_settings_changed(tmp_path, monkey
     # Display and render settings do not change what a stage writes.
     assert run(dataclasses.replace(longer, progress=False, workers=1,
                                    train=dataclasses.replace(longer.train, progress=True))) == []
+    # New encoder defaults (an upgrade) encode the store again, and so train and probe again.
+    from mediafm.encoders.config import EncodeConfig
+
+    monkeypatch.setattr(demo, "EncodeConfig", lambda: EncodeConfig(descriptors=False))
+    assert run(longer) == ["ingest", "pretrain", "embed", "eval"]
+    monkeypatch.setattr(demo, "EncodeConfig", EncodeConfig)
+    assert run(longer) == ["ingest", "pretrain", "embed", "eval"] and run(longer) == []
     # A failed stage is not recorded; the next run starts there.
     failing = "embed"
     with pytest.raises(RuntimeError):

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from mediafm.encoders.config import EncodeConfig
+from mediafm.encoders import descriptors
 from mediafm.encoders.encode_store import encode_store
 from mediafm.store.catalog import AUDIO_RATE, Store
 from mediafm.types import TitleRecord
@@ -85,16 +86,23 @@ def test_encode_store_writes_all_columns(montage_store, montage_truth):
     n = len(montage_truth["pieces"])
     assert table.num_rows == n
     for col in ("video", "audio", "text", "fused", "video_present", "audio_present", "text_present",
-                "video_tags", "audio_tags"):
+                "video_tags", "audio_tags", "descriptors"):
         assert col in table.column_names
     fused = montage_store.features("montage", "fused")
-    assert fused.shape == (n, 1280 + 1024 + 384) and fused.dtype == np.float32
+    assert fused.shape == (n, 1280 + 1024 + 384 + descriptors.DIM) and fused.dtype == np.float32
+    d = montage_store.features("montage", "descriptors")
+    assert d.shape == (n, descriptors.DIM) and np.isfinite(d).all() and np.abs(d).max() <= 4.0
+    # The fused vector's last block is the descriptors, unit-normalised as every block is.
+    block = fused[:, -descriptors.DIM:]
+    np.testing.assert_allclose(block / np.linalg.norm(block, axis=1, keepdims=True),
+                               d / np.linalg.norm(d, axis=1, keepdims=True), atol=1e-5)
     assert np.allclose(np.linalg.norm(fused, axis=1), 1.0, atol=1e-5)
     assert montage_store.features("montage", "video_present").all()
     assert montage_store.features("montage", "audio_present").all()
     assert all(len(t) == EncodeConfig().tags_k for t in montage_store.features("montage", "video_tags"))
     enc = montage_store.feature_encoders("montage")
     assert enc["video"]["name"] == "effnet-lite0" and enc["audio"]["dim"] == 1024 and enc["text"]["dim"] == 384
+    assert enc["descriptors"] == {"name": "film-descriptors", "version": descriptors.VERSION, "dim": descriptors.DIM}
     meta = montage_store.meta_embedding("montage")
     assert meta is not None and meta.shape == (384,)
 
@@ -107,6 +115,11 @@ def test_encode_store_skips_then_refuses_to_mix(montage_store):
     assert other.encoded == ["montage"]
     assert montage_store.features("montage", "text").shape[1] == 512
     assert montage_store.check_encoders()["text"]["name"] == "use-multilingual"
+    # Without the film descriptors: another set, and a fused vector without their block.
+    plain = encode_store(montage_store, EncodeConfig(descriptors=False), progress=False)
+    assert plain.encoded == ["montage"] and "descriptors" not in montage_store.check_encoders()
+    assert montage_store.features("montage", "fused").shape[1] == 1280 + 1024 + 384
+    assert "descriptors" not in montage_store.feature_columns("montage")
     encode_store(montage_store, EncodeConfig(), progress=False)  # restore the default set
     assert montage_store.check_encoders()["text"]["name"] == "minilm-l6"
 
@@ -167,4 +180,10 @@ def test_missing_modalities_are_zero_with_flags(tmp_path):
     for tid in ("silent", "radio"):
         np.testing.assert_allclose(np.linalg.norm(store.features(tid, "fused"), axis=1), 1.0, rtol=1e-5)
         assert store.meta_embedding(tid) is None
+    # An absent modality leaves its part of the descriptors at 0 (typical), the rest is measured.
+    silent, radio = store.features("silent", "descriptors"), store.features("radio", "descriptors")
+    audio_part = slice(0, len(descriptors.AUDIO_NAMES))
+    video_part = slice(len(descriptors.AUDIO_NAMES), len(descriptors.AUDIO_NAMES) + len(descriptors.VIDEO_NAMES))
+    assert np.all(silent[:, audio_part] == 0) and np.any(silent[:, video_part] != 0)
+    assert np.all(radio[:, video_part] == 0) and np.any(radio[:, audio_part] != 0)
     assert store.check_encoders()["audio"]["name"] == "yamnet"

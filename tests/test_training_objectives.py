@@ -302,6 +302,8 @@ def test_modality_dropout_takes_the_block_sizes_from_the_store(store_root, tmp_p
     assert modality_dims(encoders, 16) == (8, 5, 3)
     with pytest.raises(ConfigError, match="modality sizes"):
         modality_dims({}, 16)
+    # A store encoded with the film descriptors: their block comes last.
+    assert modality_dims({**encoders, "descriptors": {"dim": 17}}, 33) == (8, 5, 3, 17)
     cfg = TrainConfig(preset="tiny", model=ModelConfig(max_shots=32, modality_dropout=0.2), max_steps=4, val_every=2,
                       progress=False, num_threads=1)
     assert build_model(cfg, 16, 8, encoders).config.modality_dims == (8, 5, 3)

@@ -10,6 +10,10 @@ from fractions import Fraction
 
 # The three input modalities, in the order fused vectors concatenate them.
 MODALITIES = ("video", "audio", "text")
+# The fused vector's blocks, in order: the modalities' embeddings, then the film descriptors
+# (mediafm.encoders.descriptors) where a store was encoded with them.
+DESCRIPTORS = "descriptors"
+FUSED_BLOCKS = (*MODALITIES, DESCRIPTORS)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-shots", type=count(1), default=_D.batch_shots, help="shots per encoder batch")
     parser.add_argument("--asr", action="store_true", default=_D.asr,
                         help="transcribe shots' audio (Whisper tiny.en) for titles without subtitles")
+    parser.add_argument("--descriptors", action=argparse.BooleanOptionalAction, default=_D.descriptors,
+                        help="append the film descriptors (loudness, light, colour, motion, shot length; "
+                             "docs/encoders.md) to the fused vector")
     parser.add_argument("--force", action="store_true", default=_D.force,
                         help="re-encode titles already encoded with the same encoders")
     parser.add_argument("--titles", nargs="*", default=None, metavar="TITLE_ID", help="only these titles")
@@ -38,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
 
     config = EncodeConfig(video=args.video, audio=args.audio, text=args.text, video_weights=args.video_weights,
                           audio_weights=args.audio_weights, text_weights=args.text_weights,
-                          batch_shots=args.batch_shots, asr=args.asr, force=args.force, device=args.device)
+                          batch_shots=args.batch_shots, descriptors=args.descriptors, asr=args.asr, force=args.force,
+                          device=args.device)
     report = encode_store(Store(args.store), config, title_ids=args.titles)
     names = {m: report.encoders[m]["name"] for m in MODALITIES}
     print(f"encoded {len(report.encoded)} titles ({report.shots} shots) in {report.seconds:.1f} s; "

@@ -18,6 +18,9 @@ class EncodeConfig:
     batch_shots: int = 64  # shots per encoder call, gathered across titles (bounds memory)
     tags_k: int = 5  # top classifier tags kept per shot and modality
     normalize_modalities: bool = True  # L2-normalise each modality before concatenation (docs/encoders.md)
+    # Append the film descriptors (loudness, light, colour, motion, shot length: encoders.descriptors)
+    # to the fused vector as a fourth block.
+    descriptors: bool = True
     asr: bool = False  # transcribe shots' audio (Whisper tiny.en) for titles without subtitles
     force: bool = False  # re-encode titles already encoded with the same encoder set
     # Where encoders with a GPU path run: auto | cpu | cuda | cuda:N (mediafm.devices); others run

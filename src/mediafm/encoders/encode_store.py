@@ -2,7 +2,7 @@
 
 Reads each title's shots, sampled frames and audio from the store, batches shots across titles
 into the encoders, pools per shot (mean of the K frames' embeddings; mean over audio windows),
-fuses, and writes `features/<tid>.parquet` plus `meta/<tid>.npy`. The encoder set (names,
+adds the film descriptors (`encoders.descriptors`), fuses, and writes `features/<tid>.parquet` plus `meta/<tid>.npy`. The encoder set (names,
 versions, dims, fusion) is recorded with every title, titles already encoded with the same set
 are skipped, and a store is never left mixing sets silently.
 """
@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from mediafm.encoders import descriptors
 from mediafm.encoders.base import Encoder, encoder_class, get_encoder, top_k_names
 from mediafm.encoders.config import EncodeConfig
 from mediafm.encoders.fusion import fuse
@@ -152,8 +153,11 @@ class EncoderSet:
         self.config = config
 
     def identity(self) -> dict:
-        return {"video": self.video.identity(), "audio": self.audio.identity(), "text": self.text.identity(),
-                "fusion": {"normalize_modalities": self.config.normalize_modalities}}
+        ident = {"video": self.video.identity(), "audio": self.audio.identity(), "text": self.text.identity(),
+                 "fusion": {"normalize_modalities": self.config.normalize_modalities}}
+        if self.config.descriptors:
+            ident[descriptors.BLOCK] = {"name": "film-descriptors", "version": descriptors.VERSION, "dim": descriptors.DIM}
+        return ident
 
 
 def encode_titles(encoders: EncoderSet, titles: Sequence[ShotInputs],
@@ -180,7 +184,13 @@ def encode_titles(encoders: EncoderSet, titles: Sequence[ShotInputs],
     video = _scatter(v_emb, v_mask, encoders.video.dim)
     audio = _scatter(a_emb, a_mask, encoders.audio.dim)
     text = _scatter(t_emb, t_mask, encoders.text.dim)
-    fused = fuse([video, audio, text], cfg.normalize_modalities)
+    blocks = [video, audio, text]
+    if cfg.descriptors:
+        shot_frames = [t.frames[i] if p[i] else None for t, p in zip(titles, present) for i in range(t.n)]
+        durations = np.concatenate([(t.shots["end_s"] - t.shots["start_s"]).to_numpy(float) for t in titles]) \
+            if titles else np.zeros(0)
+        blocks.append(descriptors.shot_descriptors(waves_all, shot_frames, durations, AUDIO_RATE))
+    fused = fuse(blocks, cfg.normalize_modalities)
     v_tags_all = iter(v_tags)
     a_tags_all = iter(a_tags)
     video_tags = [next(v_tags_all) if m else [] for m in v_mask]
@@ -190,9 +200,12 @@ def encode_titles(encoders: EncoderSet, titles: Sequence[ShotInputs],
     for t in titles:
         sl = slice(start, start + t.n)
         start += t.n
-        out.append({"video": video[sl], "audio": audio[sl], "text": text[sl],
-                    "video_present": v_mask[sl], "audio_present": a_mask[sl], "text_present": t_mask[sl],
-                    "fused": fused[sl], "video_tags": video_tags[sl], "audio_tags": audio_tags[sl]})
+        cols = {"video": video[sl], "audio": audio[sl], "text": text[sl],
+                "video_present": v_mask[sl], "audio_present": a_mask[sl], "text_present": t_mask[sl],
+                "fused": fused[sl], "video_tags": video_tags[sl], "audio_tags": audio_tags[sl]}
+        if cfg.descriptors:
+            cols[descriptors.BLOCK] = blocks[3][sl]
+        out.append(cols)
     return out
 
 

@@ -2,7 +2,8 @@
 
 A clip's shots are those whose [start_s, end_s) overlaps [start, end). Embedding kinds:
 
-- `video`, `audio`, `text`, `fused`: the stored per-shot encoder outputs (no context);
+- `video`, `audio`, `text`, `descriptors`, `fused`: the stored per-shot encoder outputs and film
+  descriptors (no context);
 - `contextual` ("in context"): the model runs on the whole title, the clip's shots are sliced out
   (read from the store's `contextual/<model_id>/` table, or computed in memory from a model);
 - `contextual-isolated`: the model sees only the clip's shots (plus the title metadata, so the
@@ -20,8 +21,8 @@ import numpy as np
 from mediafm.errors import StoreError
 from mediafm.registry import lookup, registrar
 
-EMBEDDING_KINDS = ("video", "audio", "text", "fused", "contextual-isolated", "contextual")
-STORED_KINDS = ("video", "audio", "text", "fused")
+EMBEDDING_KINDS = ("video", "audio", "text", "descriptors", "fused", "contextual-isolated", "contextual")
+STORED_KINDS = ("video", "audio", "text", "descriptors", "fused")
 
 
 @dataclass(frozen=True)

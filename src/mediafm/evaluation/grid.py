@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from mediafm.errors import ConfigError, StoreError
-from mediafm.evaluation.clips import DEFAULT_POOLING, EMBEDDING_KINDS, ClipEmbedder
+from mediafm.evaluation.clips import DEFAULT_POOLING, EMBEDDING_KINDS, STORED_KINDS, ClipEmbedder
 from mediafm.evaluation.kinds import TaskKind
 from mediafm.evaluation.labels import LabeledClip, read_labels, targets
 from mediafm.evaluation.metrics import Score
@@ -120,6 +120,10 @@ def run_grid(store_root: str | Path, labels_dir: str | Path, model_dir: str | Pa
     bar = tqdm(total=len(kinds) * len(specs), desc="eval: probes", unit="cell", disable=not progress)
     for kind in kinds:
         t0 = time.time()
+        if kind in STORED_KINDS and clips and kind not in store.feature_columns(clips[0].title):
+            grid.skipped[kind] = f"the store was encoded without {kind!r}"  # e.g. without film descriptors
+            bar.update(len(specs))
+            continue
         try:
             embedder = ClipEmbedder.open(store_root, kind, model_dir, pooling)
         except StoreError as exc:

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mediafm.encoders.config import EncodeConfig
 from mediafm.errors import ConfigError, MediafmError
 from mediafm.evaluation.clips import DEFAULT_POOLING
 from mediafm.training.pretrain import TrainConfig
@@ -154,8 +155,10 @@ def stage_settings(cfg: DemoConfig) -> dict[str, dict]:
     # The whole training config, so a model trained under other defaults (an older release) is
     # not reused; the bar is display only. JSON-shaped (tuples as lists) to compare with the file.
     train = json.loads(json.dumps(asdict(replace(cfg.train, progress=False)), default=str))
-    model = {**media, "train": train}
-    return {"synth": media, "ingest": media, "pretrain": model, "embed": model,
+    # The encoder settings too: features encoded under other defaults are encoded again.
+    ingest = {**media, "encode": json.loads(json.dumps(asdict(EncodeConfig()), default=str))}
+    model = {**ingest, "train": train}
+    return {"synth": media, "ingest": ingest, "pretrain": model, "embed": model,
             "eval": {**model, "n_boot": cfg.n_boot, "pooling": cfg.pooling}}
 
 
@@ -168,6 +171,7 @@ def _synth(cfg: DemoConfig, lay: Layout, say: Say) -> None:
 
 
 def _ingest(cfg: DemoConfig, lay: Layout, say: Say) -> None:
+    from mediafm.encoders.encode_store import encode_store
     from mediafm.ingest import ingest
     from mediafm.store.catalog import Store
     from mediafm.synth.story import make_story
@@ -188,6 +192,12 @@ def _ingest(cfg: DemoConfig, lay: Layout, say: Say) -> None:
         raise StageError(lay.store, f"ingest finished with {n} titles; see the messages above")
     if report.failed or report.encode_error:
         say(f"  warning: continuing with the {n} titles ingest stored")
+    if not report.encode_error:
+        # Titles ingested by an earlier run keep the features of their encoder set; bring them to
+        # this one (titles already encoded with it are skipped).
+        encoded = encode_store(Store(lay.store), EncodeConfig(), progress=cfg.progress)
+        if encoded.encoded:
+            say(f"  {len(encoded.encoded)} titles encoded again with the current encoders")
 
 
 def _pretrain(cfg: DemoConfig, lay: Layout, say: Say) -> None:

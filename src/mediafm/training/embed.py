@@ -110,7 +110,9 @@ def _embed_titles(store: Store, model_dir: str | Path, title_ids: list[str] | No
         fused = store.features(tid)
         if fused.shape[1] != model.config.input_dim:
             raise StoreError(store.table_file("features", tid), f"fused dim {fused.shape[1]} does not match "
-                             f"the model's input_dim {model.config.input_dim}")
+                             f"the model's input_dim {model.config.input_dim}: the store was encoded with another encoder "
+                             f"set than the model's training store (e.g. with or without film descriptors); "
+                             f"encode it as that store was, or pretrain on it")
         times = None
         if model.config.time_features:
             sh = store.shots(tid)
