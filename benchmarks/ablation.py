@@ -110,6 +110,18 @@ def _code_digest() -> str:
     return h.hexdigest()
 
 
+def probe_key() -> str:
+    """What cached probe results depend on besides the model: the probe's defaults and the
+    evaluation sources (a change of either probes again)."""
+    from mediafm.evaluation.probes import ProbeConfig
+
+    src = Path(__file__).resolve().parents[1] / "src" / "mediafm" / "evaluation"
+    h = hashlib.sha256(json.dumps(dataclasses.asdict(ProbeConfig()), sort_keys=True).encode())
+    for f in sorted(src.glob("*.py")):
+        h.update(f.name.encode() + f.read_bytes())
+    return h.hexdigest()[:8]
+
+
 def _key(cfg, titles: list[str] | None = None) -> str:
     """Cache key: the full training config, the code it runs (a code change retrains) and, when
     given, the store's titles (a store grown since, e.g. by a larger --titles, retrains)."""
@@ -177,7 +189,7 @@ def run_rows(store: Path, labels: Path, root: Path, names: list[str], base=None,
             save(**{f"{key}/train_s": train_s, f"{key}/steps": res.steps})
         card = json.loads((model_dir / "model_card.json").read_text())
         for readout in readouts:
-            rkey = f"{key}/{readout}/{'+'.join(kinds)}/{n_boot}" + pooling_suffix("/")
+            rkey = f"{key}/{readout}/{'+'.join(kinds)}/{n_boot}" + pooling_suffix("/") + f"/probe-{probe_key()}"
             if rkey not in results:
                 t0 = time.time()
                 grid = run_grid(store, labels, with_readout(model_dir, readout), kinds, pooling=GRID_POOLING,

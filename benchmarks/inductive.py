@@ -51,7 +51,7 @@ def inductive_grid(store: Path, labels: Path, root: Path, base, n_boot: int, see
         pretrain(store_a, model_dir, base)
         timing.write_text(json.dumps({"train_s": time.time() - t0}))
     pooling = ablation.GRID_POOLING
-    grid_file = out / f"grid-{key}-{n_boot}{ablation.pooling_suffix('-')}.json"
+    grid_file = out / f"grid-{key}-{n_boot}{ablation.pooling_suffix('-')}-probe-{ablation.probe_key()}.json"
     if not grid_file.exists():
         store_b = link_store(out / f"store-b-{key}", [(Path(store), b)])
         grid = run_grid(store_b, labels, model_dir, INDUCTIVE_KINDS, pooling=pooling,

@@ -155,3 +155,29 @@ def test_cuts_pooling_appends_the_four_cut_distances_only(store):
     assert {"mean+cuts", "max+cuts", "mean+edges"} <= set(pooling_names())
     with pytest.raises(ValueError, match="unknown pooling"):
         ClipEmbedder(store, "fused", "median+cuts")
+
+
+def test_blocks_name_the_parts_of_each_embedding():
+    from mediafm.model.transformer import small
+
+    enc = {"video": {"dim": 1280}, "audio": {"dim": 1024}, "text": {"dim": 384}, "descriptors": {"dim": 17},
+           "fusion": {}}
+
+    class Records:
+        def feature_encoders(self, title):
+            return enc
+
+    class Model:
+        config = small(2705, 384)  # the default read-out, stack+input
+
+    fused = ClipEmbedder(Records(), "fused", "mean+cuts")
+    assert fused.blocks(2705 + 4, "t") == (1280, 1024, 384, 17, 4)
+    assert ClipEmbedder(Records(), "fused", "mean").blocks(2705, "t") == (1280, 1024, 384, 17)
+    assert ClipEmbedder(Records(), "audio", "mean+cuts").blocks(1028, "t") == (1024, 4)
+    ctx = ClipEmbedder(Records(), "contextual", "mean+edges", model=Model())
+    d = Model.config.embed_dim
+    assert d == 2705 + 4 * 256
+    assert ctx.blocks(3 * d + 4, "t") == (1280, 1024, 384, 17, 1024) * 3 + (4,)
+    # Records that do not add up to the width: one part (plain standardisation).
+    assert fused.blocks(100 + 4, "t") == (100, 4)
+    assert ClipEmbedder(Records(), "contextual", "mean", model=Model()).blocks(999, "t") == (999,)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from sklearn.linear_model import Ridge
 from sklearn.preprocessing import StandardScaler
 
+from mediafm.errors import ConfigError
 from mediafm.evaluation.labels import Targets
 from mediafm.evaluation.probes import PROBES, ProbeConfig, run_probe
 from mediafm_testing.metrics import chance_level
@@ -148,3 +151,47 @@ def test_fit_probe_scores_out_of_fold_at_the_final_regularisation():
         expected[test] = PROBES[cfg.head](X[train], y[train], "binary", 2, (fitted.c,), cfg)[0](X[test])
     np.testing.assert_allclose(fitted.oof_at_c, expected)
     assert fitted.oof_at_c.shape == fitted.cv.oof.shape
+
+
+# ----------------------------------------------------------------------------- blocks
+def test_blocks_get_equal_shares_of_the_variance():
+    from mediafm.evaluation.probes import _scaler
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(0, [1.0] * 90 + [5.0] * 10, size=(200, 100))
+    plain = _scaler(X, ())
+    np.testing.assert_allclose(plain.scale_, StandardScaler().fit(X).scale_)
+    assert _scaler(X, (100,)).scale_ == pytest.approx(plain.scale_)  # one block: plain standardisation
+    Xs = _scaler(X, (90, 10)).transform(X)
+    # Every block holds half of the total variance, which stays that of plain standardisation.
+    assert Xs[:, :90].var(0).sum() == pytest.approx(50.0) and Xs[:, 90:].var(0).sum() == pytest.approx(50.0)
+    with pytest.raises(ConfigError, match="do not make up"):
+        _scaler(X, (90, 9))
+
+
+def test_blocks_let_a_narrow_informative_part_count():
+    """Two informative features beside 600 of noise: with plain standardisation the noise holds
+    nearly all of the ridge kernel; as two blocks, the narrow one counts as much as the wide one."""
+    rng = np.random.default_rng(3)
+    groups = np.repeat(np.arange(40), 8)
+    signal = rng.normal(size=(len(groups), 2))
+    y = (signal[:, 0] + 0.5 * signal[:, 1] + rng.normal(0, 0.5, len(groups)) > 0).astype(int)
+    X = np.concatenate([rng.normal(size=(len(groups), 600)), signal], 1)
+    tg = Targets("binary", y, ["0", "1"])
+    cfg = ProbeConfig(folds=4, inner_folds=2, n_boot=50, c_grid=(0.001, 0.01, 0.1, 1.0))
+    plain = run_probe(X, tg, groups, "ap", cfg).score.value
+    blocked = run_probe(X, tg, groups, "ap", dataclasses.replace(cfg, blocks=(600, 2))).score.value
+    assert blocked > plain + 0.1 and blocked > 0.85
+
+
+def test_exact_ties_keep_the_weakest_regularisation():
+    from mediafm.evaluation.probes import _fit_select
+
+    rng = np.random.default_rng(1)
+    groups = np.repeat(np.arange(12), 10)
+    X = rng.normal(size=(120, 3))
+    y = (X[:, 0] > 0).astype(float)
+    # Far past the data's scale every strong alpha ranks the clips alike: AP ties.
+    cfg = ProbeConfig(folds=3, inner_folds=3, c_grid=(1e-9, 1e-8, 1e-7))
+    head, c = _fit_select(X, y, groups, "binary", 1, "ap", cfg)
+    assert c == 1e-7

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from mediafm.cli._probe import add_probe_options, probe_config
@@ -36,7 +37,10 @@ def run(args: argparse.Namespace) -> int:
     tg = targets(kept, args.task, args.labels)
     X = embedder.embed_many([r.clip for r in kept], progress=True)
     groups = np.array([r.clip.title for r in kept])
-    res = run_probe(X, tg, groups, args.metric, probe_config(args))
+    config = probe_config(args)
+    if kept:  # the embedding's parts, each weighed equally by the probe (ProbeConfig.blocks)
+        config = replace(config, blocks=embedder.blocks(int(X.shape[1]), kept[0].clip.title))
+    res = run_probe(X, tg, groups, args.metric, config)
     out = {"labels": str(Path(args.labels)), "task": args.task, "embedding": args.embedding,
            "pooling": args.pooling, "dim": int(X.shape[1]), "classes": list(tg.classes), **res.to_dict()}
     if args.format == "json":

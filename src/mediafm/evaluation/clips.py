@@ -109,6 +109,26 @@ def pooled_dim(dim: int, pooling: str) -> int:
     return dim if readout is None else (1 + readout.per_dim) * dim + EDGE_SCALARS
 
 
+def pooled_blocks(blocks: tuple[int, ...], pooling: str) -> tuple[int, ...]:
+    """The parts of a clip's vector pooled from shot vectors made of `blocks`: the pooled blocks,
+    then for +edges the last shot's and the change's, and the cut distances as one part."""
+    readout = _split(pooling)[1]
+    return tuple(blocks) if readout is None else tuple(blocks) * (1 + readout.per_dim) + (EDGE_SCALARS,)
+
+
+def readout_blocks(cfg, input_blocks: tuple[int, ...] = ()) -> tuple[int, ...]:
+    """The parts of a model's per-shot vector (cfg: its ModelConfig), sizes in order: for a
+    `NAME+input` read-out the input's blocks (`input_blocks` when they make up input_dim, else the
+    whole input) then NAME's part; else the one vector."""
+    from mediafm.model.transformer import READOUTS
+
+    base = cfg.readout.removesuffix("+input")
+    if base == cfg.readout:
+        return (cfg.embed_dim,)
+    ins = tuple(input_blocks) if input_blocks and sum(input_blocks) == cfg.input_dim else (cfg.input_dim,)
+    return (*ins, READOUTS[base].size(cfg))
+
+
 def shot_dim(pooled: int, pooling: str) -> int:
     """The shot vectors' dimension behind a `pooled`-long clip vector (pooled_dim's inverse)."""
     readout = _split(pooling)[1]
@@ -285,6 +305,45 @@ class ClipEmbedder:
         base, readout = _split(self.pooling)
         pooled = pool(title[idx], overlap, base)
         return pooled if readout is None else np.concatenate([pooled, readout.fn(title, idx)])
+
+    def blocks(self, width: int, title: str) -> tuple[int, ...]:
+        """The parts of this embedding's `width`-long clip vectors, sizes in order, for probes that
+        weigh each part equally (ProbeConfig.blocks): fused's modality blocks (from `title`'s
+        encoder record), a `NAME+input` read-out's input blocks and its own part, a pooling's edge
+        parts. One part when the records do not add up to the width."""
+        dim = shot_dim(width, self.pooling)
+        shot: tuple[int, ...] = (dim,)
+        fused = self._fused_blocks(title)
+        if self.kind == "fused" and sum(fused) == dim:
+            shot = fused
+        elif self.kind in ("contextual", "contextual-isolated"):
+            cfg = self._model_config()
+            if cfg is not None and cfg.embed_dim == dim:
+                shot = readout_blocks(cfg, fused)
+        blocks = pooled_blocks(shot, self.pooling)
+        return blocks if sum(blocks) == width else (width,)
+
+    def _fused_blocks(self, title: str) -> tuple[int, ...]:
+        from mediafm.types import FUSED_BLOCKS
+
+        encoders = self.store.feature_encoders(title) if hasattr(self.store, "feature_encoders") else {}
+        return tuple(int(encoders[b]["dim"]) for b in FUSED_BLOCKS
+                     if isinstance(encoders.get(b), dict) and "dim" in encoders[b])
+
+    def _model_config(self):
+        """The contextual model's ModelConfig: the loaded model's, or the one its stored embeddings
+        record (None when neither is readable)."""
+        if self.model is not None:
+            return getattr(self.model, "config", None)
+        import json
+
+        from mediafm.model.transformer import ModelConfig
+
+        try:
+            info = json.loads((self.store.contextual_dir(self.model_id) / "model.json").read_text())
+            return ModelConfig.from_dict(info["config"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     def embed_many(self, clips: list[Clip], progress: bool = False) -> np.ndarray:
         """[N, D] embeddings in the order of `clips` (computed title by title to reuse caches)."""

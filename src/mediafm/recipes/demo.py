@@ -151,6 +151,8 @@ def _quiet(msg: str) -> None:
 
 def stage_settings(cfg: DemoConfig) -> dict[str, dict]:
     """Per stage, the settings its output depends on, as OUT/demo.json records them."""
+    from mediafm.evaluation.probes import ProbeConfig
+
     media = {k: getattr(cfg, k) for k in ("titles", "seed", "min_scenes", "max_scenes", "catalog")}
     # The whole training config, so a model trained under other defaults (an older release) is
     # not reused; the bar is display only. JSON-shaped (tuples as lists) to compare with the file.
@@ -159,7 +161,8 @@ def stage_settings(cfg: DemoConfig) -> dict[str, dict]:
     ingest = {**media, "encode": json.loads(json.dumps(asdict(EncodeConfig()), default=str))}
     model = {**ingest, "train": train}
     return {"synth": media, "ingest": ingest, "pretrain": model, "embed": model,
-            "eval": {**model, "n_boot": cfg.n_boot, "pooling": cfg.pooling}}
+            "eval": {**model, "n_boot": cfg.n_boot, "pooling": cfg.pooling,
+                     "probe": json.loads(json.dumps(asdict(ProbeConfig()), default=str))}}
 
 
 def _synth(cfg: DemoConfig, lay: Layout, say: Say) -> None:

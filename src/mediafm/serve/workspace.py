@@ -50,8 +50,9 @@ END_TOLERANCE_S = 0.5  # as apps.titles: a clip may end this far past its title'
 # probabilities, so "unsure" is a score near 0.5. On benchmarks/label_loop.py it also reached a
 # higher held-out AP than the ridge probe from the same labels (200 random labels: tense scene 0.617
 # against 0.583, comedy 0.441 against 0.424), and its suggestions did better than the ridge probe's
-# (whose "unsure" was measured against its best-F1 threshold).
-TAG_PROBE = ProbeConfig(head="logistic")
+# (whose "unsure" was measured against its best-F1 threshold). Its C grid stays at four values: each
+# is an LBFGS fit per inner fold, and a fit must return within seconds while the user waits.
+TAG_PROBE = ProbeConfig(head="logistic", c_grid=(0.001, 0.01, 0.1, 1.0))
 # The loop scores every candidate clip of the catalog from one projection of its shots
 # (`mediafm.apps.labelloop`), which needs a head linear in the mean of a clip's shot vectors.
 TAG_POOLING = "mean"
