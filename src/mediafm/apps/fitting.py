@@ -79,7 +79,7 @@ def fit(store_root: str | Path, labels: str | Path, task: TaskKind, embedding: s
         groups = np.array([r.clip.title for r in rows])
         lengths = np.array([r.clip.end - r.clip.start for r in rows])
         if rows:  # the embedding's parts, each weighed equally by the probe (ProbeConfig.blocks)
-            config = replace(config, blocks=embedder.blocks(int(X.shape[1]), rows[0].clip.title))
+            config = embedder.probe_config(config, X, rows[0].clip.title)
     fitted = fit_probe(X, tg, groups, metric, config)
     thresholds, f1 = best_f1_thresholds(tg.y, fitted.oof_at_c) if tg.kind != "rank" else ((), ())
     s = fitted.cv.score

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 from mediafm.cli._probe import add_probe_options, probe_config
@@ -39,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     groups = np.array([r.clip.title for r in kept])
     config = probe_config(args)
     if kept:  # the embedding's parts, each weighed equally by the probe (ProbeConfig.blocks)
-        config = replace(config, blocks=embedder.blocks(int(X.shape[1]), kept[0].clip.title))
+        config = embedder.probe_config(config, X, kept[0].clip.title)
     res = run_probe(X, tg, groups, args.metric, config)
     out = {"labels": str(Path(args.labels)), "task": args.task, "embedding": args.embedding,
            "pooling": args.pooling, "dim": int(X.shape[1]), "classes": list(tg.classes), **res.to_dict()}

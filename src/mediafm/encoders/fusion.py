@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from mediafm.linalg import l2_normalize
+from mediafm.types import FUSED_BLOCKS
 
 
 def fuse(parts: Sequence[np.ndarray], normalize_modalities: bool = True) -> np.ndarray:
@@ -23,3 +24,9 @@ def fuse(parts: Sequence[np.ndarray], normalize_modalities: bool = True) -> np.n
     """
     blocks = [l2_normalize(p) if normalize_modalities else np.asarray(p, np.float32) for p in parts]
     return l2_normalize(np.concatenate(blocks, axis=1))
+
+
+def block_dims(encoders: dict) -> tuple[int, ...]:
+    """The fused vector's block sizes, in order, from a store's encoder record (the modalities,
+    then the film descriptors where the store has them); blocks the record lacks are left out."""
+    return tuple(int(encoders[b]["dim"]) for b in FUSED_BLOCKS if isinstance(encoders.get(b), dict) and "dim" in encoders[b])

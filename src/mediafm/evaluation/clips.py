@@ -323,12 +323,17 @@ class ClipEmbedder:
         blocks = pooled_blocks(shot, self.pooling)
         return blocks if sum(blocks) == width else (width,)
 
-    def _fused_blocks(self, title: str) -> tuple[int, ...]:
-        from mediafm.types import FUSED_BLOCKS
+    def probe_config(self, config, X: np.ndarray, title: str):
+        """`config` (a ProbeConfig) with the blocks of X, this embedding's clip vectors of `title`'s
+        clips, so that the probe weighs each part equally."""
+        from dataclasses import replace
 
-        encoders = self.store.feature_encoders(title) if hasattr(self.store, "feature_encoders") else {}
-        return tuple(int(encoders[b]["dim"]) for b in FUSED_BLOCKS
-                     if isinstance(encoders.get(b), dict) and "dim" in encoders[b])
+        return replace(config, blocks=self.blocks(int(X.shape[1]), title))
+
+    def _fused_blocks(self, title: str) -> tuple[int, ...]:
+        from mediafm.encoders.fusion import block_dims
+
+        return block_dims(self.store.feature_encoders(title) if hasattr(self.store, "feature_encoders") else {})
 
     def _model_config(self):
         """The contextual model's ModelConfig: the loaded model's, or the one its stored embeddings

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -136,7 +136,7 @@ def run_grid(store_root: str | Path, labels_dir: str | Path, model_dir: str | Pa
             continue
         X = embedder.embed_many(clips, progress=progress)
         index = {c: i for i, c in enumerate(clips)}
-        probe = replace(config, blocks=embedder.blocks(X.shape[1], clips[0].title)) if clips else config
+        probe = embedder.probe_config(config, X, clips[0].title) if clips else config
         for spec in specs:
             rows = kept[spec.name]
             tg = targets(rows, spec.kind, Path(labels_dir) / spec.file)

@@ -32,7 +32,7 @@ from mediafm.training import checkpoint as ckpt
 from mediafm.training.data import (DeviceCache, MaskSpec, ShotCache, build_cache, iter_batches, split_titles,
                                    train_windows)
 from mediafm.training.optim import OptimConfig, build_optimizer, set_lr
-from mediafm.types import FUSED_BLOCKS
+from mediafm.encoders.fusion import block_dims
 
 log = logging.getLogger(__name__)
 
@@ -276,8 +276,7 @@ def modality_dims(encoders: dict, dim: int) -> tuple[int, ...]:
     """The fused vector's block sizes in MODALITIES order (then the film descriptors' block, where the
     store has it), from a store's encoder record; ConfigError when they are not known or do not make
     up `dim` (modality dropout needs them)."""
-    dims = tuple(int(encoders[m]["dim"]) for m in FUSED_BLOCKS
-                 if isinstance(encoders.get(m), dict) and "dim" in encoders[m])
+    dims = block_dims(encoders)
     if sum(dims) != dim:
         raise ConfigError(None, f"modality_dropout needs the fused vector's modality sizes; the store's encoders "
                                 f"give {dims or 'none'} for {dim}-d vectors")
