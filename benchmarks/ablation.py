@@ -86,6 +86,8 @@ REPLICATE_ROWS: dict[str, dict] = {
     "no metadata, dropout 0.1": dict(use_meta=False, dropout=0.1),
     "boundary loss 1.0": dict(boundary_weight=1.0),
     "boundary loss 0.25": dict(boundary_weight=0.25),
+    "medium": dict(preset="medium"),
+    "no metadata, medium": dict(use_meta=False, preset="medium"),
 }
 
 

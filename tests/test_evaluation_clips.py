@@ -157,6 +157,37 @@ def test_cuts_pooling_appends_the_four_cut_distances_only(store):
         ClipEmbedder(store, "fused", "median+cuts")
 
 
+def test_near_pooling_appends_the_mean_of_the_shots_around_the_clip(store):
+    """`+near+cuts`: the pooled vector, the mean of the clip's shots and NEAR_RADIUS shots either
+    side, and the cut distances; a shot past that reach changes nothing, one within it does."""
+    from mediafm.evaluation.clips import NEAR_RADIUS, near_readout
+
+    rng = np.random.default_rng(3)
+    v = rng.normal(size=(14, 5)).astype(np.float32)
+    idx = np.arange(5, 8)
+    out = near_readout(v, idx)
+    assert out.shape == (5 + 4,)
+    np.testing.assert_allclose(out[:5], v[5 - NEAR_RADIUS:8 + NEAR_RADIUS].mean(0), rtol=1e-5)
+    np.testing.assert_array_equal(out[5:], cut_distances(v, idx))
+    inside, far = v.copy(), v.copy()
+    inside[8 + NEAR_RADIUS - 1] += 1.0
+    far[8 + NEAR_RADIUS] += 1.0
+    far[5 - NEAR_RADIUS - 1] += 1.0
+    assert not np.allclose(near_readout(inside, idx), out)
+    np.testing.assert_array_equal(near_readout(far, idx), out)
+    np.testing.assert_allclose(near_readout(v, np.arange(0, 2))[:5], v[:2 + NEAR_RADIUS].mean(0), rtol=1e-5)  # title start
+
+    clip = Clip("a", 0.5, 3.0)  # shots 0-2 of 4
+    fused = store.features("a", "fused")
+    D = fused.shape[1]
+    got = ClipEmbedder(store, "fused", "mean+near+cuts").embed(clip)
+    assert got.shape == (pooled_dim(D, "mean+near+cuts"),) == (2 * D + 4,) and shot_dim(2 * D + 4, "mean+near+cuts") == D
+    np.testing.assert_allclose(got[:D], fused[:3].mean(0), rtol=1e-6)
+    np.testing.assert_allclose(got[D:2 * D], fused[:4].mean(0), rtol=1e-6)
+    assert "mean+near+cuts" in pooling_names()
+    assert ClipEmbedder(store, "fused", "max+near+cuts").embed(clip).shape == (2 * D + 4,)
+
+
 def test_blocks_name_the_parts_of_each_embedding():
     from mediafm.model.transformer import small
 
@@ -178,6 +209,8 @@ def test_blocks_name_the_parts_of_each_embedding():
     d = Model.config.embed_dim
     assert d == 2705 + 4 * 256
     assert ctx.blocks(3 * d + 4, "t") == (1280, 1024, 384, 17, 1024) * 3 + (4,)
+    near = ClipEmbedder(Records(), "fused", "mean+near+cuts")
+    assert near.blocks(2 * 2705 + 4, "t") == (1280, 1024, 384, 17) * 2 + (4,)
     # Records that do not add up to the width: one part (plain standardisation).
     assert fused.blocks(100 + 4, "t") == (100, 4)
     assert ClipEmbedder(Records(), "contextual", "mean", model=Model()).blocks(999, "t") == (999,)

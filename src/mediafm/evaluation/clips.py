@@ -75,6 +75,8 @@ def pool(vectors: np.ndarray, overlap_s: np.ndarray, pooling: str = "mean") -> n
 # suffix ("mean+edges", "mean+cuts"): what a mean of the clip's shots blurs (docs/tasks.md).
 EDGES = "+edges"  # the last shot, the change across the cut after it, and the four cut distances
 CUTS = "+cuts"  # the four cut distances only
+NEAR = "+near+cuts"  # the mean of the shots around the clip, and the four cut distances
+NEAR_RADIUS = 2  # shots either side of a clip that its surroundings' mean takes in
 EDGE_SCALARS = 4  # the cosine distances at the end of edge_readout (and all of cut_distances)
 DEFAULT_POOLING = "mean+cuts"
 
@@ -86,7 +88,7 @@ class _EdgeReadout(NamedTuple):
 
 def _split(name: str) -> tuple[str, _EdgeReadout | None]:
     """(registered pooling, the edge read-out its suffix names or None)."""
-    for suffix, readout in EDGE_READOUTS.items():
+    for suffix, readout in sorted(EDGE_READOUTS.items(), key=lambda kv: -len(kv[0])):  # "+near+cuts" before "+cuts"
         if name.endswith(suffix):
             return name.removesuffix(suffix), readout
     return name, None
@@ -163,7 +165,19 @@ def cut_distances(vectors: np.ndarray, idx: np.ndarray) -> np.ndarray:
                        _cut_distance(vectors, first, 1), _cut_distance(vectors, first, 2)], dtype=np.float32)
 
 
-EDGE_READOUTS: dict[str, _EdgeReadout] = {CUTS: _EdgeReadout(cut_distances, 0), EDGES: _EdgeReadout(edge_readout, 2)}
+def near_readout(vectors: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """[D + 4] a clip's surroundings: the mean of its shots and of the NEAR_RADIUS shots either side
+    of it, then `cut_distances`. What a clip of two or three shots says about its scene's mood
+    shows more clearly over the few shots around it; a linear probe cannot average shots the
+    clip does not contain. Shots further away leave it as is."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    first, last = int(idx[0]), int(idx[-1])
+    near = vectors[max(0, first - NEAR_RADIUS):last + NEAR_RADIUS + 1].mean(axis=0)
+    return np.concatenate([near, cut_distances(vectors, idx)])
+
+
+EDGE_READOUTS: dict[str, _EdgeReadout] = {CUTS: _EdgeReadout(cut_distances, 0), EDGES: _EdgeReadout(edge_readout, 2),
+                                          NEAR: _EdgeReadout(near_readout, 1)}
 
 
 def _cut_distance(vectors: np.ndarray, cut: int, width: int) -> float:
