@@ -15,14 +15,10 @@ from __future__ import annotations
 import argparse
 import os
 from dataclasses import replace
-from pathlib import Path
 
-import numpy as np
-
+from catalog_probes import open_catalog, probe_row, table_head, table_row
 from mediafm.evaluation.clips import ClipEmbedder
-from mediafm.evaluation.grid import TASKS, load_tasks
-from mediafm.evaluation.labels import targets
-from mediafm.evaluation.probes import ProbeConfig, run_probe
+from mediafm.evaluation.probes import ProbeConfig
 
 EARLIER_GRID = (0.001, 0.01, 0.1, 1.0)
 
@@ -35,19 +31,14 @@ def main() -> int:
     p.add_argument("--kinds", nargs="+", default=["fused", "contextual"])
     p.add_argument("--n-boot", type=int, default=200)
     a = p.parse_args()
-    root = Path(a.cache) / (f"seed{a.seed}" if a.catalog == "narrative" else f"{a.catalog}-seed{a.seed}")
-    store, labels, model = root / "store", root / "catalog" / "labels", root / "model"
-    tasks = load_tasks(labels)
-    clips = sorted({r.clip for rows in tasks.values() for r in rows}, key=lambda c: (c.title, c.start, c.end))
-    index = {c: i for i, c in enumerate(clips)}
+    cat = open_catalog(a.cache, a.catalog, a.seed)
     current = ProbeConfig(n_boot=a.n_boot, seed=a.seed)
-    print(f"# probe settings: {root.name}, {len(clips)} clips; current grid C in {current.c_grid}\n")
-    print("| embedding | probe | " + " | ".join(t.name for t in TASKS) + " |")
-    print("|---|---|" + "---|" * len(TASKS))
+    print(f"# probe settings: {cat.root.name}, {len(cat.clips)} clips; current grid C in {current.c_grid}\n")
+    print(table_head("embedding", "probe"))
     for kind in a.kinds:
-        embedder = ClipEmbedder.open(store, kind, model if kind.startswith("contextual") else None)
-        X = embedder.embed_many(clips)
-        blocks = embedder.blocks(X.shape[1], clips[0].title)
+        embedder = ClipEmbedder.open(cat.store, kind, cat.root / "model" if kind.startswith("contextual") else None)
+        X = embedder.embed_many(cat.clips)
+        blocks = embedder.blocks(X.shape[1], cat.clips[0].title)
         variants = {
             "per feature, earlier grid": replace(current, c_grid=EARLIER_GRID),
             "per feature, current grid": current,
@@ -55,13 +46,7 @@ def main() -> int:
             f"equal shares of {len(blocks)} parts, current grid (default)": replace(current, blocks=blocks),
         }
         for name, cfg in variants.items():
-            cells = []
-            for spec in TASKS:
-                rows = tasks[spec.name]
-                Xi = X[[index[r.clip] for r in rows]]
-                groups = np.array([r.clip.title for r in rows])
-                cells.append(run_probe(Xi, targets(rows, spec.kind, labels / spec.file), groups, spec.metric, cfg).score)
-            print(f"| {kind} | {name} | " + " | ".join(f"{s.value:.3f}" for s in cells) + " |", flush=True)
+            print(table_row(kind, name, probe_row(cat, X, cfg)), flush=True)
     return 0
 
 

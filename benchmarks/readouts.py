@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
 import numpy as np
 
+from catalog_probes import open_catalog, probe_row, table_head, table_row
 from mediafm.evaluation.clips import EDGE_SCALARS, ClipEmbedder, shot_dim
-from mediafm.evaluation.grid import TASKS, load_tasks
-from mediafm.evaluation.labels import targets
-from mediafm.evaluation.probes import ProbeConfig, run_probe
+from mediafm.evaluation.probes import ProbeConfig
 
 
 def clip_features(embedder: ClipEmbedder, clips) -> dict[str, np.ndarray]:
@@ -41,24 +39,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kinds", nargs="+", default=["fused", "contextual"], choices=["video", "audio", "text", "fused",
                                                                                      "contextual"])
     a = ap.parse_args(argv)
-    root = Path(a.cache) / (f"seed{a.seed}" if a.catalog == "narrative" else f"{a.catalog}-seed{a.seed}")
-    labels = root / "catalog" / "labels"
-    found = load_tasks(labels, TASKS)
-    clips = sorted({r.clip for rows in found.values() for r in rows}, key=lambda c: (c.title, c.start, c.end))
-    index = {c: i for i, c in enumerate(clips)}
-    print(f"# clip read-outs: {a.catalog} catalog, seed {a.seed}, model {a.model}, {len(clips)} clips\n")
-    print("| kind | read-out | " + " | ".join(t.name for t in TASKS) + " |")
-    print("|---|---|" + "---|" * len(TASKS))
+    cat = open_catalog(a.cache, a.catalog, a.seed)
+    print(f"# clip read-outs: {a.catalog} catalog, seed {a.seed}, model {a.model}, {len(cat.clips)} clips\n")
+    print(table_head("kind", "read-out"))
     for kind in a.kinds:
-        model = root / a.model if kind == "contextual" else None
-        for readout, X in clip_features(ClipEmbedder.open(root / "store", kind, model, "mean+edges"), clips).items():
-            cells = []
-            for spec in TASKS:
-                rows = found[spec.name]
-                score = run_probe(X[[index[r.clip] for r in rows]], targets(rows, spec.kind, labels / spec.file),
-                                  np.array([r.clip.title for r in rows]), spec.metric, ProbeConfig()).score
-                cells.append(f"{score.value:.3f}")
-            print(f"| {kind} | {readout} | " + " | ".join(cells) + " |", flush=True)
+        model = cat.root / a.model if kind == "contextual" else None
+        for readout, X in clip_features(ClipEmbedder.open(cat.store, kind, model, "mean+edges"), cat.clips).items():
+            print(table_row(kind, readout, probe_row(cat, X, ProbeConfig())), flush=True)
     return 0
 
 
