@@ -115,9 +115,15 @@ def test_oracle_targets_per_task_and_without_metadata():
         below = {k: _cell(v - 0.01 * (k == task)) for k, v in at.items()}
         ok, text = tasks.oracle_targets({"contextual": below}, oracle, ["contextual"])
         assert not ok and task in next(line for line in text.splitlines() if "missed" in line)
-    # the row without metadata is not held to the genre target; a missing row fails
+    # the row without metadata is held to the genre target too (metadata can name the genre); a
+    # missing row or cell fails
+    name = "contextual, no metadata"
+    assert tasks.oracle_targets({name: {k: _cell(v) for k, v in at.items()}}, oracle, [name])[0]
+    low_genre = {k: _cell(v - 0.01 * (k == "genre")) for k, v in at.items()}
+    ok, text = tasks.oracle_targets({name: low_genre}, oracle, [name])
+    assert not ok and "[contextual, no metadata] genre" in text and "missed" in text
     no_genre = {k: _cell(v) for k, v in at.items() if k != "genre"}
-    assert tasks.oracle_targets({"contextual, no metadata": no_genre}, oracle, ["contextual, no metadata"])[0]
+    assert not tasks.oracle_targets({name: no_genre}, oracle, [name])[0]
     assert not tasks.oracle_targets({}, oracle, ["contextual"])[0]
 
 
