@@ -181,3 +181,22 @@ def test_tag_per_shot_with_an_empty_clips_list_tags_nothing(catalog):
     head = fit(store.root, labels / "tone.csv", "multilabel", "contextual", config=FAST_PROBE).head
     assert len(tag(store.root, head, clips=[], per="shot")) == 0
     assert len(tag(store.root, head, titles=["title04"], per="shot")) == len(truth["title04"].starts)
+
+
+def test_fit_weighs_the_embeddings_parts_unless_told_not_to(catalog, monkeypatch):
+    """`mediafm fit` gives each part of the embedding an equal share (ProbeConfig.blocks, as the
+    probes do); the tag loop's heads (weigh_parts=False) keep the config's plain standardisation."""
+    import mediafm.apps.fitting as fitting
+    from mediafm.evaluation.clips import ClipEmbedder
+
+    _, store, _, labels = catalog
+    seen = []
+    real = fitting.fit_probe
+    monkeypatch.setattr(fitting, "fit_probe", lambda X, tg, groups, metric, config: seen.append(config.blocks)
+                        or real(X, tg, groups, metric, config))
+    fit(store.root, labels / "popularity.csv", "rank", "contextual", config=FAST_PROBE)
+    fit(store.root, labels / "popularity.csv", "rank", "contextual", config=FAST_PROBE, weigh_parts=False)
+    emb = ClipEmbedder.open(store.root, "contextual")
+    title = store.title_ids()[0]
+    assert seen[0] == emb.blocks(len(emb.embed(Clip(title, 0.0, 1.0))), title) != ()
+    assert seen[1] == FAST_PROBE.blocks == ()

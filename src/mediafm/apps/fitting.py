@@ -41,7 +41,7 @@ class FitResult:
 def fit(store_root: str | Path, labels: str | Path, task: TaskKind, embedding: str = "fused",
         model_dir: str | Path | None = None, pooling: str = DEFAULT_POOLING, config: ProbeConfig | None = None,
         metric: str | None = None, window: int = DEFAULT_WINDOW, progress: bool = False,
-        model_id: str | None = None) -> FitResult:
+        model_id: str | None = None, weigh_parts: bool = True) -> FitResult:
     """Fit a head on all labelled clips of a store.
 
     Args:
@@ -54,6 +54,8 @@ def fit(store_root: str | Path, labels: str | Path, task: TaskKind, embedding: s
             `model_id`, or its only one).
         pooling, config, metric: as for `mediafm probe`.
         window: scenes task only: shots on each side of a cut.
+        weigh_parts: give each part of the embedding an equal share of the probe's variance
+            (ProbeConfig.blocks, as `mediafm probe` does); False keeps `config.blocks`.
 
     Returns:
         FitResult; save its head with `mediafm.apps.head.save_head`.
@@ -78,7 +80,7 @@ def fit(store_root: str | Path, labels: str | Path, task: TaskKind, embedding: s
         X = embedder.embed_many([r.clip for r in rows], progress=progress)
         groups = np.array([r.clip.title for r in rows])
         lengths = np.array([r.clip.end - r.clip.start for r in rows])
-        if rows:  # the embedding's parts, each weighed equally by the probe (ProbeConfig.blocks)
+        if rows and weigh_parts:  # the embedding's parts, each weighed equally by the probe (ProbeConfig.blocks)
             config = embedder.probe_config(config, X, rows[0].clip.title)
     fitted = fit_probe(X, tg, groups, metric, config)
     thresholds, f1 = best_f1_thresholds(tg.y, fitted.oof_at_c) if tg.kind != "rank" else ((), ())

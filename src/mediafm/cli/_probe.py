@@ -28,7 +28,8 @@ def add_probe_options(p: argparse.ArgumentParser, embedding: bool = True, metric
     g.add_argument("--pooling", default=ClipEmbedder.pooling, choices=pooling_names(),
                    help=f"shots -> clip; NAME+cuts also appends how much changes across the cuts before and after "
                         f"the clip (evaluation.clips.cut_distances), NAME+edges also its last shot and the change "
-                        f"across the cut after it (evaluation.clips.edge_readout) (default: {ClipEmbedder.pooling})")
+                        f"across the cut after it (evaluation.clips.edge_readout), NAME+near+cuts also the mean of the shots "
+                        f"around the clip (evaluation.clips.near_readout) (default: {ClipEmbedder.pooling})")
     g.add_argument("--head", default=_P.head, choices=sorted(PROBES), help=f"probe head (default: {_P.head})")
     g.add_argument("--folds", type=count(2), default=_P.folds,
                    help=f"outer CV folds, grouped by title (default: {_P.folds})")

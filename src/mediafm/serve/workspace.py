@@ -53,6 +53,11 @@ END_TOLERANCE_S = 0.5  # as apps.titles: a clip may end this far past its title'
 # (whose "unsure" was measured against its best-F1 threshold). Its C grid stays at four values: each
 # is an LBFGS fit per inner fold, and a fit must return within seconds while the user waits.
 TAG_PROBE = ProbeConfig(head="logistic", c_grid=(0.001, 0.01, 0.1, 1.0))
+# Tag heads standardise every feature alike instead of weighing the embedding's parts equally:
+# with equal parts LBFGS took longer to converge, and a fit on 200 labels went from 7.8 s to
+# 10.6 s on 2 cores without raising the loop's held-out AP (benchmarks/label_loop.py,
+# docs/explorer.md).
+TAG_WEIGH_PARTS = False
 # The loop scores every candidate clip of the catalog from one projection of its shots
 # (`mediafm.apps.labelloop`), which needs a head linear in the mean of a clip's shot vectors.
 TAG_POOLING = "mean"
@@ -301,6 +306,7 @@ class Workspace:
         try:
             _write_labels(d / "fitting.csv", labels)
             res = fit(self.store.root, d / "fitting.csv", "binary", self.embedding, pooling=TAG_POOLING, config=self.probe,
+                      weigh_parts=TAG_WEIGH_PARTS,
                       model_id=self.model_id if self.embedding == "contextual" else None)
             tag.fit.stage = "saving the head"
             save_head(res.head, d / "head")
