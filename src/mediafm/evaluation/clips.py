@@ -88,7 +88,7 @@ class _EdgeReadout(NamedTuple):
 
 def _split(name: str) -> tuple[str, _EdgeReadout | None]:
     """(registered pooling, the edge read-out its suffix names or None)."""
-    for suffix, readout in sorted(EDGE_READOUTS.items(), key=lambda kv: -len(kv[0])):  # "+near+cuts" before "+cuts"
+    for suffix, readout in _BY_LENGTH:
         if name.endswith(suffix):
             return name.removesuffix(suffix), readout
     return name, None
@@ -178,6 +178,8 @@ def near_readout(vectors: np.ndarray, idx: np.ndarray) -> np.ndarray:
 
 EDGE_READOUTS: dict[str, _EdgeReadout] = {CUTS: _EdgeReadout(cut_distances, 0), EDGES: _EdgeReadout(edge_readout, 2),
                                           NEAR: _EdgeReadout(near_readout, 1)}
+# Longest suffix first, so "+near+cuts" is not read as "+cuts"; sorted once, not per clip.
+_BY_LENGTH = sorted(EDGE_READOUTS.items(), key=lambda kv: -len(kv[0]))
 
 
 def _cut_distance(vectors: np.ndarray, cut: int, width: int) -> float:
