@@ -199,7 +199,7 @@ def test_blocks_name_the_parts_of_each_embedding():
             return enc
 
     class Model:
-        config = small(2705, 384)  # the default read-out, stack+input
+        config = small(2705, 384)  # the default read-out, stack+title+input
 
     fused = ClipEmbedder(Records(), "fused", "mean+cuts")
     assert fused.blocks(2705 + 4, "t") == (1280, 1024, 384, 17, 4)
@@ -207,8 +207,8 @@ def test_blocks_name_the_parts_of_each_embedding():
     assert ClipEmbedder(Records(), "audio", "mean+cuts").blocks(1028, "t") == (1024, 4)
     ctx = ClipEmbedder(Records(), "contextual", "mean+edges", model=Model())
     d = Model.config.embed_dim
-    assert d == 2705 + 4 * 256
-    assert ctx.blocks(3 * d + 4, "t") == (1280, 1024, 384, 17, 1024) * 3 + (4,)
+    assert d == 2705 + 5 * 256
+    assert ctx.blocks(3 * d + 4, "t") == (1280, 1024, 384, 17, 1024, 256) * 3 + (4,)
     near = ClipEmbedder(Records(), "fused", "mean+near+cuts")
     assert near.blocks(2 * 2705 + 4, "t") == (1280, 1024, 384, 17) * 2 + (4,)
     # Records that do not add up to the width: one part (plain standardisation).

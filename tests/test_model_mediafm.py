@@ -204,7 +204,7 @@ def test_a_config_saved_with_the_old_defaults_loads_to_the_same_model(tmp_path):
 
 def test_the_default_model_is_the_product_model():
     cfg = small(24)
-    assert (cfg.objective, cfg.neighbor_weight, cfg.distance_bias, cfg.readout) == ("both", 0.5, True, "stack+input")
+    assert (cfg.objective, cfg.neighbor_weight, cfg.distance_bias, cfg.readout) == ("both", 0.5, True, "stack+title+input")
     assert cfg.choices() == TrainConfig().model.choices()
 
 

@@ -195,6 +195,31 @@ def test_masked_readout_predicts_each_shot_from_its_context_alone():
     assert not np.allclose(a[6], b[6], atol=1e-4)  # ... but it is context for its neighbours
 
 
+def test_title_readout_gives_every_shot_its_windows_summary_as_a_part_of_its_own():
+    from mediafm.evaluation.clips import readout_blocks
+    torch.manual_seed(0)
+    cfg = tiny(24, 0, readout="stack+title+input", max_shots=8)
+    m = MediaFM(cfg).eval()
+    x = _unit(torch.randn(6, 24)).numpy()
+    out = m.embed_title(x)
+    assert readout_blocks(cfg, (16, 8)) == (16, 8, cfg.n_layers * cfg.hidden, cfg.hidden)
+    title = out[:, -cfg.hidden:]
+    title = title / np.linalg.norm(title, axis=1, keepdims=True)  # each shot's read-out part is scaled alone
+    assert np.allclose(title, title[0], atol=1e-5)  # one summary for the whole title
+    # the mean of the shots' final states, normalised as the layers are (the part is scaled with
+    # the stack to unit length, so compare directions)
+    m.config.readout = "hidden"
+    states = torch.as_tensor(m.embed_title(x)).mean(0)
+    summary = torch.nn.functional.layer_norm(states, states.shape)
+    cos = torch.nn.functional.cosine_similarity(torch.as_tensor(title[0]), summary, dim=0)
+    assert float(cos) > 0.9999
+    # the summary of the first shots' title changes when the last shot changes
+    x2 = x.copy()
+    x2[-1] = _unit(torch.randn(24)).numpy()
+    m.config.readout = "stack+title+input"
+    assert not np.allclose(m.embed_title(x2)[0, -cfg.hidden:], title[0], atol=1e-4)
+
+
 def test_neighbor_loss_is_minimal_when_each_shot_names_its_neighbours():
     from mediafm.model.transformer import neighbor_loss
     x = _unit(torch.randn(2, 8, 16))

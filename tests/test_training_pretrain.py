@@ -322,9 +322,10 @@ def test_embed_store_writes_contextual_embeddings(store_root, tmp_path):
     assert res.titles == SMALL.n_titles and res.model_id.startswith("mediafm-tiny-")
     assert store.model_ids() == [res.model_id]
     info = json.loads((store.contextual_dir(res.model_id) / "model.json").read_text())
-    # <name>-<10 hex of the weights>-<read-out>; the default read-out joins the layers with the input
-    assert res.model_id == f"mediafm-tiny-{info['weights_sha256'][:10]}-stack-input"
-    assert info["readout"] == "stack+input" and info["dim"] == 2 * 64 + 16
+    # <name>-<10 hex of the weights>-<read-out>; the default read-out joins the layers and the
+    # title's summary with the input
+    assert res.model_id == f"mediafm-tiny-{info['weights_sha256'][:10]}-stack-title-input"
+    assert info["readout"] == "stack+title+input" and info["dim"] == 3 * 64 + 16
     model = load_pretrained(out)
     tid = store.title_ids()[0]
     emb, cls = model.embed_title(store.features(tid), store.meta_embedding(tid), return_cls=True)

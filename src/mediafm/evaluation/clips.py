@@ -121,14 +121,14 @@ def pooled_blocks(blocks: tuple[int, ...], pooling: str) -> tuple[int, ...]:
 def readout_blocks(cfg, input_blocks: tuple[int, ...] = ()) -> tuple[int, ...]:
     """The parts of a model's per-shot vector (cfg: its ModelConfig), sizes in order: for a
     `NAME+input` read-out the input's blocks (`input_blocks` when they make up input_dim, else the
-    whole input) then NAME's part; else the one vector."""
+    whole input) then NAME's parts; else the read-out's parts."""
     from mediafm.model.transformer import READOUTS
 
     base = cfg.readout.removesuffix("+input")
     if base == cfg.readout:
-        return (cfg.embed_dim,)
+        return READOUTS[base].part_sizes(cfg)
     ins = tuple(input_blocks) if input_blocks and sum(input_blocks) == cfg.input_dim else (cfg.input_dim,)
-    return (*ins, READOUTS[base].size(cfg))
+    return (*ins, *READOUTS[base].part_sizes(cfg))
 
 
 def shot_dim(pooled: int, pooling: str) -> int:

@@ -80,7 +80,7 @@ class ModelConfig:
     temperature: float = 0.1  # InfoNCE softmax temperature (contrastive objectives)
     # Weight of the neighbour loss (0 = off): each shot's output names the shots before and after it
     neighbor_weight: float = 0.5
-    readout: str = "stack+input"  # what embed_title (and so `mediafm embed`) returns per shot: a name in READOUTS
+    readout: str = "stack+title+input"  # what embed_title (and so `mediafm embed`) returns per shot: a name in READOUTS
     # Attention scores between shots lowered by slope_h * distance in shots, one slope per head
     # from 1/4 to 1/4**n_heads (ALiBi, Press et al. 2022): a prior that shots near each other
     # belong together (scenes), which learned positions must otherwise learn from the data. On
@@ -577,15 +577,23 @@ class Window(NamedTuple):
 class Readout(NamedTuple):
     size: Callable[[ModelConfig], int]  # length of each shot's vector
     vectors: Callable[[MediaFM, Window], torch.Tensor]  # -> [B, N, size]
+    # the vector's parts, sizes in order (a probe weighs each part equally); None: one part
+    parts: Callable[[ModelConfig], tuple[int, ...]] | None = None
+
+    def part_sizes(self, config: ModelConfig) -> tuple[int, ...]:
+        return (self.size(config),) if self.parts is None else tuple(self.parts(config))
 
 
-def register_readout(name: str, size: Callable[[ModelConfig], int]) -> Callable:
-    """Register `fn(model, window) -> [B, N, size(config)]` as read-out `name`, and as `name+input`."""
+def register_readout(name: str, size: Callable[[ModelConfig], int],
+                     parts: Callable[[ModelConfig], tuple[int, ...]] | None = None) -> Callable:
+    """Register `fn(model, window) -> [B, N, size(config)]` as read-out `name`, and as `name+input`
+    (whose parts are the input, then `parts` or the one read-out vector)."""
 
     def deco(fn: Callable[[MediaFM, Window], torch.Tensor]) -> Callable:
-        _register_readout(name)(Readout(size, fn))
+        _register_readout(name)(Readout(size, fn, parts))
         _register_readout(name + "+input")(Readout(lambda c: c.input_dim + size(c),
-                                                   lambda m, w: _join_input(w.fused, fn(m, w))))
+                                                   lambda m, w: _join_input(w.fused, fn(m, w)),
+                                                   None if parts is None else lambda c: (c.input_dim, *parts(c))))
         return fn
     return deco
 
@@ -614,6 +622,23 @@ def _layers(model: MediaFM, w: Window) -> torch.Tensor:
 @register_readout("stack", size=lambda c: c.n_layers * c.hidden)
 def _stack(model: MediaFM, w: Window) -> torch.Tensor:
     return torch.cat(_normed_layers(w), -1)
+
+
+def _title_summary(w: Window) -> torch.Tensor:
+    """[B, N, h] the mean of the window's real shots' final states (each title's summary in the
+    model's space), normalised as the layers are, repeated for every shot."""
+    real = w.pad[..., None].to(w.shots.dtype)
+    mean = (w.shots * real).sum(1) / real.sum(1).clamp(min=1)
+    return F.layer_norm(mean, mean.shape[-1:])[:, None].expand_as(w.shots)
+
+
+@register_readout("stack+title", size=lambda c: (c.n_layers + 1) * c.hidden,
+                  parts=lambda c: (c.n_layers * c.hidden, c.hidden))
+def _stack_title(model: MediaFM, w: Window) -> torch.Tensor:
+    """`stack` and the title's summary: what a clip's shots say in context, and what the whole
+    title (window) says, side by side. Title-level labels (genre, a series' tone) are a property of
+    every shot of a title; a shot's own state carries them only as far as pretraining asked it to."""
+    return torch.cat([_stack(model, w), _title_summary(w)], -1)
 
 
 @register_readout("masked", size=lambda c: c.input_dim)
