@@ -4,8 +4,8 @@
     python benchmarks/embed.py --device cpu --preset tiny --titles 4       # the same paths on a CPU
 
 A synthetic store (random unit vectors, `--titles` titles of 600 shots, fused dim 2688) and a
-randomly initialised model with pretraining's default read-out (`stack+input`: 12 x 768 + 2688
-floats per shot for `base`), saved as `mediafm pretrain` saves one. "model" times
+randomly initialised model with pretraining's default read-out (`stack+title+input`: 13 x 768 +
+2688 floats per shot for `base`), saved as `mediafm pretrain` saves one. "model" times
 `MediaFM.embed_title` on features already in memory (windows of 512 shots, stride 256, float32);
 "end to end" is `embed_store`, which also reads each title's features and writes its embeddings
 (Parquet). Weights do not change the speed, so no training is needed.
