@@ -338,8 +338,8 @@ ORACLE_TARGETS = {"genre": 0.90, "tone": 0.90, "ad_relevancy": 0.90, "popularity
 def oracle_targets(rows: dict[str, dict], oracle: dict[str, dict], names: list[str]) -> tuple[bool, str]:
     """Whether each named row reaches ORACLE_TARGETS of the `cues + context` oracle on every task,
     genre included for a row named "... no metadata": the metadata can name a title's genre, so
-    that row is the one that shows the model finds it. Returns (every target met, the text); a
-    missing row or cell counts as missed."""
+    that row is the one that shows the model finds it. Returns (every target met, the text, shares
+    to a tenth of a percent so that 89.8% does not print as 90%); a missing row or cell counts as missed."""
     top = oracle["cues + context"]
     ok, lines = True, []
     for name in names:
@@ -350,7 +350,7 @@ def oracle_targets(rows: dict[str, dict], oracle: dict[str, dict], names: list[s
             got = None if v is None else v / top[task].value
             good = got is not None and got >= share
             ok &= good
-            lines.append(f"  [{name}] {task:13s} " + ("no value" if got is None else f"{got:.0%} of the oracle")
+            lines.append(f"  [{name}] {task:13s} " + ("no value" if got is None else f"{got:.1%} of the oracle")
                          + f" (target {share:.0%})" + ("" if good else "  <- target missed"))
     return ok, "\n".join(lines)
 
