@@ -162,11 +162,10 @@ def main() -> int:
             print(text)
             ok &= met
             # the shares the targets are stated for: the mean of the trainings
-            label = f"contextual, {name}, mean of {len(recs)}"
-            mean_rows = {f"contextual-isolated, {name}, mean of {len(recs)}": means["contextual-isolated"],
-                         label: means["contextual"]}
+            row = f"{name}, mean of {len(recs)}"
+            mean_rows = {f"{kind}, {row}": means[kind] for kind in ("contextual-isolated", "contextual")}
             print(f"\n{oracle_share(mean_rows, oracle)}\n")
-            met, text = oracle_targets(mean_rows, oracle, [label])
+            met, text = oracle_targets(mean_rows, oracle, [f"contextual, {row}"])
             print(f"Share of the oracle reached (mean of {len(recs)} trainings):\n{text}")
             ok &= met
     if a.scaling:
@@ -338,8 +337,9 @@ ORACLE_TARGETS = {"genre": 0.90, "tone": 0.90, "ad_relevancy": 0.90, "popularity
 def oracle_targets(rows: dict[str, dict], oracle: dict[str, dict], names: list[str]) -> tuple[bool, str]:
     """Whether each named row reaches ORACLE_TARGETS of the `cues + context` oracle on every task,
     genre included for a row named "... no metadata": the metadata can name a title's genre, so
-    that row is the one that shows the model finds it. Returns (every target met, the text, shares
-    to a tenth of a percent so that 89.8% does not print as 90%); a missing row or cell counts as missed."""
+    that row is the one that shows the model finds it. Returns (every target met, the text); the
+    text gives shares to a tenth of a percent, so 89.8% does not print as 90%. A missing row or
+    cell counts as missed."""
     top = oracle["cues + context"]
     ok, lines = True, []
     for name in names:

@@ -119,16 +119,15 @@ def pooled_blocks(blocks: tuple[int, ...], pooling: str) -> tuple[int, ...]:
 
 
 def readout_blocks(cfg, input_blocks: tuple[int, ...] = ()) -> tuple[int, ...]:
-    """The parts of a model's per-shot vector (cfg: its ModelConfig), sizes in order: for a
-    `NAME+input` read-out the input's blocks (`input_blocks` when they make up input_dim, else the
-    whole input) then NAME's parts; else the read-out's parts."""
+    """The parts of a model's per-shot vector (cfg: its ModelConfig), sizes in order: the read-out's
+    parts (Readout.part_sizes), a `NAME+input` read-out's input split into `input_blocks` when
+    they make up input_dim."""
     from mediafm.model.transformer import READOUTS
 
-    base = cfg.readout.removesuffix("+input")
-    if base == cfg.readout:
-        return READOUTS[base].part_sizes(cfg)
-    ins = tuple(input_blocks) if input_blocks and sum(input_blocks) == cfg.input_dim else (cfg.input_dim,)
-    return (*ins, *READOUTS[base].part_sizes(cfg))
+    parts = READOUTS[cfg.readout].part_sizes(cfg)
+    if cfg.readout.endswith("+input") and input_blocks and sum(input_blocks) == cfg.input_dim:
+        return (*input_blocks, *parts[1:])
+    return parts
 
 
 def shot_dim(pooled: int, pooling: str) -> int:

@@ -587,13 +587,14 @@ class Readout(NamedTuple):
 def register_readout(name: str, size: Callable[[ModelConfig], int],
                      parts: Callable[[ModelConfig], tuple[int, ...]] | None = None) -> Callable:
     """Register `fn(model, window) -> [B, N, size(config)]` as read-out `name`, and as `name+input`
-    (whose parts are the input, then `parts` or the one read-out vector)."""
+    (whose parts are the input, then `name`'s parts)."""
 
     def deco(fn: Callable[[MediaFM, Window], torch.Tensor]) -> Callable:
-        _register_readout(name)(Readout(size, fn, parts))
+        base = Readout(size, fn, parts)
+        _register_readout(name)(base)
         _register_readout(name + "+input")(Readout(lambda c: c.input_dim + size(c),
                                                    lambda m, w: _join_input(w.fused, fn(m, w)),
-                                                   None if parts is None else lambda c: (c.input_dim, *parts(c))))
+                                                   lambda c: (c.input_dim, *base.part_sizes(c))))
         return fn
     return deco
 
